@@ -1,0 +1,117 @@
+"""The `bnnlib` command line: data, book, run, bench.
+
+Each subcommand parses its arguments and calls one function of the package; the heavy modules
+are imported only when their command runs, so `bnnlib --help` stays fast. A `BnnlibError` is
+printed as one line (no traceback) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bnnlib.errors import BnnlibError
+
+
+def _data_synth(args: argparse.Namespace) -> None:
+    from bnnlib.data.synth import write_profile
+
+    out = write_profile(args.profile, Path(args.out), seed=args.seed)
+    print(f"wrote the synthetic '{args.profile}' dataset to {out}")
+
+
+def _data_download(args: argparse.Namespace) -> None:
+    from bnnlib.data.download import download_dataset
+
+    for path in download_dataset(args.version, Path(args.dest)):
+        print(path)
+
+
+def _book(args: argparse.Namespace) -> None:
+    from bnnlib.runner import build_book
+
+    build_book(args.profile, data_dir=args.data_dir, force=args.force, jobs=args.jobs)
+
+
+def _run(args: argparse.Namespace) -> None:
+    from bnnlib.runner import parse_overrides, run_chapter
+
+    run_chapter(
+        args.chapter,
+        args.profile,
+        overrides=parse_overrides(args.param or []),
+        data_dir=args.data_dir,
+        force=args.force,
+        jobs=args.jobs,
+        build=not args.no_build,
+    )
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from bnnlib.bench import run_benchmark
+
+    run_benchmark(scale=args.scale, out=Path(args.out), draws=args.draws)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="default", help="a profile in book/params/ (quick, default, numerai)")
+    parser.add_argument("--data-dir", default=None, help="folder of real Numerai files (numerai profile)")
+    parser.add_argument("--force", action="store_true", help="recompute fits and scores, ignoring the cache")
+    parser.add_argument("--jobs", type=int, default=1, help="fit independent models in N local processes")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bnnlib", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="make or fetch datasets").add_subparsers(
+        dest="data_command", required=True, metavar="DATA_COMMAND"
+    )
+    synth = data.add_parser("synth", help="write a synthetic Numerai-like dataset")
+    synth.add_argument("--profile", default="default", help="tiny, quick or default")
+    synth.add_argument("--out", required=True, help="folder to write into")
+    synth.add_argument("--seed", type=int, default=None, help="override the profile's seed")
+    synth.set_defaults(func=_data_synth)
+    download = data.add_parser("download", help="download Numerai data with numerapi (network)")
+    download.add_argument("--version", default="v5.2", help="dataset version, e.g. v5.2 or v4.3")
+    download.add_argument("--dest", required=True, help="folder to write into")
+    download.set_defaults(func=_data_download)
+
+    book = commands.add_parser("book", help="execute every chapter and build the HTML book")
+    _add_run_options(book)
+    book.set_defaults(func=_book)
+
+    run = commands.add_parser("run", help="rerun one chapter with changed parameters")
+    run.add_argument("chapter", help="chapter name, e.g. burn_eras")
+    _add_run_options(run)
+    run.add_argument(
+        "-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+        help="set a chapter parameter; VALUE is read as YAML, e.g. -p priors '[\"laplace\"]'",
+    )
+    run.add_argument("--no-build", action="store_true", help="execute the chapter only, skip the HTML build")
+    run.set_defaults(func=_run)
+
+    bench = commands.add_parser("bench", help="measure training, drawing and scoring speed")
+    bench.add_argument("--scale", default="small", help="small (default) or v3 (the real data's size)")
+    bench.add_argument("--out", default="_build/bench.json", help="where to write the JSON")
+    bench.add_argument("--draws", type=int, default=1000, help="posterior draws to time")
+    bench.set_defaults(func=_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except BnnlibError as error:
+        print(f"bnnlib: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bnnlib: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Likelihoods: how the network's outputs become the means of one or several targets.
+
+The talk's study 3 compares generative models of several targets; each is a `Likelihood` here,
+with the network unchanged. Every model is scored on the main target's mean.
+
+- single: y_main ~ Normal(f(x), sigma).
+- h1: main and the two auxiliary targets share one mean and one noise scale.
+- h2: main and the two auxiliary targets are affine maps a_k z + c_k of one shared latent z = f(x),
+  each with its own noise (what the NN Starter's multi-output layer amounts to).
+- h3: as h2, for the 20-day and the 60-day main target.
+- h4: the network gives two outputs (u, v); the 60-day mean is v and the 20-day mean is u + beta v,
+  so the posterior of beta says how much the 60-day mean explains the 20-day mean.
+
+The head parameters (a, c, beta) are Bayesian: they sit in theta after the network's and get the
+same prior, with fan-in 1. A missing (NaN) target masks only its own term, not the row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bnnlib.errors import unknown_name
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """A generative model of targets given the network's outputs."""
+
+    name: str
+    targets: tuple[str, ...]  # target roles: main, aux0, aux1, long
+    n_outputs: int  # network outputs it needs
+    n_head_params: int  # Bayesian parameters of its own, appended to theta
+    sigma_index: tuple[int, ...]  # which noise scale each target uses
+    description: str
+
+    @property
+    def n_sigmas(self) -> int:
+        return max(self.sigma_index) + 1
+
+    def head_init(self) -> torch.Tensor:
+        """Starting values of the head parameters: the identity map (a = 1, c = 0, beta = 0)."""
+        if self.name in ("h2", "h3"):
+            k = len(self.targets)
+            return torch.cat([torch.ones(k), torch.zeros(k)])
+        return torch.zeros(self.n_head_params)
+
+    def means(self, out: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
+        """Means of every target: out [..., n, n_outputs], head [..., H] -> [..., n, T]."""
+        if self.name == "single":
+            return out
+        if self.name == "h1":
+            return out.expand(*out.shape[:-1], len(self.targets))
+        if self.name in ("h2", "h3"):
+            k = len(self.targets)
+            scale, shift = head[..., :k], head[..., k:]
+            return out * scale.unsqueeze(-2) + shift.unsqueeze(-2)
+        # h4: the 60-day mean v explains the 20-day mean through beta.
+        u, v = out[..., 0], out[..., 1]
+        beta = head[..., 0:1]
+        return torch.stack([u + beta * v, v], dim=-1)
+
+    def main_mean(self, out: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
+        """The mean of the main target, [..., n]: the prediction every model is scored on."""
+        if self.name in ("single", "h1"):
+            return out[..., 0]
+        if self.name in ("h2", "h3"):
+            k = len(self.targets)
+            return out[..., 0] * head[..., 0:1] + head[..., k : k + 1]
+        return out[..., 0] + head[..., 0:1] * out[..., 1]
+
+
+LIKELIHOODS = {
+    "single": Likelihood("single", ("main",), 1, 0, (0,), "one target: y ~ Normal(f(x), sigma)"),
+    "h1": Likelihood(
+        "h1", ("main", "aux0", "aux1"), 1, 0, (0, 0, 0),
+        "H1: the three 20-day targets are drawn from one distribution (one mean, one sigma)",
+    ),
+    "h2": Likelihood(
+        "h2", ("main", "aux0", "aux1"), 1, 6, (0, 1, 2),
+        "H2: each 20-day target's mean is an affine map of one shared latent",
+    ),
+    "h3": Likelihood(
+        "h3", ("main", "long"), 1, 4, (0, 1),
+        "H3: the 20-day and 60-day means are affine maps of one shared latent",
+    ),
+    "h4": Likelihood(
+        "h4", ("main", "long"), 2, 1, (0, 1),
+        "H4: the 60-day mean is an explanatory variable of the 20-day mean (weight beta)",
+    ),
+}
+HYPOTHESES = tuple(LIKELIHOODS)
+
+
+def get_likelihood(name: str) -> Likelihood:
+    key = str(name).lower()
+    if key not in LIKELIHOODS:
+        raise unknown_name("hypothesis", name, HYPOTHESES)
+    return LIKELIHOODS[key]
+
+
+def masked_normal_log_prob(y: torch.Tensor, mean: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Normal log density per row, summed over targets, with NaN targets contributing 0."""
+    observed = ~torch.isnan(y)
+    z = (torch.where(observed, y, mean) - mean) / sigma
+    log_prob = -0.5 * z * z - torch.log(sigma) - 0.9189385332046727  # log sqrt(2 pi)
+    return (log_prob * observed).sum(-1)

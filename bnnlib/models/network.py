@@ -1,0 +1,108 @@
+"""The NN Starter's multilayer perceptron as a function of one flat parameter vector.
+
+Keeping every weight and bias in one flat vector theta lets the same forward pass serve the
+baseline (one theta), the Bayesian network (a theta drawn from the guide) and posterior
+prediction (a stack of S thetas, vectorised over the leading draw dimension). Layout of theta:
+for each layer, its weight matrix (fan_in x fan_out, row-major) then its bias; the likelihood's
+own parameters (a multi-target head) follow the network's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from bnnlib.errors import BnnlibError
+
+TALK_HIDDEN = (128, 64, 64)
+"""The talk's baseline: four fully connected layers, 128, 64, 64 hidden units, then the output."""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Sizes of an MLP: inputs, hidden layers (none gives a linear model), outputs."""
+
+    n_inputs: int
+    hidden: tuple[int, ...] = TALK_HIDDEN
+    n_outputs: int = 1
+
+    def __post_init__(self) -> None:
+        sizes = (self.n_inputs, *self.hidden, self.n_outputs)
+        if any(int(s) != s or s < 1 for s in sizes):
+            raise BnnlibError(
+                f"layer sizes must be positive integers, got inputs={self.n_inputs}, "
+                f"hidden={list(self.hidden)}, outputs={self.n_outputs}"
+            )
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+
+    @property
+    def layers(self) -> list[tuple[int, int]]:
+        """(fan_in, fan_out) of each linear layer, input to output."""
+        sizes = (self.n_inputs, *self.hidden, self.n_outputs)
+        return list(zip(sizes[:-1], sizes[1:]))
+
+    @property
+    def n_params(self) -> int:
+        return sum(fan_in * fan_out + fan_out for fan_in, fan_out in self.layers)
+
+    @property
+    def macs_per_row(self) -> int:
+        """Multiply-adds of one forward pass of one row (2 FLOPs each)."""
+        return sum(fan_in * fan_out for fan_in, fan_out in self.layers)
+
+
+def fan_in_per_param(arch: Architecture) -> torch.Tensor:
+    """The fan-in of the layer each entry of theta belongs to (for He-scaled priors)."""
+    parts = [torch.full((fan_in * fan_out + fan_out,), float(fan_in)) for fan_in, fan_out in arch.layers]
+    return torch.cat(parts)
+
+
+def he_init(arch: Architecture, generator: torch.Generator) -> torch.Tensor:
+    """He initialisation (std sqrt(2 / fan_in)) of the weights, zero biases, as one theta."""
+    parts = []
+    for fan_in, fan_out in arch.layers:
+        std = math.sqrt(2.0 / fan_in)
+        parts.append(torch.randn(fan_in * fan_out, generator=generator) * std)
+        parts.append(torch.zeros(fan_out))
+    return torch.cat(parts)
+
+
+def unflatten(theta: torch.Tensor, arch: Architecture) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Views of theta ([..., P]) as (weight [..., fan_in, fan_out], bias [..., fan_out]) per layer."""
+    layers, start = [], 0
+    lead = theta.shape[:-1]
+    for fan_in, fan_out in arch.layers:
+        weight = theta[..., start : start + fan_in * fan_out].reshape(*lead, fan_in, fan_out)
+        start += fan_in * fan_out
+        bias = theta[..., start : start + fan_out]
+        start += fan_out
+        layers.append((weight, bias))
+    return layers
+
+
+def forward(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """One network on a batch: x [n, in] -> [n, out]. ReLU between layers, linear output."""
+    h = x
+    last = len(layers) - 1
+    for i, (weight, bias) in enumerate(layers):
+        h = torch.addmm(bias, h, weight)
+        if i < last:
+            h = torch.relu(h)
+    return h
+
+
+def forward_draws(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """S networks on the same rows: x [n, in], weights [S, in, out] -> [S, n, out].
+
+    Batched matrix products over the draw dimension; activations are updated in place so a chunk
+    allocates one buffer per layer and nothing else.
+    """
+    h = x.unsqueeze(0).expand(layers[0][0].shape[0], -1, -1)
+    last = len(layers) - 1
+    for i, (weight, bias) in enumerate(layers):
+        h = torch.baddbmm(bias.unsqueeze(-2), h, weight)
+        if i < last:
+            h.clamp_(min=0.0)
+    return h

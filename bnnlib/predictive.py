@@ -1,0 +1,150 @@
+"""Drawing S predictions per row and scoring them, vectorised over draws and streamed over rows.
+
+`pyro.infer.Predictive` loops over draws in Python and would hold draws x rows x hidden units at
+once; here every model, Bayesian or not, is a `DrawSource` that predicts a chunk of draws for a
+block of rows in batched matrix products, and `score_draws` walks the validation set one era at a
+time, a chunk of draws at a time, keeping only running sums per row and one score per draw and era.
+Memory is bounded by the chunk, whatever the number of draws and rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from bnnlib.metrics import draws_era_corr, draws_era_numerai_corr
+from bnnlib.models.likelihoods import Likelihood
+from bnnlib.models.network import Architecture, forward_draws, unflatten
+
+CHUNK_BYTES = 48 * 2**20
+"""Activation memory one chunk of draws x rows may use; sized so a chunk stays near the CPU's cache."""
+
+
+class DrawSource(Protocol):
+    """Anything that gives S predictions of the main target per row."""
+
+    n_draws: int
+
+    def predict(self, x: torch.Tensor, draws: slice, block: int = 0) -> torch.Tensor:
+        """Predictions [len(draws), n] of draws `draws` for the rows x [n, features]; `block`
+        numbers the row block, for sources whose draws are random per row (MC dropout)."""
+
+
+@dataclass
+class ThetaDraws:
+    """Draws given as a stack of parameter vectors: posterior samples, ensemble members, or one net."""
+
+    thetas: torch.Tensor  # [S, P]
+    arch: Architecture
+    likelihood: Likelihood
+
+    @property
+    def n_draws(self) -> int:
+        return self.thetas.shape[0]
+
+    def predict(self, x: torch.Tensor, draws: slice, block: int = 0) -> torch.Tensor:
+        theta = self.thetas[draws]
+        p = self.arch.n_params
+        out = forward_draws(x, unflatten(theta[:, :p], self.arch))
+        return self.likelihood.main_mean(out, theta[:, p:])
+
+
+@dataclass
+class DropoutDraws:
+    """MC dropout: each draw is one stochastic forward pass of a network trained with dropout.
+
+    Masks come from a generator seeded by (seed, block, first draw of the chunk), so the same
+    rows and chunking give the same draws."""
+
+    theta: torch.Tensor
+    arch: Architecture
+    p: float
+    n_draws: int
+    seed: int = 0
+
+    def predict(self, x: torch.Tensor, draws: slice, block: int = 0) -> torch.Tensor:
+        start, stop, _ = draws.indices(self.n_draws)
+        generator = torch.Generator().manual_seed(hash((self.seed, block, start)) % 2**63)
+        h = x.unsqueeze(0).expand(stop - start, -1, -1)
+        layers = unflatten(self.theta, self.arch)
+        for i, (weight, bias) in enumerate(layers):
+            h = torch.matmul(h, weight) + bias
+            if i < len(layers) - 1:
+                keep = torch.rand(h.shape, generator=generator) >= self.p
+                h = h.clamp_(min=0.0) * keep / (1.0 - self.p)
+        return h[..., 0]
+
+
+@dataclass
+class DrawScores:
+    """What scoring S draws on a validation set leaves: enough for every study of the book."""
+
+    ids: pd.Index
+    eras: np.ndarray  # era of each row, in `ids` order
+    ensemble: np.ndarray  # mean prediction over draws, per row
+    std: np.ndarray  # standard deviation of the predictions over draws, per row
+    era_names: list[str]
+    draw_corr: np.ndarray  # [S, E] 2021 corr of each draw in each era
+    draw_numerai_corr: np.ndarray  # [S, E] numerai_corr of each draw in each era
+
+    @property
+    def n_draws(self) -> int:
+        return self.draw_corr.shape[0]
+
+    def predictions(self) -> pd.DataFrame:
+        """The ensemble's predictions as a Numerai user reads them: index id, era, prediction."""
+        return pd.DataFrame({"era": self.eras, "prediction": self.ensemble}, index=self.ids)
+
+    def era_std(self) -> pd.Series:
+        """Mean predictive std within each era: the talk's burn-era detector."""
+        return pd.Series(self.std).groupby(self.eras).mean()
+
+    def draw_summary(self, kind: str = "corr") -> pd.DataFrame:
+        """Per draw: mean, std and Sharpe over eras of its per-era score."""
+        scores = self.draw_corr if kind == "corr" else self.draw_numerai_corr
+        mean, std = scores.mean(1), scores.std(1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sharpe = np.where(std > 0, mean / std, np.nan)
+        return pd.DataFrame({"mean": mean, "std": std, "sharpe": sharpe})
+
+
+def draw_chunk(n_rows: int, widest: int, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """How many draws to push through together for a block of n_rows rows."""
+    return max(1, chunk_bytes // max(1, n_rows * widest * 4))
+
+
+def score_draws(source: DrawSource, x: torch.Tensor, target: np.ndarray, eras: np.ndarray, ids: pd.Index,
+                widest: int = 128, progress: bool | None = None) -> DrawScores:
+    """Predict every draw on every row and score each draw per era, one era at a time."""
+    target = np.asarray(target, dtype=np.float32)
+    eras = np.asarray(eras)
+    era_names, era_of_row = np.unique(eras, return_inverse=True)
+    order = np.argsort(era_of_row, kind="stable")
+    bounds = np.searchsorted(era_of_row[order], np.arange(len(era_names) + 1))
+    n_draws = source.n_draws
+    total = np.zeros(len(target))
+    total_sq = np.zeros(len(target))
+    corr = np.zeros((n_draws, len(era_names)), dtype=np.float32)
+    ncorr = np.zeros_like(corr)
+    with torch.inference_mode():
+        for e in tqdm(range(len(era_names)), desc="scoring eras", unit="era", disable=None if progress is None else not progress, leave=False):
+            rows = order[bounds[e] : bounds[e + 1]]
+            x_era = x[torch.from_numpy(rows)]
+            t_era = torch.from_numpy(target[rows])
+            step = draw_chunk(len(rows), widest)
+            for start in range(0, n_draws, step):
+                draws = slice(start, min(start + step, n_draws))
+                preds = source.predict(x_era, draws, block=e)
+                corr[draws, e] = draws_era_corr(preds, t_era).numpy()
+                ncorr[draws, e] = draws_era_numerai_corr(preds, t_era).numpy()
+                preds64 = preds.double()
+                total[rows] += preds64.sum(0).numpy()
+                total_sq[rows] += (preds64 * preds64).sum(0).numpy()
+    mean = total / n_draws
+    std = np.sqrt(np.maximum(total_sq / n_draws - mean * mean, 0.0))
+    return DrawScores(ids, eras, mean, std, [str(e) for e in era_names], corr, ncorr)

@@ -1,0 +1,116 @@
+"""Executors: the same results in order in-process and in processes; failures name their item."""
+
+from __future__ import annotations
+
+import pytest
+
+from bnnlib.errors import BnnlibError
+from bnnlib.executor import (
+    InProcessExecutor,
+    ProcessExecutor,
+    make_executor,
+    threads_per_worker,
+)
+
+
+def seeded_fit(item: tuple[int, float]) -> dict:
+    """A small, seeded torch computation standing in for a fit."""
+    import torch
+
+    seed, scale = item
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(50, 4, generator=generator, dtype=torch.float64) * scale
+    return {"seed": seed, "value": float((x @ x.T).trace())}
+
+
+def torch_threads(item: object) -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def fail_on_three(item: int) -> int:
+    if item == 3:
+        raise ValueError(f"cannot fit {item}")
+    return item * 10
+
+
+def user_error_on_two(item: int) -> int:
+    if item == 2:
+        raise BnnlibError("prior 'cauchy' is unknown; choose one of: 'flat', 'normal'")
+    return item
+
+
+ITEMS = [(seed, 1.0 + seed / 10) for seed in (5, 1, 4, 2, 3)]
+
+
+@pytest.fixture(scope="module")
+def two_processes():
+    with ProcessExecutor(2) as executor:
+        yield executor
+
+
+def test_in_process_and_processes_agree_in_order(two_processes):
+    here = InProcessExecutor().map(seeded_fit, ITEMS)
+    there = two_processes.map(seeded_fit, ITEMS)
+    assert [r["seed"] for r in here] == [5, 1, 4, 2, 3]
+    assert there == here
+
+
+def test_progress_counts_every_item(two_processes):
+    for executor in (InProcessExecutor(progress=None), two_processes):
+        seen = []
+        executor.progress = lambda done, total: seen.append((done, total))
+        executor.map(fail_on_three, [1, 2, 4])
+        assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_workers_share_the_cores(two_processes):
+    threads = two_processes.map(torch_threads, [None, None])
+    assert threads == [threads_per_worker(2)] * 2
+    assert threads_per_worker(2, cpus=16) == 8
+    assert threads_per_worker(4, cpus=2) == 1
+
+
+@pytest.mark.parametrize("executor", ["in-process", "processes"])
+def test_failure_names_the_item(executor, two_processes):
+    runner = InProcessExecutor() if executor == "in-process" else two_processes
+    with pytest.raises(ValueError, match="cannot fit 3") as info:
+        runner.map(fail_on_three, [1, 2, 3, 4])
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "fail_on_three failed on item 2 (3)" in notes
+
+
+@pytest.mark.parametrize("executor", ["in-process", "processes"])
+def test_user_error_stays_a_bnnlib_error(executor, two_processes):
+    runner = InProcessExecutor() if executor == "in-process" else two_processes
+    with pytest.raises(BnnlibError) as info:
+        runner.map(user_error_on_two, [1, 2])
+    message = str(info.value)
+    assert message.startswith("user_error_on_two failed on item 1 (2): prior 'cauchy' is unknown")
+    assert isinstance(info.value.__cause__, BnnlibError)
+
+
+def test_unpicklable_function_is_refused_before_starting(two_processes):
+    with pytest.raises(BnnlibError, match="--jobs 1"):
+        two_processes.map(lambda x: x, [1, 2])
+
+
+def test_empty_items(two_processes):
+    assert two_processes.map(seeded_fit, []) == []
+    assert InProcessExecutor().map(seeded_fit, []) == []
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 65, 2.0, True, "2", None])
+def test_bad_jobs(jobs):
+    with pytest.raises(BnnlibError, match="from 1 to 64"):
+        make_executor(jobs)
+    with pytest.raises(BnnlibError, match="from 1 to 64"):
+        ProcessExecutor(jobs)
+
+
+def test_make_executor_picks_the_kind():
+    assert isinstance(make_executor(1), InProcessExecutor)
+    executor = make_executor(3)
+    assert isinstance(executor, ProcessExecutor) and executor.jobs == 3
+    assert isinstance(make_executor(64), ProcessExecutor)

@@ -1,0 +1,237 @@
+"""Per-era scores of many posterior draws at once, vectorised over draws.
+
+The posterior engine draws S predictions per row and streams the rows era by era, so each
+call here scores one era's block `preds` [S, n] against its `target` [n] and returns one
+score per draw [S]; the per-era scores of all eras [E, S] then summarise per draw
+(`draws_score_summary`) into a distribution of corr mean, Sharpe and drawdown over draws.
+
+The results equal bnnlib.metrics.era_corr / era_numerai_corr applied draw by draw:
+- corr (2021): ranks with ties broken by order of appearance (pandas method="first");
+  a draw constant within the era therefore still gets the corr of the row order with the
+  target, exactly as the pandas score does.
+- numerai_corr: ties averaged, gaussianised, power 1.5; a draw constant within the era has
+  all its gaussianised ranks equal to 0 and scores 0 (no ranking, nothing earned).
+Rows whose target is NaN are dropped before ranking. Scores are float64, on preds' device.
+
+Speed: one sort per draw is the whole cost. On the CPU the float32 values and their row
+numbers are packed into one int64 key (order-preserving bits above, row below) and sorted
+by numpy's vectorised sort, which is several times faster than torch's argsort there and
+stable by construction; elsewhere (a GPU) torch.sort(stable=True) is used. Tie groups come
+from the sorted values: group start = running max of "new value" positions, group end =
+reversed running min of "last of its value" positions, average rank = (start + end)/2 + 1.
+The gaussianised value of every possible average rank is tabulated once per call, so no
+ndtri runs on the [S, n] block.
+"""
+
+from __future__ import annotations
+
+from typing import Hashable
+
+import numpy as np
+import torch
+from scipy import special
+
+from bnnlib.errors import BnnlibError
+
+__all__ = ["draws_era_corr", "draws_era_numerai_corr", "draws_era_scores", "draws_score_summary"]
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _where(era: Hashable | None) -> str:
+    return "" if era is None else f" in era {era!r}"
+
+
+def _prepare(preds: torch.Tensor, target, era: Hashable | None) -> tuple[torch.Tensor, np.ndarray]:
+    """The draws restricted to rows with a target, and that target (float64, NumPy)."""
+    if not isinstance(preds, torch.Tensor) or preds.ndim != 2 or not preds.is_floating_point():
+        shape = tuple(preds.shape) if hasattr(preds, "shape") else type(preds).__name__
+        raise BnnlibError(
+            f"preds must be a floating torch tensor [draws, rows], got {shape}; "
+            f"for one prediction per row use bnnlib.metrics.era_corr"
+        )
+    if isinstance(target, torch.Tensor):
+        target = target.detach().cpu().numpy()
+    t = np.asarray(target, dtype=np.float64)
+    if t.ndim != 1 or len(t) != preds.shape[1]:
+        raise BnnlibError(
+            f"target has shape {t.shape} but preds has {preds.shape[1]} rows{_where(era)}; "
+            f"pass the target of the same rows, one value per row"
+        )
+    known = ~np.isnan(t)
+    if int(known.sum()) < 2:
+        raise BnnlibError(
+            f"{int(known.sum())} row(s) with a target{_where(era)} ({len(t)} in all); a correlation "
+            f"needs at least 2: drop that era, or check that the era column is the right one"
+        )
+    if not known.all():
+        preds = preds[:, torch.from_numpy(known).to(preds.device)]
+        t = t[known]
+    if np.ptp(t) == 0:
+        raise BnnlibError(
+            f"the target is constant{_where(era)} ({len(t)} rows), so its correlation is undefined; "
+            f"drop that era or score against another target"
+        )
+    if torch.isnan(preds).any():
+        raise BnnlibError(
+            f"preds contain NaN{_where(era)}; a model must predict every row: fix the model "
+            f"(e.g. a diverged fit) before scoring its draws"
+        )
+    if preds.dtype not in (torch.float32, torch.float64):
+        preds = preds.float()  # half precision widens exactly: same order, same ties
+    return preds.detach(), t
+
+
+# ----------------------------------------------------------------------------- sorting
+
+
+def _sort_rows_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stable ascending order of each row, and whether each sorted value (but the first) is new."""
+    n = x.shape[1]
+    if x.dtype == np.float32:
+        bits = (x + np.float32(0.0)).view(np.int32)  # + 0.0 turns -0.0 into 0.0 (they are equal)
+        key = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).astype(np.int64)  # int order == float order
+        key <<= 32
+        key |= np.arange(n, dtype=np.int64)  # row number below: ties keep their row order
+        key.sort(axis=1)
+        order = key & 0xFFFFFFFF
+        key >>= 32
+        return order, key[:, 1:] != key[:, :-1]
+    order = np.argsort(x, axis=1, kind="stable")
+    ordered = np.take_along_axis(x, order, axis=1)
+    return order, ordered[:, 1:] != ordered[:, :-1]
+
+
+def _sort_rows_torch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    ordered, order = torch.sort(x, dim=1, stable=True)
+    return order, ordered[:, 1:] != ordered[:, :-1]
+
+
+def _tie_index_numpy(new: np.ndarray) -> np.ndarray:
+    """start + end (0-based sorted positions) of each value's tie group: 2 x average rank - 2."""
+    rows, n = new.shape[0], new.shape[1] + 1
+    position = np.arange(n)
+    edge = np.ones((rows, 1), dtype=bool)
+    start = np.maximum.accumulate(np.where(np.hstack([edge, new]), position, 0), axis=1)
+    last = np.where(np.hstack([new, edge]), position, n)[:, ::-1]
+    end = np.minimum.accumulate(last, axis=1)[:, ::-1]
+    return start + end
+
+
+def _tie_index_torch(new: torch.Tensor) -> torch.Tensor:
+    rows, n = new.shape[0], new.shape[1] + 1
+    position = torch.arange(n, device=new.device)
+    edge = torch.ones((rows, 1), dtype=torch.bool, device=new.device)
+    start = torch.cummax(torch.where(torch.cat([edge, new], 1), position, 0), dim=1).values
+    last = torch.where(torch.cat([new, edge], 1), position, n).flip(1)
+    end = torch.cummin(last, dim=1).values.flip(1)
+    return start + end
+
+
+# ----------------------------------------------------------------------------- scores
+
+
+def _signed_pow15(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.abs(x) ** 1.5
+
+
+def _corr_rows(p, t_sorted, t_ss: float):
+    """Pearson of each row of p with the matching row of the gathered, centred target; 0 if p is constant."""
+    centred = p - p.sum(1)[:, None] / p.shape[1]
+    numerator = (centred * t_sorted).sum(1)
+    denominator = ((centred * centred).sum(1) * t_ss) ** 0.5
+    return numerator / (denominator + (denominator == 0))
+
+
+def _numpy_backend(x: torch.Tensor) -> bool:
+    """Whether to sort with NumPy (CPU tensors: shares their memory, much faster sort)."""
+    return x.device.type == "cpu"
+
+
+def _scores(preds, target, era, want_corr: bool, want_numerai: bool):
+    x, t = _prepare(preds, target, era)
+    n = t.shape[0]
+    on_cpu = _numpy_backend(x)
+    if on_cpu:
+        order, new = _sort_rows_numpy(x.numpy())
+        tie_index = _tie_index_numpy
+    else:
+        order, new = _sort_rows_torch(x)
+        tie_index = _tie_index_torch
+
+    def table(values: np.ndarray):
+        return values if on_cpu else torch.from_numpy(values).to(x.device)
+
+    def result(values) -> torch.Tensor:
+        return torch.from_numpy(values) if on_cpu else values
+
+    corr = numerai = None
+    if want_corr:
+        weights = (np.arange(n) + 0.5) / n - 0.5  # centred (rank - 0.5) / n at each sorted position
+        centred = t - t.mean()
+        scale = float(np.sqrt((weights @ weights) * (centred @ centred)))
+        corr = result((table(centred)[order] @ table(weights)) / scale)
+    if want_numerai:
+        transformed = _signed_pow15(t - t.mean())
+        transformed = transformed - transformed.mean()
+        t_sorted = table(transformed)[order]
+        t_ss = float(transformed @ transformed)
+        # gaussianised, powered value of every possible average rank: index k = 2 x rank - 2
+        gauss = table(_signed_pow15(special.ndtri((np.arange(2 * n - 1) + 1.0) / (2 * n))))
+        numerai = _corr_rows(gauss[None, 0::2], t_sorted, t_ss)  # draws without ties
+        tied = ~new.all(1)
+        if bool(tied.any()):
+            numerai[tied] = _corr_rows(gauss[tie_index(new[tied])], t_sorted[tied], t_ss)
+        numerai = result(numerai)
+    return corr, numerai
+
+
+def draws_era_scores(
+    preds: torch.Tensor, target, era: Hashable | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(2021 corr, numerai_corr) of each draw within one era, sharing one sort: two [S] tensors.
+
+    preds: [S, n] predictions of S draws for the era's n rows; target: [n] (NaN rows dropped);
+    era: only named in error messages.
+    """
+    return _scores(preds, target, era, True, True)
+
+
+def draws_era_corr(preds: torch.Tensor, target, era: Hashable | None = None) -> torch.Tensor:
+    """The 2021 corr of each draw within one era: [S]. Ties ranked by order of appearance."""
+    return _scores(preds, target, era, True, False)[0]
+
+
+def draws_era_numerai_corr(preds: torch.Tensor, target, era: Hashable | None = None) -> torch.Tensor:
+    """numerai_corr of each draw within one era: [S]. Ties averaged; a constant draw scores 0."""
+    return _scores(preds, target, era, False, True)[1]
+
+
+def draws_score_summary(per_era: torch.Tensor) -> dict:
+    """Per-draw summary of per-era scores [E, S] (eras in time order): each entry is [S].
+
+    Same definitions as bnnlib.metrics.score_summary, column by column: mean, std (ddof=0),
+    sharpe (NaN where std is 0), max_drawdown (<= 0, on the compounded 1 + score curve),
+    n_negative (burn eras); n_eras is a plain int.
+    """
+    if not isinstance(per_era, torch.Tensor) or per_era.ndim != 2 or per_era.shape[0] == 0:
+        raise BnnlibError(
+            "per_era must be a torch tensor [eras, draws] with at least one era; "
+            "stack the per-era results of draws_era_scores with torch.stack"
+        )
+    if torch.isnan(per_era).any():
+        raise BnnlibError("per-era scores contain NaN; drop those eras before summarising")
+    scores = per_era.to(torch.float64)
+    mean = scores.mean(0)
+    std = scores.std(0, correction=0)
+    curve = torch.cumprod(1.0 + scores, dim=0)
+    drawdown = (curve / torch.cummax(curve, dim=0).values - 1.0).min(0).values
+    return {
+        "mean": mean,
+        "std": std,
+        "sharpe": torch.where(std > 0, mean / std, torch.full_like(std, float("nan"))),
+        "max_drawdown": drawdown,
+        "n_eras": int(scores.shape[0]),
+        "n_negative": (scores < 0).sum(0),
+    }

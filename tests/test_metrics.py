@@ -1,0 +1,283 @@
+"""bnnlib.metrics against independent computations whose answers are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from numerai_tools.scoring import numerai_corr
+from scipy import stats
+
+from bnnlib import metrics, metrics_draws
+from bnnlib.errors import BnnlibError
+
+BINS = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+BIN_P = [0.05, 0.2, 0.5, 0.2, 0.05]
+
+
+def numerai_like(seed: int, sizes=(40, 55, 31, 70), n_features: int = 6):
+    """Eras of uneven size, five-bin target, float16-rounded predictions (many ties)."""
+    rng = np.random.default_rng(seed)
+    eras = np.concatenate([[f"{i + 1:04d}"] * size for i, size in enumerate(sizes)])
+    n = len(eras)
+    features = pd.DataFrame(rng.choice(BINS, size=(n, n_features)), columns=[f"feature_{i}" for i in range(n_features)])
+    target = rng.choice(BINS, size=n, p=BIN_P)
+    predictions = (0.3 * target + rng.normal(size=n)).astype(np.float16).astype(np.float64)
+    order = rng.permutation(n)  # eras interleaved, not sorted
+    return (
+        pd.Series(predictions[order], name="prediction"),
+        pd.Series(target[order], name="target"),
+        pd.Series(eras[order], name="era"),
+        features.iloc[order].reset_index(drop=True),
+    )
+
+
+# ----------------------------------------------------------------------------- 2021 corr
+
+
+def test_era_corr_equals_pearson_of_pandas_first_ranks_with_target():
+    p, t, e, _ = numerai_like(0)
+    got = metrics.era_corr(p, t, e)
+    assert list(got.index) == sorted(set(e)) and got.index.name == "era"
+    for era, value in got.items():
+        rows = e == era
+        ranked = (p[rows].rank(method="first") - 0.5) / rows.sum()
+        assert value == pytest.approx(stats.pearsonr(ranked, t[rows])[0], abs=1e-12)
+
+
+def test_era_corr_constructed_eras_have_known_values():
+    # distinct predictions: their rank is linear in them, so corr is their Pearson with the target
+    p = [1, 2, 3, 4, 4, 3, 2, 1, 7, 7, 7, 7]
+    t = [0, 1, 0, 1, 1, 2, 3, 4, 0, 0, 1, 1]
+    e = ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    got = metrics.era_corr(p, t, e)
+    assert got["a"] == pytest.approx(1 / math.sqrt(5))
+    assert got["b"] == pytest.approx(-1.0)
+    # all tied: ranked by order of appearance 1..4, so corr((1,2,3,4), (0,0,1,1)) = 2 / sqrt(5)
+    assert got["c"] == pytest.approx(2 / math.sqrt(5))
+
+
+def test_era_corr_is_spearman_when_the_target_is_a_ranking():
+    rng = np.random.default_rng(1)
+    p = rng.normal(size=200)
+    t = rng.permutation(200).astype(float)
+    got = metrics.era_corr(p, t, np.zeros(200, dtype=int))
+    assert got.iloc[0] == pytest.approx(stats.spearmanr(p, t)[0], abs=1e-12)
+
+
+def test_predictions_equal_to_the_target_rank_score_the_rank_target_corr():
+    p, t, e, _ = numerai_like(2)
+    ranks = t.groupby(e).rank(method="first")
+    got = metrics.era_corr(ranks, t, e)
+    for era, value in got.items():
+        assert value == pytest.approx(np.corrcoef(ranks[e == era], t[e == era])[0, 1], abs=1e-12)
+        assert value > 0.8
+
+
+# ----------------------------------------------------------------------------- numerai_corr
+
+
+def test_era_numerai_corr_matches_numerai_tools_era_by_era():
+    p, t, e, _ = numerai_like(3)
+    got = metrics.era_numerai_corr(p, t, e)
+    assert len(got) == 4
+    for era, value in got.items():
+        rows = (e == era).to_numpy()
+        reference = numerai_corr(pd.DataFrame({"p": p[rows].to_numpy()}), pd.Series(t[rows].to_numpy(), name="t"))
+        assert value == pytest.approx(reference["p"], abs=1e-12)
+
+
+def test_era_numerai_corr_of_a_constant_prediction_is_zero():
+    got = metrics.era_numerai_corr([0.5] * 5, [0, 0.25, 0.5, 1, 1], ["x"] * 5)
+    assert got["x"] == 0.0
+
+
+def test_numerai_corr_differs_from_the_2021_corr():
+    p, t, e, _ = numerai_like(4)
+    assert not np.allclose(metrics.era_numerai_corr(p, t, e), metrics.era_corr(p, t, e))
+
+
+# ----------------------------------------------------------------------------- NaN targets and bad input
+
+
+def test_rows_with_nan_target_are_dropped():
+    p, t, e, _ = numerai_like(5)
+    t_nan = t.copy()
+    t_nan.iloc[::7] = np.nan
+    keep = t_nan.notna()
+    for score in (metrics.era_corr, metrics.era_numerai_corr):
+        pd.testing.assert_series_equal(score(p, t_nan, e), score(p[keep], t[keep], e[keep]))
+
+
+def test_an_era_without_two_scorable_rows_is_refused_with_its_name():
+    t = [0.1, np.nan, 0.5, 0.3, 0.7]
+    with pytest.raises(BnnlibError, match=r"era '0002' has 1 row.*2 in all.*drop that era"):
+        metrics.era_corr([1, 2, 3, 4, 5], t, ["0002", "0002", "0003", "0003", "0003"])
+
+
+def test_length_mismatch_index_mismatch_nan_predictions_and_constant_target_are_refused():
+    with pytest.raises(BnnlibError, match="different numbers of rows"):
+        metrics.era_corr([1, 2, 3], [1, 2], ["a", "a", "a"])
+    with pytest.raises(BnnlibError, match="different indexes"):
+        metrics.era_corr(pd.Series([1, 2, 3]), pd.Series([1, 2, 3], index=[2, 1, 0]), ["a"] * 3)
+    with pytest.raises(BnnlibError, match="NaN"):
+        metrics.era_numerai_corr([1, np.nan, 3], [1, 2, 3], ["a"] * 3)
+    with pytest.raises(BnnlibError, match="constant in era 'a'"):
+        metrics.era_corr([1, 2, 3], [1, 1, 1], ["a"] * 3)
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def test_score_summary_worked_by_hand():
+    scores = pd.Series([0.1, -0.05, 0.02, -0.1, 0.03])
+    got = metrics.score_summary(scores)
+    mean = 0.0 / 5 + (0.1 - 0.05 + 0.02 - 0.1 + 0.03) / 5
+    std = math.sqrt(sum((x - mean) ** 2 for x in scores) / 5)
+    assert got["mean"] == pytest.approx(mean)
+    assert got["std"] == pytest.approx(std)
+    assert got["sharpe"] == pytest.approx(mean / std)
+    # compounded: 1.1, 1.045, 1.0659, 0.95931, ... ; the peak is 1.1, the trough 1.1 * 0.95 * 1.02 * 0.9
+    assert got["max_drawdown"] == pytest.approx(0.95 * 1.02 * 0.9 - 1)
+    assert (got["n_eras"], got["n_negative"]) == (5, 2)
+
+
+def test_score_summary_without_losses_has_no_drawdown_and_one_era_has_no_sharpe():
+    assert metrics.score_summary(pd.Series([0.01, 0.02, 0.0]))["max_drawdown"] == 0.0
+    assert math.isnan(metrics.score_summary(pd.Series([0.01]))["sharpe"])
+    with pytest.raises(BnnlibError, match="non-empty"):
+        metrics.score_summary(pd.Series([], dtype=float))
+
+
+# ----------------------------------------------------------------------------- features
+
+
+def test_feature_exposure_of_a_feature_is_one_and_matches_pandas():
+    p, t, e, x = numerai_like(6)
+    assert metrics.feature_exposure(x["feature_2"], x, e) == pytest.approx(1.0)
+    assert metrics.feature_exposure(-3 * x["feature_4"] + 1, x, e) == pytest.approx(1.0)
+    frame = x.assign(p=p, era=e)
+    reference = frame.groupby("era").apply(lambda d: d[x.columns].corrwith(d["p"]).abs().max()).mean()
+    assert metrics.feature_exposure(p, x, e) == pytest.approx(reference, abs=1e-12)
+    assert metrics.feature_exposure(p, x, e) < 0.9
+
+
+def test_neutralize_matches_the_2021_pinv_formula_and_leaves_no_exposure():
+    p, _, e, x = numerai_like(7)
+    got = metrics.neutralize(p, x, e)
+    for era in sorted(set(e)):
+        rows = (e == era).to_numpy()
+        scores = stats.norm.ppf((stats.rankdata(p[rows], method="ordinal") - 0.5) / rows.sum())
+        exposures = x[rows].to_numpy()
+        expected = scores - exposures @ (np.linalg.pinv(exposures) @ scores)
+        np.testing.assert_allclose(got[rows], expected / expected.std(), atol=1e-9)
+        np.testing.assert_allclose(exposures.T @ got[rows], 0, atol=1e-8)
+    half = metrics.neutralize(p, x, e, proportion=0.0)
+    rows = (e == "0001").to_numpy()
+    scores = stats.norm.ppf((stats.rankdata(p[rows], method="ordinal") - 0.5) / rows.sum())
+    np.testing.assert_allclose(half[rows], scores / scores.std())
+    with pytest.raises(BnnlibError, match="proportion"):
+        metrics.neutralize(p, x, e, proportion=2)
+
+
+def test_feature_neutral_corr_keeps_only_the_skill_outside_the_features():
+    # predictions = a linear combination of features + a small part of their own. Against a
+    # target made of the feature part the feature-neutral corr is ~0; against one made of the
+    # prediction's own part it is high. (A pure linear combination does not give exactly 0 with
+    # the 2021 convention: it neutralises the rank-gaussianised predictions, a nonlinear map.)
+    rng = np.random.default_rng(8)
+    n, eras = 3000, np.repeat(["0001", "0002", "0003"], 1000)
+    x = pd.DataFrame(rng.normal(size=(n, 10)))
+    linear = x.to_numpy() @ rng.normal(size=10)
+    own = 0.3 * linear.std() * rng.normal(size=n)
+    p = linear + own
+    from_features = linear + linear.std() * rng.normal(size=n)
+    from_own = own + own.std() * rng.normal(size=n)
+    assert metrics.era_corr(p, from_features, eras).min() > 0.5
+    assert np.abs(metrics.feature_neutral_corr(p, x, from_features, eras)).max() < 0.1
+    assert metrics.era_corr(p, from_own, eras).max() < 0.4
+    assert metrics.feature_neutral_corr(p, x, from_own, eras).min() > 0.55
+
+
+def test_neutralising_against_more_features_than_rows_is_refused():
+    x = np.random.default_rng(9).normal(size=(4, 6))
+    with pytest.raises(BnnlibError, match="fewer"):
+        metrics.feature_neutral_corr([1, 2, 3, 4], x, [0, 1, 0, 1], ["a"] * 4)
+
+
+# ----------------------------------------------------------------------------- draws (torch)
+
+
+def random_draws(seed: int, draws: int, rows: int):
+    rng = np.random.default_rng(seed)
+    preds = rng.normal(size=(draws, rows)).astype(np.float16).astype(np.float32)  # forces ties
+    if draws > 1:
+        preds[0] = preds[0, 0]  # one constant draw
+    if draws > 2 and rows > 2:
+        preds[1, : rows // 2] = -0.0  # negative and positive zero tie
+        preds[1, rows // 2 :] = 0.0
+    target = rng.choice(BINS, size=rows, p=BIN_P)
+    target[:2] = [0.0, 1.0]  # never constant
+    return preds, target
+
+
+def assert_draws_match_pandas(preds: np.ndarray, target: np.ndarray, corr, numerai) -> None:
+    eras = np.zeros(len(target), dtype=int)
+    assert corr.dtype == numerai.dtype == torch.float64 and corr.shape == (len(preds),)
+    for draw in range(len(preds)):
+        assert corr[draw].item() == pytest.approx(metrics.era_corr(preds[draw], target, eras).iloc[0], abs=1e-5)
+        expected = metrics.era_numerai_corr(preds[draw], target, eras).iloc[0]
+        assert numerai[draw].item() == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("numpy_backend", [True, False])
+@pytest.mark.parametrize("draws,rows", [(12, 400), (1, 50), (5, 2), (3, 3)])
+def test_draws_scores_equal_the_pandas_scores_draw_by_draw(monkeypatch, numpy_backend, draws, rows):
+    monkeypatch.setattr(metrics_draws, "_numpy_backend", lambda x: numpy_backend)
+    preds, target = random_draws(draws * rows, draws, rows)
+    corr, numerai = metrics.draws_era_scores(torch.from_numpy(preds), torch.from_numpy(target))
+    assert_draws_match_pandas(preds, target, corr, numerai)
+    torch.testing.assert_close(metrics.draws_era_corr(torch.from_numpy(preds), target), corr)
+    torch.testing.assert_close(metrics.draws_era_numerai_corr(torch.from_numpy(preds), target), numerai)
+
+
+def test_draws_without_ties_float64_and_half_precision():
+    rng = np.random.default_rng(10)
+    target = rng.choice(BINS, size=300, p=BIN_P)
+    continuous = rng.normal(size=(4, 300))
+    assert_draws_match_pandas(continuous, target, *metrics.draws_era_scores(torch.from_numpy(continuous), target))
+    half = torch.from_numpy(continuous).half()
+    assert_draws_match_pandas(half.double().numpy(), target, *metrics.draws_era_scores(half, target))
+
+
+def test_draws_drop_rows_with_nan_target():
+    preds, target = random_draws(11, 6, 120)
+    target[5::4] = np.nan
+    keep = ~np.isnan(target)
+    corr, numerai = metrics.draws_era_scores(torch.from_numpy(preds), target)
+    assert_draws_match_pandas(preds[:, keep], target[keep], corr, numerai)
+
+
+def test_draws_bad_input_is_refused():
+    preds = torch.zeros(3, 4)
+    with pytest.raises(BnnlibError, match="same rows"):
+        metrics.draws_era_corr(preds, np.zeros(5))
+    with pytest.raises(BnnlibError, match="era '0007'.*at least 2"):
+        metrics.draws_era_numerai_corr(preds, [np.nan, 1.0, np.nan, np.nan], era="0007")
+    with pytest.raises(BnnlibError, match="NaN"):
+        metrics.draws_era_corr(torch.full((3, 4), float("nan")), [0.0, 1.0, 0.0, 1.0])
+    with pytest.raises(BnnlibError, match="torch tensor"):
+        metrics.draws_era_corr(np.zeros((3, 4)), [0.0, 1.0, 0.0, 1.0])
+
+
+def test_draws_score_summary_equals_score_summary_per_draw():
+    per_era = torch.from_numpy(np.random.default_rng(12).normal(0.01, 0.03, size=(30, 5)))
+    got = metrics.draws_score_summary(per_era)
+    assert got["n_eras"] == 30
+    for draw in range(5):
+        expected = metrics.score_summary(pd.Series(per_era[:, draw].numpy()))
+        for key in ("mean", "std", "sharpe", "max_drawdown", "n_negative"):
+            assert got[key][draw].item() == pytest.approx(expected[key], abs=1e-12)

@@ -38,6 +38,7 @@ class SVIConfig:
     init_scale: float = 1e-2  # the guide's starting standard deviation for every parameter
     sigma: float | None = None  # a known noise scale, or None to learn one per target
     seed: int = 0
+    lr_final_ratio: float = 1.0  # the lr decays geometrically per epoch to lr * this (talk: constant)
 
 
 class BayesianMLP(torch.nn.Module):
@@ -129,6 +130,7 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
     net = BayesianMLP(arch, likelihood, prior, config.init_scale, sigma_init, generator,
                       learn_sigma=config.sigma is None)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=config.lr)
+    decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_final_ratio ** (1.0 / config.epochs))
     elbo = Trace_ELBO(num_particles=1)
     n_rows = x.shape[0]
     history = {"elbo_per_row": [], "sigma": [], "epoch_seconds": []}
@@ -141,6 +143,7 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(rows) / n_rows
+        decay.step()
         history["elbo_per_row"].append(-total / n_rows)
         history["sigma"].append(torch.exp(net.log_sigma).tolist())
         history["epoch_seconds"].append(time.perf_counter() - started)

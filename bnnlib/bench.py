@@ -1,0 +1,161 @@
+"""`bnnlib bench`: how fast the engine trains, draws and scores, against the machine's ceiling.
+
+It measures, side by side in one run on random Numerai-shaped data (38 features on 5 levels,
+eras of equal size): an epoch of the baseline MLP and of the BNN's SVI (same rows, batches and
+architecture); S posterior draws over the validation rows, predictions alone and with scoring;
+the same draws through `pyro.infer.Predictive`; and a large float32 matrix product as the
+practical ceiling. Nothing here is a test: tests never time anything.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyro
+import torch
+
+from bnnlib.errors import unknown_name
+from bnnlib.models.baseline import TrainConfig, train_mlp
+from bnnlib.models.bnn import BayesianMLP, SVIConfig, fit_bnn
+from bnnlib.models.likelihoods import get_likelihood
+from bnnlib.models.network import Architecture, forward, unflatten
+from bnnlib.models.training import seed_everything
+from bnnlib.predictive import ThetaDraws, draw_chunk, score_draws
+
+
+@dataclass(frozen=True)
+class Scale:
+    train_rows: int
+    validation_rows: int
+    eras: int
+    pyro_draws: int  # draws timed through pyro's Predictive (extrapolated linearly to all draws)
+
+
+SCALES = {
+    "small": Scale(200_000, 105 * 1_000, 105, 1000),
+    "v3": Scale(2_412_105, 539_658, 105, 50),
+}
+N_FEATURES = 38
+
+
+def numerai_like(rows: int, eras: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """Random features and a target on Numerai's 5 levels, rows split evenly into eras."""
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(rng.integers(0, 5, (rows, N_FEATURES), dtype=np.int8).astype(np.float32) / 4)
+    levels = np.array([0, 0.25, 0.5, 0.75, 1.0], dtype=np.float32)
+    y = torch.from_numpy(rng.choice(levels, rows, p=[0.05, 0.2, 0.5, 0.2, 0.05]).astype(np.float32))
+    era = (np.arange(rows) * eras // rows).astype(np.int32)
+    return x, y, np.char.zfill(era.astype(str), 4)
+
+
+def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def epoch_seconds(x: torch.Tensor, y: torch.Tensor, arch: Architecture, epochs: int = 3) -> tuple[float, float]:
+    """Median epoch time of the baseline and of the BNN (normal prior), same data and batches."""
+    mlp = train_mlp(x, y, arch, TrainConfig(epochs=epochs), progress=False)
+    bnn = fit_bnn(x, y.unsqueeze(1), arch, get_likelihood("single"), "normal", SVIConfig(epochs=epochs), progress=False)
+    return float(np.median(mlp.history["epoch_seconds"])), float(np.median(bnn.history["epoch_seconds"]))
+
+
+def predict_all(source: ThetaDraws, x: torch.Tensor, eras: np.ndarray, widest: int) -> float:
+    """Seconds to push every draw through every row, era by era, keeping only a running sum."""
+    bounds = np.flatnonzero(np.r_[True, eras[1:] != eras[:-1], True])
+    total = torch.zeros(x.shape[0], dtype=torch.float64)
+    started = time.perf_counter()
+    with torch.inference_mode():
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            step = draw_chunk(hi - lo, widest)
+            for start in range(0, source.n_draws, step):
+                total[lo:hi] += source.predict(x[lo:hi], slice(start, start + step)).sum(0)
+    return time.perf_counter() - started
+
+
+def pyro_predictive_seconds(net: BayesianMLP, x: torch.Tensor, draws: int) -> float:
+    """The same draws through pyro.infer.Predictive (a Python loop over draws)."""
+
+    def model(x):
+        theta = pyro.sample("theta", net.prior)
+        layers, head = net.split(theta)
+        pyro.deterministic("mean", net.likelihood.main_mean(forward(x, layers), head))
+
+    def guide(x):
+        net.guide(x, None, None, None)
+
+    predictive = pyro.infer.Predictive(model, guide=guide, num_samples=draws, return_sites=("mean",))
+    started = time.perf_counter()
+    with torch.no_grad():
+        predictive(x)
+    return time.perf_counter() - started
+
+
+def run_benchmark(scale: str = "small", out: Path = Path("_build/bench.json"), draws: int = 1000,
+                  seed: int = 0) -> dict:
+    """Measure, print a table, write JSON; returns the figures."""
+    if scale not in SCALES:
+        raise unknown_name("scale", scale, SCALES)
+    size = SCALES[scale]
+    seed_everything(seed)
+    arch = Architecture(N_FEATURES)
+    x, y, _ = numerai_like(size.train_rows, 574, seed)
+    mlp_epoch, bnn_epoch = epoch_seconds(x, y, arch)
+    del x, y
+
+    xv, yv, eras = numerai_like(size.validation_rows, size.eras, seed + 1)
+    generator = torch.Generator().manual_seed(seed)
+    likelihood = get_likelihood("single")
+    net = BayesianMLP(arch, likelihood, "normal", 1e-2, torch.tensor([0.22]), generator)
+    posterior = net.posterior()
+    source = ThetaDraws(posterior.sample(draws, generator), arch, likelihood)
+    widest = max(arch.hidden)
+    predictive_s = predict_all(source, xv, eras, widest)
+    started = time.perf_counter()
+    score_draws(source, xv, yv.numpy(), eras, pd.RangeIndex(len(yv)), widest, progress=False)
+    scoring_s = time.perf_counter() - started
+    pyro_draws = min(draws, size.pyro_draws)
+    pyro_s = pyro_predictive_seconds(net, xv, pyro_draws) * draws / pyro_draws
+    ceiling = matmul_gflops()
+    flops = 2.0 * arch.macs_per_row * size.validation_rows * draws
+    figures = {
+        "scale": scale,
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        "mlp_epoch_s": mlp_epoch,
+        "bnn_epoch_s": bnn_epoch,
+        "epoch_ratio": bnn_epoch / mlp_epoch,
+        "train_rows": size.train_rows,
+        "draws": draws,
+        "rows": size.validation_rows,
+        "predictive_s": predictive_s,
+        "predictive_gflops": flops / predictive_s / 1e9,
+        "matmul_gflops": ceiling,
+        "predictive_efficiency": flops / predictive_s / 1e9 / ceiling,
+        "scoring_s": scoring_s,
+        "scoring_overhead": scoring_s / predictive_s,
+        "pyro_predictive_s": pyro_s,
+        "pyro_predictive_draws_timed": pyro_draws,
+        "predictive_speedup_vs_pyro": pyro_s / predictive_s,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = out.with_suffix(".json.tmp")
+    temp.write_text(json.dumps(figures, indent=2) + "\n")
+    temp.replace(out)
+    width = max(map(len, figures))
+    for key, value in figures.items():
+        print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    print(f"wrote {out}")
+    return figures

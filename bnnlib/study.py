@@ -1,0 +1,219 @@
+"""From a model's specification to its scored validation predictions, cached.
+
+A chapter names the models it compares as `ModelSpec`s and calls `evaluate_models`; each model
+is fitted (or read from the cache), its S draws are predicted and scored on the validation set
+(or read from the cache), and a `ModelResult` comes back with everything the studies need. Fits
+are independent jobs, run through an executor (in-process, or local processes with jobs > 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bnnlib.cache import Cache
+from bnnlib.errors import BnnlibError, unknown_name
+from bnnlib.executor import make_executor
+from bnnlib.metrics import era_corr, era_numerai_corr, score_summary
+from bnnlib.models.baseline import PointFit, TrainConfig, train_mlp
+from bnnlib.models.bnn import Posterior, SVIConfig, fit_bnn
+from bnnlib.models.likelihoods import get_likelihood
+from bnnlib.models.network import TALK_HIDDEN, Architecture, forward, unflatten
+from bnnlib.models.priors import canonical_prior
+from bnnlib.predictive import DrawScores, DropoutDraws, ThetaDraws, score_draws
+
+METHODS = ("baseline", "bnn", "dropout", "ensemble")
+_SCORING_ONLY = ("name", "draws", "best_epoch")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that defines one model of a study; equal specs share fits and scores."""
+
+    name: str
+    method: str = "bnn"  # baseline | bnn | dropout | ensemble
+    prior: str | None = None  # bnn only: flat (the talk's uniform) | normal | laplace
+    hypothesis: str = "single"  # bnn only: single | h1 | h2 | h3 | h4
+    hidden: tuple[int, ...] = TALK_HIDDEN
+    epochs: int = 30
+    batch_size: int = 4096
+    lr: float | None = None  # None: 1e-2 for point networks, 1e-3 for SVI (the talk's)
+    draws: int = 1000
+    seed: int = 0
+    init_scale: float = 1e-2  # bnn: the guide's starting standard deviation
+    dropout: float = 0.1  # dropout: the rate
+    members: int = 10  # ensemble: networks of different seeds
+    best_epoch: bool = False  # baseline: score the best-validation epoch (the talk's reference)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise unknown_name("method", self.method, METHODS)
+        if self.method == "bnn":
+            object.__setattr__(self, "prior", canonical_prior(self.prior or "flat"))
+            get_likelihood(self.hypothesis)
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        for name in ("epochs", "batch_size", "draws", "members"):
+            if int(getattr(self, name)) < 1:
+                raise BnnlibError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (1e-3 if self.method == "bnn" else 1e-2)
+
+    def fit_spec(self) -> dict:
+        """The fields that decide the fit (not how many draws are scored, nor the label)."""
+        spec = dataclasses.asdict(self)
+        for key in _SCORING_ONLY:
+            spec.pop(key)
+        spec["lr"] = self.learning_rate
+        return spec
+
+    def score_spec(self) -> dict:
+        return {**self.fit_spec(), "draws": self.n_draws, "best_epoch": self.best_epoch}
+
+    @property
+    def n_draws(self) -> int:
+        return {"baseline": 1, "ensemble": self.members}.get(self.method, self.draws)
+
+
+@dataclass
+class ModelResult:
+    """A scored model: ensemble predictions, per-era scores and the distribution over draws."""
+
+    spec: ModelSpec
+    scores: DrawScores
+    per_era: pd.DataFrame  # era, corr, numerai_corr, mean_std
+    history: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)  # best_epoch, h4's beta posterior, ...
+
+    def summary(self, kind: str = "corr") -> dict:
+        return score_summary(self.per_era.set_index("era")[kind])
+
+
+def _targets(dataset, likelihood) -> list[str]:
+    roles = dataset.roles
+    columns = {"main": roles.main, "aux0": roles.aux[0], "aux1": roles.aux[1], "long": roles.long}
+    return [columns[t] for t in likelihood.targets]
+
+
+def _fit(spec: ModelSpec, dataset, progress: bool | None) -> dict:
+    """Fit one model; returns what the cache stores (tensors and a JSON history)."""
+    likelihood = get_likelihood(spec.hypothesis if spec.method == "bnn" else "single")
+    x, y, _ = dataset.arrays("train", _targets(dataset, likelihood))
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    arch = Architecture(x.shape[1], spec.hidden, likelihood.n_outputs)
+    if spec.method == "bnn":
+        config = SVIConfig(spec.epochs, spec.batch_size, spec.learning_rate, spec.init_scale, None, spec.seed)
+        post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress)
+        return {"loc": post.loc, "scale": post.scale, "sigma": post.sigma, "history": post.history}
+    xv, yv, eras_v = dataset.arrays("validation", [dataset.roles.main])
+    xv = torch.from_numpy(xv)
+
+    def validation_corr(theta: torch.Tensor) -> float:
+        with torch.inference_mode():
+            pred = forward(xv, unflatten(theta, arch))[:, 0].numpy()
+        return float(era_corr(pred, yv[:, 0], eras_v).mean())
+
+    seeds = [spec.seed + m for m in range(spec.members)] if spec.method == "ensemble" else [spec.seed]
+    dropout = spec.dropout if spec.method == "dropout" else 0.0
+    fits: list[PointFit] = []
+    for seed in seeds:
+        config = TrainConfig(spec.epochs, spec.batch_size, spec.learning_rate, dropout, seed)
+        evaluate = validation_corr if spec.method == "baseline" else None
+        fits.append(train_mlp(x, y[:, 0], arch, config, evaluate, progress))
+    best = fits[0].best_theta if fits[0].best_theta is not None else fits[0].theta
+    return {
+        "thetas": torch.stack([f.theta for f in fits]),
+        "best_theta": best,
+        "history": {**fits[0].history, "best_epoch": fits[0].best_epoch},
+    }
+
+
+def _draw_source(spec: ModelSpec, fitted: dict, n_inputs: int):
+    likelihood = get_likelihood(spec.hypothesis if spec.method == "bnn" else "single")
+    arch = Architecture(n_inputs, spec.hidden, likelihood.n_outputs)
+    if spec.method == "bnn":
+        posterior = Posterior(fitted["loc"], fitted["scale"], fitted["sigma"], arch, likelihood)
+        generator = torch.Generator().manual_seed(spec.seed + 10_000)
+        return ThetaDraws(posterior.sample(spec.draws, generator), arch, likelihood)
+    if spec.method == "dropout":
+        return DropoutDraws(fitted["thetas"][0], arch, spec.dropout, spec.draws, spec.seed)
+    if spec.best_epoch:
+        return ThetaDraws(fitted["best_theta"].unsqueeze(0), arch, likelihood)
+    return ThetaDraws(fitted["thetas"], arch, likelihood)
+
+
+def _score(spec: ModelSpec, fitted: dict, dataset, progress: bool | None) -> dict:
+    x, y, eras = dataset.arrays("validation", [dataset.roles.main])
+    source = _draw_source(spec, fitted, x.shape[1])
+    widest = max(spec.hidden, default=1)
+    scores = score_draws(source, torch.from_numpy(x), y[:, 0], eras, dataset.validation.index, widest, progress)
+    per_era = pd.DataFrame({
+        "corr": era_corr(scores.ensemble, y[:, 0], eras),
+        "numerai_corr": era_numerai_corr(scores.ensemble, y[:, 0], eras),
+        "mean_std": scores.era_std(),
+    }).rename_axis("era").reset_index()
+    per_era["era"] = per_era["era"].astype(str)
+    return {
+        "ids": np.asarray(scores.ids, dtype=str),
+        "eras": np.asarray(scores.eras, dtype=str),
+        "ensemble": scores.ensemble,
+        "std": scores.std,
+        "era_names": list(scores.era_names),
+        "draw_corr": scores.draw_corr,
+        "draw_numerai_corr": scores.draw_numerai_corr,
+        "per_era": per_era,
+    }
+
+
+def _extras(spec: ModelSpec, fitted: dict, n_inputs: int) -> dict:
+    extras: dict = {}
+    if spec.method == "baseline":
+        extras["best_epoch"] = fitted["history"].get("best_epoch")
+    if spec.method == "bnn" and spec.hypothesis == "h4":
+        arch = Architecture(n_inputs, spec.hidden, 2)
+        i = arch.n_params
+        extras["beta_mean"] = float(fitted["loc"][i])
+        extras["beta_std"] = float(fitted["scale"][i])
+    return extras
+
+
+def evaluate_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False,
+                   progress: bool | None = None) -> ModelResult:
+    """Fit (or load) and score (or load) one model."""
+    fitted, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
+                                     lambda: _fit(spec, dataset, progress), force=force)
+    scored, _ = cache.get_or_compute("scores", spec.score_spec(), dataset.fingerprint,
+                                     lambda: _score(spec, fitted, dataset, progress), force=force)
+    scores = DrawScores(pd.Index(scored["ids"], name="id"), scored["eras"], scored["ensemble"], scored["std"],
+                        list(scored["era_names"]), scored["draw_corr"], scored["draw_numerai_corr"])
+    history = {k: v for k, v in fitted["history"].items()}
+    return ModelResult(spec, scores, scored["per_era"], history, _extras(spec, fitted, len(dataset.features)))
+
+
+def _evaluate_job(job: tuple) -> tuple[ModelResult, list]:
+    spec, dataset, cache_root, force = job
+    cache = Cache(cache_root)
+    result = evaluate_model(spec, dataset, cache, force, progress=False)
+    return result, cache.events
+
+
+def evaluate_models(specs: list[ModelSpec], dataset, cache: Cache, force: bool = False,
+                    jobs: int = 1) -> dict[str, ModelResult]:
+    """Evaluate several models, in-process or in `jobs` local processes; keyed by spec name."""
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise BnnlibError(f"model names must be unique, got {names}")
+    if jobs <= 1:
+        return {s.name: evaluate_model(s, dataset, cache, force) for s in specs}
+    outputs = make_executor(jobs).map(_evaluate_job, [(s, dataset, cache.root, force) for s in specs])
+    results = {}
+    for spec, (result, events) in zip(specs, outputs):
+        cache.events.extend(events)
+        results[spec.name] = result
+    return results

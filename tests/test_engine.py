@@ -1,0 +1,115 @@
+"""The Bayesian engine: posterior correctness, priors, vectorised draws, errors."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from bnnlib.errors import BnnlibError
+from bnnlib.models.bnn import SVIConfig, fit_bnn
+from bnnlib.models.likelihoods import get_likelihood
+from bnnlib.models.network import Architecture, fan_in_per_param, forward, forward_draws, he_init, unflatten
+from bnnlib.models.priors import make_prior
+from bnnlib.predictive import ThetaDraws, draw_chunk, score_draws
+
+
+def test_svi_matches_analytic_bayesian_linear_regression():
+    """No hidden layer, Normal prior, known noise: the mean-field optimum has the exact posterior
+    mean and variances 1 / diag(precision); SVI must land there (tolerance: a quarter of a
+    posterior std for the means, 15% for the stds)."""
+    gen = torch.Generator().manual_seed(1)
+    n, d, sigma = 500, 3, 0.3
+    x = torch.randn(n, d, generator=gen)  # centred, so the posterior is well conditioned
+    w_true = torch.tensor([0.5, -1.0, 2.0])
+    y = (x @ w_true + 0.3 + sigma * torch.randn(n, generator=gen)).unsqueeze(1)
+    arch = Architecture(d, (), 1)
+    config = SVIConfig(epochs=1500, batch_size=n, lr=0.05, init_scale=0.02, sigma=sigma, seed=0, lr_final_ratio=0.003)
+    post = fit_bnn(x, y, arch, get_likelihood("single"), "normal", config, progress=False)
+
+    z = torch.cat([x, torch.ones(n, 1)], 1).double()  # theta layout: weights then bias
+    prior_var = (2.0 / d) * torch.ones(d + 1, dtype=torch.double)
+    precision = z.T @ z / sigma**2 + torch.diag(1 / prior_var)
+    mean = torch.linalg.solve(precision, z.T @ y.double()[:, 0] / sigma**2)
+    mf_std = 1 / torch.sqrt(torch.diag(precision))
+    assert torch.all((post.loc.double() - mean).abs() < 0.25 * mf_std), (post.loc, mean, mf_std)
+    assert torch.allclose(post.scale.double(), mf_std, rtol=0.15), (post.scale, mf_std)
+
+    # the predictive mean of many draws is the analytic predictive mean
+    draws = post.sample(4000, torch.Generator().manual_seed(0))
+    preds = ThetaDraws(draws, arch, get_likelihood("single")).predict(x[:50], slice(None))
+    assert torch.allclose(preds.mean(0).double(), (z[:50] @ mean), atol=0.02)
+
+
+def test_prior_log_densities_match_torch_distributions():
+    arch = Architecture(5, (4,), 1)
+    fan_in = fan_in_per_param(arch)
+    theta = torch.randn(3, arch.n_params)
+    std = torch.sqrt(2 / fan_in)
+    normal = torch.distributions.Normal(0, std).log_prob(theta).sum(-1)
+    laplace = torch.distributions.Laplace(0, std / math.sqrt(2)).log_prob(theta).sum(-1)
+    assert torch.allclose(make_prior("normal", fan_in).log_prob(theta), normal)
+    assert torch.allclose(make_prior("laplace", fan_in).log_prob(theta), laplace)
+    assert torch.all(make_prior("uniform", fan_in).log_prob(theta) == 0)
+    # same variance for normal and laplace
+    assert torch.allclose(make_prior("laplace", fan_in).base_dist.variance, std**2)
+
+
+def test_unknown_prior_and_hypothesis_are_clear_errors():
+    with pytest.raises(BnnlibError, match="unknown prior 'cauchy'.*laplace"):
+        make_prior("cauchy", torch.ones(3))
+    with pytest.raises(BnnlibError, match="unknown hypothesis 'h9'.*h4"):
+        get_likelihood("h9")
+
+
+def test_forward_draws_equals_one_network_at_a_time():
+    arch = Architecture(7, (6, 5), 1)
+    gen = torch.Generator().manual_seed(0)
+    thetas = torch.stack([he_init(arch, gen) + 0.1 * torch.randn(arch.n_params, generator=gen) for _ in range(4)])
+    x = torch.rand(9, 7, generator=gen)
+    batched = forward_draws(x, unflatten(thetas, arch))
+    for s in range(4):
+        assert torch.allclose(batched[s], forward(x, unflatten(thetas[s], arch)), atol=1e-6)
+
+
+def test_scored_ensemble_is_mean_of_draws_and_chunking_changes_nothing():
+    arch = Architecture(4, (8,), 1)
+    gen = torch.Generator().manual_seed(3)
+    thetas = torch.randn(37, arch.n_params, generator=gen) * 0.5
+    x = torch.rand(120, 4, generator=gen)
+    eras = np.repeat(["0001", "0002", "0003"], 40)
+    target = np.random.default_rng(0).choice([0, 0.25, 0.5, 0.75, 1.0], 120).astype(np.float32)
+    source = ThetaDraws(thetas, arch, get_likelihood("single"))
+    ids = pd.Index([f"id{i}" for i in range(120)], name="id")
+    scores = score_draws(source, x, target, eras, ids, widest=8, progress=False)
+    all_preds = source.predict(x, slice(None)).numpy()
+    np.testing.assert_allclose(scores.ensemble, all_preds.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scores.std, all_preds.std(0), rtol=1e-3, atol=1e-6)
+    import bnnlib.predictive as predictive
+    small = predictive.CHUNK_BYTES
+    try:
+        predictive.CHUNK_BYTES = 40 * 8 * 4 * 3  # three draws per chunk
+        chunked = score_draws(source, x, target, eras, ids, widest=8, progress=False)
+    finally:
+        predictive.CHUNK_BYTES = small
+    np.testing.assert_allclose(chunked.draw_corr, scores.draw_corr, atol=1e-6)
+    np.testing.assert_allclose(chunked.ensemble, scores.ensemble, atol=1e-6)
+
+
+def test_draw_chunk_bounds_memory():
+    assert draw_chunk(1500, 128, 48 * 2**20) * 1500 * 128 * 4 <= 48 * 2**20
+    assert draw_chunk(10**7, 128, 2**20) == 1
+
+
+def test_missing_target_masks_only_its_term_and_fits_are_seeded():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 4, generator=gen)
+    y = torch.rand(300, 2, generator=gen)
+    y[:100, 1] = float("nan")
+    arch = Architecture(4, (3,), 2)
+    config = SVIConfig(epochs=2, batch_size=64, seed=5)
+    a = fit_bnn(x, y, arch, get_likelihood("h4"), "laplace", config, progress=False)
+    b = fit_bnn(x, y, arch, get_likelihood("h4"), "laplace", config, progress=False)
+    assert torch.isfinite(a.loc).all() and a.history["elbo_per_row"][-1] == b.history["elbo_per_row"][-1]
+    assert torch.equal(a.loc, b.loc)

@@ -1,0 +1,563 @@
+"""Execute the book's chapters with papermill under a profile, then build the HTML.
+
+A chapter is a jupytext percent file ``book/<name>.py`` listed in ``_toc.yml``. For each one the
+runner reads the .py into a notebook, injects the profile's parameters (only the names the
+chapter's ``parameters`` cell declares), executes it with papermill in the project root, and
+writes the executed notebook atomically to ``book/<name>.ipynb``, which Jupyter Book renders
+(it executes nothing itself). A small stamp, ``_build/executed/<name>.json``, records what
+produced that notebook, so an unchanged chapter is not executed again.
+
+Profiles are ``book/params/<name>.yml``::
+
+    description: one line
+    common:    {data_source: synthetic, ...}   # offered to every chapter
+    chapters:  {ensembles: {epochs: 30}}       # per chapter; must be names the chapter declares
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bnnlib.errors import BnnlibError, unknown_name
+
+TOC = "_toc.yml"
+CONFIG = "_config.yml"
+PARAMS_DIR = Path("book") / "params"
+BUILD = "_build"
+RUNNER_PARAMETERS = ("force", "jobs", "data_dir")  # set by the command line, not by profiles
+NOT_IN_STAMP = ("force", "jobs")  # do not change a chapter's results
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+# --------------------------------------------------------------------------- the project
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The project folder: the nearest folder at or above `start` (default: the current
+    folder) holding _toc.yml and book/params, else the checkout bnnlib was installed from."""
+    here = Path(start or Path.cwd()).resolve()
+    candidates = [here, *here.parents, Path(__file__).resolve().parents[1]]
+    for folder in candidates:
+        if (folder / TOC).is_file() and (folder / PARAMS_DIR).is_dir():
+            return folder
+    raise BnnlibError(
+        f"no book project found at or above {here} ({TOC} and {PARAMS_DIR}/ missing); "
+        "run bnnlib from the repository root"
+    )
+
+
+def _root(root: Path | str | None) -> Path:
+    return find_root() if root is None else Path(root).resolve()
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter of the book: its name (the file stem) and its jupytext source."""
+
+    name: str
+    source: Path  # book/<name>.py
+    notebook: Path  # book/<name>.ipynb, the executed twin the book renders
+
+
+def list_chapters(root: Path | str | None = None) -> list[Chapter]:
+    """The chapters in _toc.yml order: every `file` entry below the root page that has a
+    jupytext .py source (a plain .md entry is a static page, not executed)."""
+    root = _root(root)
+    toc = _read_yaml(root / TOC, "the table of contents")
+    if not isinstance(toc, dict) or "root" not in toc:
+        raise BnnlibError(f"{root / TOC} has no 'root:' entry; see jupyterbook.org's _toc.yml format")
+    chapters, seen = [], set()
+    for entry in _toc_files(toc):
+        stem = Path(entry)
+        if stem.suffix in (".py", ".ipynb", ".md"):
+            stem = stem.with_suffix("")
+        source = root / stem.parent / f"{stem.name}.py"
+        if source.is_file():
+            if stem.name in seen:
+                raise BnnlibError(f"{TOC} lists two chapters named {stem.name!r}; rename one file")
+            seen.add(stem.name)
+            chapters.append(Chapter(stem.name, source, source.with_suffix(".ipynb")))
+        elif not (root / stem.parent / f"{stem.name}.md").is_file():
+            raise BnnlibError(
+                f"{TOC} lists {entry!r}, but neither {stem}.py nor {stem}.md exists; "
+                "add the file or remove the entry"
+            )
+    return chapters
+
+
+def _toc_files(node: Any) -> list[str]:
+    """Every `file` entry below the toc's root, depth first, in order."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key in ("parts", "chapters", "sections"):
+            for child in node.get(key) or []:
+                if isinstance(child, dict) and "file" in child:
+                    found.append(str(child["file"]))
+                found.extend(_toc_files(child))
+    return found
+
+
+def get_chapter(name: str, root: Path | str | None = None) -> Chapter:
+    """The chapter called `name`, or a BnnlibError listing the chapters."""
+    chapters = {c.name: c for c in list_chapters(root)}
+    if name not in chapters:
+        raise unknown_name("chapter", name, chapters)
+    return chapters[name]
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+def list_profiles(root: Path | str | None = None) -> list[str]:
+    """The names of the profiles in book/params/."""
+    return sorted(p.stem for p in (_root(root) / PARAMS_DIR).glob("*.yml"))
+
+
+def load_profile(name: str, root: Path | str | None = None) -> dict:
+    """The profile `name` as {'description', 'common', 'chapters'}, with its shape checked."""
+    root = _root(root)
+    path = root / PARAMS_DIR / f"{name}.yml"
+    if not path.is_file():
+        raise unknown_name("profile", name, list_profiles(root))
+    data = _read_yaml(path, f"profile {name!r}") or {}
+    if not isinstance(data, dict):
+        raise BnnlibError(f"{path} must be a mapping with keys description, common, chapters")
+    extra = set(data) - {"description", "common", "chapters"}
+    if extra:
+        raise BnnlibError(
+            f"{path} has unknown keys {sorted(extra)}; a profile has only description, common, chapters"
+        )
+    common = data.get("common") or {}
+    chapters = data.get("chapters") or {}
+    if not isinstance(common, dict) or not isinstance(chapters, dict):
+        raise BnnlibError(f"{path}: 'common' and 'chapters' must be mappings (name: value)")
+    for chapter, block in chapters.items():
+        if block is not None and not isinstance(block, dict):
+            raise BnnlibError(f"{path}: chapters.{chapter} must be a mapping of parameters, e.g. {{}}")
+    return {
+        "description": str(data.get("description", "")),
+        "common": dict(common),
+        "chapters": {str(k): dict(v or {}) for k, v in chapters.items()},
+    }
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BnnlibError(f"{what} {path} does not exist; run bnnlib from the repository root") from None
+    except yaml.YAMLError as error:
+        raise BnnlibError(f"{what} {path} is not valid YAML: {error}") from None
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def parse_overrides(pairs: list[list[str]] | None) -> dict:
+    """`-p NAME VALUE` pairs as a dict, each VALUE read as YAML ('3' -> 3, 'null' -> None,
+    '["laplace"]' -> a list, anything else a string)."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs or []:
+        if len(pair) != 2:
+            raise BnnlibError(f"a parameter is NAME VALUE, got {pair!r}; e.g. -p epochs 3")
+        name, text = pair
+        if not str(name).isidentifier():
+            raise BnnlibError(f"parameter name {name!r} is not a Python name; e.g. -p epochs 3")
+        if name in overrides:
+            raise BnnlibError(f"parameter {name!r} is given twice; pass each -p NAME once")
+        try:
+            overrides[name] = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise BnnlibError(
+                f"the value of {name} ({text!r}) is not valid YAML ({error.__class__.__name__}); "
+                "quote strings that contain ':' or brackets, e.g. -p name \"'a: b'\""
+            ) from None
+    return overrides
+
+
+def declared_parameters(notebook) -> dict[str, Any]:
+    """The names assigned in the chapter's cell tagged `parameters`, with their defaults
+    (None where a default is not a literal). Empty when the chapter has no such cell."""
+    for cell in notebook.cells:
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError as error:
+                raise BnnlibError(f"the parameters cell is not valid Python: {error}") from None
+            names: dict[str, Any] = {}
+            for node in tree.body:
+                targets = node.targets if isinstance(node, ast.Assign) else (
+                    [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else []
+                )
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        try:
+                            names[target.id] = ast.literal_eval(node.value)
+                        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                            names[target.id] = None
+            return names
+    return {}
+
+
+def chapter_parameters(
+    chapter: str,
+    profile: Mapping,
+    declared: Mapping[str, Any],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    runner: Mapping[str, Any] | None = None,
+    profile_name: str = "?",
+) -> dict:
+    """What papermill injects: the profile's common values, then its block for this chapter,
+    then the runner's (force, jobs, data_dir), then the overrides; kept to declared names.
+
+    The chapter block and the overrides must name declared parameters (a typo is an error);
+    common values a chapter does not declare are simply not offered to it.
+    """
+    block = profile["chapters"].get(chapter, {})
+    for source, values in ((f"profile {profile_name!r} (chapters.{chapter})", block),
+                           ("-p", overrides or {})):
+        unknown = sorted(set(values) - set(declared))
+        if unknown:
+            choices = ", ".join(sorted(declared)) or "(none: the chapter has no parameters cell)"
+            raise BnnlibError(
+                f"{source} sets {', '.join(unknown)}, which chapter {chapter!r} does not declare; "
+                f"its parameters are: {choices}"
+            )
+    merged = {**profile["common"], **block, **(runner or {}), **(overrides or {})}
+    return {name: value for name, value in merged.items() if name in declared}
+
+
+def _runner_values(data_dir, force: bool, jobs: int) -> dict:
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise BnnlibError(f"--jobs must be a whole number of at least 1, not {jobs!r}")
+    values: dict[str, Any] = {"force": bool(force), "jobs": jobs}
+    if data_dir is not None:
+        path = Path(data_dir).expanduser().resolve()
+        if not path.is_dir():
+            raise BnnlibError(f"--data-dir {data_dir} is not a folder; pass the folder holding the Numerai files")
+        values["data_dir"] = str(path)
+    return values
+
+
+def _check_data_dir(params: Mapping, profile_name: str) -> None:
+    """Real data needs a folder: say how to give it, before anything runs."""
+    if params.get("data_source") == "numerai" and not params.get("data_dir"):
+        raise BnnlibError(
+            f"profile {profile_name!r} reads real Numerai data: pass --data-dir DIR (the folder "
+            "with train/validation parquet and features.json; see `bnnlib data download`)"
+        )
+
+
+# --------------------------------------------------------------------------- stamps
+
+
+def _bnnlib_hash() -> str:
+    from bnnlib.cache import source_hash
+
+    return source_hash()
+
+
+def _folder_fingerprint(path: str | None) -> str | None:
+    """Names, sizes and modification times of the files under a data folder (cheap, and any
+    replaced file changes it)."""
+    if not path:
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).rglob("*")):
+        if file.is_file():
+            stat = file.stat()
+            digest.update(f"{file.relative_to(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def stamp_key(source_text: str, params: Mapping, code_hash: str) -> str:
+    """What an executed notebook depends on: the chapter's text, the parameters that change
+    its results, bnnlib's source and the data folder's files."""
+    kept = {k: v for k, v in params.items() if k not in NOT_IN_STAMP}
+    payload = {
+        "source": hashlib.sha256(source_text.encode()).hexdigest(),
+        "params": kept,
+        "bnnlib": code_hash,
+        "data": _folder_fingerprint(kept.get("data_dir")),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _stamp_path(root: Path, name: str) -> Path:
+    return root / BUILD / "executed" / f"{name}.json"
+
+
+def _is_current(root: Path, chapter: Chapter, key: str) -> bool:
+    """Whether book/<name>.ipynb is the one the runner wrote for exactly this key."""
+    try:
+        stamp = json.loads(_stamp_path(root, chapter.name).read_text(encoding="utf-8"))
+        return stamp.get("key") == key and stamp.get("notebook_sha256") == _sha256(chapter.notebook)
+    except (OSError, ValueError):
+        return False
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- execution
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One chapter ready to execute: its notebook, injected parameters and stamp key."""
+
+    chapter: Chapter
+    notebook: Any  # nbformat.NotebookNode
+    params: dict
+    key: str
+
+
+def plan_chapter(
+    chapter: Chapter,
+    profile: Mapping,
+    *,
+    profile_name: str,
+    overrides: Mapping | None = None,
+    runner: Mapping | None = None,
+    code_hash: str | None = None,
+) -> Plan:
+    """Read the chapter, check its parameters and work out its stamp key (runs nothing)."""
+    import jupytext
+
+    text = chapter.source.read_text(encoding="utf-8")
+    notebook = jupytext.reads(text, fmt="py:percent")
+    notebook.metadata.setdefault(
+        "kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"}
+    )
+    declared = declared_parameters(notebook)
+    params = chapter_parameters(
+        chapter.name, profile, declared, overrides=overrides, runner=runner, profile_name=profile_name
+    )
+    if "data_dir" in declared or "data_source" in declared:
+        _check_data_dir({**profile["common"], **params}, profile_name)
+    key = stamp_key(text, params, code_hash or _bnnlib_hash())
+    return Plan(chapter, notebook, params, key)
+
+
+def execute_plan(plan: Plan, root: Path) -> float:
+    """Execute one chapter with papermill in `root`; write book/<name>.ipynb and its stamp.
+
+    The notebook is written beside its final place and renamed there only on success; a
+    failing chapter's partial notebook is kept in _build/failed/<name>.ipynb for inspection.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    name = plan.chapter.name
+    running = root / BUILD / "executing" / f"{name}.ipynb"
+    failed = root / BUILD / "failed" / f"{name}.ipynb"
+    running.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            plan.notebook, str(running), parameters=plan.params, kernel_name="python3",
+            cwd=str(root), progress_bar=False, log_output=False,
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no kernel chatter on stderr
+        )
+    except BaseException as error:
+        saved = _keep_failed(running, failed)
+        if isinstance(error, PapermillExecutionError):
+            raise BnnlibError(_cell_failure(name, error, saved, root, plan.chapter.source)) from None
+        if isinstance(error, Exception):
+            where = f"; the partial notebook is {_relative(saved, root)}" if saved else ""
+            raise BnnlibError(
+                f"chapter {name!r} could not run: {type(error).__name__}: {error}{where}"
+            ) from error
+        raise
+    seconds = time.perf_counter() - start
+    os.replace(running, plan.chapter.notebook)
+    failed.unlink(missing_ok=True)
+    stamp = {
+        "key": plan.key,
+        "notebook_sha256": _sha256(plan.chapter.notebook),
+        "params": plan.params,
+        "seconds": round(seconds, 3),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    _write_atomic(_stamp_path(root, name), json.dumps(stamp, indent=1, sort_keys=True, default=str))
+    return seconds
+
+
+def _keep_failed(running: Path, failed: Path) -> Path | None:
+    if not running.exists():
+        return None
+    failed.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(running, failed)
+    return failed
+
+
+def _cell_failure(name: str, error, saved: Path | None, root: Path, source: Path) -> str:
+    """'chapter X failed at In [N] (code cell K of book/X.py, starting ...): Error: ...' and
+    where the partially executed notebook is."""
+    lines = [line.strip() for line in str(error.source).splitlines() if line.strip()]
+    value = _ANSI.sub("", str(error.evalue)).strip().splitlines()
+    where = f"code cell {_source_cell_number(source, error.source)} of " if lines else ""
+    message = (
+        f"chapter {name!r} failed at In [{error.exec_count}] ({where}{_relative(source, root)}, "
+        f"starting {lines[0] if lines else ''!r}): {error.ename}: {value[0] if value else ''}"
+    )
+    if saved is not None:
+        message += f"; the partially executed notebook is {_relative(saved, root)}"
+    return message
+
+
+def _source_cell_number(source: Path, cell_source: str) -> int | str:
+    """The 1-based number of the code cell with this text in the chapter's .py ('?' if absent)."""
+    import jupytext
+
+    cells = [c for c in jupytext.read(source).cells if c.cell_type == "code"]
+    for number, cell in enumerate(cells, 1):
+        if cell.source.strip() == str(cell_source).strip():
+            return number
+    return "?"
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _run_plans(plans: list[Plan], root: Path, force: bool) -> None:
+    """Execute each plan in order (skipping those unchanged since their last run), one line each."""
+    for number, plan in enumerate(plans, 1):
+        label = f"[{number}/{len(plans)}] {plan.chapter.name} ..."
+        if not force and _is_current(root, plan.chapter, plan.key):
+            print(f"{label} unchanged, kept", flush=True)
+            continue
+        print(label, end=" ", flush=True)
+        try:
+            seconds = execute_plan(plan, root)
+        except BaseException:
+            print("failed", flush=True)
+            raise
+        print(f"{seconds:.1f} s", flush=True)
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def build_html(root: Path | str | None = None) -> Path:
+    """Render the executed notebooks with Jupyter Book (no execution, no network); any Sphinx
+    warning fails the build. Returns _build/html/index.html."""
+    root = _root(root)
+    missing = [c.name for c in list_chapters(root) if not c.notebook.is_file()]
+    if missing:
+        raise BnnlibError(
+            f"chapters not executed yet: {', '.join(missing)}; run `bnnlib book --profile PROFILE` "
+            "(or `bnnlib run CHAPTER` for each) before building the HTML"
+        )
+    command = [
+        sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())",
+        "build", str(root), "-W", "-n", "--keep-going",
+    ]
+    print("[html] jupyter-book build ...", end=" ", flush=True)
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    log = root / BUILD / "book-build.log"
+    _write_atomic(log, _ANSI.sub("", result.stdout + result.stderr))
+    if result.returncode != 0:
+        print("failed", flush=True)
+        problems = [
+            line for line in _ANSI.sub("", result.stdout + result.stderr).splitlines()
+            if "WARNING" in line or "ERROR" in line or "Error" in line
+        ]
+        raise BnnlibError(
+            "the HTML build failed (warnings are errors):\n  " + "\n  ".join(problems[:20] or ["(no warning lines)"])
+            + f"\nthe full log is {log.relative_to(root)}; fix the page or chapter it names and rebuild"
+        )
+    print(f"{time.perf_counter() - start:.1f} s", flush=True)
+    index = root / BUILD / "html" / "index.html"
+    print(f"the book is {index}", flush=True)
+    return index
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def build_book(
+    profile: str,
+    data_dir: str | Path | None = None,
+    force: bool = False,
+    jobs: int = 1,
+    *,
+    root: Path | str | None = None,
+) -> Path:
+    """Execute every chapter under `profile` (skipping unchanged ones unless `force`), then
+    build the HTML. Returns the path of _build/html/index.html."""
+    root = _root(root)
+    settings = load_profile(profile, root)
+    chapters = list_chapters(root)
+    _check_profile_chapters(settings, chapters, profile)
+    runner = _runner_values(data_dir, force, jobs)
+    code_hash = _bnnlib_hash()
+    plans = [
+        plan_chapter(c, settings, profile_name=profile, runner=runner, code_hash=code_hash)
+        for c in chapters
+    ]
+    _run_plans(plans, root, force)
+    return build_html(root)
+
+
+def run_chapter(
+    chapter: str,
+    profile: str,
+    overrides: Mapping[str, Any] | None = None,
+    data_dir: str | Path | None = None,
+    force: bool = False,
+    jobs: int = 1,
+    build: bool = True,
+    *,
+    root: Path | str | None = None,
+) -> Path:
+    """Execute one chapter under `profile` with `overrides` (names it declares), then rebuild
+    the HTML unless `build` is false. Returns index.html, or the executed notebook."""
+    root = _root(root)
+    settings = load_profile(profile, root)
+    _check_profile_chapters(settings, list_chapters(root), profile)
+    target = get_chapter(chapter, root)
+    plan = plan_chapter(
+        target, settings, profile_name=profile, overrides=overrides,
+        runner=_runner_values(data_dir, force, jobs),
+    )
+    _run_plans([plan], root, force)
+    return build_html(root) if build else target.notebook
+
+
+def _check_profile_chapters(settings: Mapping, chapters: list[Chapter], profile: str) -> None:
+    names = {c.name for c in chapters}
+    for name in settings["chapters"]:
+        if name not in names:
+            raise BnnlibError(
+                f"profile {profile!r} has settings for chapter {name!r}, which is not in {TOC}; "
+                f"chapters: {', '.join(sorted(names)) or '(none)'}"
+            )

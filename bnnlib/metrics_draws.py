@@ -17,8 +17,8 @@ Speed: one sort per draw is the whole cost. On the CPU the float32 values and th
 numbers are packed into one int64 key (order-preserving bits above, row below) and sorted
 by numpy's vectorised sort, which is several times faster than torch's argsort there and
 stable by construction; elsewhere (a GPU) torch.sort(stable=True) is used. Tie groups come
-from the sorted values: group start = running max of "new value" positions, group end =
-reversed running min of "last of its value" positions, average rank = (start + end)/2 + 1.
+from the sorted values: a group starts where the value changes, its size is the gap to the
+next start, and its average rank is start + (size + 1) / 2 (1-based), only for draws with ties.
 The gaussianised value of every possible average rank is tabulated once per call, so no
 ndtri runs on the [S, n] block.
 """
@@ -91,7 +91,10 @@ def _sort_rows_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = x.shape[1]
     if x.dtype == np.float32:
         bits = (x + np.float32(0.0)).view(np.int32)  # + 0.0 turns -0.0 into 0.0 (they are equal)
-        key = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).astype(np.int64)  # int order == float order
+        flip = bits >> 31  # negative floats: flip all but the sign bit, so int order == float order
+        flip &= 0x7FFFFFFF
+        bits ^= flip
+        key = bits.astype(np.int64)
         key <<= 32
         key |= np.arange(n, dtype=np.int64)  # row number below: ties keep their row order
         key.sort(axis=1)
@@ -109,24 +112,26 @@ def _sort_rows_torch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _tie_index_numpy(new: np.ndarray) -> np.ndarray:
-    """start + end (0-based sorted positions) of each value's tie group: 2 x average rank - 2."""
+    """start + end (0-based sorted positions) of each value's tie group: 2 x average rank - 2.
+
+    The rows are laid end to end (every row opens a group), so the group starts are the
+    "new value" flags' positions and the group sizes their gaps: start + end = 2 start + size - 1.
+    """
     rows, n = new.shape[0], new.shape[1] + 1
-    position = np.arange(n)
-    edge = np.ones((rows, 1), dtype=bool)
-    start = np.maximum.accumulate(np.where(np.hstack([edge, new]), position, 0), axis=1)
-    last = np.where(np.hstack([new, edge]), position, n)[:, ::-1]
-    end = np.minimum.accumulate(last, axis=1)[:, ::-1]
-    return start + end
+    first = np.ones((rows, n), dtype=bool)
+    first[:, 1:] = new
+    starts = np.flatnonzero(first)
+    sizes = np.diff(starts, append=rows * n)
+    return np.repeat(2 * (starts % n) + sizes - 1, sizes).reshape(rows, n)
 
 
 def _tie_index_torch(new: torch.Tensor) -> torch.Tensor:
     rows, n = new.shape[0], new.shape[1] + 1
-    position = torch.arange(n, device=new.device)
-    edge = torch.ones((rows, 1), dtype=torch.bool, device=new.device)
-    start = torch.cummax(torch.where(torch.cat([edge, new], 1), position, 0), dim=1).values
-    last = torch.where(torch.cat([new, edge], 1), position, n).flip(1)
-    end = torch.cummin(last, dim=1).values.flip(1)
-    return start + end
+    first = torch.ones((rows, n), dtype=torch.bool, device=new.device)
+    first[:, 1:] = new
+    starts = first.flatten().nonzero().squeeze(1)
+    sizes = torch.diff(starts, append=torch.tensor([rows * n], device=new.device))
+    return torch.repeat_interleave(2 * (starts % n) + sizes - 1, sizes).reshape(rows, n)
 
 
 # ----------------------------------------------------------------------------- scores
@@ -152,8 +157,8 @@ def _numpy_backend(x: torch.Tensor) -> bool:
 def _scores(preds, target, era, want_corr: bool, want_numerai: bool):
     x, t = _prepare(preds, target, era)
     n = t.shape[0]
-    on_cpu = _numpy_backend(x)
-    if on_cpu:
+    use_numpy = _numpy_backend(x)
+    if use_numpy:
         order, new = _sort_rows_numpy(x.numpy())
         tie_index = _tie_index_numpy
     else:
@@ -161,17 +166,17 @@ def _scores(preds, target, era, want_corr: bool, want_numerai: bool):
         tie_index = _tie_index_torch
 
     def table(values: np.ndarray):
-        return values if on_cpu else torch.from_numpy(values).to(x.device)
+        return values if use_numpy else torch.from_numpy(values).to(x.device)
 
     def result(values) -> torch.Tensor:
-        return torch.from_numpy(values) if on_cpu else values
+        return torch.from_numpy(values) if use_numpy else values
 
     corr = numerai = None
     if want_corr:
         weights = (np.arange(n) + 0.5) / n - 0.5  # centred (rank - 0.5) / n at each sorted position
         centred = t - t.mean()
         scale = float(np.sqrt((weights @ weights) * (centred @ centred)))
-        corr = result((table(centred)[order] @ table(weights)) / scale)
+        corr = result((table(centred)[order] * table(weights)).sum(1) / scale)  # no BLAS threads
     if want_numerai:
         transformed = _signed_pow15(t - t.mean())
         transformed = transformed - transformed.mean()

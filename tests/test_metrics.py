@@ -253,6 +253,13 @@ def test_draws_without_ties_float64_and_half_precision():
     assert_draws_match_pandas(half.double().numpy(), target, *metrics.draws_era_scores(half, target))
 
 
+def test_draws_of_a_strided_view_score_like_a_copy():
+    preds, target = random_draws(13, 40, 9)
+    strided = torch.from_numpy(np.ascontiguousarray(preds.T)).T  # column-major [40, 9]
+    assert not strided.is_contiguous()
+    assert_draws_match_pandas(preds, target, *metrics.draws_era_scores(strided, target))
+
+
 def test_draws_drop_rows_with_nan_target():
     preds, target = random_draws(11, 6, 120)
     target[5::4] = np.nan

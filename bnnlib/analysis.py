@@ -1,0 +1,427 @@
+"""The studies' tables and figure data, computed from scored models (pure functions).
+
+Each chapter of the book fits its models through `bnnlib.study` and hands the results here:
+score tables (study 1), the draws-versus-ensemble comparison (study 1), burn eras and the
+predictive std as a burn-era detector with its ROC curve and Mann-Whitney AUC (study 2), the
+hypotheses' table and H4's beta posterior (study 3), and divergences between normal fits of
+per-draw score distributions (the architecture appendix). Nothing here fits, draws or plots,
+so everything is quick to test on small arrays.
+
+Results are read through a small interface (duck-typed `ModelResult`): ``.summary(kind)``,
+``.per_era`` (era, corr, numerai_corr, mean_std), ``.scores.draw_summary(kind)`` and
+``.scores.n_draws``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bnnlib.errors import BnnlibError, unknown_name
+
+KINDS = ("corr", "numerai_corr")
+"""The two per-era scores: the talk's 2021 corr and today's official numerai_corr."""
+
+LN2 = math.log(2.0)
+
+
+def check_kind(kind: str) -> str:
+    """`kind` if it names a per-era score, else a BnnlibError listing them."""
+    if kind not in KINDS:
+        raise unknown_name("score kind", kind, KINDS)
+    return kind
+
+
+def _need(results: Mapping, what: str) -> None:
+    if not results:
+        raise BnnlibError(f"{what} needs at least one scored model; pass the dict evaluate_models returned")
+
+
+# --------------------------------------------------------------------------- study 1
+
+
+def score_table(results: Mapping[str, Any], kinds: Sequence[str] = KINDS) -> pd.DataFrame:
+    """One row per model: the mean, std, Sharpe and max drawdown of its per-era scores (the
+    ensemble's, for Bayesian models), for each score kind, and its burn-era count."""
+    _need(results, "score_table")
+    rows = {}
+    for name, result in results.items():
+        row: dict[str, float] = {}
+        for kind in kinds:
+            summary = result.summary(check_kind(kind))
+            for stat in ("mean", "std", "sharpe", "max_drawdown"):
+                row[f"{kind}_{stat}"] = summary[stat]
+            row[f"{kind}_burn_eras"] = summary["n_negative"]
+        row["n_eras"] = summary["n_eras"]
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+
+
+def draw_scores(result: Any, kind: str = "corr") -> pd.DataFrame:
+    """Per posterior draw: the mean, std and Sharpe over eras of that draw's per-era score."""
+    return result.scores.draw_summary(check_kind(kind))
+
+
+def draws_vs_ensemble(results: Mapping[str, Any], kind: str = "corr") -> pd.DataFrame:
+    """Per model with more than one draw: the per-draw corr mean and Sharpe (mean and std over
+    draws) beside the ensemble's, the share of draws the ensemble beats, and whether the
+    ensemble beats the average draw (the talk's "ensembling helps")."""
+    check_kind(kind)
+    rows = {}
+    for name, result in results.items():
+        if result.scores.n_draws < 2:
+            continue
+        draws = draw_scores(result, kind)
+        ensemble = result.summary(kind)
+        sharpe = draws["sharpe"].dropna()
+        rows[name] = {
+            "draws": int(len(draws)),
+            "draw_corr_mean": float(draws["mean"].mean()),
+            "draw_corr_std": float(draws["mean"].std(ddof=1)),
+            "ensemble_corr": ensemble["mean"],
+            "draw_sharpe_mean": float(sharpe.mean()) if len(sharpe) else float("nan"),
+            "draw_sharpe_std": float(sharpe.std(ddof=1)) if len(sharpe) > 1 else float("nan"),
+            "ensemble_sharpe": ensemble["sharpe"],
+            "share_below_ensemble_corr": float((draws["mean"] < ensemble["mean"]).mean()),
+            "share_below_ensemble_sharpe": float((draws["sharpe"] < ensemble["sharpe"]).mean()),
+        }
+    if not rows:
+        raise BnnlibError("draws_vs_ensemble found no model with more than one draw; pass Bayesian models")
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+    table["ensemble_beats_draws_corr"] = table["ensemble_corr"] > table["draw_corr_mean"]
+    table["ensemble_beats_draws_sharpe"] = table["ensemble_sharpe"] > table["draw_sharpe_mean"]
+    return table
+
+
+def side_by_side(ours: pd.DataFrame, talk: pd.DataFrame, *, ours_label: str = "this run",
+                 talk_label: str = "talk (2021)") -> pd.DataFrame:
+    """Our table and the talk's under one two-level column header, on the union of their rows
+    (in our order, then the talk's extra rows); a cell one of them lacks is NaN."""
+    columns = [c for c in ours.columns if c in talk.columns]
+    if not columns:
+        raise BnnlibError(
+            f"the two tables share no column (ours: {list(ours.columns)}, talk: {list(talk.columns)}); "
+            "rename our columns to the talk's"
+        )
+    index = list(ours.index) + [i for i in talk.index if i not in set(ours.index)]
+    return pd.concat(
+        {ours_label: ours[columns].reindex(index), talk_label: talk[columns].reindex(index)}, axis=1
+    )
+
+
+# --------------------------------------------------------------------------- claims
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A finding of the talk as a test on a table, so it can be checked on the talk's numbers
+    and on ours alike; `test` returns None where the table lacks what it needs."""
+
+    text: str
+    test: Callable[[pd.DataFrame], bool | None]
+
+
+def check_claims(claims: Sequence[Claim], ours: pd.DataFrame, talk: pd.DataFrame) -> pd.DataFrame:
+    """Each claim, whether it holds on the talk's table and on ours, and whether they agree
+    (NaN/None where a table lacks the rows or columns a claim needs)."""
+    rows = []
+    for claim in claims:
+        held = [_try(claim.test, table) for table in (talk, ours)]
+        agree = None if None in held else held[0] == held[1]
+        rows.append({"finding": claim.text, "talk": held[0], "this run": held[1], "agree": agree})
+    return pd.DataFrame(rows, columns=["finding", "talk", "this run", "agree"])
+
+
+def _try(test: Callable[[pd.DataFrame], bool | None], table: pd.DataFrame) -> bool | None:
+    try:
+        value = test(table)
+    except (KeyError, IndexError):
+        return None
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return bool(value)
+
+
+def count_phrase(n: int, of: int, noun: str) -> str:
+    """'3 of 3 priors' (the words a chapter's prose is built from)."""
+    return f"{n} of {of} {noun}"
+
+
+# --------------------------------------------------------------------------- study 2
+
+
+def _binary(labels: Any) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise BnnlibError(f"labels must be 1-dimensional, got shape {labels.shape}; pass one flag per era")
+    if labels.dtype != bool:
+        values = set(np.unique(labels).tolist())
+        if not values <= {0, 1}:
+            raise BnnlibError(f"labels must be booleans or 0/1, got values {sorted(values)[:5]}")
+        labels = labels.astype(bool)
+    return labels
+
+
+def _scores_labels(scores: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = _binary(labels)
+    if scores.shape != labels.shape:
+        raise BnnlibError(f"scores ({scores.shape}) and labels ({labels.shape}) must have one value per era each")
+    if np.isnan(scores).any():
+        raise BnnlibError("scores contain NaN; drop those eras first")
+    return scores, labels
+
+
+def mann_whitney_auc(scores: Any, labels: Any) -> float:
+    """The area under the ROC curve of `scores` as a detector of `labels` (True = positive),
+    by the Mann-Whitney statistic: the probability that a random positive scores higher than a
+    random negative, ties counting one half. Higher scores are taken to flag positives, so an
+    AUC above 0.5 means positives score higher. NaN when either class is empty."""
+    scores, labels = _scores_labels(scores, labels)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = stats.rankdata(scores)  # ties get their average rank
+    u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def auc_p_value(scores: Any, labels: Any) -> float:
+    """One-sided p-value of the Mann-Whitney test that positives score higher than negatives
+    (how often chance alone gives an AUC at least this high). NaN when a class is empty."""
+    scores, labels = _scores_labels(scores, labels)
+    if labels.all() or not labels.any():
+        return float("nan")
+    return float(stats.mannwhitneyu(scores[labels], scores[~labels], alternative="greater").pvalue)
+
+
+def roc_curve(scores: Any, labels: Any) -> pd.DataFrame:
+    """The ROC curve of the rule "flag when score >= threshold", from flagging nothing (0, 0)
+    to flagging everything (1, 1): columns threshold, fpr, tpr. Tied scores move together, so
+    the trapezoidal area under it equals `mann_whitney_auc`."""
+    scores, labels = _scores_labels(scores, labels)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise BnnlibError(
+            f"a ROC curve needs both classes, got {n_pos} positive and {n_neg} negative eras; "
+            "use more eras or a model whose scores vary"
+        )
+    thresholds = np.unique(scores)[::-1]
+    tp = np.array([(labels & (scores >= t)).sum() for t in thresholds])
+    fp = np.array([((~labels) & (scores >= t)).sum() for t in thresholds])
+    return pd.DataFrame({
+        "threshold": np.concatenate([[np.inf], thresholds]),
+        "fpr": np.concatenate([[0.0], fp / n_neg]),
+        "tpr": np.concatenate([[0.0], tp / n_pos]),
+    })
+
+
+def trapezoid_auc(roc: pd.DataFrame) -> float:
+    """The area under a ROC curve by the trapezoidal rule."""
+    return float(np.trapezoid(roc["tpr"], roc["fpr"]))
+
+
+def burn_eras(per_era: pd.DataFrame, kind: str = "corr") -> pd.DataFrame:
+    """Per era: its score, its mean predictive std, and whether it burned (score < 0)."""
+    check_kind(kind)
+    missing = {"era", kind, "mean_std"} - set(per_era.columns)
+    if missing:
+        raise BnnlibError(f"per-era table lacks {sorted(missing)}; pass ModelResult.per_era of a Bayesian model")
+    frame = per_era[["era", kind, "mean_std"]].copy()
+    frame["burn"] = frame[kind] < 0
+    return frame.reset_index(drop=True)
+
+
+def burn_detection(results: Mapping[str, Any], kind: str = "corr") -> pd.DataFrame:
+    """Per model: eras, burn eras, the AUC of the era's mean predictive std as a burn-era
+    detector (higher std flags burn), its one-sided p-value, the mean std in burn and other
+    eras, and the Spearman correlation of the std with the era's score."""
+    _need(results, "burn_detection")
+    rows = {}
+    for name, result in results.items():
+        eras = burn_eras(result.per_era, kind)
+        std, burn = eras["mean_std"].to_numpy(), eras["burn"].to_numpy()
+        rows[name] = {
+            "n_eras": int(len(eras)),
+            "burn_eras": int(burn.sum()),
+            "auc": mann_whitney_auc(std, burn),
+            "p_value": auc_p_value(std, burn),
+            "mean_std_burn": float(std[burn].mean()) if burn.any() else float("nan"),
+            "mean_std_other": float(std[~burn].mean()) if (~burn).any() else float("nan"),
+            "spearman_std_score": float(stats.spearmanr(std, eras[kind]).statistic)
+            if len(eras) > 2 and np.ptp(std) > 0 else float("nan"),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+
+
+# --------------------------------------------------------------------------- study 3
+
+
+def grid_table(results: Mapping[tuple[str, str], Any], stat: str = "mean", kind: str = "corr") -> pd.DataFrame:
+    """A (row, column) -> statistic table from results keyed by pairs, e.g. (hypothesis, prior)
+    or (hidden layers, model); `stat` is one of the summary's keys (mean, sharpe, ...)."""
+    _need(results, "grid_table")
+    check_kind(kind)
+    cells = {}
+    for key, result in results.items():
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise BnnlibError(f"grid_table needs results keyed by (row, column) pairs, got the key {key!r}")
+        summary = result.summary(kind)
+        if stat not in summary:
+            raise unknown_name("summary statistic", stat, summary)
+        cells[key] = summary[stat]
+    series = pd.Series(cells)
+    return series.unstack()[list(dict.fromkeys(k[1] for k in cells))].reindex(
+        list(dict.fromkeys(k[0] for k in cells)))
+
+
+def format_corr_sharpe(corr: pd.DataFrame, sharpe: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """Cells "corr (Sharpe)" as the talk prints them; blank where a value is missing."""
+    def cell(c: float, s: float) -> str:
+        if pd.isna(c) or pd.isna(s):
+            return ""
+        return f"{c:.{digits}f} ({s:.{digits}f})"
+
+    sharpe = sharpe.reindex(index=corr.index, columns=corr.columns)
+    return pd.DataFrame(
+        [[cell(c, s) for c, s in zip(crow, srow)] for crow, srow in zip(corr.to_numpy(), sharpe.to_numpy())],
+        index=corr.index, columns=corr.columns,
+    )
+
+
+def normal_posterior(mean: float, std: float) -> dict[str, float]:
+    """A normal posterior N(mean, std^2) summarised: mean, std, P(> 0), central 95% interval."""
+    if not (np.isfinite(mean) and np.isfinite(std)) or std <= 0:
+        raise BnnlibError(f"a normal posterior needs a finite mean and a positive std, got {mean!r}, {std!r}")
+    half = stats.norm.ppf(0.975) * std
+    return {
+        "mean": float(mean),
+        "std": float(std),
+        "p_positive": float(stats.norm.sf(0.0, loc=mean, scale=std)),
+        "ci95_low": float(mean - half),
+        "ci95_high": float(mean + half),
+    }
+
+
+def normal_density(mean: float, std: float, points: int = 401, width: float = 4.0) -> pd.DataFrame:
+    """The density of N(mean, std^2) on mean +- width std (for a plot): columns x, density."""
+    normal_posterior(mean, std)  # validates
+    x = np.linspace(mean - width * std, mean + width * std, points)
+    return pd.DataFrame({"x": x, "density": stats.norm.pdf(x, loc=mean, scale=std)})
+
+
+# --------------------------------------------------------------------------- architecture
+
+
+def normal_fit(values: Any) -> tuple[float, float]:
+    """The maximum-likelihood normal fit (mean, std with ddof=0) of a sample."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        raise BnnlibError(f"a normal fit needs at least 2 finite values, got {len(values)}; use more draws")
+    std = float(values.std(ddof=0))
+    if std <= 0:
+        raise BnnlibError("the values are all equal, so their normal fit has no spread; use a model with several draws")
+    return float(values.mean()), std
+
+
+def _check_normal(mean: float, std: float) -> None:
+    if not (np.isfinite(mean) and np.isfinite(std)) or std <= 0:
+        raise BnnlibError(f"a normal distribution needs a finite mean and a positive std, got {mean!r}, {std!r}")
+
+
+def _log_base(base: float) -> float:
+    if not base > 1:
+        raise BnnlibError(f"the log base must be greater than 1 (e.g. math.e for nats, 2 for bits), got {base!r}")
+    return math.log(base)
+
+
+def kl_normal(m1: float, s1: float, m2: float, s2: float, base: float = math.e) -> float:
+    """KL(N(m1, s1^2) || N(m2, s2^2)) in closed form (nats by default; unbounded)."""
+    _check_normal(m1, s1)
+    _check_normal(m2, s2)
+    nats = math.log(s2 / s1) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2) - 0.5
+    return max(nats, 0.0) / _log_base(base)
+
+
+def jeffreys_normal(m1: float, s1: float, m2: float, s2: float, base: float = math.e) -> float:
+    """The symmetrised KL divergence KL(p||q) + KL(q||p) between two normals (unbounded)."""
+    return kl_normal(m1, s1, m2, s2, base) + kl_normal(m2, s2, m1, s1, base)
+
+
+def js_normal(m1: float, s1: float, m2: float, s2: float, base: float = math.e, points: int = 4001) -> float:
+    """The Jensen-Shannon divergence between N(m1, s1^2) and N(m2, s2^2), by numerical
+    integration (it has no closed form): JS = (KL(p||m) + KL(q||m)) / 2 with m = (p + q) / 2.
+
+    Each KL is an expectation under its own normal, integrated by Simpson's rule on a grid of
+    `points` over its mean +- 12 std, so a narrow distribution far from the other is resolved.
+    In nats (base e) JS lies in [0, ln 2]; in bits (base 2) in [0, 1].
+    """
+    _check_normal(m1, s1)
+    _check_normal(m2, s2)
+    from scipy.integrate import simpson
+
+    def half(m: float, s: float) -> float:
+        x = np.linspace(m - 12 * s, m + 12 * s, points)
+        log_p = stats.norm.logpdf(x, m1, s1)
+        log_q = stats.norm.logpdf(x, m2, s2)
+        log_own = log_p if (m, s) == (m1, s1) else log_q
+        log_mix = np.logaddexp(log_p, log_q) - LN2
+        return float(simpson(np.exp(log_own) * (log_own - log_mix), x=x))
+
+    nats = 0.5 * (half(m1, s1) + half(m2, s2))
+    return float(min(max(nats, 0.0), LN2)) / _log_base(base)
+
+
+DIVERGENCES: dict[str, Callable[..., float]] = {
+    "js": js_normal,
+    "kl": kl_normal,
+    "jeffreys": jeffreys_normal,
+}
+"""Divergences between two normal fits: JS (bounded by ln 2 in nats), KL(row || column), and
+the symmetrised KL (Jeffreys)."""
+
+
+def divergence_matrix(fits: Mapping[Any, tuple[float, float]], divergence: str = "js",
+                      base: float = math.e) -> pd.DataFrame:
+    """The matrix of `divergence` between every pair of normal fits {label: (mean, std)}
+    (row = first argument)."""
+    if divergence not in DIVERGENCES:
+        raise unknown_name("divergence", divergence, DIVERGENCES)
+    if not fits:
+        raise BnnlibError("divergence_matrix needs at least one normal fit {label: (mean, std)}")
+    function = DIVERGENCES[divergence]
+    labels = list(fits)
+    values = [[0.0 if a == b else function(*fits[a], *fits[b], base=base) for b in labels] for a in labels]
+    return pd.DataFrame(values, index=pd.Index(labels), columns=pd.Index(labels))
+
+
+def draw_mean_fits(results: Mapping[Any, Any], kind: str = "corr") -> pd.DataFrame:
+    """Per model with several draws: the normal fit (mean, std) of its per-draw score means."""
+    rows = {}
+    for key, result in results.items():
+        if result.scores.n_draws < 2:
+            continue
+        rows[key] = dict(zip(("mean", "std"), normal_fit(draw_scores(result, kind)["mean"])))
+    if not rows:
+        raise BnnlibError("draw_mean_fits found no model with more than one draw; pass Bayesian models")
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def off_diagonal(matrix: pd.DataFrame) -> np.ndarray:
+    """The values above the diagonal of a square matrix (each pair once)."""
+    values = matrix.to_numpy(dtype=np.float64)
+    return values[np.triu_indices_from(values, k=1)]
+
+
+def depth_label(hidden: Sequence[int]) -> str:
+    """'0 (linear)', '1 (128)', '3 (128, 64, 64)': the number of hidden layers and their sizes."""
+    hidden = tuple(int(h) for h in hidden)
+    return f"{len(hidden)} ({', '.join(map(str, hidden)) if hidden else 'linear'})"
+

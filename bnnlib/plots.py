@@ -1,0 +1,176 @@
+"""Figure builders for the book: each takes tables from `bnnlib.analysis` and returns a titled,
+labelled matplotlib Figure (not attached to pyplot, so nothing is shown twice; a chapter shows
+it with IPython's display and writes it with `bnnlib.results.export_figure`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from bnnlib.errors import BnnlibError
+
+OURS = "#1f77b4"
+TALK = "#ff7f0e"
+BURN = "#d62728"
+
+
+def _figure(n_panels: int = 1, width: float = 5.0, height: float = 3.6, share_y: bool = False):
+    if n_panels < 1:
+        raise BnnlibError("a figure needs at least one panel; pass at least one model")
+    figure = Figure(figsize=(width * n_panels, height), layout="constrained")
+    axes = figure.subplots(1, n_panels, sharey=share_y, squeeze=False)[0]
+    return figure, list(axes)
+
+
+def grouped_bars(table: pd.DataFrame, *, title: str, ylabel: str, xlabel: str,
+                 colors: Sequence[str] | None = None) -> Figure:
+    """Bars of each column side by side for each row of `table` (e.g. ours beside the talk's,
+    or one bar per prior for each hypothesis)."""
+    if table.empty:
+        raise BnnlibError(f"nothing to plot for {title!r}: the table is empty")
+    figure, (ax,) = _figure(width=max(5.0, 1.1 * len(table) + 2))
+    n = len(table.columns)
+    width = 0.8 / n
+    x = np.arange(len(table))
+    for i, column in enumerate(table.columns):
+        color = None if colors is None else colors[i % len(colors)]
+        ax.bar(x + (i - (n - 1) / 2) * width, table[column].to_numpy(dtype=float), width,
+               label=str(column), color=color)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xticks(x, [str(i) for i in table.index], rotation=20 if len(table) > 4 else 0)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize="small")
+    return figure
+
+
+def ours_vs_talk_bars(ours: pd.DataFrame, talk: pd.DataFrame, columns: Mapping[str, str], *,
+                      title: str) -> Figure:
+    """One panel per column ({column: axis label}): our value beside the talk's, per row."""
+    figure, axes = _figure(len(columns), width=max(4.5, 0.9 * len(ours) + 1.5))
+    for ax, (column, label) in zip(axes, columns.items()):
+        both = pd.DataFrame({"this run": ours[column], "talk (2021)": talk[column].reindex(ours.index)})
+        x = np.arange(len(both))
+        ax.bar(x - 0.2, both["this run"], 0.4, label="this run", color=OURS)
+        ax.bar(x + 0.2, both["talk (2021)"], 0.4, label="talk (2021)", color=TALK)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xticks(x, [str(i) for i in both.index], rotation=25)
+        ax.set_xlabel(str(ours.index.name or "model"))
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        ax.legend(fontsize="small")
+    figure.suptitle(title)
+    return figure
+
+
+def draw_histograms(draws: Mapping[str, pd.Series], ensemble: Mapping[str, float], *, title: str,
+                    xlabel: str, bins: int = 30) -> Figure:
+    """One panel per model: the histogram of a per-draw statistic, the mean over draws (dashed)
+    and the ensemble's value (solid), so one sees where the ensemble falls among its draws."""
+    figure, axes = _figure(len(draws), width=4.2, share_y=False)
+    for ax, (name, values) in zip(axes, draws.items()):
+        values = np.asarray(values, dtype=float)
+        values = values[np.isfinite(values)]
+        ax.hist(values, bins=bins, color=OURS, alpha=0.7, label="draws")
+        ax.axvline(values.mean(), color="black", linestyle="--", label=f"mean of draws {values.mean():.4f}")
+        ax.axvline(ensemble[name], color=BURN, label=f"ensemble {ensemble[name]:.4f}")
+        ax.set_title(str(name))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("number of draws")
+        ax.legend(fontsize="x-small")
+    figure.suptitle(title)
+    return figure
+
+
+def std_vs_score(frames: Mapping[str, pd.DataFrame], *, kind: str = "corr", title: str) -> Figure:
+    """One panel per model: each era's mean predictive std against its score; burn eras in red."""
+    figure, axes = _figure(len(frames), width=4.2)
+    for ax, (name, frame) in zip(axes, frames.items()):
+        burn = frame["burn"].to_numpy(dtype=bool)
+        ax.scatter(frame["mean_std"][~burn], frame[kind][~burn], s=14, color=OURS, label="other eras")
+        ax.scatter(frame["mean_std"][burn], frame[kind][burn], s=14, color=BURN, label="burn eras")
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_title(str(name))
+        ax.set_xlabel("era's mean predictive std")
+        ax.set_ylabel(f"era's {kind}")
+        ax.legend(fontsize="x-small")
+    figure.suptitle(title)
+    return figure
+
+
+def roc_curves(rocs: Mapping[str, pd.DataFrame], aucs: Mapping[str, float], *, title: str) -> Figure:
+    """ROC curves (fpr, tpr) of several detectors on one panel, with the chance diagonal."""
+    figure, (ax,) = _figure(width=4.8, height=4.4)
+    for name, roc in rocs.items():
+        ax.step(roc["fpr"], roc["tpr"], where="post", label=f"{name} (AUC {aucs[name]:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance (AUC 0.5)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_title(title)
+    ax.set_xlabel("false positive rate (other eras flagged)")
+    ax.set_ylabel("true positive rate (burn eras flagged)")
+    ax.legend(fontsize="small", loc="lower right")
+    return figure
+
+
+def posterior_densities(densities: Mapping[str, pd.DataFrame], *, title: str, xlabel: str,
+                        mark_zero: bool = True) -> Figure:
+    """Densities (x, density) on one panel, e.g. the normal posterior of H4's beta per prior."""
+    figure, (ax,) = _figure(width=5.6)
+    for name, frame in densities.items():
+        ax.plot(frame["x"], frame["density"], label=str(name))
+        ax.fill_between(frame["x"], frame["density"], where=frame["x"] > 0, alpha=0.15)
+    if mark_zero:
+        ax.axvline(0.0, color="black", linewidth=0.8, linestyle=":")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("posterior density")
+    ax.legend(fontsize="small")
+    return figure
+
+
+def normal_fits(fits: pd.DataFrame, *, title: str, xlabel: str, points: int = 400) -> Figure:
+    """The normal densities fitted to per-draw scores (rows: label; columns mean, std)."""
+    from scipy import stats
+
+    figure, (ax,) = _figure(width=5.6)
+    low = float((fits["mean"] - 4 * fits["std"]).min())
+    high = float((fits["mean"] + 4 * fits["std"]).max())
+    x = np.linspace(low, high, points)
+    for label, row in fits.iterrows():
+        ax.plot(x, stats.norm.pdf(x, row["mean"], row["std"]), label=str(label))
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density of the normal fit")
+    ax.legend(fontsize="small")
+    return figure
+
+
+def heatmaps(matrices: Mapping[str, pd.DataFrame], *, title: str, axis_label: str, colorbar: str,
+             vmax: float | None = None) -> Figure:
+    """One annotated heat map per square matrix, on a common colour scale."""
+    if not matrices:
+        raise BnnlibError(f"nothing to plot for {title!r}: no matrices")
+    top = vmax if vmax is not None else max(float(np.nanmax(m.to_numpy(dtype=float))) for m in matrices.values())
+    figure, axes = _figure(len(matrices), width=4.2, height=3.8)
+    image = None
+    for ax, (name, matrix) in zip(axes, matrices.items()):
+        values = matrix.to_numpy(dtype=float)
+        image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=top or 1.0)
+        ticks = np.arange(len(matrix))
+        ax.set_xticks(ticks, [str(c) for c in matrix.columns])
+        ax.set_yticks(ticks, [str(i) for i in matrix.index])
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                color = "white" if values[i, j] < 0.6 * (top or 1.0) else "black"
+                ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize="x-small", color=color)
+        ax.set_title(str(name))
+        ax.set_xlabel(axis_label)
+        ax.set_ylabel(axis_label)
+    figure.colorbar(image, ax=axes, label=colorbar, shrink=0.8)
+    figure.suptitle(title)
+    return figure

@@ -1,0 +1,132 @@
+"""The talk's published tables, as data, so each chapter can set them beside its own numbers.
+
+These are the numbers printed in the Numerai Meetup Japan 2021 talk (restated in
+shared/talk.md): real Numerai v3 data, 30 epochs, 1000 posterior draws. They are the talk's,
+never ours: each function returns a fresh DataFrame whose ``attrs["source"]`` says so, keyed by
+the same row and column names that `bnnlib.analysis` gives our tables (priors by the engine's
+names: the talk's "uniform" prior is "flat" here), so a table of ours and the talk's line up.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+SOURCE = "the talk (Numerai Meetup Japan 2021, real Numerai v3 data)"
+PRIORS = ("flat", "normal", "laplace")
+PRIOR_LABELS = {"flat": "flat (talk: uniform)", "normal": "normal", "laplace": "Laplace"}
+TALK_BURN_ERAS_OF = 105  # validation eras of Numerai v3 (shared/numerai-data.md)
+BEST_EPOCH = 5  # the baseline's epoch with the highest validation corr, in the talk
+
+
+def _frame(data: dict, index: list, name: str) -> pd.DataFrame:
+    frame = pd.DataFrame(data, index=pd.Index(index, name=name))
+    frame.attrs["source"] = SOURCE
+    return frame
+
+
+def study1_scores() -> pd.DataFrame:
+    """Study 1: validation corr (mean of the 2021 per-era corr) and Sharpe of each model."""
+    return _frame(
+        {
+            "corr": [0.0145, 0.0199, 0.0167, 0.0185, 0.0191, 0.0153],
+            "sharpe": [0.6422, 0.6454, 0.5038, 0.5573, 0.6489, 0.5035],
+        },
+        ["baseline", "flat", "normal", "laplace", "baseline_best_epoch", "nn_starter"],
+        "model",
+    )
+
+
+def study1_draws() -> pd.DataFrame:
+    """Study 1: per-draw corr mean and Sharpe (mean and std over 1000 draws) vs the ensemble."""
+    return _frame(
+        {
+            "draw_corr_mean": [0.0142, 0.0049, 0.0123],
+            "draw_corr_std": [0.0023, 0.0072, 0.0020],
+            "ensemble_corr": [0.0199, 0.0167, 0.0185],
+            "draw_sharpe_mean": [0.5764, 0.2107, 0.4989],
+            "draw_sharpe_std": [0.0908, 0.3021, 0.0673],
+            "ensemble_sharpe": [0.6454, 0.5038, 0.5573],
+        },
+        list(PRIORS),
+        "prior",
+    )
+
+
+def study2_burn() -> pd.DataFrame:
+    """Study 2: AUC of the era's mean predictive std as a burn-era detector, and burn-era counts."""
+    return _frame(
+        {"auc": [0.4679, 0.6010, 0.6245], "burn_eras": [28, 33, 31],
+         "n_eras": [TALK_BURN_ERAS_OF] * 3},
+        list(PRIORS),
+        "prior",
+    )
+
+
+def study3_corr() -> pd.DataFrame:
+    """Study 3: validation corr on the main target, hypothesis x prior ('single' = study 1's BNN)."""
+    return _frame(
+        {
+            "flat": [0.0151, 0.0171, 0.0130, 0.0146, 0.0199],
+            "normal": [0.0110, 0.0080, 0.0136, 0.0144, 0.0167],
+            "laplace": [0.0122, 0.0075, 0.0136, 0.0139, 0.0185],
+        },
+        ["h1", "h2", "h3", "h4", "single"],
+        "hypothesis",
+    )
+
+
+def study3_sharpe() -> pd.DataFrame:
+    """Study 3: the Sharpe ratios that go with `study3_corr`."""
+    return _frame(
+        {
+            "flat": [0.5794, 0.5891, 0.5458, 0.6991, 0.6454],
+            "normal": [0.3735, 0.3236, 0.6621, 0.7036, 0.5038],
+            "laplace": [0.4161, 0.3040, 0.5867, 0.6379, 0.5573],
+        },
+        ["h1", "h2", "h3", "h4", "single"],
+        "hypothesis",
+    )
+
+
+def architecture_corr() -> pd.DataFrame:
+    """Appendix: validation corr by number of hidden layers (0-3) and model."""
+    return _frame(
+        {
+            "baseline": [0.0156, 0.0164, 0.0169, 0.0145],
+            "flat": [0.0134, 0.0199, 0.0175, 0.0199],
+            "normal": [0.0093, 0.0174, 0.0147, 0.0167],
+            "laplace": [0.0115, 0.0171, 0.0132, 0.0185],
+        },
+        [0, 1, 2, 3],
+        "hidden_layers",
+    )
+
+
+def architecture_sharpe() -> pd.DataFrame:
+    """Appendix: the Sharpe ratios that go with `architecture_corr`."""
+    return _frame(
+        {
+            "baseline": [0.5838, 0.5481, 0.5948, 0.6422],
+            "flat": [0.4077, 0.6599, 0.6086, 0.6454],
+            "normal": [0.3236, 0.5152, 0.4641, 0.5038],
+            "laplace": [0.3679, 0.5114, 0.4483, 0.5573],
+        },
+        [0, 1, 2, 3],
+        "hidden_layers",
+    )
+
+
+def architecture_divergence() -> pd.DataFrame:
+    """Appendix: the talk's "Jensen-Shannon divergence" between normal fits of the per-draw corr
+    means, by number of hidden layers (the talk does not say which prior; values above ln 2 show
+    these are not the bounded JS divergence, see the architecture chapter)."""
+    values = [
+        [0.0, 1.4725, 1.1164, 2.4232],
+        [1.4725, 0.0, 1.9590, 0.0855],
+        [1.1164, 1.9590, 0.0, 2.0222],
+        [2.4232, 0.0855, 2.0222, 0.0],
+    ]
+    frame = pd.DataFrame(values, index=pd.Index([0, 1, 2, 3], name="hidden_layers"),
+                         columns=pd.Index([0, 1, 2, 3], name="hidden_layers"))
+    frame.attrs["source"] = SOURCE
+    return frame

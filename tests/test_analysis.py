@@ -1,0 +1,278 @@
+"""The studies' analysis functions and figure builders, on small hand-made arrays (no fitting)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, stats
+
+from bnnlib import analysis, plots, talk
+from bnnlib.errors import BnnlibError
+from bnnlib.metrics import score_summary
+from bnnlib.predictive import DrawScores
+from bnnlib.study import ModelResult, ModelSpec
+
+
+def fake_result(draw_corr: np.ndarray, ensemble_corr: np.ndarray, mean_std: np.ndarray | None = None,
+                method: str = "bnn", name: str = "m") -> ModelResult:
+    """A scored model made of given per-era scores (numerai_corr = corr / 2 to tell them apart)."""
+    draw_corr = np.atleast_2d(np.asarray(draw_corr, dtype=np.float32))
+    n_eras = len(ensemble_corr)
+    eras = [f"{e + 1:04d}" for e in range(n_eras)]
+    rows_era = np.repeat(eras, 3)
+    scores = DrawScores(
+        pd.Index([f"id{i}" for i in range(len(rows_era))], name="id"), rows_era,
+        np.linspace(0, 1, len(rows_era)), np.full(len(rows_era), 0.1), eras, draw_corr, draw_corr / 2,
+    )
+    per_era = pd.DataFrame({
+        "era": eras,
+        "corr": np.asarray(ensemble_corr, dtype=float),
+        "numerai_corr": np.asarray(ensemble_corr, dtype=float) / 2,
+        "mean_std": np.zeros(n_eras) if mean_std is None else np.asarray(mean_std, dtype=float),
+    })
+    spec = ModelSpec(name, method=method, prior="flat" if method == "bnn" else None, draws=len(draw_corr))
+    return ModelResult(spec, scores, per_era)
+
+
+RNG = np.random.default_rng(0)
+
+
+# --------------------------------------------------------------------------- study 1
+
+
+def test_score_table_is_the_per_era_summary_of_each_model():
+    corr = RNG.normal(0.01, 0.02, 20)
+    result = fake_result(RNG.normal(0.01, 0.02, (5, 20)), corr)
+    table = analysis.score_table({"a": result})
+    expected = score_summary(pd.Series(corr))
+    assert table.loc["a", "corr_mean"] == pytest.approx(expected["mean"])
+    assert table.loc["a", "corr_sharpe"] == pytest.approx(expected["sharpe"])
+    assert table.loc["a", "numerai_corr_mean"] == pytest.approx(expected["mean"] / 2)
+    assert table.loc["a", "corr_burn_eras"] == (corr < 0).sum()
+    with pytest.raises(BnnlibError, match="score kind"):
+        analysis.score_table({"a": result}, kinds=["spearman"])
+
+
+def test_draws_vs_ensemble_compares_the_mean_draw_with_the_ensemble():
+    draws = np.array([[0.01, 0.03, 0.02], [0.00, 0.01, 0.02], [0.02, 0.02, 0.05]])
+    good = fake_result(draws, np.array([0.03, 0.04, 0.05]))  # ensemble beats every draw
+    bad = fake_result(draws, np.array([-0.01, 0.0, 0.01]))
+    baseline = fake_result(draws[:1], np.array([0.01, 0.02, 0.03]), method="baseline")
+    table = analysis.draws_vs_ensemble({"good": good, "bad": bad, "baseline": baseline})
+    assert list(table.index) == ["good", "bad"]  # one draw: no distribution
+    means = draws.mean(1)
+    assert table.loc["good", "draw_corr_mean"] == pytest.approx(means.mean(), rel=1e-6)
+    assert table.loc["good", "draw_corr_std"] == pytest.approx(means.std(ddof=1), rel=1e-5)
+    assert table.loc["good", "ensemble_corr"] == pytest.approx(0.04)
+    assert bool(table.loc["good", "ensemble_beats_draws_corr"]) and not bool(table.loc["bad", "ensemble_beats_draws_corr"])
+    assert table.loc["good", "share_below_ensemble_corr"] == 1.0
+    sharpes = means / draws.std(1)
+    assert table.loc["good", "draw_sharpe_mean"] == pytest.approx(sharpes.mean(), rel=1e-5)
+    with pytest.raises(BnnlibError, match="more than one draw"):
+        analysis.draws_vs_ensemble({"baseline": baseline})
+
+
+def test_side_by_side_aligns_rows_and_keeps_only_shared_columns():
+    ours = pd.DataFrame({"corr": [0.1, 0.2], "extra": [1, 2]}, index=["baseline", "flat"])
+    both = analysis.side_by_side(ours, talk.study1_scores())
+    assert list(both.columns.get_level_values(1)) == ["corr", "corr"]
+    assert list(both.index[:2]) == ["baseline", "flat"] and "nn_starter" in both.index
+    assert both.loc["flat", ("talk (2021)", "corr")] == 0.0199
+    assert np.isnan(both.loc["nn_starter", ("this run", "corr")])
+    with pytest.raises(BnnlibError, match="share no column"):
+        analysis.side_by_side(ours[["extra"]], talk.study1_scores())
+
+
+def test_claims_are_checked_on_both_tables_and_missing_rows_give_none():
+    claims = [
+        analysis.Claim("flat beats baseline", lambda t: t.loc["flat", "corr"] > t.loc["baseline", "corr"]),
+        analysis.Claim("nn starter is worst", lambda t: t.loc["nn_starter", "corr"] == t["corr"].min()),
+    ]
+    ours = pd.DataFrame({"corr": [0.02, 0.01]}, index=["baseline", "flat"])
+    table = analysis.check_claims(claims, ours, talk.study1_scores())
+    assert table["talk"].tolist() == [True, False]  # the talk's NN Starter (0.0153) is not its worst
+    assert table["this run"].tolist() == [False, None] and table["agree"].tolist() == [False, None]
+
+
+# --------------------------------------------------------------------------- study 2
+
+
+def test_mann_whitney_auc_matches_a_hand_computed_case():
+    # positives 0.35 and 0.8 against negatives 0.1 and 0.4: 3 of the 4 pairs are ordered
+    assert analysis.mann_whitney_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    # a tie counts one half: positive 1 vs negatives 1 (tie) and 2 (lower) -> 0.5 / 2
+    assert analysis.mann_whitney_auc([1.0, 1.0, 2.0], [True, False, False]) == pytest.approx(0.25)
+    assert analysis.mann_whitney_auc([3, 2, 1], [1, 0, 0]) == 1.0
+    assert math.isnan(analysis.mann_whitney_auc([1, 2], [0, 0]))
+
+
+def test_auc_agrees_with_scipy_and_the_roc_area_and_flips_with_the_score():
+    scores = RNG.integers(0, 6, 60).astype(float)  # many ties
+    labels = RNG.random(60) < 0.3
+    auc = analysis.mann_whitney_auc(scores, labels)
+    u = stats.mannwhitneyu(scores[labels], scores[~labels]).statistic
+    assert auc == pytest.approx(u / (labels.sum() * (~labels).sum()))
+    roc = analysis.roc_curve(scores, labels)
+    assert analysis.trapezoid_auc(roc) == pytest.approx(auc)
+    assert (roc.iloc[0][["fpr", "tpr"]] == 0).all() and (roc.iloc[-1][["fpr", "tpr"]] == 1).all()
+    assert roc["fpr"].is_monotonic_increasing and roc["tpr"].is_monotonic_increasing
+    assert analysis.mann_whitney_auc(-scores, labels) == pytest.approx(1 - auc)
+    assert 0 <= analysis.auc_p_value(scores, labels) <= 1
+    with pytest.raises(BnnlibError, match="both classes"):
+        analysis.roc_curve(scores, np.zeros(60, dtype=bool))
+    with pytest.raises(BnnlibError, match="booleans or 0/1"):
+        analysis.mann_whitney_auc(scores, np.full(60, 2))
+
+
+def test_burn_detection_counts_burn_eras_and_scores_the_std():
+    corr = np.array([0.02, -0.01, 0.03, -0.02, 0.01, 0.0])
+    std = np.array([0.1, 0.5, 0.2, 0.4, 0.15, 0.3])  # burn eras have the highest std
+    result = fake_result(RNG.normal(size=(4, 6)), corr, std)
+    table = analysis.burn_detection({"flat": result})
+    assert table.loc["flat", "burn_eras"] == 2 and table.loc["flat", "n_eras"] == 6
+    assert table.loc["flat", "auc"] == 1.0
+    assert table.loc["flat", "mean_std_burn"] == pytest.approx(0.45)
+    assert table.loc["flat", "spearman_std_score"] < 0
+    frame = analysis.burn_eras(result.per_era)
+    assert list(frame.columns) == ["era", "corr", "mean_std", "burn"] and frame["burn"].sum() == 2
+
+
+# --------------------------------------------------------------------------- study 3
+
+
+def test_grid_table_and_talk_style_cells():
+    results = {
+        (h, p): fake_result(RNG.normal(size=(3, 8)), RNG.normal(0.01 * (i + 1), 0.02, 8))
+        for i, h in enumerate(["h1", "h2"]) for p in ["flat", "laplace"]
+    }
+    corr = analysis.grid_table(results, "mean")
+    assert list(corr.index) == ["h1", "h2"] and list(corr.columns) == ["flat", "laplace"]
+    assert corr.loc["h2", "laplace"] == pytest.approx(results[("h2", "laplace")].summary()["mean"])
+    sharpe = analysis.grid_table(results, "sharpe")
+    cells = analysis.format_corr_sharpe(corr, sharpe)
+    assert cells.loc["h1", "flat"] == f"{corr.loc['h1', 'flat']:.4f} ({sharpe.loc['h1', 'flat']:.4f})"
+    with pytest.raises(BnnlibError, match="summary statistic"):
+        analysis.grid_table(results, "median")
+
+
+def test_normal_posterior_probability_of_a_positive_weight():
+    post = analysis.normal_posterior(0.0, 2.0)
+    assert post["p_positive"] == pytest.approx(0.5)
+    assert analysis.normal_posterior(1.0, 1.0)["p_positive"] == pytest.approx(0.8413447, rel=1e-6)
+    assert post["ci95_high"] == pytest.approx(1.959964 * 2.0, rel=1e-6)
+    density = analysis.normal_density(1.0, 0.5)
+    assert integrate.trapezoid(density["density"], density["x"]) == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(BnnlibError, match="positive std"):
+        analysis.normal_posterior(0.0, 0.0)
+
+
+# --------------------------------------------------------------------------- divergences
+
+
+def _js_by_quad(m1, s1, m2, s2):
+    p = stats.norm(m1, s1).pdf
+    q = stats.norm(m2, s2).pdf
+
+    def term(x, own):
+        mix = 0.5 * (p(x) + q(x))
+        return own(x) * np.log(own(x) / mix) if own(x) > 0 else 0.0
+
+    low, high = min(m1 - 15 * s1, m2 - 15 * s2), max(m1 + 15 * s1, m2 + 15 * s2)
+    return 0.5 * sum(integrate.quad(term, low, high, args=(own,), limit=200, points=[m1, m2])[0] for own in (p, q))
+
+
+def test_js_between_normals_is_zero_symmetric_bounded_and_matches_quadrature():
+    assert analysis.js_normal(0.01, 0.002, 0.01, 0.002) == pytest.approx(0.0, abs=1e-12)
+    a, b = (0.0, 1.0), (1.0, 2.0)
+    assert analysis.js_normal(*a, *b) == pytest.approx(analysis.js_normal(*b, *a), rel=1e-10)
+    assert analysis.js_normal(*a, *b) == pytest.approx(_js_by_quad(*a, *b), rel=1e-6)
+    # far apart (even when narrow): the bound ln 2 nats, 1 bit
+    assert analysis.js_normal(0.0, 1e-4, 1.0, 1e-4) == pytest.approx(math.log(2), rel=1e-9)
+    assert analysis.js_normal(0.0, 1e-4, 1.0, 1e-4, base=2) == pytest.approx(1.0, rel=1e-9)
+    assert analysis.js_normal(*a, *b, base=2) == pytest.approx(analysis.js_normal(*a, *b) / math.log(2))
+    # close normals: JS is a quarter of the KL divergence
+    assert analysis.js_normal(0, 1, 0.01, 1) == pytest.approx(analysis.kl_normal(0, 1, 0.01, 1) / 4, rel=1e-3)
+    with pytest.raises(BnnlibError, match="log base"):
+        analysis.js_normal(*a, *b, base=1)
+
+
+def test_kl_and_jeffreys_between_normals():
+    kl = analysis.kl_normal(0.0, 1.0, 1.0, 2.0)
+    p, q = stats.norm(0, 1), stats.norm(1, 2)
+    by_quad = integrate.quad(lambda x: p.pdf(x) * (p.logpdf(x) - q.logpdf(x)), -20, 20)[0]
+    assert kl == pytest.approx(by_quad, rel=1e-8)
+    assert analysis.jeffreys_normal(0, 1, 1, 2) == pytest.approx(kl + analysis.kl_normal(1, 2, 0, 1))
+    assert analysis.kl_normal(0, 1, 3, 1) == pytest.approx(4.5)  # (delta / sigma)^2 / 2
+    assert analysis.kl_normal(0, 1e-3, 1, 1e-3) > math.log(2)  # unbounded, unlike JS
+
+
+def test_divergence_matrix_and_normal_fits():
+    fits = {0: (0.010, 0.002), 1: (0.015, 0.003), 2: (0.012, 0.002)}
+    js = analysis.divergence_matrix(fits, "js")
+    values = js.to_numpy()
+    assert np.allclose(values, values.T) and np.allclose(np.diag(values), 0)
+    assert (analysis.off_diagonal(js) > 0).all() and (analysis.off_diagonal(js) <= math.log(2)).all()
+    assert len(analysis.off_diagonal(js)) == 3
+    kl = analysis.divergence_matrix(fits, "kl")
+    assert kl.loc[0, 1] == pytest.approx(analysis.kl_normal(*fits[0], *fits[1]))
+    with pytest.raises(BnnlibError, match="unknown divergence"):
+        analysis.divergence_matrix(fits, "wasserstein")
+    mean, std = analysis.normal_fit([1.0, 2.0, 3.0])
+    assert (mean, std) == pytest.approx((2.0, np.std([1, 2, 3])))
+    with pytest.raises(BnnlibError, match="no spread"):
+        analysis.normal_fit([1.0, 1.0])
+    draws = RNG.normal(0.01, 0.01, (50, 10))
+    table = analysis.draw_mean_fits({3: fake_result(draws, np.zeros(10))})
+    assert table.loc[3, "mean"] == pytest.approx(draws.mean(1).mean(), rel=1e-5)
+
+
+def test_the_talks_divergences_exceed_the_bound_of_a_js_divergence():
+    talks = talk.architecture_divergence()
+    assert np.allclose(talks.to_numpy(), talks.to_numpy().T)
+    assert (analysis.off_diagonal(talks) > math.log(2)).sum() == 5
+    assert analysis.depth_label(()) == "0 (linear)" and analysis.depth_label([128, 64]) == "2 (128, 64)"
+
+
+def test_talk_tables_are_labelled_and_fresh():
+    table = talk.study1_draws()
+    assert table.attrs["source"].startswith("the talk") and list(table.index) == ["flat", "normal", "laplace"]
+    table.loc["flat", "ensemble_corr"] = 1.0
+    assert talk.study1_draws().loc["flat", "ensemble_corr"] == 0.0199
+    assert (talk.study3_corr().loc["single"] == talk.study1_scores().loc[["flat", "normal", "laplace"], "corr"]).all()
+    assert (talk.architecture_corr().loc[3, "flat"], talk.architecture_sharpe().loc[3, "baseline"]) == (0.0199, 0.6422)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _labelled(figure) -> bool:
+    axes = [ax for ax in figure.axes if ax.get_label() != "<colorbar>"]
+    titled = bool(figure._suptitle is not None and figure._suptitle.get_text()) or all(ax.get_title() for ax in axes)
+    return titled and all(ax.get_xlabel() and ax.get_ylabel() for ax in axes)
+
+
+def test_every_figure_has_a_title_and_axis_labels():
+    draws = RNG.normal(0.01, 0.02, (30, 12))
+    result = fake_result(draws, RNG.normal(0.01, 0.02, 12), RNG.random(12))
+    frame = analysis.burn_eras(result.per_era)
+    roc = analysis.roc_curve(frame["mean_std"], frame["burn"])
+    matrix = analysis.divergence_matrix({0: (0.0, 1.0), 1: (0.5, 1.0)})
+    figures = [
+        plots.grouped_bars(pd.DataFrame({"a": [1.0, 2.0]}, index=["x", "y"]), title="t", ylabel="corr",
+                           xlabel="model"),
+        plots.ours_vs_talk_bars(pd.DataFrame({"corr": [0.01]}, index=["flat"]), talk.study1_scores(),
+                                {"corr": "validation corr"}, title="t"),
+        plots.draw_histograms({"flat": draws.mean(1)}, {"flat": 0.01}, title="t", xlabel="corr"),
+        plots.std_vs_score({"flat": frame}, title="t"),
+        plots.roc_curves({"flat": roc}, {"flat": 0.5}, title="t"),
+        plots.posterior_densities({"flat": analysis.normal_density(0.1, 0.2)}, title="t", xlabel="beta"),
+        plots.normal_fits(pd.DataFrame({"mean": [0.0, 1.0], "std": [1.0, 2.0]}), title="t", xlabel="corr"),
+        plots.heatmaps({"flat": matrix}, title="t", axis_label="layers", colorbar="JS (nats)"),
+    ]
+    for figure in figures:
+        assert _labelled(figure), figure
+    with pytest.raises(BnnlibError, match="empty"):
+        plots.grouped_bars(pd.DataFrame(), title="t", ylabel="y", xlabel="x")

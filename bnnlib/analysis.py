@@ -201,6 +201,18 @@ def auc_p_value(scores: Any, labels: Any) -> float:
     return float(stats.mannwhitneyu(scores[labels], scores[~labels], alternative="greater").pvalue)
 
 
+def auc_p_value_from_counts(auc: float, n_pos: int, n_neg: int) -> float:
+    """One-sided p-value of an AUC known only with its class sizes (e.g. the talk's), by the
+    normal approximation to the Mann-Whitney statistic without ties: how likely chance alone
+    gives an AUC at least this high."""
+    if n_pos < 1 or n_neg < 1:
+        raise BnnlibError(f"need at least one era in each class, got {n_pos} and {n_neg}")
+    if not 0.0 <= auc <= 1.0:
+        raise BnnlibError(f"an AUC lies in [0, 1], got {auc!r}")
+    sd = math.sqrt((n_pos + n_neg + 1) / (12.0 * n_pos * n_neg))
+    return float(stats.norm.sf((auc - 0.5) / sd))
+
+
 def roc_curve(scores: Any, labels: Any) -> pd.DataFrame:
     """The ROC curve of the rule "flag when score >= threshold", from flagging nothing (0, 0)
     to flagging everything (1, 1): columns threshold, fpr, tpr. Tied scores move together, so

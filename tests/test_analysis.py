@@ -127,6 +127,19 @@ def test_auc_agrees_with_scipy_and_the_roc_area_and_flips_with_the_score():
         analysis.mann_whitney_auc(scores, np.full(60, 2))
 
 
+def test_p_value_from_counts_is_the_asymptotic_mann_whitney_test():
+    scores = RNG.normal(size=80)  # continuous: no ties
+    labels = RNG.random(80) < 0.3
+    auc = analysis.mann_whitney_auc(scores, labels)
+    expected = stats.mannwhitneyu(scores[labels], scores[~labels], alternative="greater",
+                                  method="asymptotic", use_continuity=False).pvalue
+    got = analysis.auc_p_value_from_counts(auc, int(labels.sum()), int((~labels).sum()))
+    assert got == pytest.approx(expected, rel=1e-9)
+    assert analysis.auc_p_value_from_counts(0.5, 30, 75) == pytest.approx(0.5)
+    with pytest.raises(BnnlibError, match="AUC lies"):
+        analysis.auc_p_value_from_counts(1.5, 3, 3)
+
+
 def test_burn_detection_counts_burn_eras_and_scores_the_std():
     corr = np.array([0.02, -0.01, 0.03, -0.02, 0.01, 0.0])
     std = np.array([0.1, 0.5, 0.2, 0.4, 0.15, 0.3])  # burn eras have the highest std

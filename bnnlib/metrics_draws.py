@@ -90,6 +90,7 @@ def _sort_rows_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Stable ascending order of each row, and whether each sorted value (but the first) is new."""
     n = x.shape[1]
     if x.dtype == np.float32:
+        x = np.ascontiguousarray(x)  # row-major, so the int32 views below split each int64
         bits = (x + np.float32(0.0)).view(np.int32)  # + 0.0 turns -0.0 into 0.0 (they are equal)
         flip = bits >> 31  # negative floats: flip all but the sign bit, so int order == float order
         flip &= 0x7FFFFFFF
@@ -99,8 +100,8 @@ def _sort_rows_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         key |= np.arange(n, dtype=np.int64)  # row number below: ties keep their row order
         key.sort(axis=1)
         order = key & 0xFFFFFFFF
-        key >>= 32
-        return order, key[:, 1:] != key[:, :-1]
+        high = key.view(np.int32)[:, 1::2] if np.little_endian else key >> 32  # the value's bits
+        return order, high[:, 1:] != high[:, :-1]
     order = np.argsort(x, axis=1, kind="stable")
     ordered = np.take_along_axis(x, order, axis=1)
     return order, ordered[:, 1:] != ordered[:, :-1]

@@ -12,6 +12,8 @@ Profiles are ``book/params/<name>.yml``::
     description: one line
     common:    {data_source: synthetic, ...}   # offered to every chapter
     chapters:  {ensembles: {epochs: 30}}       # per chapter; must be names the chapter declares
+
+In a string value, ``{chapter}`` stands for the chapter's name (``_build/results/{chapter}``).
 """
 
 from __future__ import annotations
@@ -239,7 +241,14 @@ def chapter_parameters(
                 f"its parameters are: {choices}"
             )
     merged = {**profile["common"], **block, **(runner or {}), **(overrides or {})}
-    return {name: value for name, value in merged.items() if name in declared}
+    return {
+        name: _for_chapter(value, chapter) for name, value in merged.items() if name in declared
+    }
+
+
+def _for_chapter(value: Any, chapter: str) -> Any:
+    """A profile string with '{chapter}' in it, e.g. '_build/results/{chapter}', made concrete."""
+    return value.replace("{chapter}", chapter) if isinstance(value, str) else value
 
 
 def _runner_values(data_dir, force: bool, jobs: int) -> dict:

@@ -153,6 +153,71 @@ def count_phrase(n: int, of: int, noun: str) -> str:
     return f"{n} of {of} {noun}"
 
 
+# --------------------------------------------------------------------------- ground truth
+
+
+def truth_eras(dataset: Any, split: str = "validation") -> pd.DataFrame | None:
+    """The synthetic ground truth's per-era record (regime, drift, `shifted`, ...) for the eras
+    of `split`, or None when the data has no ground truth (real data)."""
+    truth = getattr(dataset, "truth", None)
+    if truth is None:
+        return None
+    eras = set(dataset.frame(split)["era"].astype(str)) if hasattr(dataset, "frame") else None
+    table = truth.eras.copy()
+    table["era"] = table["era"].astype(str)
+    return table[table["era"].isin(eras)].reset_index(drop=True) if eras is not None else table
+
+
+def truth_signals(dataset: Any, split: str = "validation") -> pd.DataFrame | None:
+    """The ground truth's noise-free signals of every row of `split`, in that split's row
+    order, or None when the data has no ground truth."""
+    truth = getattr(dataset, "truth", None)
+    if truth is None:
+        return None
+    frame = dataset.frame(split)
+    missing = frame.index.difference(truth.rows.index)
+    if len(missing):
+        raise BnnlibError(
+            f"the ground truth lacks {len(missing)} rows of the {split} split (e.g. {missing[0]!r}); "
+            "regenerate the synthetic data (bnnlib data synth)"
+        )
+    return truth.rows.loc[frame.index]
+
+
+def signal_ceiling(signals: pd.DataFrame, target: Any, eras: Any, columns: Sequence[str]) -> pd.DataFrame:
+    """What a model that predicted a noise-free signal exactly would score: per signal column,
+    the summary (mean, std, Sharpe, ...) of its per-era 2021 corr with the target."""
+    from bnnlib.metrics import era_corr, score_summary
+
+    rows = {}
+    for column in columns:
+        if column not in signals.columns:
+            raise unknown_name("signal column", column, signals.columns)
+        per_era = era_corr(signals[column].to_numpy(), np.asarray(target), np.asarray(eras))
+        rows[column] = score_summary(per_era)
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("signal")
+
+
+def signal_capture(predictions: Mapping[str, Any], signal: Any) -> pd.Series:
+    """Per model, the Pearson correlation of its predictions with the true signal (over all
+    rows): how much of what is learnable the model found."""
+    signal = np.asarray(signal, dtype=np.float64)
+    out = {}
+    for name, prediction in predictions.items():
+        prediction = np.asarray(prediction, dtype=np.float64)
+        if prediction.shape != signal.shape:
+            raise BnnlibError(f"{name}: {prediction.shape[0]} predictions for {signal.shape[0]} signal rows; align them")
+        out[name] = float(np.corrcoef(prediction, signal)[0, 1]) if prediction.std() > 0 else float("nan")
+    return pd.Series(out, name="corr_with_signal")
+
+
+def percent_range(shares: Any) -> str:
+    """'27-31%' for shares 0.27 and 0.31 (or '40%' when they round to one value)."""
+    values = np.asarray(shares, dtype=np.float64)
+    low, high = round(100 * float(values.min())), round(100 * float(values.max()))
+    return f"{low}%" if low == high else f"{low}-{high}%"
+
+
 # --------------------------------------------------------------------------- study 2
 
 

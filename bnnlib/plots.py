@@ -27,24 +27,35 @@ def _figure(n_panels: int = 1, width: float = 5.0, height: float = 3.6, share_y:
 
 def grouped_bars(table: pd.DataFrame, *, title: str, ylabel: str, xlabel: str,
                  colors: Sequence[str] | None = None) -> Figure:
-    """Bars of each column side by side for each row of `table` (e.g. ours beside the talk's,
-    or one bar per prior for each hypothesis)."""
-    if table.empty:
-        raise BnnlibError(f"nothing to plot for {title!r}: the table is empty")
-    figure, (ax,) = _figure(width=max(5.0, 1.1 * len(table) + 2))
-    n = len(table.columns)
-    width = 0.8 / n
-    x = np.arange(len(table))
-    for i, column in enumerate(table.columns):
-        color = None if colors is None else colors[i % len(colors)]
-        ax.bar(x + (i - (n - 1) / 2) * width, table[column].to_numpy(dtype=float), width,
-               label=str(column), color=color)
-    ax.axhline(0.0, color="black", linewidth=0.8)
-    ax.set_xticks(x, [str(i) for i in table.index], rotation=20 if len(table) > 4 else 0)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize="small")
+    """Bars of each column side by side for each row of `table` (e.g. one bar per prior for
+    each hypothesis)."""
+    return grouped_bar_panels({"": table}, title=title, ylabel=ylabel, xlabel=xlabel, colors=colors)
+
+
+def grouped_bar_panels(tables: Mapping[str, pd.DataFrame], *, title: str, ylabel: str, xlabel: str,
+                       colors: Sequence[str] | None = None) -> Figure:
+    """One panel of grouped bars per table ({panel title: table}), on a shared y axis, e.g.
+    this run's table beside the talk's."""
+    if not tables or any(t.empty for t in tables.values()):
+        raise BnnlibError(f"nothing to plot for {title!r}: a table is empty")
+    rows = max(len(t) for t in tables.values())
+    figure, axes = _figure(len(tables), width=max(5.0, 1.1 * rows + 2), share_y=True)
+    for ax, (name, table) in zip(axes, tables.items()):
+        n = len(table.columns)
+        width = 0.8 / n
+        x = np.arange(len(table))
+        for i, column in enumerate(table.columns):
+            color = None if colors is None else colors[i % len(colors)]
+            ax.bar(x + (i - (n - 1) / 2) * width, table[column].to_numpy(dtype=float), width,
+                   label=str(column), color=color)
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xticks(x, [str(i) for i in table.index], rotation=20 if len(table) > 4 else 0)
+        ax.set_title(name or title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize="small")
+    if len(tables) > 1 or next(iter(tables)):
+        figure.suptitle(title)
     return figure
 
 

@@ -97,6 +97,45 @@ def test_claims_are_checked_on_both_tables_and_missing_rows_give_none():
     assert table["this run"].tolist() == [False, None] and table["agree"].tolist() == [False, None]
 
 
+# --------------------------------------------------------------------------- ground truth
+
+
+class _Truth:
+    def __init__(self, rows, eras):
+        self.rows, self.eras = rows, eras
+
+
+class _Data:
+    """The parts of bnnlib.data.Dataset the truth helpers read."""
+
+    def __init__(self, validation, truth):
+        self.validation, self.truth = validation, truth
+
+    def frame(self, split):
+        return self.validation
+
+
+def test_truth_helpers_align_to_the_split_and_score_the_signal():
+    eras = np.repeat(["0003", "0004"], 50)
+    ids = pd.Index([f"v{i}" for i in range(100)], name="id")
+    signal = RNG.normal(size=100)
+    target = signal + RNG.normal(size=100)
+    rows = pd.DataFrame({"signal": signal, "noise": RNG.normal(size=100)}, index=ids)[::-1]  # other order
+    truth_eras = pd.DataFrame({"era": ["0001", "0003", "0004"], "shifted": [False, True, False]})
+    data = _Data(pd.DataFrame({"era": eras}, index=ids), _Truth(rows, truth_eras))
+    assert analysis.truth_eras(data)["era"].tolist() == ["0003", "0004"]
+    aligned = analysis.truth_signals(data)
+    assert aligned.index.equals(ids) and np.allclose(aligned["signal"], signal)
+    ceiling = analysis.signal_ceiling(aligned, target, eras, ["signal", "noise"])
+    assert ceiling.loc["signal", "mean"] > 0.3 > abs(ceiling.loc["noise", "mean"])
+    capture = analysis.signal_capture({"exact": signal, "half": signal + RNG.normal(size=100) * 3}, signal)
+    assert capture["exact"] == pytest.approx(1.0) and 0 < capture["half"] < 1
+    assert analysis.truth_eras(_Data(data.validation, None)) is None
+    assert analysis.truth_signals(_Data(data.validation, None)) is None
+    with pytest.raises(BnnlibError, match="lacks 1 rows"):
+        analysis.truth_signals(_Data(data.validation, _Truth(rows.iloc[1:], truth_eras)))
+
+
 # --------------------------------------------------------------------------- study 2
 
 
@@ -138,6 +177,11 @@ def test_p_value_from_counts_is_the_asymptotic_mann_whitney_test():
     assert analysis.auc_p_value_from_counts(0.5, 30, 75) == pytest.approx(0.5)
     with pytest.raises(BnnlibError, match="AUC lies"):
         analysis.auc_p_value_from_counts(1.5, 3, 3)
+
+
+def test_percent_range():
+    assert analysis.percent_range([0.267, 0.314, 0.30]) == "27-31%"
+    assert analysis.percent_range([0.4, 0.4]) == "40%"
 
 
 def test_burn_detection_counts_burn_eras_and_scores_the_std():
@@ -276,6 +320,8 @@ def test_every_figure_has_a_title_and_axis_labels():
     figures = [
         plots.grouped_bars(pd.DataFrame({"a": [1.0, 2.0]}, index=["x", "y"]), title="t", ylabel="corr",
                            xlabel="model"),
+        plots.grouped_bar_panels({"this run": talk.study3_corr(), "talk": talk.study3_corr()}, title="t",
+                                 ylabel="corr", xlabel="hypothesis"),
         plots.ours_vs_talk_bars(pd.DataFrame({"corr": [0.01]}, index=["flat"]), talk.study1_scores(),
                                 {"corr": "validation corr"}, title="t"),
         plots.draw_histograms({"flat": draws.mean(1)}, {"flat": 0.01}, title="t", xlabel="corr"),

@@ -78,3 +78,27 @@ def test_figures_are_exported_as_png(tmp_path):
     figure.subplots().plot([0, 1], [1, 0])
     path = results.export_figure(tmp_path, "roc", figure)
     assert path == tmp_path / "figures" / "roc.png" and path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_two_tiny_fits_flow_through_analysis_and_export(tmp_path):
+    """A baseline and a BNN fitted for 2 epochs on the tiny profile: the chapters' path end to end."""
+    from bnnlib import analysis
+    from bnnlib.cache import Cache
+    from bnnlib.data import open_dataset
+    from bnnlib.study import ModelSpec, evaluate_models
+
+    dataset = open_dataset("synthetic", synthetic_profile="tiny", data_root=tmp_path / "data")
+    specs = [ModelSpec("baseline", method="baseline", hidden=(8,), epochs=2, batch_size=256),
+             ModelSpec("flat", prior="flat", hidden=(8,), epochs=2, batch_size=256, draws=6)]
+    fitted = evaluate_models(specs, dataset, Cache(tmp_path / "cache"))
+    table = analysis.score_table(fitted)
+    draws = analysis.draws_vs_ensemble(fitted)
+    assert list(draws.index) == ["flat"] and draws.loc["flat", "draws"] == 6
+    assert analysis.burn_detection({"flat": fitted["flat"]}).loc["flat", "n_eras"] == dataset.validation["era"].nunique()
+    written = results.export_results(tmp_path / "out", fitted, table)
+    assert len(written) == 5
+    predictions = pd.read_parquet(tmp_path / "out" / "flat" / "predictions.parquet")
+    assert predictions.index.equals(dataset.validation.index)
+    per_era = pd.read_csv(tmp_path / "out" / "flat" / "per_era.csv")
+    assert per_era["mean_std"].gt(0).all()
+    assert per_era["corr"].mean() == pytest.approx(table.loc["flat", "corr_mean"])

@@ -15,12 +15,13 @@ Rows whose target is NaN are dropped before ranking. Scores are float64, on pred
 
 Speed: one sort per draw is the whole cost. On the CPU the float32 values and their row
 numbers are packed into one int64 key (order-preserving bits above, row below) and sorted
-by numpy's vectorised sort, which is several times faster than torch's argsort there and
-stable by construction; elsewhere (a GPU) torch.sort(stable=True) is used. Tie groups come
-from the sorted values: a group starts where the value changes, its size is the gap to the
-next start, and its average rank is start + (size + 1) / 2 (1-based), only for draws with ties.
-The gaussianised value of every possible average rank is tabulated once per call, so no
-ndtri runs on the [S, n] block.
+by NumPy's vectorised sort, several times faster than torch's argsort there and stable by
+construction; elsewhere (a GPU) torch.sort(stable=True) is used. For numerai_corr the
+transformed value of every possible average rank is tabulated once per call (no ndtri on
+the [S, n] block); draws are scored as if untied, then corrected at tied positions only
+(a tie group starts where the sorted value changes, its size is the gap to the next start,
+its average rank start + (size + 1) / 2), because continuous float32 draws have a few ties
+per era, not none.
 """
 
 from __future__ import annotations
@@ -83,15 +84,23 @@ def _prepare(preds: torch.Tensor, target, era: Hashable | None) -> tuple[torch.T
     return preds.detach(), t
 
 
-# ----------------------------------------------------------------------------- sorting
+# ----------------------------------------------------------------------------- backends
 
 
-def _sort_rows_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stable ascending order of each row, and whether each sorted value (but the first) is new."""
-    n = x.shape[1]
-    if x.dtype == np.float32:
-        x = np.ascontiguousarray(x)  # row-major, so the int32 views below split each int64
-        bits = (x + np.float32(0.0)).view(np.int32)  # + 0.0 turns -0.0 into 0.0 (they are equal)
+class _NumpyOps:
+    """CPU: NumPy's sort, gathers and bincounts are several times faster than torch's there."""
+
+    @staticmethod
+    def sort_rows(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Stable ascending order of each row, and whether each sorted value (but the first) is new."""
+        values = x.numpy()
+        n = values.shape[1]
+        if values.dtype != np.float32:
+            order = np.argsort(values, axis=1, kind="stable")
+            ordered = np.take_along_axis(values, order, axis=1)
+            return order, ordered[:, 1:] != ordered[:, :-1]
+        values = np.ascontiguousarray(values)  # row-major, so the int32 views below split each int64
+        bits = (values + np.float32(0.0)).view(np.int32)  # + 0.0 turns -0.0 into 0.0 (they are equal)
         flip = bits >> 31  # negative floats: flip all but the sign bit, so int order == float order
         flip &= 0x7FFFFFFF
         bits ^= flip
@@ -102,37 +111,71 @@ def _sort_rows_numpy(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         order = key & 0xFFFFFFFF
         high = key.view(np.int32)[:, 1::2] if np.little_endian else key >> 32  # the value's bits
         return order, high[:, 1:] != high[:, :-1]
-    order = np.argsort(x, axis=1, kind="stable")
-    ordered = np.take_along_axis(x, order, axis=1)
-    return order, ordered[:, 1:] != ordered[:, :-1]
+
+    @staticmethod
+    def array(values: np.ndarray, like) -> np.ndarray:
+        return values
+
+    @staticmethod
+    def tensor(values: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(values)
+
+    @staticmethod
+    def zeros_bool(shape: tuple[int, int], like) -> np.ndarray:
+        return np.zeros(shape, dtype=bool)
+
+    flatnonzero = staticmethod(np.flatnonzero)
+    repeat = staticmethod(np.repeat)
+
+    @staticmethod
+    def diff_to(starts: np.ndarray, end: int) -> np.ndarray:
+        return np.diff(starts, append=end)
+
+    @staticmethod
+    def bincount(index: np.ndarray, weights: np.ndarray, length: int) -> np.ndarray:
+        return np.bincount(index, weights=weights, minlength=length)
 
 
-def _sort_rows_torch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    ordered, order = torch.sort(x, dim=1, stable=True)
-    return order, ordered[:, 1:] != ordered[:, :-1]
+class _TorchOps:
+    """Any other device (a GPU): the same steps in torch, on the device."""
+
+    @staticmethod
+    def sort_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ordered, order = torch.sort(x, dim=1, stable=True)
+        return order, ordered[:, 1:] != ordered[:, :-1]
+
+    @staticmethod
+    def array(values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(values).to(like.device)
+
+    @staticmethod
+    def tensor(values: torch.Tensor) -> torch.Tensor:
+        return values
+
+    @staticmethod
+    def zeros_bool(shape: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(shape, dtype=torch.bool, device=like.device)
+
+    @staticmethod
+    def flatnonzero(mask: torch.Tensor) -> torch.Tensor:
+        return mask.reshape(-1).nonzero().squeeze(1)
+
+    @staticmethod
+    def repeat(values: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        return torch.repeat_interleave(values, counts)
+
+    @staticmethod
+    def diff_to(starts: torch.Tensor, end: int) -> torch.Tensor:
+        return torch.diff(starts, append=torch.tensor([end], device=starts.device))
+
+    @staticmethod
+    def bincount(index: torch.Tensor, weights: torch.Tensor, length: int) -> torch.Tensor:
+        return torch.bincount(index, weights=weights, minlength=length)
 
 
-def _tie_index_numpy(new: np.ndarray) -> np.ndarray:
-    """start + end (0-based sorted positions) of each value's tie group: 2 x average rank - 2.
-
-    The rows are laid end to end (every row opens a group), so the group starts are the
-    "new value" flags' positions and the group sizes their gaps: start + end = 2 start + size - 1.
-    """
-    rows, n = new.shape[0], new.shape[1] + 1
-    first = np.ones((rows, n), dtype=bool)
-    first[:, 1:] = new
-    starts = np.flatnonzero(first)
-    sizes = np.diff(starts, append=rows * n)
-    return np.repeat(2 * (starts % n) + sizes - 1, sizes).reshape(rows, n)
-
-
-def _tie_index_torch(new: torch.Tensor) -> torch.Tensor:
-    rows, n = new.shape[0], new.shape[1] + 1
-    first = torch.ones((rows, n), dtype=torch.bool, device=new.device)
-    first[:, 1:] = new
-    starts = first.flatten().nonzero().squeeze(1)
-    sizes = torch.diff(starts, append=torch.tensor([rows * n], device=new.device))
-    return torch.repeat_interleave(2 * (starts % n) + sizes - 1, sizes).reshape(rows, n)
+def _numpy_backend(x: torch.Tensor) -> bool:
+    """Whether to work in NumPy: CPU tensors share their memory with it, and it is faster there."""
+    return x.device.type == "cpu"
 
 
 # ----------------------------------------------------------------------------- scores
@@ -142,54 +185,65 @@ def _signed_pow15(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.abs(x) ** 1.5
 
 
-def _corr_rows(p, t_sorted, t_ss: float):
-    """Pearson of each row of p with the matching row of the gathered, centred target; 0 if p is constant."""
-    centred = p - p.sum(1)[:, None] / p.shape[1]
-    numerator = (centred * t_sorted).sum(1)
-    denominator = ((centred * centred).sum(1) * t_ss) ** 0.5
-    return numerator / (denominator + (denominator == 0))
+def _tie_corrections(ops, new, gauss, t_sorted):
+    """Per draw, what ties change in sum(p t), sum(p) and sum(p^2), p the transformed ranks.
 
-
-def _numpy_backend(x: torch.Tensor) -> bool:
-    """Whether to sort with NumPy (CPU tensors: shares their memory, much faster sort)."""
-    return x.device.type == "cpu"
+    Without ties the k-th sorted value has the table's value at 2k; a tie group of `size`
+    values starting at sorted position `start` has, for each member, the value at
+    start + end = 2 start + size - 1. Only tied positions are visited, so the few ties of
+    continuous predictions cost little.
+    """
+    draws, n = new.shape[0], new.shape[1] + 1
+    same = ~new
+    joined = ops.zeros_bool((draws, n), new)  # equal to the value before it
+    joined[:, 1:] = same
+    tied = ops.zeros_bool((draws, n), new)  # in a group of two or more
+    tied[:, 1:] = same
+    tied[:, :-1] |= same
+    position = ops.flatnonzero(tied)
+    draw, column = position // n, position % n
+    starts = ops.flatnonzero(~joined.reshape(-1)[position])
+    sizes = ops.diff_to(starts, position.shape[0])
+    index = ops.repeat(2 * column[starts] + sizes - 1, sizes)
+    plain = gauss[2 * column]
+    change = gauss[index] - plain
+    return (
+        ops.bincount(draw, change * t_sorted.reshape(-1)[position], draws),
+        ops.bincount(draw, change, draws),
+        ops.bincount(draw, change * (2 * plain + change), draws),
+    )
 
 
 def _scores(preds, target, era, want_corr: bool, want_numerai: bool):
     x, t = _prepare(preds, target, era)
     n = t.shape[0]
-    use_numpy = _numpy_backend(x)
-    if use_numpy:
-        order, new = _sort_rows_numpy(x.numpy())
-        tie_index = _tie_index_numpy
-    else:
-        order, new = _sort_rows_torch(x)
-        tie_index = _tie_index_torch
-
-    def table(values: np.ndarray):
-        return values if use_numpy else torch.from_numpy(values).to(x.device)
-
-    def result(values) -> torch.Tensor:
-        return torch.from_numpy(values) if use_numpy else values
+    ops = _NumpyOps if _numpy_backend(x) else _TorchOps
+    order, new = ops.sort_rows(x)
 
     corr = numerai = None
     if want_corr:
         weights = (np.arange(n) + 0.5) / n - 0.5  # centred (rank - 0.5) / n at each sorted position
         centred = t - t.mean()
         scale = float(np.sqrt((weights @ weights) * (centred @ centred)))
-        corr = result((table(centred)[order] * table(weights)).sum(1) / scale)  # no BLAS threads
+        gathered = ops.array(centred, x)[order]
+        corr = ops.tensor((gathered * ops.array(weights, x)).sum(1) / scale)  # no BLAS threads
     if want_numerai:
         transformed = _signed_pow15(t - t.mean())
-        transformed = transformed - transformed.mean()
-        t_sorted = table(transformed)[order]
+        transformed = transformed - transformed.mean()  # so sum(p t) is the covariance's numerator
         t_ss = float(transformed @ transformed)
-        # gaussianised, powered value of every possible average rank: index k = 2 x rank - 2
-        gauss = table(_signed_pow15(special.ndtri((np.arange(2 * n - 1) + 1.0) / (2 * n))))
-        numerai = _corr_rows(gauss[None, 0::2], t_sorted, t_ss)  # draws without ties
-        tied = ~new.all(1)
-        if bool(tied.any()):
-            numerai[tied] = _corr_rows(gauss[tie_index(new[tied])], t_sorted[tied], t_ss)
-        numerai = result(numerai)
+        # transformed value of every possible average rank r (1-based), at index 2 r - 2
+        table = _signed_pow15(special.ndtri((np.arange(2 * n - 1) + 1.0) / (2 * n)))
+        plain = table[0::2]  # no ties: rank k + 1 at sorted position k
+        t_sorted = ops.array(transformed, x)[order]
+        sum_pt = (t_sorted * ops.array(plain, x)).sum(1)
+        sum_p = float(plain.sum())
+        sum_pp = float(plain @ plain)
+        if not bool(new.all()):
+            d_pt, d_p, d_pp = _tie_corrections(ops, new, ops.array(table, x), t_sorted)
+            sum_pt, sum_p, sum_pp = sum_pt + d_pt, sum_p + d_p, sum_pp + d_pp
+        spread = (sum_pp - sum_p * sum_p / n) * t_ss
+        varies = new.any(1)  # a constant draw: every p is 0, its score is 0
+        numerai = ops.tensor(varies * sum_pt / (spread * varies + ~varies) ** 0.5)
     return corr, numerai
 
 

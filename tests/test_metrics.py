@@ -240,6 +240,8 @@ def test_draws_scores_equal_the_pandas_scores_draw_by_draw(monkeypatch, numpy_ba
     preds, target = random_draws(draws * rows, draws, rows)
     corr, numerai = metrics.draws_era_scores(torch.from_numpy(preds), torch.from_numpy(target))
     assert_draws_match_pandas(preds, target, corr, numerai)
+    if draws > 1:
+        assert numerai[0].item() == 0.0  # the constant draw: exactly 0, not rounding noise
     torch.testing.assert_close(metrics.draws_era_corr(torch.from_numpy(preds), target), corr)
     torch.testing.assert_close(metrics.draws_era_numerai_corr(torch.from_numpy(preds), target), numerai)
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from bnnlib.errors import BnnlibError
 
@@ -106,6 +107,7 @@ def std_vs_score(frames: Mapping[str, pd.DataFrame], *, kind: str = "corr", titl
         ax.scatter(frame["mean_std"][burn], frame[kind][burn], s=14, color=BURN, label="burn eras")
         ax.axhline(0.0, color="black", linewidth=0.8)
         ax.set_title(str(name))
+        ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.set_xlabel("era's mean predictive std")
         ax.set_ylabel(f"era's {kind}")
         ax.legend(fontsize="x-small")

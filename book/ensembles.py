@@ -1,0 +1,274 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Study 1: many posterior draws, one ensemble
+#
+# A single trained network is one draw of a noisy process: change its seed and its validation
+# score moves. The talk's first study fits a Bayesian version of the NN Starter under three
+# priors (flat, which the talk calls *uniform*; Normal; Laplace), draws many networks from each
+# posterior, and asks two questions:
+#
+# 1. Does the **ensemble** (the average prediction of all draws) score better than the plain
+#    baseline network, and better than the baseline stopped at its best epoch (a reference
+#    chosen by looking at validation, so not a fair score)?
+# 2. How are the **per-draw** scores spread, and does the ensemble beat the average draw?
+#
+# Scores are per-era correlations on the validation eras: the talk's 2021 `corr` and today's
+# official `numerai_corr`, summarised by their mean ("validation corr") and Sharpe ratio (mean
+# over std across eras).
+
+# %%
+import time
+
+started = time.time()
+names_before_parameters = set(globals())
+
+# %% tags=["parameters"]
+data_source = "synthetic"  # synthetic | numerai
+synthetic_profile = "default"  # synthetic data: tiny | quick | default
+data_dir = None  # real data: the folder holding Numerai's files
+feature_set = "small"  # the NN Starter's 38 features
+main_target = "target_nomi_20"
+aux_targets = ["target_janet_20", "target_george_20"]
+long_target = "target_nomi_60"
+data_root = "_build/data"  # where synthetic data is written
+cache_dir = "_build/cache"
+results_dir = "_build/results/ensembles"
+priors = ["flat", "normal", "laplace"]  # flat is the talk's "uniform"
+hidden = [128, 64, 64]  # hidden units per layer (the talk's)
+epochs = 30
+batch_size = 4096
+lr_baseline = 1e-2
+lr_bnn = 1e-3
+draws = 1000  # posterior draws per prior
+seed = 0
+force = False  # refit even if cached
+jobs = 1  # local processes for the fits
+
+# %%
+# the values this chapter runs with, for the provenance table at the end
+parameters = {k: v for k, v in globals().items()
+              if k not in names_before_parameters and not k.startswith("_") and k != "names_before_parameters"}
+
+# %%
+# %matplotlib inline
+import warnings
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bars are off here
+pd.set_option("display.max_columns", 40)
+
+from bnnlib import analysis, plots, results, talk
+from bnnlib.cache import Cache
+from bnnlib.data import open_dataset
+from bnnlib.models.priors import canonical_prior
+from bnnlib.provenance import provenance
+from bnnlib.study import ModelSpec, evaluate_models
+
+dataset = open_dataset(
+    data_source, data_dir=data_dir, synthetic_profile=synthetic_profile, feature_set=feature_set,
+    main_target=main_target, aux_targets=aux_targets, long_target=long_target, data_root=data_root,
+)
+cache = Cache(cache_dir)
+out = results.chapter_folder(results_dir, "ensembles")
+synthetic = data_source == "synthetic"
+ours_label = "this run (synthetic data)" if synthetic else "this run"
+eras = dataset.validation["era"].nunique()
+display(Markdown(
+    (f"This run uses **synthetic** data (profile `{synthetic_profile}`), generated in Numerai's schema; "
+     "the talk used Numerai's real v3 data, so compare patterns, not digits. "
+     if synthetic else "This run uses real Numerai data. ")
+    + f"Training: {len(dataset.train):,} rows; validation: {len(dataset.validation):,} rows in {eras} eras; "
+    f"{len(dataset.features)} features; settings: {epochs} epochs, batch {batch_size}, {draws} draws per prior."
+))
+
+# %% [markdown]
+# ## The models
+#
+# The baseline is the simplified NN Starter (MSE, Adam); the BNNs use the same network with a
+# prior on every weight and a mean-field Normal posterior fitted by SVI. The best-epoch
+# reference is the same baseline fit, scored at the epoch with the highest validation corr.
+
+# %%
+common = dict(hidden=tuple(hidden), epochs=epochs, batch_size=batch_size, seed=seed)
+specs = [
+    ModelSpec("baseline", method="baseline", lr=lr_baseline, **common),
+    *[ModelSpec(canonical_prior(p), method="bnn", prior=p, lr=lr_bnn, draws=draws, **common) for p in priors],
+    ModelSpec("baseline_best_epoch", method="baseline", lr=lr_baseline, best_epoch=True, **common),
+]
+bnn_names = [s.name for s in specs if s.method == "bnn"]
+fitted = evaluate_models(specs, dataset, cache, force=force, jobs=jobs)
+
+# %% [markdown]
+# ## Validation corr and Sharpe of each model
+#
+# For the Bayesian models these are the scores of the ensemble of all draws. The talk's
+# numbers (real data) sit beside ours; the talk also lists the original NN Starter, which this
+# book does not refit.
+
+# %%
+scores = analysis.score_table(fitted)
+ours = scores.rename(columns={"corr_mean": "corr", "corr_sharpe": "sharpe"})[["corr", "sharpe"]]
+table1 = analysis.side_by_side(ours, talk.study1_scores(), ours_label=ours_label)
+display(table1.round(4))
+display(scores[["numerai_corr_mean", "numerai_corr_sharpe", "corr_max_drawdown", "corr_burn_eras"]].round(4))
+
+# %%
+figure = plots.ours_vs_talk_bars(ours, talk.study1_scores(),
+                                 {"corr": "validation corr (mean per-era corr)", "sharpe": "Sharpe ratio"},
+                                 title="Validation scores of each model: this run vs the talk")
+results.export_figure(out, "scores", figure)
+display(figure)
+display(Markdown(
+    "*Figure 1. Validation corr (left) and Sharpe ratio (right) of the baseline, the BNN ensembles and "
+    "the best-epoch baseline; blue: this run"
+    + (" (synthetic data)" if synthetic else "") + ", orange: the talk (real data, 2021).*"
+))
+
+# %%
+best_epoch = fitted["baseline"].extras.get("best_epoch")
+claims1 = [
+    analysis.Claim("every BNN ensemble's corr is above the baseline's",
+                   lambda t: all(t.loc[p, "corr"] > t.loc["baseline", "corr"] for p in bnn_names)),
+    analysis.Claim("the flat prior has the best Sharpe of the baseline and the BNNs",
+                   lambda t: t.loc[["baseline", *bnn_names], "sharpe"].idxmax() == "flat"),
+    analysis.Claim("the baseline has the second-best Sharpe",
+                   lambda t: t.loc[["baseline", *bnn_names], "sharpe"].sort_values().index[-2] == "baseline"),
+    analysis.Claim("the Laplace prior's corr is above the Normal prior's",
+                   lambda t: t.loc["laplace", "corr"] > t.loc["normal", "corr"]),
+    analysis.Claim("the best-epoch baseline's corr is above the 30-epoch baseline's",
+                   lambda t: t.loc["baseline_best_epoch", "corr"] > t.loc["baseline", "corr"]),
+]
+check1 = analysis.check_claims(claims1, ours, talk.study1_scores())
+display(check1)
+agreed = check1["agree"].eq(True).sum()
+known = check1["agree"].notna().sum()
+best_bnn = ours.loc[bnn_names, "corr"].idxmax()
+display(Markdown(
+    f"Of the talk's {len(check1)} findings on this table, {analysis.count_phrase(agreed, known, 'checkable ones')} "
+    f"hold in this run as well. The best BNN here is **{talk.PRIOR_LABELS.get(best_bnn, best_bnn)}** "
+    f"(corr {ours.loc[best_bnn, 'corr']:.4f}, Sharpe {ours.loc[best_bnn, 'sharpe']:.3f}); the baseline scores "
+    f"{ours.loc['baseline', 'corr']:.4f} (Sharpe {ours.loc['baseline', 'sharpe']:.3f}). "
+    + (f"The baseline's best validation epoch is epoch {best_epoch} of {epochs} "
+       f"(the talk's was epoch {talk.BEST_EPOCH} of {talk.EPOCHS}). " if best_epoch is not None else "")
+    + "Findings that differ: "
+    + ("; ".join(check1.loc[check1["agree"].eq(False), "finding"]) or "none")
+    + "."
+))
+
+# %% [markdown]
+# ## The draws against their ensemble
+#
+# Each posterior draw is a network of its own, with its own validation corr and Sharpe. The
+# talk reports their mean and standard deviation over the draws and compares them with the
+# ensemble's score.
+
+# %%
+draw_table = analysis.draws_vs_ensemble({p: fitted[p] for p in bnn_names})
+display(analysis.side_by_side(draw_table, talk.study1_draws(), ours_label=ours_label).round(4))
+draw_table_nc = analysis.draws_vs_ensemble({p: fitted[p] for p in bnn_names}, kind="numerai_corr")
+display(Markdown("The same with `numerai_corr` (the talk predates it, so there is nothing to compare with):"))
+display(draw_table_nc[["draw_corr_mean", "draw_corr_std", "ensemble_corr", "draw_sharpe_mean",
+                       "draw_sharpe_std", "ensemble_sharpe"]].round(4))
+
+# %%
+per_draw = {p: analysis.draw_scores(fitted[p]) for p in bnn_names}
+label = {p: talk.PRIOR_LABELS.get(p, p) for p in bnn_names}
+figure = plots.draw_histograms({label[p]: d["mean"] for p, d in per_draw.items()},
+                               {label[p]: draw_table.loc[p, "ensemble_corr"] for p in bnn_names},
+                               title="Validation corr of each posterior draw, per prior",
+                               xlabel="validation corr of one draw")
+results.export_figure(out, "draw_corr", figure)
+display(figure)
+display(Markdown(
+    f"*Figure 2. Histograms of the validation corr of each of the {draws} posterior draws, per prior; "
+    "dashed: the mean over draws; red: the ensemble of all draws.*"
+))
+figure = plots.draw_histograms({label[p]: d["sharpe"] for p, d in per_draw.items()},
+                               {label[p]: draw_table.loc[p, "ensemble_sharpe"] for p in bnn_names},
+                               title="Sharpe ratio of each posterior draw, per prior",
+                               xlabel="Sharpe ratio of one draw")
+results.export_figure(out, "draw_sharpe", figure)
+display(figure)
+display(Markdown("*Figure 3. As figure 2, for the Sharpe ratio of each draw.*"))
+
+# %%
+claims2 = [
+    analysis.Claim("for every prior, the ensemble's corr is above the mean of its draws' corr",
+                   lambda t: bool((t["ensemble_corr"] > t["draw_corr_mean"]).all())),
+    analysis.Claim("for every prior, the ensemble's Sharpe is above the mean of its draws' Sharpe",
+                   lambda t: bool((t["ensemble_sharpe"] > t["draw_sharpe_mean"]).all())),
+    analysis.Claim("the Normal prior's draws vary the most (largest std of per-draw corr)",
+                   lambda t: t["draw_corr_std"].idxmax() == "normal"),
+]
+check2 = analysis.check_claims(claims2, draw_table, talk.study1_draws())
+display(check2)
+beats = int(draw_table["ensemble_beats_draws_corr"].sum())
+talk_beats = int((talk.study1_draws()["ensemble_corr"] > talk.study1_draws()["draw_corr_mean"]).sum())
+widest = draw_table["draw_corr_std"].idxmax()
+talk_widest = talk.study1_draws()["draw_corr_std"].idxmax()
+display(Markdown(
+    f"The ensemble beats the mean of its draws on corr for {analysis.count_phrase(beats, len(draw_table), 'priors')} "
+    f"(the talk: {talk_beats} of 3), and on Sharpe for "
+    f"{analysis.count_phrase(int(draw_table['ensemble_beats_draws_sharpe'].sum()), len(draw_table), 'priors')}. "
+    f"On average the ensemble's corr is above "
+    f"{100 * draw_table['share_below_ensemble_corr'].mean():.0f}% of the individual draws. "
+    f"The widest spread of per-draw corr is the **{talk.PRIOR_LABELS.get(widest, widest)}** prior's "
+    f"(std {draw_table.loc[widest, 'draw_corr_std']:.4f}); in the talk it was the "
+    f"{talk.PRIOR_LABELS[talk_widest]} prior's ({talk.study1_draws().loc[talk_widest, 'draw_corr_std']:.4f})."
+))
+
+# %% [markdown]
+# ## Against the ground truth (synthetic data only)
+#
+# The synthetic data knows the noise-free signal of every row. A model that predicted it
+# exactly would score the ceiling below; `signal_stable` is its part that does not drift from
+# era to era, about the most a model trained on past eras can learn. The second table says how
+# closely each model's predictions follow the true signal (Pearson correlation over all rows).
+
+# %%
+signals = analysis.truth_signals(dataset)
+if signals is None:
+    display(Markdown("This dataset has no ground truth (real data), so this check is skipped."))
+else:
+    _, y_valid, valid_eras = dataset.arrays("validation", [dataset.roles.main])
+    ceiling = analysis.signal_ceiling(signals, y_valid[:, 0], valid_eras, ["signal", "signal_stable"])
+    display(ceiling[["mean", "std", "sharpe"]].round(4))
+    capture = analysis.signal_capture(
+        {n: r.scores.predictions()["prediction"].reindex(signals.index) for n, r in fitted.items()},
+        signals["signal"])
+    display(capture.round(3).to_frame())
+    top = capture.idxmax()
+    display(Markdown(
+        f"Predicting the noise-free signal would give a validation corr of {ceiling.loc['signal', 'mean']:.4f} "
+        f"(its stable part {ceiling.loc['signal_stable', 'mean']:.4f}); the best model here reaches "
+        f"{ours['corr'].max():.4f}, or {100 * ours['corr'].max() / ceiling.loc['signal', 'mean']:.0f}% of the "
+        f"ceiling. The predictions closest to the true signal are **{top}**'s (correlation {capture[top]:.3f})."
+    ))
+
+# %% [markdown]
+# ## Exported results and provenance
+#
+# Each model's ensemble predictions on the validation eras (`predictions.parquet`: index `id`,
+# columns `era`, `prediction`) and its per-era scores (`per_era.csv`) are written under the
+# chapter's results folder, with this chapter's main table as `summary.csv`.
+
+# %%
+written = results.export_results(out, fitted, scores)
+display(Markdown(f"Wrote {len(written)} files under `{out}`."))
+display(provenance(parameters, dataset_fingerprint=dataset.fingerprint, started=started,
+                   cache_records=cache.events))
+display(cache.provenance())

@@ -14,6 +14,18 @@ from bnnlib.data.facts import feature_drift, measure_facts, nonlinearity_check
 from bnnlib.data.profiles import PROFILES
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """Small least-squares problems: one BLAS thread is fast and immune to a busy machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # comes with scikit-learn; without it, no limit
+        yield
+        return
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
 @pytest.fixture(scope="module")
 def default(tmp_path_factory):
     return load_synthetic("default", tmp_path_factory.mktemp("data"))

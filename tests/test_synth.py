@@ -19,6 +19,18 @@ from bnnlib.errors import BnnlibError
 LEVELS = [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """Small least-squares problems: one BLAS thread is fast and immune to a busy machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # comes with scikit-learn; without it, no limit
+        yield
+        return
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
 @pytest.fixture(scope="module")
 def tiny() -> synth.SyntheticData:
     return synth.generate("tiny")

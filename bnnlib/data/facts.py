@@ -8,6 +8,8 @@ validation with the 2021 per-era corr of bnnlib.metrics.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +26,25 @@ V3_TARGET_CORRS = {"aux 1": 0.66, "aux 2": 0.72, "long": 0.50}  # janet_20, geor
 
 
 # --------------------------------------------------------------------------- linear models
+
+
+def one_blas_thread(function):
+    """Run `function` with one BLAS thread. Its products are small (features x features), and
+    OpenBLAS's spinning threads make them up to 100x slower on a busy two-core machine.
+    threadpoolctl comes with scikit-learn (a numerai-tools dependency); without it, no limit."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - depends on the environment
+            limit = contextlib.nullcontext()
+        else:
+            limit = threadpool_limits(1, user_api="blas")
+        with limit:
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 def _normal_equations(blocks) -> tuple[np.ndarray, np.ndarray]:
@@ -43,6 +64,7 @@ def _chunks(x: np.ndarray, y: np.ndarray | None = None):
         yield np.asarray(x[start:stop], dtype=np.float64), (None if y is None else np.asarray(y[start:stop], np.float64))
 
 
+@one_blas_thread
 def fit_linear(x: np.ndarray, y: np.ndarray, ridge: float = 1.0) -> np.ndarray:
     """Ridge regression weights [w..., intercept] (the intercept unpenalised); `ridge` is tiny
     next to the rows, so this is OLS that never fails on collinear features."""
@@ -56,6 +78,7 @@ def predict_linear(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.concatenate([xb @ weights[:-1] + weights[-1] for xb, _ in _chunks(x)]) if len(x) else np.empty(0)
 
 
+@one_blas_thread
 def simple_model_scores(dataset: Dataset) -> pd.Series:
     """Per-era 2021 corr on validation of a linear regression fit on train (main target)."""
     x, y, _ = dataset.arrays("train", [dataset.roles.main])
@@ -67,6 +90,7 @@ def simple_model_scores(dataset: Dataset) -> pd.Series:
 # --------------------------------------------------------------------------- non-stationarity
 
 
+@one_blas_thread
 def feature_drift(dataset: Dataset) -> pd.DataFrame:
     """Per feature: how much its per-era Pearson corr with the main target varies across eras
     (train and validation), against sampling noise alone.
@@ -111,6 +135,7 @@ def _centred(x: np.ndarray) -> np.ndarray:
     return (np.asarray(x, dtype=np.float64) - 0.5) * 2.0
 
 
+@one_blas_thread
 def screen_pairs(x: np.ndarray, y: np.ndarray, n_pairs: int) -> list[tuple[int, int]]:
     """The `n_pairs` feature products (squares included) most correlated with y on these rows,
     found from three F x F moment matrices (no product column is ever built)."""
@@ -150,6 +175,7 @@ class NonlinearityCheck:
         return self.interaction_corr - self.linear_corr
 
 
+@one_blas_thread
 def nonlinearity_check(dataset: Dataset, n_pairs: int = 10) -> NonlinearityCheck:
     """Linear vs linear + the `n_pairs` products screened on train, scored on validation; with a
     ground truth also the linear share of the true signal and a model that knows the interactions."""
@@ -280,6 +306,7 @@ def _nonlinearity_fact(dataset: Dataset) -> dict:
                  "truth: linear part <= 60% of the signal, and knowing the interactions beats linear", measured, ok)
 
 
+@one_blas_thread
 def measure_facts(dataset: Dataset) -> pd.DataFrame:
     """The facts table: fact, numerai_v3 (the real figure), expected, measured, ok."""
     eras = dataset.validation["era"].nunique()
@@ -294,3 +321,19 @@ def measure_facts(dataset: Dataset) -> pd.DataFrame:
         _nonlinearity_fact(dataset),
     ]
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- against the ground truth
+
+
+def shift_summary(per_era: pd.Series, truth_eras: pd.DataFrame) -> pd.DataFrame:
+    """Per-era corr of a model in the eras the generator shifted vs the others: eras, mean corr,
+    share of burn eras, mean alignment of the era's true weights with the base weights."""
+    table = truth_eras.set_index("era").reindex(per_era.index)
+    groups = table["shifted"].astype(bool).map({True: "shifted", False: "not shifted"})
+    frame = pd.DataFrame({"corr": per_era.to_numpy(), "group": groups.to_numpy(),
+                          "alignment": table["alignment"].to_numpy()})
+    summary = frame.groupby("group").agg(eras=("corr", "size"), mean_corr=("corr", "mean"),
+                                         burn_share=("corr", lambda c: float((c < 0).mean())),
+                                         mean_alignment=("alignment", "mean"))
+    return summary.reindex([g for g in ("not shifted", "shifted") if g in summary.index])

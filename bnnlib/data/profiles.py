@@ -58,7 +58,7 @@ class SynthProfile:
     regime_length: float = 40.0
     drift_rate: float = 0.1
     regime_scale: float = 0.5
-    shift_rate: float = 0.05
+    shift_rate: float = 0.08
     shift_flip: float = 0.5
     feature_loading: float = 0.5
     shift_loading: float = 0.8

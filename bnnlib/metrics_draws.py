@@ -236,8 +236,8 @@ def _scores(preds, target, era, want_corr: bool, want_numerai: bool):
         plain = table[0::2]  # no ties: rank k + 1 at sorted position k
         t_sorted = ops.array(transformed, x)[order]
         sum_pt = (t_sorted * ops.array(plain, x)).sum(1)
-        sum_p = float(plain.sum())
-        sum_pp = float(plain @ plain)
+        sum_p = ops.array(np.full(len(sum_pt), plain.sum()), x)  # float64 arrays, as sum_pt
+        sum_pp = ops.array(np.full(len(sum_pt), plain @ plain), x)
         if not bool(new.all()):
             d_pt, d_p, d_pp = _tie_corrections(ops, new, ops.array(table, x), t_sorted)
             sum_pt, sum_p, sum_pp = sum_pt + d_pt, sum_p + d_p, sum_pp + d_pp

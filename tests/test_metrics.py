@@ -228,9 +228,9 @@ def assert_draws_match_pandas(preds: np.ndarray, target: np.ndarray, corr, numer
     eras = np.zeros(len(target), dtype=int)
     assert corr.dtype == numerai.dtype == torch.float64 and corr.shape == (len(preds),)
     for draw in range(len(preds)):
-        assert corr[draw].item() == pytest.approx(metrics.era_corr(preds[draw], target, eras).iloc[0], abs=1e-5)
+        assert corr[draw].item() == pytest.approx(metrics.era_corr(preds[draw], target, eras).iloc[0], abs=1e-9)
         expected = metrics.era_numerai_corr(preds[draw], target, eras).iloc[0]
-        assert numerai[draw].item() == pytest.approx(expected, abs=1e-5)
+        assert numerai[draw].item() == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.parametrize("numpy_backend", [True, False])

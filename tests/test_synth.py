@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -252,3 +253,20 @@ def test_shifted_eras_are_recorded_and_hurt_a_linear_model(default):
     assert (eras.loc[eras["shifted"], "alignment"] < eras.loc[~eras["shifted"], "alignment"].median()).all()
     assert eras["regime"].nunique() > 1
     assert (eras.loc[eras["shifted"], "feature_loading"] > eras.loc[~eras["shifted"], "feature_loading"].max()).all()
+
+
+def test_write_profile_keeps_a_copy_another_process_published_first(tmp_path, monkeypatch):
+    out = tmp_path / "data"
+    real_replace = synth.os.replace
+    raced = []
+
+    def racing(src, dst):
+        if Path(dst) == out and not raced:
+            raced.append(True)
+            synth.write_profile("tiny", out)  # the other process wins the race
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(synth.os, "replace", racing)
+    assert synth.write_profile("tiny", out) == out
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]
+    assert json.loads((out / "meta.json").read_text())["profile"] == "tiny"

@@ -251,17 +251,43 @@ def write_profile(profile: str | SynthProfile, out: Path, seed: int | None = Non
         data.truth_eras.to_csv(tmp / "truth" / "eras.csv", index=False)
         (tmp / META_FILE).write_text(json.dumps(data.meta, indent=2))
         (tmp / "README.txt").write_text(_readme(data))
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / "data")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        _publish(tmp, out, data.meta)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _publish(tmp: Path, out: Path, meta: dict) -> None:
+    """Rename the finished folder `tmp` to `out`, replacing a previous synthetic output.
+
+    If another process published the same dataset first, its copy is kept and ours dropped.
+    """
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        os.replace(out, old / "data")
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            os.replace(old / "data", out)
+            raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
+        return
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if not _same_dataset(out, meta):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _same_dataset(folder: Path, meta: dict) -> bool:
+    try:
+        theirs = json.loads((folder / META_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return all(theirs.get(k) == meta.get(k) for k in ("generator_hash", "profile", "seed"))
 
 
 def _readme(data: SyntheticData) -> str:

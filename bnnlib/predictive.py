@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from bnnlib.metrics import draws_era_corr, draws_era_numerai_corr
+from bnnlib.metrics import draws_era_scores
 from bnnlib.models.likelihoods import Likelihood
 from bnnlib.models.network import Architecture, forward_draws, unflatten
 
@@ -140,8 +140,8 @@ def score_draws(source: DrawSource, x: torch.Tensor, target: np.ndarray, eras: n
             for start in range(0, n_draws, step):
                 draws = slice(start, min(start + step, n_draws))
                 preds = source.predict(x_era, draws, block=e)
-                corr[draws, e] = draws_era_corr(preds, t_era).numpy()
-                ncorr[draws, e] = draws_era_numerai_corr(preds, t_era).numpy()
+                draw_corr, draw_ncorr = draws_era_scores(preds, t_era, era_names[e])
+                corr[draws, e], ncorr[draws, e] = draw_corr.numpy(), draw_ncorr.numpy()
                 preds64 = preds.double()
                 total[rows] += preds64.sum(0).numpy()
                 total_sq[rows] += (preds64 * preds64).sum(0).numpy()

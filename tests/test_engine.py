@@ -113,3 +113,25 @@ def test_missing_target_masks_only_its_term_and_fits_are_seeded():
     b = fit_bnn(x, y, arch, get_likelihood("h4"), "laplace", config, progress=False)
     assert torch.isfinite(a.loc).all() and a.history["elbo_per_row"][-1] == b.history["elbo_per_row"][-1]
     assert torch.equal(a.loc, b.loc)
+
+
+def test_study_caches_fits_and_scores_and_rejects_bad_specs(tmp_path):
+    from bnnlib.cache import Cache
+    from bnnlib.data import load_synthetic
+    from bnnlib.study import ModelSpec, evaluate_model
+
+    dataset = load_synthetic("tiny", root=tmp_path / "data")
+    spec = ModelSpec("bnn", method="bnn", prior="uniform", hidden=(8,), epochs=1, batch_size=256, draws=5)
+    assert spec.prior == "flat"
+    cache = Cache(tmp_path / "cache")
+    first = evaluate_model(spec, dataset, cache, progress=False)
+    again = evaluate_model(spec, dataset, cache, progress=False)
+    assert [e.hit for e in cache.events] == [False, False, True, True]
+    np.testing.assert_array_equal(first.scores.ensemble, again.scores.ensemble)
+    assert first.scores.draw_corr.shape == (5, dataset.validation["era"].nunique())
+    evaluate_model(spec, dataset, cache, force=True, progress=False)
+    assert [e.hit for e in cache.events[-2:]] == [False, False]
+    with pytest.raises(BnnlibError, match="unknown method"):
+        ModelSpec("x", method="svm")
+    with pytest.raises(BnnlibError, match="unknown prior"):
+        ModelSpec("x", prior="cauchy")

@@ -115,6 +115,21 @@ def side_by_side(ours: pd.DataFrame, talk: pd.DataFrame, *, ours_label: str = "t
     )
 
 
+def draws_cells(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """A `draws_vs_ensemble` table (or the talk's) laid out as the talk prints it: rows
+    "corr, draws (mean +- std)", "corr, ensemble", the same for Sharpe; one column per model."""
+    def pm(mean: float, std: float) -> str:
+        return "" if pd.isna(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+    rows = {
+        "corr, draws (mean ± std)": [pm(m, s) for m, s in zip(table["draw_corr_mean"], table["draw_corr_std"])],
+        "corr, ensemble": [f"{v:.{digits}f}" for v in table["ensemble_corr"]],
+        "Sharpe, draws (mean ± std)": [pm(m, s) for m, s in zip(table["draw_sharpe_mean"], table["draw_sharpe_std"])],
+        "Sharpe, ensemble": [f"{v:.{digits}f}" for v in table["ensemble_sharpe"]],
+    }
+    return pd.DataFrame(rows, index=table.index).T
+
+
 # --------------------------------------------------------------------------- claims
 
 

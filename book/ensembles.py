@@ -124,6 +124,7 @@ scores = analysis.score_table(fitted)
 ours = scores.rename(columns={"corr_mean": "corr", "corr_sharpe": "sharpe"})[["corr", "sharpe"]]
 table1 = analysis.side_by_side(ours, talk.study1_scores(), ours_label=ours_label)
 display(table1.round(4))
+display(Markdown("Today's `numerai_corr` (the talk predates it), and the 2021 corr's maximum drawdown and burn eras:"))
 display(scores[["numerai_corr_mean", "numerai_corr_sharpe", "corr_max_drawdown", "corr_burn_eras"]].round(4))
 
 # %%
@@ -178,7 +179,8 @@ display(Markdown(
 
 # %%
 draw_table = analysis.draws_vs_ensemble({p: fitted[p] for p in bnn_names})
-display(analysis.side_by_side(draw_table, talk.study1_draws(), ours_label=ours_label).round(4))
+display(pd.concat({ours_label: analysis.draws_cells(draw_table),
+                   "talk (2021)": analysis.draws_cells(talk.study1_draws())}, axis=1))
 draw_table_nc = analysis.draws_vs_ensemble({p: fitted[p] for p in bnn_names}, kind="numerai_corr")
 display(Markdown("The same with `numerai_corr` (the talk predates it, so there is nothing to compare with):"))
 display(draw_table_nc[["draw_corr_mean", "draw_corr_std", "ensemble_corr", "draw_sharpe_mean",

@@ -75,6 +75,13 @@ def test_draws_vs_ensemble_compares_the_mean_draw_with_the_ensemble():
         analysis.draws_vs_ensemble({"baseline": baseline})
 
 
+def test_draws_cells_print_like_the_talk():
+    cells = analysis.draws_cells(talk.study1_draws())
+    assert cells.loc["corr, draws (mean ± std)", "flat"] == "0.0142 ± 0.0023"
+    assert cells.loc["Sharpe, ensemble", "laplace"] == "0.5573"
+    assert list(cells.columns) == ["flat", "normal", "laplace"]
+
+
 def test_side_by_side_aligns_rows_and_keeps_only_shared_columns():
     ours = pd.DataFrame({"corr": [0.1, 0.2], "extra": [1, 2]}, index=["baseline", "flat"])
     both = analysis.side_by_side(ours, talk.study1_scores())

@@ -67,6 +67,7 @@ from IPython.display import Markdown, display
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bars are off here
 pd.set_option("display.max_columns", 40)
+pd.set_option("display.max_colwidth", None)  # findings are whole sentences
 
 from bnnlib import analysis, plots, results, talk
 from bnnlib.cache import Cache
@@ -85,7 +86,8 @@ synthetic = data_source == "synthetic"
 ours_label = "this run (synthetic data)" if synthetic else "this run"
 display(Markdown(
     (f"This run uses **synthetic** data (profile `{synthetic_profile}`), generated in Numerai's schema; "
-     "the talk used Numerai's real v3 data (105 validation eras), so compare patterns, not digits. "
+     f"the talk used Numerai's real v3 data ({talk.TALK_BURN_ERAS_OF} validation eras), so compare patterns, "
+     "not digits. "
      if synthetic else "This run uses real Numerai data. ")
     + f"Validation: {dataset.validation['era'].nunique()} eras; {epochs} epochs, {draws} draws per prior."
 ))
@@ -156,7 +158,7 @@ claims = [
     analysis.Claim("the flat prior's AUC is below chance (0.5)", lambda t: t.loc["flat", "auc"] < 0.5),
     analysis.Claim("the Normal prior's AUC is above chance", lambda t: t.loc["normal", "auc"] > 0.5),
     analysis.Claim("the Laplace prior's AUC is above chance", lambda t: t.loc["laplace", "auc"] > 0.5),
-    analysis.Claim("the Laplace prior has the highest AUC", lambda t: t["auc"].idxmax() == "laplace"),
+    analysis.Claim("the Laplace prior has the highest AUC", lambda t: t.loc[list(talk.PRIORS), "auc"].idxmax() == "laplace"),
     analysis.Claim("some AUC above 0.5 is significant at the 5% level (one-sided)",
                    lambda t: bool(((t["auc"] > 0.5) & (t["p_value"] < 0.05)).any())),
 ]

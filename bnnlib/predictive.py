@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from bnnlib.metrics import draws_era_scores
 from bnnlib.models.likelihoods import Likelihood

@@ -95,6 +95,11 @@ class ModelResult:
         return score_summary(self.per_era.set_index("era")[kind])
 
 
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """A torch tensor of a dataset array (a copy when pandas handed out a read-only view)."""
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
+
+
 def _targets(dataset, likelihood) -> list[str]:
     roles = dataset.roles
     columns = {"main": roles.main, "aux0": roles.aux[0], "aux1": roles.aux[1], "long": roles.long}
@@ -105,14 +110,14 @@ def _fit(spec: ModelSpec, dataset, progress: bool | None) -> dict:
     """Fit one model; returns what the cache stores (tensors and a JSON history)."""
     likelihood = get_likelihood(spec.hypothesis if spec.method == "bnn" else "single")
     x, y, _ = dataset.arrays("train", _targets(dataset, likelihood))
-    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    x, y = _tensor(x), _tensor(y)
     arch = Architecture(x.shape[1], spec.hidden, likelihood.n_outputs)
     if spec.method == "bnn":
         config = SVIConfig(spec.epochs, spec.batch_size, spec.learning_rate, spec.init_scale, None, spec.seed)
         post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress)
         return {"loc": post.loc, "scale": post.scale, "sigma": post.sigma, "history": post.history}
     xv, yv, eras_v = dataset.arrays("validation", [dataset.roles.main])
-    xv = torch.from_numpy(xv)
+    xv = _tensor(xv)
 
     def validation_corr(theta: torch.Tensor) -> float:
         with torch.inference_mode():
@@ -152,7 +157,7 @@ def _score(spec: ModelSpec, fitted: dict, dataset, progress: bool | None) -> dic
     x, y, eras = dataset.arrays("validation", [dataset.roles.main])
     source = _draw_source(spec, fitted, x.shape[1])
     widest = max(spec.hidden, default=1)
-    scores = score_draws(source, torch.from_numpy(x), y[:, 0], eras, dataset.validation.index, widest, progress)
+    scores = score_draws(source, _tensor(x), y[:, 0], eras, dataset.validation.index, widest, progress)
     per_era = pd.DataFrame({
         "corr": era_corr(scores.ensemble, y[:, 0], eras),
         "numerai_corr": era_numerai_corr(scores.ensemble, y[:, 0], eras),

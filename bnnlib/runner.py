@@ -389,7 +389,8 @@ def execute_plan(plan: Plan, root: Path) -> float:
         papermill.execute_notebook(
             plan.notebook, str(running), parameters=plan.params, kernel_name="python3",
             cwd=str(root), progress_bar=False, log_output=False,
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no kernel chatter on stderr
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # kernel chatter (the shutdown
+            # interrupt, plain-TCP notes) would break the progress lines; cell errors still surface
         )
     except BaseException as error:
         saved = _keep_failed(running, failed)

@@ -60,35 +60,21 @@ parameters = {k: v for k, v in globals().items()
 
 # %%
 # %matplotlib inline
-import warnings
 
 import pandas as pd
 from IPython.display import Markdown, display
 
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bars are off here
-pd.set_option("display.max_columns", 40)
-pd.set_option("display.max_colwidth", None)  # findings are whole sentences
-
 from bnnlib import analysis, plots, results, talk
-from bnnlib.cache import Cache
-from bnnlib.data import open_dataset
+from bnnlib.chapter import open_chapter
 from bnnlib.models.priors import canonical_prior
 from bnnlib.provenance import provenance
 from bnnlib.study import ModelSpec, evaluate_models
 
-dataset = open_dataset(
-    data_source, data_dir=data_dir, synthetic_profile=synthetic_profile, feature_set=feature_set,
-    main_target=main_target, aux_targets=aux_targets, long_target=long_target, data_root=data_root,
-)
-cache = Cache(cache_dir)
-out = results.chapter_folder(results_dir, "burn_eras")
-synthetic = data_source == "synthetic"
-ours_label = "this run (synthetic data)" if synthetic else "this run"
+chapter = open_chapter("burn_eras", parameters)
+dataset, cache, out, synthetic, ours_label = (
+    chapter.dataset, chapter.cache, chapter.out, chapter.synthetic, chapter.ours_label)
 display(Markdown(
-    (f"This run uses **synthetic** data (profile `{synthetic_profile}`), generated in Numerai's schema; "
-     f"the talk used Numerai's real v3 data ({talk.TALK_BURN_ERAS_OF} validation eras), so compare patterns, "
-     "not digits. "
-     if synthetic else "This run uses real Numerai data. ")
+    chapter.data_note(f"{talk.TALK_BURN_ERAS_OF} validation eras")
     + f"Validation: {dataset.validation['era'].nunique()} eras; {epochs} epochs, {draws} draws per prior."
 ))
 

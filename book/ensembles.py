@@ -63,35 +63,22 @@ parameters = {k: v for k, v in globals().items()
 
 # %%
 # %matplotlib inline
-import warnings
 
 import pandas as pd
 from IPython.display import Markdown, display
 
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bars are off here
-pd.set_option("display.max_columns", 40)
-pd.set_option("display.max_colwidth", None)  # findings are whole sentences
-
 from bnnlib import analysis, plots, results, talk
-from bnnlib.cache import Cache
-from bnnlib.data import open_dataset
+from bnnlib.chapter import open_chapter
 from bnnlib.models.priors import canonical_prior
 from bnnlib.provenance import provenance
 from bnnlib.study import ModelSpec, evaluate_models
 
-dataset = open_dataset(
-    data_source, data_dir=data_dir, synthetic_profile=synthetic_profile, feature_set=feature_set,
-    main_target=main_target, aux_targets=aux_targets, long_target=long_target, data_root=data_root,
-)
-cache = Cache(cache_dir)
-out = results.chapter_folder(results_dir, "ensembles")
-synthetic = data_source == "synthetic"
-ours_label = "this run (synthetic data)" if synthetic else "this run"
+chapter = open_chapter("ensembles", parameters)
+dataset, cache, out, synthetic, ours_label = (
+    chapter.dataset, chapter.cache, chapter.out, chapter.synthetic, chapter.ours_label)
 eras = dataset.validation["era"].nunique()
 display(Markdown(
-    (f"This run uses **synthetic** data (profile `{synthetic_profile}`), generated in Numerai's schema; "
-     "the talk used Numerai's real v3 data, so compare patterns, not digits. "
-     if synthetic else "This run uses real Numerai data. ")
+    chapter.data_note()
     + f"Training: {len(dataset.train):,} rows; validation: {len(dataset.validation):,} rows in {eras} eras; "
     f"{len(dataset.features)} features; settings: {epochs} epochs, batch {batch_size}, {draws} draws per prior."
 ))

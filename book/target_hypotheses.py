@@ -63,37 +63,24 @@ parameters = {k: v for k, v in globals().items()
 
 # %%
 # %matplotlib inline
-import warnings
 
 import pandas as pd
 from IPython.display import Markdown, display
 
-warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm's notebook bars are off here
-pd.set_option("display.max_columns", 40)
-pd.set_option("display.max_colwidth", None)  # findings are whole sentences
-
 from bnnlib import analysis, plots, results, talk
-from bnnlib.cache import Cache
-from bnnlib.data import open_dataset
+from bnnlib.chapter import open_chapter
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.priors import canonical_prior
 from bnnlib.provenance import provenance
 from bnnlib.study import ModelSpec, evaluate_models
 
-dataset = open_dataset(
-    data_source, data_dir=data_dir, synthetic_profile=synthetic_profile, feature_set=feature_set,
-    main_target=main_target, aux_targets=aux_targets, long_target=long_target, data_root=data_root,
-)
-cache = Cache(cache_dir)
-out = results.chapter_folder(results_dir, "target_hypotheses")
-synthetic = data_source == "synthetic"
-ours_label = "this run (synthetic data)" if synthetic else "this run"
+chapter = open_chapter("target_hypotheses", parameters)
+dataset, cache, out, synthetic, ours_label = (
+    chapter.dataset, chapter.cache, chapter.out, chapter.synthetic, chapter.ours_label)
 roles = dataset.roles
 target_corr = dataset.train[roles.columns].corr()
 display(Markdown(
-    (f"This run uses **synthetic** data (profile `{synthetic_profile}`), generated in Numerai's schema; "
-     "the talk used Numerai's real v3 data, so compare patterns, not digits. "
-     if synthetic else "This run uses real Numerai data. ")
+    chapter.data_note()
     + f"Main target `{roles.main}`; other 20-day targets {', '.join(f'`{t}`' for t in roles.aux)}; "
     f"60-day target `{roles.long}`. Their correlations with the main target on the training rows: "
     + ", ".join(f"`{t}` {target_corr.loc[roles.main, t]:.2f}" for t in [*roles.aux, roles.long] if t)

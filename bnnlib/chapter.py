@@ -1,0 +1,51 @@
+"""What every study chapter does before its first model: display options, the data, the cache,
+the results folder, and one sentence saying what data this run is on."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bnnlib import results
+from bnnlib.cache import Cache
+from bnnlib.data import Dataset, open_dataset
+
+
+@dataclass
+class Chapter:
+    name: str
+    dataset: Dataset
+    cache: Cache
+    out: Path  # the chapter's results folder
+    synthetic: bool
+    params: dict
+
+    @property
+    def ours_label(self) -> str:
+        """How tables label this run's numbers beside the talk's."""
+        return "this run (synthetic data)" if self.synthetic else "this run"
+
+    def data_note(self, talk_detail: str = "") -> str:
+        """The sentence that opens a chapter: synthetic or real data, and what to compare."""
+        if not self.synthetic:
+            return "This run uses real Numerai data. "
+        detail = f" ({talk_detail})" if talk_detail else ""
+        return (f"This run uses **synthetic** data (profile `{self.params['synthetic_profile']}`), generated in Numerai's schema; "
+                f"the talk used Numerai's real v3 data{detail}, so compare patterns, not digits. ")
+
+
+def open_chapter(name: str, params: dict) -> Chapter:
+    """Set display options, open the dataset the parameters name, and the cache and results folder."""
+    warnings.filterwarnings("ignore", message="IProgress not found")  # no notebook widgets here
+    pd.set_option("display.max_columns", 40)
+    pd.set_option("display.max_colwidth", None)  # findings are whole sentences
+    dataset = open_dataset(
+        params["data_source"], data_dir=params["data_dir"], synthetic_profile=params["synthetic_profile"],
+        feature_set=params["feature_set"], main_target=params["main_target"],
+        aux_targets=params["aux_targets"], long_target=params["long_target"], data_root=params["data_root"],
+    )
+    return Chapter(name, dataset, Cache(params["cache_dir"]), results.chapter_folder(params["results_dir"], name),
+                   params["data_source"] == "synthetic", dict(params))

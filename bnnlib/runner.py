@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -37,10 +36,8 @@ import yaml
 from bnnlib.errors import BnnlibError, unknown_name
 
 TOC = "_toc.yml"
-CONFIG = "_config.yml"
 PARAMS_DIR = Path("book") / "params"
 BUILD = "_build"
-RUNNER_PARAMETERS = ("force", "jobs", "data_dir")  # set by the command line, not by profiles
 NOT_IN_STAMP = ("force", "jobs")  # do not change a chapter's results
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

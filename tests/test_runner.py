@@ -7,7 +7,6 @@ so nothing here touches the repository's book or _build.
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 from pathlib import Path
 

@@ -8,13 +8,14 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: book test venv clean clean-venv help
+.PHONY: book test venv clean clean-all clean-venv help
 
 help:
 	@echo "make book [PROFILE=default|quick|numerai DATA_DIR=...]  execute the chapters, build _build/html"
 	@echo "make test                                             run the tests (incl. the whole book on 'quick')"
 	@echo "make venv                                             create .venv with the pinned packages"
-	@echo "make clean                                            remove _build and the executed notebooks"
+	@echo "make clean                                            remove the HTML, executed notebooks, results (keeps _build/cache, _build/data)"
+	@echo "make clean-all                                        remove all of _build, the cache of fits included"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 clean:
+	rm -rf _build/html _build/.doctrees _build/jupyter_execute _build/.jupyter_cache \
+	       _build/executed _build/executing _build/failed _build/results _build/book-build.log \
+	       book/*.ipynb
+
+clean-all:
 	rm -rf _build book/*.ipynb
 
 clean-venv:

@@ -37,6 +37,13 @@ class Chapter:
                 f"the talk used Numerai's real v3 data{detail}, so compare patterns, not digits. ")
 
 
+def declared_parameters(namespace: dict, names_before: set) -> dict:
+    """The names a chapter's parameters cell defined (papermill may have overridden them), with
+    their values: what the chapter runs with and what its provenance table shows."""
+    return {name: value for name, value in namespace.items()
+            if name not in names_before and not name.startswith("_") and name != "names_before_parameters"}
+
+
 def open_chapter(name: str, params: dict) -> Chapter:
     """Set display options, open the dataset the parameters name, and the cache and results folder."""
     warnings.filterwarnings("ignore", message="IProgress not found")  # no notebook widgets here

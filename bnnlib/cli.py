@@ -28,10 +28,16 @@ def _data_download(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _jobs(args: argparse.Namespace) -> int:
+    from bnnlib.executor import default_jobs
+
+    return default_jobs() if args.jobs is None else args.jobs
+
+
 def _book(args: argparse.Namespace) -> None:
     from bnnlib.runner import build_book
 
-    build_book(args.profile, data_dir=args.data_dir, force=args.force, jobs=args.jobs)
+    build_book(args.profile, data_dir=args.data_dir, force=args.force, jobs=_jobs(args))
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -43,7 +49,7 @@ def _run(args: argparse.Namespace) -> None:
         overrides=parse_overrides(args.param or []),
         data_dir=args.data_dir,
         force=args.force,
-        jobs=args.jobs,
+        jobs=_jobs(args),
         build=not args.no_build,
     )
 
@@ -58,7 +64,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="default", help="a profile in book/params/ (quick, default, numerai)")
     parser.add_argument("--data-dir", default=None, help="folder of real Numerai files (numerai profile)")
     parser.add_argument("--force", action="store_true", help="recompute fits and scores, ignoring the cache")
-    parser.add_argument("--jobs", type=int, default=1, help="fit independent models in N local processes")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="fit and score independent models in N local processes "
+                             "(default: one per core, at most 4; 1 runs them in the chapter's own process)")
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -211,6 +211,18 @@ def check_jobs(jobs: object) -> int:
     return jobs
 
 
+AUTO_JOBS_MAX = 4
+
+
+def default_jobs(cpus: int | None = None) -> int:
+    """The command line's --jobs: one single-threaded worker per core, at most AUTO_JOBS_MAX.
+
+    On the 2-core machine two 1-thread workers fit and score about 1.5x as many models per minute
+    as one 2-thread process: the products of a 128-64-64 network over a chunk of draws are too
+    small to keep two threads busy. Each worker holds its own copy of the data, hence the cap."""
+    return max(1, min(cpus if cpus is not None else os.cpu_count() or 1, AUTO_JOBS_MAX))
+
+
 def make_executor(jobs: int, progress: Progress | None = None) -> Executor:
     """In-process for ``jobs == 1``, local processes for more."""
     jobs = check_jobs(jobs)

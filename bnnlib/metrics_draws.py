@@ -26,6 +26,7 @@ per era, not none.
 
 from __future__ import annotations
 
+import functools
 from typing import Hashable
 
 import numpy as np
@@ -185,6 +186,15 @@ def _signed_pow15(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.abs(x) ** 1.5
 
 
+@functools.lru_cache(maxsize=16)
+def _rank_table(n: int) -> np.ndarray:
+    """Gaussianised, power-1.5 value of every possible average rank r (1-based) of n values, at
+    index 2 r - 2; one per era size, shared by every chunk of draws of that era."""
+    table = _signed_pow15(special.ndtri((np.arange(2 * n - 1) + 1.0) / (2 * n)))
+    table.setflags(write=False)
+    return table
+
+
 def _tie_corrections(ops, new, gauss, t_sorted):
     """Per draw, what ties change in sum(p t), sum(p) and sum(p^2), p the transformed ranks.
 
@@ -231,8 +241,7 @@ def _scores(preds, target, era, want_corr: bool, want_numerai: bool):
         transformed = _signed_pow15(t - t.mean())
         transformed = transformed - transformed.mean()  # so sum(p t) is the covariance's numerator
         t_ss = float(transformed @ transformed)
-        # transformed value of every possible average rank r (1-based), at index 2 r - 2
-        table = _signed_pow15(special.ndtri((np.arange(2 * n - 1) + 1.0) / (2 * n)))
+        table = _rank_table(n)
         plain = table[0::2]  # no ties: rank k + 1 at sorted position k
         t_sorted = ops.array(transformed, x)[order]
         sum_pt = (t_sorted * ops.array(plain, x)).sum(1)

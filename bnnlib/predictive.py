@@ -26,6 +26,11 @@ CHUNK_BYTES = 4 * 2**20
 chunk's activations stay in the CPU's cache: on the 2-core machine, 4 MiB chunks reached
 ~97 GFLOP/s against 34 GFLOP/s for 48 MiB chunks (a 2048^2 matmul: 142)."""
 
+SCORE_BYTES = 8 * 2**20
+"""Predictions ranked together: the few draws of one prediction chunk are gathered into
+batches of about this size before scoring, so the per-call cost of ranking is paid per
+batch, not per chunk (at Numerai's ~5,000 rows an era a chunk holds one or two draws)."""
+
 
 class DrawSource(Protocol):
     """Anything that gives S predictions of the main target per row."""
@@ -120,6 +125,11 @@ def draw_chunk(n_rows: int, widest: int, chunk_bytes: int = CHUNK_BYTES) -> int:
     return max(1, chunk_bytes // max(1, n_rows * widest * 4))
 
 
+def score_batch(n_rows: int, step: int, score_bytes: int = SCORE_BYTES) -> int:
+    """How many draws to rank together: a whole number of prediction chunks of `step` draws."""
+    return step * max(1, score_bytes // max(1, n_rows * step * 4))
+
+
 def score_draws(source: DrawSource, x: torch.Tensor, target: np.ndarray, eras: np.ndarray, ids: pd.Index,
                 widest: int = 128, progress: bool | None = None) -> DrawScores:
     """Predict every draw on every row and score each draw per era, one era at a time."""
@@ -133,20 +143,27 @@ def score_draws(source: DrawSource, x: torch.Tensor, target: np.ndarray, eras: n
     total_sq = np.zeros(len(target))
     corr = np.zeros((n_draws, len(era_names)), dtype=np.float32)
     ncorr = np.zeros_like(corr)
+    bar = tqdm(range(len(era_names)), desc="scoring eras", unit="era",
+               disable=None if progress is None else not progress, leave=False)
     with torch.inference_mode():
-        for e in tqdm(range(len(era_names)), desc="scoring eras", unit="era", disable=None if progress is None else not progress, leave=False):
+        for e in bar:
             rows = order[bounds[e] : bounds[e + 1]]
             x_era = x[torch.from_numpy(rows)]
             t_era = torch.from_numpy(target[rows])
             step = draw_chunk(len(rows), widest)
-            for start in range(0, n_draws, step):
-                draws = slice(start, min(start + step, n_draws))
-                preds = source.predict(x_era, draws, block=e)
-                draw_corr, draw_ncorr = draws_era_scores(preds, t_era, era_names[e])
-                corr[draws, e], ncorr[draws, e] = draw_corr.numpy(), draw_ncorr.numpy()
-                preds64 = preds.double()
-                total[rows] += preds64.sum(0).numpy()
-                total_sq[rows] += (preds64 * preds64).sum(0).numpy()
+            batch = score_batch(len(rows), step)
+            preds = torch.empty(min(batch, n_draws), len(rows))
+            for first in range(0, n_draws, batch):
+                last = min(first + batch, n_draws)
+                for start in range(first, last, step):
+                    stop = min(start + step, last)
+                    preds[start - first : stop - first] = source.predict(x_era, slice(start, stop), block=e)
+                block = preds[: last - first]
+                draw_corr, draw_ncorr = draws_era_scores(block, t_era, era_names[e])
+                corr[first:last, e], ncorr[first:last, e] = draw_corr.numpy(), draw_ncorr.numpy()
+                block64 = block.double()
+                total[rows] += block64.sum(0).numpy()
+                total_sq[rows] += (block64 * block64).sum(0).numpy()
     mean = total / n_draws
     std = np.sqrt(np.maximum(total_sq / n_draws - mean * mean, 0.0))
     return DrawScores(ids, eras, mean, std, [str(e) for e in era_names], corr, ncorr)

@@ -33,6 +33,8 @@
 # %%
 import time
 
+from bnnlib.chapter import declared_parameters
+
 started = time.time()
 names_before_parameters = set(globals())
 
@@ -49,8 +51,7 @@ results_dir = "_build/results/data"
 
 # %%
 # the values this chapter runs with, for the provenance table at the end
-parameters = {k: v for k, v in globals().items()
-              if k not in names_before_parameters and not k.startswith("_") and k != "names_before_parameters"}
+parameters = declared_parameters(globals(), names_before_parameters)
 
 # %%
 # %matplotlib inline

@@ -31,6 +31,8 @@
 # %%
 import time
 
+from bnnlib.chapter import declared_parameters
+
 started = time.time()
 names_before_parameters = set(globals())
 
@@ -58,8 +60,7 @@ jobs = 1  # local processes for the fits
 
 # %%
 # the values this chapter runs with, for the provenance table at the end
-parameters = {k: v for k, v in globals().items()
-              if k not in names_before_parameters and not k.startswith("_") and k != "names_before_parameters"}
+parameters = declared_parameters(globals(), names_before_parameters)
 
 # %%
 # %matplotlib inline

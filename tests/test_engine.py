@@ -135,3 +135,21 @@ def test_study_caches_fits_and_scores_and_rejects_bad_specs(tmp_path):
         ModelSpec("x", method="svm")
     with pytest.raises(BnnlibError, match="unknown prior"):
         ModelSpec("x", prior="cauchy")
+
+
+def test_models_in_worker_processes_match_in_process(tmp_path):
+    """--jobs only decides where models are fitted and scored, never their numbers."""
+    from bnnlib.cache import Cache
+    from bnnlib.data import load_synthetic
+    from bnnlib.study import ModelSpec, evaluate_models
+
+    dataset = load_synthetic("tiny", root=tmp_path / "data")
+    specs = [ModelSpec("baseline", method="baseline", hidden=(8,), epochs=2, batch_size=256),
+             ModelSpec("flat", prior="flat", hidden=(8,), epochs=2, batch_size=256, draws=7)]
+    here = evaluate_models(specs, dataset, Cache(tmp_path / "here"), jobs=1)
+    workers_cache = Cache(tmp_path / "workers")
+    workers = evaluate_models(specs, dataset, workers_cache, jobs=2)
+    assert [e.hit for e in workers_cache.events] == [False] * 4  # fits and scores, reported back
+    for name in ("baseline", "flat"):
+        np.testing.assert_allclose(workers[name].scores.ensemble, here[name].scores.ensemble, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(workers[name].scores.draw_corr, here[name].scores.draw_corr, rtol=1e-4, atol=1e-6)

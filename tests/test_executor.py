@@ -114,3 +114,10 @@ def test_make_executor_picks_the_kind():
     executor = make_executor(3)
     assert isinstance(executor, ProcessExecutor) and executor.jobs == 3
     assert isinstance(make_executor(64), ProcessExecutor)
+
+
+@pytest.mark.parametrize(("cpus", "jobs"), [(1, 1), (2, 2), (4, 4), (64, 4)])
+def test_default_jobs_is_one_worker_per_core_up_to_a_cap(cpus, jobs):
+    from bnnlib.executor import default_jobs
+
+    assert default_jobs(cpus) == jobs

@@ -87,12 +87,12 @@ def test_scored_ensemble_is_mean_of_draws_and_chunking_changes_nothing():
     np.testing.assert_allclose(scores.ensemble, all_preds.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(scores.std, all_preds.std(0), rtol=1e-3, atol=1e-6)
     import bnnlib.predictive as predictive
-    small = predictive.CHUNK_BYTES
-    try:
-        predictive.CHUNK_BYTES = 40 * 8 * 4 * 3  # three draws per chunk
+
+    with pytest.MonkeyPatch.context() as patch:  # three draws a chunk, six a scoring batch
+        patch.setattr(predictive, "CHUNK_BYTES_PER_THREAD", 40 * 8 * 4 * 3 // torch.get_num_threads())
+        patch.setattr(predictive, "SCORE_BYTES", 40 * 4 * 6)
+        assert predictive.draw_chunk(40, 8) == 3 and predictive.score_batch(40, 3) == 6
         chunked = score_draws(source, x, target, eras, ids, widest=8, progress=False)
-    finally:
-        predictive.CHUNK_BYTES = small
     np.testing.assert_allclose(chunked.draw_corr, scores.draw_corr, atol=1e-6)
     np.testing.assert_allclose(chunked.ensemble, scores.ensemble, atol=1e-6)
 

@@ -214,7 +214,7 @@ def test_injection_keeps_only_declared_names_in_order_of_precedence():
     assert params == {"alpha": 5, "beta": 2, "jobs": 2, "force": True}
 
 
-def test_chapter_placeholder_in_profile_strings():
+def test_chapter_name_is_substituted_in_profile_strings():
     profile = {"common": {"results_dir": "_build/results/{chapter}", "n": 3}, "chapters": {}}
     params = runner.chapter_parameters("echo", profile, {"results_dir": None, "n": 0})
     assert params == {"results_dir": "_build/results/echo", "n": 3}

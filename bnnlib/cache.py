@@ -305,6 +305,7 @@ class CacheEvent(NamedTuple):
     summary: str
     hit: bool
     seconds: float  # the compute time, measured when the entry was first computed
+    created: str = ""  # when the entry was computed (UTC, ISO 8601): by this run, or before it
 
 
 def _remove_tree(path: Path) -> None:
@@ -342,13 +343,17 @@ class Cache:
         return [e for e in self.events if not e.hit]
 
     def provenance(self) -> pd.DataFrame:
-        """The lookups of this cache object as a table: kind, key, spec, from_cache, seconds."""
+        """The lookups of this cache object as a table: kind, key, spec, from_cache, seconds, created."""
         rows = [
             {"kind": e.kind, "key": e.key[:12], "spec": e.summary, "from_cache": e.hit,
-             "seconds": e.seconds}
+             "seconds": e.seconds, "created": e.created}
             for e in self.events
         ]
-        return pd.DataFrame(rows, columns=["kind", "key", "spec", "from_cache", "seconds"])
+        return pd.DataFrame(rows, columns=["kind", "key", "spec", "from_cache", "seconds", "created"])
+
+    def contains(self, kind: str, spec: Any, data_fingerprint: str) -> bool:
+        """Whether a whole entry for this spec and data is stored (reads nothing, records nothing)."""
+        return _is_complete(self.path(kind, cache_key(spec, data_fingerprint, kind)))
 
     def path(self, kind: str, key: str) -> Path:
         """Where the entry of `key` lives."""
@@ -379,7 +384,7 @@ class Cache:
             found = self._read(final, load)
             if found is not None:
                 value, meta = found
-                self.events.append(CacheEvent(kind, key, summary, True, meta["compute_seconds"]))
+                self.events.append(CacheEvent(kind, key, summary, True, meta["compute_seconds"], meta["created"]))
                 return value, True
         start = time.perf_counter()
         value = compute()
@@ -402,7 +407,7 @@ class Cache:
         else:
             loaded, meta = found
             seconds = meta["compute_seconds"]
-        self.events.append(CacheEvent(kind, key, summary, False, seconds))
+        self.events.append(CacheEvent(kind, key, summary, False, seconds, meta["created"]))
         return loaded, False
 
     def _read(self, final: Path, load: Callable[[Path], T]) -> tuple[T, dict] | None:

@@ -44,15 +44,19 @@ def declared_parameters(namespace: dict, names_before: set) -> dict:
             if name not in names_before and not name.startswith("_") and name != "names_before_parameters"}
 
 
+def dataset_arguments(params: dict) -> dict:
+    """The keyword arguments of `open_dataset` that a chapter's parameters name."""
+    return dict(source=params["data_source"], data_dir=params["data_dir"],
+                synthetic_profile=params["synthetic_profile"], feature_set=params["feature_set"],
+                main_target=params["main_target"], aux_targets=params["aux_targets"],
+                long_target=params["long_target"], data_root=params["data_root"])
+
+
 def open_chapter(name: str, params: dict) -> Chapter:
     """Set display options, open the dataset the parameters name, and the cache and results folder."""
     warnings.filterwarnings("ignore", message="IProgress not found")  # no notebook widgets here
     pd.set_option("display.max_columns", 40)
     pd.set_option("display.max_colwidth", None)  # findings are whole sentences
-    dataset = open_dataset(
-        params["data_source"], data_dir=params["data_dir"], synthetic_profile=params["synthetic_profile"],
-        feature_set=params["feature_set"], main_target=params["main_target"],
-        aux_targets=params["aux_targets"], long_target=params["long_target"], data_root=params["data_root"],
-    )
+    dataset = open_dataset(**dataset_arguments(params))
     return Chapter(name, dataset, Cache(params["cache_dir"]), results.chapter_folder(params["results_dir"], name),
                    params["data_source"] == "synthetic", dict(params))

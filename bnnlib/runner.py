@@ -19,6 +19,7 @@ In a string value, ``{chapter}`` stands for the chapter's name (``_build/results
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import json
 import os
@@ -454,11 +455,33 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _run_plans(plans: list[Plan], root: Path, force: bool) -> None:
-    """Execute each plan in order (skipping those unchanged since their last run), one line each."""
+def _warm_cache(plans: list[Plan], root: Path, jobs: int, force: bool) -> list[Plan]:
+    """Fit and score the models of these chapters in one pool of `jobs` processes (see
+    bnnlib.prefit); returns the plans to execute. After a forced warm-up, a chapter whose models
+    all refitted runs with force off, so that nothing is fitted twice."""
+    from bnnlib import prefit
+
+    chapters = [(p.chapter.name, {**declared_parameters(p.notebook), **p.params}) for p in plans]
+    done = prefit.warm(prefit.plan(chapters, root, force), jobs, force)
+    if not force:
+        return plans
+    return [
+        dataclasses.replace(p, params={**p.params, "force": False})
+        if "force" in p.params and p.chapter.name not in done.failed_chapters else p
+        for p in plans
+    ]
+
+
+def _run_plans(plans: list[Plan], root: Path, force: bool, jobs: int = 1) -> None:
+    """Execute each plan in order (skipping those unchanged since their last run), one line each;
+    with jobs > 1, first warm the cache for all the chapters to execute at once."""
+    stale = {p.chapter.name for p in plans if force or not _is_current(root, p.chapter, p.key)}
+    if jobs > 1 and stale:
+        warmed = _warm_cache([p for p in plans if p.chapter.name in stale], root, jobs, force)
+        plans = [next((w for w in warmed if w.chapter == p.chapter), p) for p in plans]
     for number, plan in enumerate(plans, 1):
         label = f"[{number}/{len(plans)}] {plan.chapter.name} ..."
-        if not force and _is_current(root, plan.chapter, plan.key):
+        if plan.chapter.name not in stale:
             print(f"{label} unchanged, kept", flush=True)
             continue
         print(label, end=" ", flush=True)
@@ -531,7 +554,7 @@ def build_book(
         plan_chapter(c, settings, profile_name=profile, runner=runner, code_hash=code_hash)
         for c in chapters
     ]
-    _run_plans(plans, root, force)
+    _run_plans(plans, root, force, jobs)
     return build_html(root)
 
 
@@ -556,7 +579,7 @@ def run_chapter(
         target, settings, profile_name=profile, overrides=overrides,
         runner=_runner_values(data_dir, force, jobs),
     )
-    _run_plans([plan], root, force)
+    _run_plans([plan], root, force, jobs)
     return build_html(root) if build else target.notebook
 
 

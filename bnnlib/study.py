@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bnnlib.cache import Cache
+from bnnlib.cache import Cache, canonical_json
 from bnnlib.errors import BnnlibError, unknown_name
 from bnnlib.executor import make_executor
 from bnnlib.metrics import era_corr, era_numerai_corr, score_summary
@@ -189,10 +189,12 @@ def _extras(spec: ModelSpec, fitted: dict, n_inputs: int) -> dict:
 
 
 def evaluate_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False,
-                   progress: bool | None = None) -> ModelResult:
-    """Fit (or load) and score (or load) one model."""
+                   progress: bool | None = None, refit: bool | None = None) -> ModelResult:
+    """Fit (or load) and score (or load) one model; `force` recomputes both, `refit` (default:
+    `force`) says whether that includes the fit, which models sharing one fit redo once."""
+    refit = force if refit is None else refit
     fitted, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
-                                     lambda: _fit(spec, dataset, progress), force=force)
+                                     lambda: _fit(spec, dataset, progress), force=refit)
     scored, _ = cache.get_or_compute("scores", spec.score_spec(), dataset.fingerprint,
                                      lambda: _score(spec, fitted, dataset, progress), force=force)
     scores = DrawScores(pd.Index(scored["ids"], name="id"), scored["eras"], scored["ensemble"], scored["std"],
@@ -201,11 +203,26 @@ def evaluate_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False,
     return ModelResult(spec, scores, scored["per_era"], history, _extras(spec, fitted, len(dataset.features)))
 
 
-def _evaluate_job(job: tuple) -> tuple[ModelResult, list]:
-    spec, dataset, cache_root, force = job
+def fit_groups(specs: list[ModelSpec]) -> list[list[ModelSpec]]:
+    """The specs grouped by the fit they share (a baseline and its best-epoch reference), in
+    order: one job per group fits once, so two workers never compute the same fit."""
+    groups: dict[str, list[ModelSpec]] = {}
+    for spec in specs:
+        groups.setdefault(canonical_json(spec.fit_spec()), []).append(spec)
+    return list(groups.values())
+
+
+def evaluate_group(group: list[ModelSpec], dataset, cache: Cache, force: bool = False,
+                   progress: bool | None = None) -> list[ModelResult]:
+    """Models that share one fit: fitted (with `force`, refitted) once, each scored."""
+    return [evaluate_model(spec, dataset, cache, force, progress, refit=force and i == 0)
+            for i, spec in enumerate(group)]
+
+
+def _evaluate_job(job: tuple) -> tuple[list[ModelResult], list]:
+    group, dataset, cache_root, force = job
     cache = Cache(cache_root)
-    result = evaluate_model(spec, dataset, cache, force, progress=False)
-    return result, cache.events
+    return evaluate_group(group, dataset, cache, force, progress=False), cache.events
 
 
 def evaluate_models(specs: list[ModelSpec], dataset, cache: Cache, force: bool = False,
@@ -214,11 +231,13 @@ def evaluate_models(specs: list[ModelSpec], dataset, cache: Cache, force: bool =
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise BnnlibError(f"model names must be unique, got {names}")
+    groups = fit_groups(specs)
     if jobs <= 1:
-        return {s.name: evaluate_model(s, dataset, cache, force) for s in specs}
-    outputs = make_executor(jobs).map(_evaluate_job, [(s, dataset, cache.root, force) for s in specs])
+        outputs = [(evaluate_group(group, dataset, cache, force), []) for group in groups]
+    else:
+        outputs = make_executor(jobs).map(_evaluate_job, [(g, dataset, cache.root, force) for g in groups])
     results = {}
-    for spec, (result, events) in zip(specs, outputs):
+    for group, (group_results, events) in zip(groups, outputs):
         cache.events.extend(events)
-        results[spec.name] = result
-    return results
+        results.update((spec.name, result) for spec, result in zip(group, group_results))
+    return {name: results[name] for name in names}

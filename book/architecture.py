@@ -61,21 +61,17 @@ import math
 import pandas as pd
 from IPython.display import Markdown, display
 
-from bnnlib import analysis, plots, results, talk
+from bnnlib import analysis, book_models, plots, results, talk
 from bnnlib.chapter import open_chapter
 from bnnlib.errors import BnnlibError
 from bnnlib.models.priors import canonical_prior
 from bnnlib.provenance import provenance
-from bnnlib.study import ModelSpec, evaluate_models
+from bnnlib.study import evaluate_models
 
 prior_names = [canonical_prior(p) for p in priors]
 if canonical_prior(divergence_prior) not in prior_names:
     raise BnnlibError(f"divergence_prior {divergence_prior!r} is not among priors {priors}; add it or pick one of them")
 divergence_prior = canonical_prior(divergence_prior)
-depths = [len(h) for h in architectures]
-if len(set(depths)) != len(depths):
-    raise BnnlibError(f"architectures {architectures} repeat a number of hidden layers; give one per depth, "
-                      "e.g. [[], [128], [128, 64], [128, 64, 64]]")
 chapter = open_chapter("architecture", parameters)
 dataset, cache, out, synthetic, ours_label = (
     chapter.dataset, chapter.cache, chapter.out, chapter.synthetic, chapter.ours_label)
@@ -89,18 +85,11 @@ display(Markdown(
 # ## Fits
 
 # %%
-common = dict(epochs=epochs, batch_size=batch_size, seed=seed)
-keys, specs = [], []
-for hidden in architectures:
-    depth = len(hidden)
-    keys.append((depth, "baseline"))
-    specs.append(ModelSpec(f"baseline_{depth}", method="baseline", hidden=tuple(hidden), lr=lr_baseline, **common))
-    for p in prior_names:
-        keys.append((depth, p))
-        specs.append(ModelSpec(f"{p}_{depth}", method="bnn", prior=p, hidden=tuple(hidden), lr=lr_bnn,
-                               draws=draws, **common))
+specs = book_models.architecture(parameters)
 fitted = evaluate_models(specs, dataset, cache, force=force, jobs=jobs)
-by_key = {key: fitted[spec.name] for key, spec in zip(keys, specs)}
+keys = [(len(s.hidden), s.prior or "baseline") for s in specs]
+by_key = {key: fitted[s.name] for key, s in zip(keys, specs)}
+depths = list(dict.fromkeys(d for d, _ in keys))
 
 # %% [markdown]
 # ## Validation corr (Sharpe) by depth

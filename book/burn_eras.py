@@ -65,11 +65,10 @@ parameters = declared_parameters(globals(), names_before_parameters)
 import pandas as pd
 from IPython.display import Markdown, display
 
-from bnnlib import analysis, plots, results, talk
+from bnnlib import analysis, book_models, plots, results, talk
 from bnnlib.chapter import open_chapter
-from bnnlib.models.priors import canonical_prior
 from bnnlib.provenance import provenance
-from bnnlib.study import ModelSpec, evaluate_models
+from bnnlib.study import evaluate_models
 
 chapter = open_chapter("burn_eras", parameters)
 dataset, cache, out, synthetic, ours_label = (
@@ -85,11 +84,7 @@ display(Markdown(
 # The same Bayesian networks as in study 1 (with the same settings they come from the cache).
 
 # %%
-specs = [
-    ModelSpec(canonical_prior(p), method="bnn", prior=p, hidden=tuple(hidden), epochs=epochs,
-              batch_size=batch_size, lr=lr_bnn, draws=draws, seed=seed)
-    for p in priors
-]
+specs = book_models.burn_eras(parameters)
 names = [s.name for s in specs]
 fitted = evaluate_models(specs, dataset, cache, force=force, jobs=jobs)
 eras = {p: analysis.burn_eras(fitted[p].per_era) for p in names}

@@ -68,11 +68,10 @@ parameters = declared_parameters(globals(), names_before_parameters)
 import pandas as pd
 from IPython.display import Markdown, display
 
-from bnnlib import analysis, plots, results, talk
+from bnnlib import analysis, book_models, plots, results, talk
 from bnnlib.chapter import open_chapter
-from bnnlib.models.priors import canonical_prior
 from bnnlib.provenance import provenance
-from bnnlib.study import ModelSpec, evaluate_models
+from bnnlib.study import evaluate_models
 
 chapter = open_chapter("ensembles", parameters)
 dataset, cache, out, synthetic, ours_label = (
@@ -92,12 +91,7 @@ display(Markdown(
 # reference is the same baseline fit, scored at the epoch with the highest validation corr.
 
 # %%
-common = dict(hidden=tuple(hidden), epochs=epochs, batch_size=batch_size, seed=seed)
-specs = [
-    ModelSpec("baseline", method="baseline", lr=lr_baseline, **common),
-    *[ModelSpec(canonical_prior(p), method="bnn", prior=p, lr=lr_bnn, draws=draws, **common) for p in priors],
-    ModelSpec("baseline_best_epoch", method="baseline", lr=lr_baseline, best_epoch=True, **common),
-]
+specs = book_models.ensembles(parameters)
 bnn_names = [s.name for s in specs if s.method == "bnn"]
 fitted = evaluate_models(specs, dataset, cache, force=force, jobs=jobs)
 

@@ -68,12 +68,11 @@ parameters = declared_parameters(globals(), names_before_parameters)
 import pandas as pd
 from IPython.display import Markdown, display
 
-from bnnlib import analysis, plots, results, talk
+from bnnlib import analysis, book_models, plots, results, talk
 from bnnlib.chapter import open_chapter
 from bnnlib.models.likelihoods import get_likelihood
-from bnnlib.models.priors import canonical_prior
 from bnnlib.provenance import provenance
-from bnnlib.study import ModelSpec, evaluate_models
+from bnnlib.study import evaluate_models
 
 chapter = open_chapter("target_hypotheses", parameters)
 dataset, cache, out, synthetic, ours_label = (
@@ -93,13 +92,11 @@ display(Markdown(
 
 # %%
 display(pd.DataFrame({h: [get_likelihood(h).description] for h in hypotheses}, index=["model"]).T)
-common = dict(method="bnn", hidden=tuple(hidden), epochs=epochs, batch_size=batch_size, lr=lr_bnn,
-              draws=draws, seed=seed)
-prior_names = [canonical_prior(p) for p in priors]
-keys = [(h, p) for h in [*hypotheses, "single"] for p in prior_names]
-specs = [ModelSpec(f"{h}_{p}", prior=p, hypothesis=h, **common) for h, p in keys]
+specs = book_models.target_hypotheses(parameters)
 fitted = evaluate_models(specs, dataset, cache, force=force, jobs=jobs)
-by_key = {(h, p): fitted[f"{h}_{p}"] for h, p in keys}
+keys = [(s.hypothesis, s.prior) for s in specs]
+by_key = {key: fitted[s.name] for key, s in zip(keys, specs)}
+prior_names = list(dict.fromkeys(p for _, p in keys))
 
 # %% [markdown]
 # ## Validation corr (Sharpe) on the main target

@@ -1,0 +1,74 @@
+"""The models each chapter of the book compares, as a function of the chapter's parameters.
+
+A chapter builds its `ModelSpec`s here, and the runner calls the same function before executing
+any chapter, to fit and score the models of every chapter in one pool of workers
+(`bnnlib.prefit`); the chapters then read them from the cache. One definition serves both, so
+the runner warms exactly the models a chapter will ask for.
+
+Each function takes the chapter's parameters (a mapping of the names its parameters cell
+declares) and returns its specs in the order the chapter shows them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from bnnlib.errors import BnnlibError
+from bnnlib.models.priors import canonical_prior
+from bnnlib.study import ModelSpec
+
+
+def _training(params: Mapping) -> dict:
+    return dict(epochs=params["epochs"], batch_size=params["batch_size"], seed=params["seed"])
+
+
+def ensembles(params: Mapping) -> list[ModelSpec]:
+    """Study 1: the baseline, one BNN per prior, and the baseline scored at its best epoch."""
+    common = dict(hidden=tuple(params["hidden"]), **_training(params))
+    return [
+        ModelSpec("baseline", method="baseline", lr=params["lr_baseline"], **common),
+        *[ModelSpec(canonical_prior(p), method="bnn", prior=p, lr=params["lr_bnn"], draws=params["draws"], **common)
+          for p in params["priors"]],
+        ModelSpec("baseline_best_epoch", method="baseline", lr=params["lr_baseline"], best_epoch=True, **common),
+    ]
+
+
+def burn_eras(params: Mapping) -> list[ModelSpec]:
+    """Study 2: study 1's BNNs (the same settings give the same cache entries)."""
+    return [ModelSpec(canonical_prior(p), method="bnn", prior=p, hidden=tuple(params["hidden"]),
+                      lr=params["lr_bnn"], draws=params["draws"], **_training(params))
+            for p in params["priors"]]
+
+
+def target_hypotheses(params: Mapping) -> list[ModelSpec]:
+    """Study 3: H1-H4 under each prior, then study 1's one-target BNNs (named `single_<prior>`)."""
+    common = dict(method="bnn", hidden=tuple(params["hidden"]), lr=params["lr_bnn"], draws=params["draws"],
+                  **_training(params))
+    priors = [canonical_prior(p) for p in params["priors"]]
+    return [ModelSpec(f"{h}_{p}", prior=p, hypothesis=h, **common)
+            for h in [*params["hypotheses"], "single"] for p in priors]
+
+
+def architecture(params: Mapping) -> list[ModelSpec]:
+    """The appendix: per depth, the baseline (`baseline_<depth>`) and a BNN per prior (`<prior>_<depth>`)."""
+    depths = [len(h) for h in params["architectures"]]
+    if len(set(depths)) != len(depths):
+        raise BnnlibError(f"architectures {params['architectures']} repeat a number of hidden layers; give one "
+                          "per depth, e.g. [[], [128], [128, 64], [128, 64, 64]]")
+    priors = [canonical_prior(p) for p in params["priors"]]
+    specs = []
+    for hidden in params["architectures"]:
+        depth, common = len(hidden), dict(hidden=tuple(hidden), **_training(params))
+        specs.append(ModelSpec(f"baseline_{depth}", method="baseline", lr=params["lr_baseline"], **common))
+        specs += [ModelSpec(f"{p}_{depth}", method="bnn", prior=p, lr=params["lr_bnn"], draws=params["draws"], **common)
+                  for p in priors]
+    return specs
+
+
+CHAPTER_MODELS: dict[str, Callable[[Mapping], list[ModelSpec]]] = {
+    "ensembles": ensembles,
+    "burn_eras": burn_eras,
+    "target_hypotheses": target_hypotheses,
+    "architecture": architecture,
+}
+"""Chapter name -> its models. A chapter not listed (the data chapter) fits nothing."""

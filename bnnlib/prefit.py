@@ -1,0 +1,168 @@
+"""Fitting and scoring the models of every chapter about to run, in one pool, before any runs.
+
+A chapter evaluates its models through its own executor, one chapter after another: study 1's
+three BNNs on two workers leave one worker idle for a third of the chapter, and each chapter
+starts its own workers. So before executing the chapters, the runner asks `bnnlib.book_models`
+for the models of all of them, drops those already in the cache and the duplicates (study 2
+reuses study 1's BNNs), and evaluates the rest in one pool of workers, longest first: with the
+longest jobs started first, the workers finish within about one short job of each other. The
+chapters then read every model from the cache, and their provenance tables say when each was
+computed.
+
+A model that fails here is reported and skipped: the chapter that needs it computes it again
+and stops at its own cell, naming it, as it would without this step.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bnnlib.book_models import CHAPTER_MODELS
+from bnnlib.cache import Cache, canonical_json
+from bnnlib.chapter import dataset_arguments
+from bnnlib.data import Dataset, open_dataset
+from bnnlib.errors import BnnlibError
+from bnnlib.executor import ProcessExecutor
+from bnnlib.models.likelihoods import get_likelihood
+from bnnlib.models.network import Architecture
+from bnnlib.study import ModelSpec, evaluate_group
+
+PATH_PARAMETERS = ("data_dir", "data_root", "cache_dir")
+"""Parameters that are paths, relative to the project folder the chapters run in."""
+
+
+@dataclass
+class Job:
+    """Models sharing one fit, on one dataset, and the chapters that use them."""
+
+    data: dict  # open_dataset's keyword arguments, paths absolute
+    fingerprint: str
+    cache_dir: str
+    specs: list[ModelSpec]
+    chapters: list[str] = field(default_factory=list)
+    cost: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{', '.join(s.name for s in self.specs)} ({', '.join(self.chapters)})"
+
+
+@dataclass
+class WarmUp:
+    """What the warm-up did: the jobs it ran and the chapters some of whose models failed."""
+
+    jobs: list[Job]
+    failed: dict[str, str]  # job label -> error message
+    failed_chapters: set[str]
+    seconds: float
+
+
+def absolute_paths(params: Mapping, root: Path) -> dict:
+    """The chapter's parameters with its relative paths made absolute against `root`."""
+    out = dict(params)
+    for name in PATH_PARAMETERS:
+        value = out.get(name)
+        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+            out[name] = str(root / value)
+    return out
+
+
+def estimated_cost(spec: ModelSpec, dataset: Dataset) -> float:
+    """Multiply-adds of the fit and of scoring the draws: only their order matters (scheduling)."""
+    hypothesis = spec.hypothesis if spec.method == "bnn" else "single"
+    macs = Architecture(len(dataset.features), spec.hidden, get_likelihood(hypothesis).n_outputs).macs_per_row
+    fits = spec.members if spec.method == "ensemble" else 1
+    train = 3 * spec.epochs * len(dataset.train) * fits  # forward and backward
+    return float(macs * (train + spec.n_draws * len(dataset.validation)))
+
+
+def plan(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool = False) -> list[Job]:
+    """The jobs that warm the cache for these (chapter, parameters), longest first.
+
+    Parameters are the chapter's as it will run (its defaults, then what the runner injects).
+    A bad parameter (an unknown prior, a target not in the data) is raised here, naming the
+    chapter, before anything is computed."""
+    jobs: dict[tuple[str, str], Job] = {}
+    datasets: dict[str, Dataset] = {}
+    for chapter, raw in chapters:
+        models = CHAPTER_MODELS.get(chapter)
+        if models is None:
+            continue
+        params = absolute_paths(raw, root)
+        try:
+            specs = models(params)
+            data = dataset_arguments(params)
+            key = json.dumps(data, sort_keys=True, default=str)
+            if key not in datasets:
+                datasets[key] = open_dataset(**data)
+        except BnnlibError as error:
+            raise BnnlibError(f"chapter {chapter!r}: {error}") from None
+        except KeyError as error:
+            raise BnnlibError(f"chapter {chapter!r} does not declare the parameter {error}, which its "
+                              "models need; add it to its parameters cell") from None
+        dataset = datasets[key]
+        cache = Cache(params["cache_dir"])
+        for spec in specs:
+            if not force and cache.contains("scores", spec.score_spec(), dataset.fingerprint):
+                continue
+            job_key = (key, str(cache.root), canonical_json(spec.fit_spec()))  # one job per fit
+            job = jobs.setdefault(job_key, Job(data, dataset.fingerprint, str(cache.root), []))
+            if all(s.score_spec() != spec.score_spec() for s in job.specs):
+                job.specs.append(spec)
+                job.cost += estimated_cost(spec, dataset)
+            if chapter not in job.chapters:
+                job.chapters.append(chapter)
+    return sorted(jobs.values(), key=lambda j: j.cost, reverse=True)
+
+
+@functools.lru_cache(maxsize=2)
+def _open(data_json: str) -> Dataset:
+    """A worker opens each dataset once, whatever the number of its jobs."""
+    return open_dataset(**json.loads(data_json))
+
+
+def _run_job(item: tuple) -> str | None:
+    """Evaluate one job in a worker; None, or the error's message (a failure is not fatal here)."""
+    data_json, fingerprint, cache_dir, specs, force = item
+    try:
+        dataset = _open(data_json)
+        if dataset.fingerprint != fingerprint:
+            return "the data changed since the warm-up was planned"
+        evaluate_group(specs, dataset, Cache(cache_dir), force, progress=False)
+        return None
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+
+
+def warm(jobs: list[Job], workers: int, force: bool = False) -> WarmUp:
+    """Run the jobs in `workers` local processes; print a line per finished job."""
+    start = time.perf_counter()
+    if not jobs:
+        return WarmUp([], {}, set(), 0.0)
+    print(f"[warm-up] {len(jobs)} fits to run and score for {len({c for j in jobs for c in j.chapters})} "
+          f"chapters, in {workers} processes, longest first", flush=True)
+
+    def report(done: int, total: int) -> None:
+        print(f"[warm-up] {done}/{total} done, {time.perf_counter() - start:.0f} s", flush=True)
+
+    items = [(json.dumps(j.data, sort_keys=True, default=str), j.fingerprint, j.cache_dir, j.specs, force)
+             for j in jobs]
+    failed: dict[str, str] = {}
+    try:
+        with ProcessExecutor(workers, progress=report, desc="warm-up") as executor:
+            errors = executor.map(_run_job, items)
+        failed = {job.label: error for job, error in zip(jobs, errors) if error is not None}
+    except BrokenProcessPool as error:  # a worker died (out of memory?): the chapters do the rest
+        failed = {"a worker process": f"died ({error}); the chapters compute what is missing"}
+    for label, error in failed.items():
+        print(f"[warm-up] {label} failed: {error}; the chapter will report it", flush=True)
+    failed_chapters = {c for j in jobs if j.label in failed for c in j.chapters}
+    if "a worker process" in failed:
+        failed_chapters = {c for j in jobs for c in j.chapters}
+    return WarmUp(jobs, failed, failed_chapters, time.perf_counter() - start)

@@ -59,8 +59,11 @@ class ThetaDraws:
     def predict(self, x: torch.Tensor, draws: slice, block: int = 0) -> torch.Tensor:
         theta = self.thetas[draws]
         p = self.arch.n_params
-        out = forward_draws(x, unflatten(theta[:, :p], self.arch))
-        return self.likelihood.main_mean(out, theta[:, p:])
+        layers = unflatten(theta[:, :p], self.arch)
+        a, c = self.likelihood.main_weights(theta[:, p:])  # the main mean, folded into the last layer
+        weight, bias = layers[-1]
+        layers[-1] = (weight @ a.unsqueeze(-1), (bias * a).sum(-1, keepdim=True) + c.unsqueeze(-1))
+        return forward_draws(x, layers)[..., 0]
 
 
 @dataclass

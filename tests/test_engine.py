@@ -73,6 +73,22 @@ def test_forward_draws_equals_one_network_at_a_time():
         assert torch.allclose(batched[s], forward(x, unflatten(thetas[s], arch)), atol=1e-6)
 
 
+@pytest.mark.parametrize("hypothesis", ["single", "h1", "h2", "h3", "h4"])
+def test_draws_predict_the_main_mean_of_every_hypothesis(hypothesis):
+    """The main mean is folded into the last layer for speed; it must equal the mean of the main
+    target that the likelihood gives the full outputs (column 0 of `means`)."""
+    likelihood = get_likelihood(hypothesis)
+    arch = Architecture(5, (6,), likelihood.n_outputs)
+    gen = torch.Generator().manual_seed(4)
+    thetas = torch.randn(3, arch.n_params + likelihood.n_head_params, generator=gen)
+    x = torch.rand(11, 5, generator=gen)
+    predicted = ThetaDraws(thetas, arch, likelihood).predict(x, slice(None))
+    for s in range(3):
+        out = forward(x, unflatten(thetas[s, : arch.n_params], arch))
+        expected = likelihood.means(out, thetas[s, arch.n_params :])[:, 0]
+        assert torch.allclose(predicted[s], expected, atol=1e-5)
+
+
 def test_scored_ensemble_is_mean_of_draws_and_chunking_changes_nothing():
     arch = Architecture(4, (8,), 1)
     gen = torch.Generator().manual_seed(3)

@@ -140,13 +140,18 @@ def _run_job(item: tuple) -> str | None:
         return f"{type(error).__name__}: {error}"
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def warm(jobs: list[Job], workers: int, force: bool = False) -> WarmUp:
     """Run the jobs in `workers` local processes; print a line per finished job."""
     start = time.perf_counter()
     if not jobs:
         return WarmUp([], {}, set(), 0.0)
-    print(f"[warm-up] {len(jobs)} fits to run and score for {len({c for j in jobs for c in j.chapters})} "
-          f"chapters, in {workers} processes, longest first", flush=True)
+    chapters = {c for j in jobs for c in j.chapters}
+    print(f"[warm-up] {_count(len(jobs), 'fit')} to run and score for {_count(len(chapters), 'chapter')}, "
+          f"in {_count(workers, 'process', 'processes')}, longest first", flush=True)
 
     def report(done: int, total: int) -> None:
         print(f"[warm-up] {done}/{total} done, {time.perf_counter() - start:.0f} s", flush=True)

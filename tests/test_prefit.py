@@ -1,0 +1,97 @@
+"""Warming the cache before the chapters run: what is planned, that the chapters then only read
+the cache, and that a failure is reported rather than fatal. On the tiny synthetic data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jupytext
+import pytest
+
+from bnnlib import book_models, prefit, runner
+from bnnlib.cache import Cache
+from bnnlib.chapter import dataset_arguments
+from bnnlib.data import open_dataset
+from bnnlib.errors import BnnlibError
+from bnnlib.study import ModelSpec, evaluate_models
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def chapter_params(name: str, **values) -> dict:
+    """The chapter's parameters as the runner injects them: its defaults, tiny data, short fits."""
+    params = runner.declared_parameters(jupytext.read(REPO / "book" / f"{name}.py"))
+    params.update(synthetic_profile="tiny", epochs=1, draws=4, batch_size=512)
+    params.update(values)
+    return params
+
+
+def test_plan_runs_each_shared_fit_once_longest_first(tmp_path):
+    chapters = [
+        ("data", chapter_params("data")),  # fits nothing
+        ("ensembles", chapter_params("ensembles")),
+        ("burn_eras", chapter_params("burn_eras")),  # study 1's BNNs again
+        ("architecture", chapter_params("architecture", architectures=[[8], [128, 64, 64]])),
+    ]
+    jobs = prefit.plan(chapters, tmp_path)
+    by_names = {tuple(s.name for s in job.specs): job for job in jobs}
+    # the talk's-depth baseline of the appendix is study 1's baseline: the same fit and score
+    assert by_names[("baseline", "baseline_best_epoch")].chapters == ["ensembles", "architecture"]
+    assert by_names[("flat",)].chapters == ["ensembles", "burn_eras", "architecture"]
+    assert ("baseline_1",) in by_names and ("flat_1",) in by_names
+    assert len(jobs) == 4 + 4  # study 1's four fits; depth 1's baseline and three BNNs
+    costs = [job.cost for job in jobs]
+    assert costs == sorted(costs, reverse=True)
+    assert by_names[("flat",)].cost > by_names[("flat_1",)].cost  # a deeper network costs more
+    assert all(Path(job.cache_dir).is_relative_to(tmp_path) for job in jobs)  # paths from the project
+
+
+def test_after_the_warm_up_the_chapters_only_read_the_cache(tmp_path):
+    chapters = [
+        ("ensembles", chapter_params("ensembles", priors=["laplace"])),
+        ("target_hypotheses", chapter_params("target_hypotheses", priors=["laplace"], hypotheses=["h4"])),
+    ]
+    jobs = prefit.plan(chapters, tmp_path)
+    assert len(jobs) == 3  # the baseline, the laplace BNN (both chapters), H4
+    done = prefit.warm(jobs, workers=2)
+    assert done.failed == {} and done.failed_chapters == set()
+    assert prefit.plan(chapters, tmp_path) == []
+    assert len(prefit.plan(chapters, tmp_path, force=True)) == 3
+    for name, params in chapters:
+        params = prefit.absolute_paths(params, tmp_path)
+        cache = Cache(params["cache_dir"])
+        specs = book_models.CHAPTER_MODELS[name](params)
+        evaluate_models(specs, open_dataset(**dataset_arguments(params)), cache)
+        assert cache.misses == [] and len(cache.hits) == 2 * len(specs)  # a fit and a score each
+        assert all(event.created for event in cache.events)  # when, for the provenance table
+
+
+def test_a_failing_job_is_reported_and_the_others_still_run(tmp_path, capsys):
+    good = prefit.plan([("burn_eras", chapter_params("burn_eras", priors=["normal"]))], tmp_path)
+    bad = prefit.Job({**good[0].data, "main_target": "target_missing_20"}, good[0].fingerprint,
+                     good[0].cache_dir, [ModelSpec("broken", prior="flat", epochs=1, draws=2)], ["architecture"])
+    done = prefit.warm([bad, *good], workers=2)
+    assert list(done.failed) == [bad.label] and "target_missing_20" in done.failed[bad.label]
+    assert done.failed_chapters == {"architecture"}
+    assert "the chapter will report it" in capsys.readouterr().out
+    assert prefit.plan([("burn_eras", chapter_params("burn_eras", priors=["normal"]))], tmp_path) == []
+
+
+def test_a_bad_parameter_is_an_error_naming_the_chapter_before_anything_runs(tmp_path):
+    with pytest.raises(BnnlibError, match=r"chapter 'burn_eras': unknown prior 'cauchy'.*laplace"):
+        prefit.plan([("burn_eras", chapter_params("burn_eras", priors=["cauchy"]))], tmp_path)
+    with pytest.raises(BnnlibError, match=r"chapter 'architecture'.*repeat a number of hidden layers"):
+        prefit.plan([("architecture", chapter_params("architecture", architectures=[[8], [9]]))], tmp_path)
+    assert not (tmp_path / "_build" / "cache").exists()
+
+
+def test_after_a_forced_warm_up_the_chapters_do_not_refit(tmp_path):
+    settings = runner.load_profile("quick", REPO)
+    plan = runner.plan_chapter(
+        runner.get_chapter("burn_eras", REPO), settings, profile_name="quick",
+        overrides={"synthetic_profile": "tiny", "epochs": 1, "draws": 4, "priors": ["flat"]},
+        runner={"force": True, "jobs": 2},
+    )
+    (warmed,) = runner._warm_cache([plan], tmp_path, jobs=2, force=True)
+    assert plan.params["force"] is True and warmed.params["force"] is False
+    assert warmed.key == plan.key  # force does not change what the chapter computes

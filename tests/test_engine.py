@@ -63,8 +63,9 @@ def test_unknown_prior_and_hypothesis_are_clear_errors():
         get_likelihood("h9")
 
 
-def test_forward_draws_equals_one_network_at_a_time():
-    arch = Architecture(7, (6, 5), 1)
+@pytest.mark.parametrize("hidden", [(), (6,), (6, 5)])
+def test_forward_draws_equals_one_network_at_a_time(hidden):
+    arch = Architecture(7, hidden, 1)
     gen = torch.Generator().manual_seed(0)
     thetas = torch.stack([he_init(arch, gen) + 0.1 * torch.randn(arch.n_params, generator=gen) for _ in range(4)])
     x = torch.rand(9, 7, generator=gen)

@@ -96,12 +96,19 @@ def forward(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]) ->
 def forward_draws(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
     """S networks on the same rows: x [n, in], weights [S, in, out] -> [S, n, out].
 
-    Batched matrix products over the draw dimension; activations are updated in place so a chunk
-    allocates one buffer per layer and nothing else.
+    The first layer, whose input all draws share, is one product of x with the draws' weights
+    side by side (a batched product would see S copies of x, and for a one-column output, S
+    matrix-vector products: ~10x slower); later layers are batched products over the draw
+    dimension. Activations are updated in place so a chunk allocates one buffer per layer.
     """
-    h = x.unsqueeze(0).expand(layers[0][0].shape[0], -1, -1)
+    weight, bias = layers[0]
+    n_draws, fan_in, fan_out = weight.shape
+    side_by_side = weight.permute(1, 0, 2).reshape(fan_in, n_draws * fan_out)
+    h = torch.addmm(bias.reshape(-1), x, side_by_side).view(len(x), n_draws, fan_out).transpose(0, 1)
     last = len(layers) - 1
-    for i, (weight, bias) in enumerate(layers):
+    if last > 0:
+        h = h.clamp_(min=0.0).contiguous()
+    for i, (weight, bias) in enumerate(layers[1:], 1):
         h = torch.baddbmm(bias.unsqueeze(-2), h, weight)
         if i < last:
             h.clamp_(min=0.0)

@@ -65,8 +65,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="folder of real Numerai files (numerai profile)")
     parser.add_argument("--force", action="store_true", help="recompute fits and scores, ignoring the cache")
     parser.add_argument("--jobs", type=int, default=None,
-                        help="fit and score independent models in N local processes "
-                             "(default: one per core, at most 4; 1 runs them in the chapter's own process)")
+                        help="before executing the chapters, fit and score all their models in N local "
+                             "processes (default: one per core, at most 4; 1: each chapter fits its own "
+                             "models in its own process)")
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -98,7 +98,7 @@ def plan(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool = Fals
         try:
             specs = models(params)
             data = dataset_arguments(params)
-            key = json.dumps(data, sort_keys=True, default=str)
+            key = _data_key(data)
             if key not in datasets:
                 datasets[key] = open_dataset(**data)
         except BnnlibError as error:
@@ -119,6 +119,11 @@ def plan(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool = Fals
             if chapter not in job.chapters:
                 job.chapters.append(chapter)
     return sorted(jobs.values(), key=lambda j: j.cost, reverse=True)
+
+
+def _data_key(data: dict) -> str:
+    """open_dataset's arguments as one string: a dictionary key, and what travels to a worker."""
+    return json.dumps(data, sort_keys=True, default=str)
 
 
 @functools.lru_cache(maxsize=2)
@@ -156,18 +161,14 @@ def warm(jobs: list[Job], workers: int, force: bool = False) -> WarmUp:
     def report(done: int, total: int) -> None:
         print(f"[warm-up] {done}/{total} done, {time.perf_counter() - start:.0f} s", flush=True)
 
-    items = [(json.dumps(j.data, sort_keys=True, default=str), j.fingerprint, j.cache_dir, j.specs, force)
-             for j in jobs]
-    failed: dict[str, str] = {}
+    items = [(_data_key(j.data), j.fingerprint, j.cache_dir, j.specs, force) for j in jobs]
     try:
-        with ProcessExecutor(workers, progress=report, desc="warm-up") as executor:
+        with ProcessExecutor(min(workers, len(jobs)), progress=report, desc="warm-up") as executor:
             errors = executor.map(_run_job, items)
         failed = {job.label: error for job, error in zip(jobs, errors) if error is not None}
+        failed_chapters = {c for j in jobs if j.label in failed for c in j.chapters}
     except BrokenProcessPool as error:  # a worker died (out of memory?): the chapters do the rest
-        failed = {"a worker process": f"died ({error}); the chapters compute what is missing"}
+        failed, failed_chapters = {"a worker process": f"died ({error})"}, chapters
     for label, error in failed.items():
         print(f"[warm-up] {label} failed: {error}; the chapter will report it", flush=True)
-    failed_chapters = {c for j in jobs if j.label in failed for c in j.chapters}
-    if "a worker process" in failed:
-        failed_chapters = {c for j in jobs for c in j.chapters}
     return WarmUp(jobs, failed, failed_chapters, time.perf_counter() - start)

@@ -304,3 +304,29 @@ def test_unchanged_chapter_is_not_executed_again(tmp_path, capsys):
     (root / "book" / "echo.ipynb").write_text("{}")  # the executed notebook was overwritten
     runner.run_chapter("echo", "tiny", {"alpha": 11}, build=False, root=root)
     assert runs(root) == 5
+
+
+def plans_of(root: Path, profile: str, **runner_values) -> list:
+    settings = runner.load_profile(profile, root)
+    return [runner.plan_chapter(c, settings, profile_name=profile, runner=runner_values)
+            for c in runner.list_chapters(root)]
+
+
+def test_with_jobs_chapters_run_side_by_side_each_reported(tmp_path, capsys):
+    root = make_project(tmp_path, {"echo": ECHO, "plain": PLAIN})
+    runner._run_plans(plans_of(root, "tiny", jobs=2), root, force=False, jobs=2)
+    out = capsys.readouterr().out
+    assert "[1/2] echo ..." in out and "[2/2] plain ..." in out
+    assert (root / "book" / "echo.ipynb").is_file() and (root / "book" / "plain.ipynb").is_file()
+    assert json.loads((root / "echo.json").read_text())["jobs"] == 2
+    runner._run_plans(plans_of(root, "tiny", jobs=2), root, force=False, jobs=2)
+    assert capsys.readouterr().out.count("unchanged, kept") == 2
+
+
+def test_with_jobs_a_failing_chapter_is_still_named_with_its_cell(tmp_path, capsys):
+    root = make_project(tmp_path, {"plain": PLAIN, "failing": FAILING}, "description: d\ncommon: {n: 4}\n")
+    with pytest.raises(BnnlibError, match=r"chapter 'failing' failed at In \[\d+\] \(code cell 3 of book/failing.py"):
+        runner._run_plans(plans_of(root, "tiny", jobs=2), root, force=False, jobs=2)
+    assert "[2/2] failing ... failed" in capsys.readouterr().out
+    assert (root / "_build" / "failed" / "failing.ipynb").is_file()
+    assert not (root / "book" / "failing.ipynb").exists()

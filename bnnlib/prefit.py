@@ -55,12 +55,10 @@ class Job:
 
 @dataclass
 class WarmUp:
-    """What the warm-up did: the jobs it ran and the chapters some of whose models failed."""
+    """The warm-up's failures: what failed, and the chapters some of whose models failed."""
 
-    jobs: list[Job]
     failed: dict[str, str]  # job label -> error message
     failed_chapters: set[str]
-    seconds: float
 
 
 def absolute_paths(params: Mapping, root: Path) -> dict:
@@ -153,7 +151,7 @@ def warm(jobs: list[Job], workers: int, force: bool = False) -> WarmUp:
     """Run the jobs in `workers` local processes; print a line per finished job."""
     start = time.perf_counter()
     if not jobs:
-        return WarmUp([], {}, set(), 0.0)
+        return WarmUp({}, set())
     chapters = {c for j in jobs for c in j.chapters}
     print(f"[warm-up] {_count(len(jobs), 'fit')} to run and score for {_count(len(chapters), 'chapter')}, "
           f"in {_count(workers, 'process', 'processes')}, longest first", flush=True)
@@ -171,4 +169,4 @@ def warm(jobs: list[Job], workers: int, force: bool = False) -> WarmUp:
         failed, failed_chapters = {"a worker process": f"died ({error})"}, chapters
     for label, error in failed.items():
         print(f"[warm-up] {label} failed: {error}; the chapter will report it", flush=True)
-    return WarmUp(jobs, failed, failed_chapters, time.perf_counter() - start)
+    return WarmUp(failed, failed_chapters)

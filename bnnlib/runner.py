@@ -502,9 +502,11 @@ def _run_plans(plans: list[Plan], root: Path, force: bool, jobs: int = 1) -> Non
 
 def _execute_concurrently(todo: list[tuple[str, Plan]], root: Path, jobs: int) -> None:
     """Execute chapters `jobs` at a time, each in a process of its own (with its own kernel), a
-    line as each ends. A chapter reading a warm cache keeps about one core busy, so two at a
-    time halve that part of the build. After a failure no further chapter starts, and the first
-    failing chapter in book order is the error."""
+    line as each ends. A chapter reading a warm cache keeps about one core busy; on 2 cores, two at
+    a time re-executed the default book's chapters in 84 s against ~100 s one by one. After a
+    failure no further chapter starts, and the first failing chapter in book order is the error.
+    (Not `executor.ProcessExecutor`: its worker threads are capped, and it stops at the first
+    error in completion order, wrapping it in a description of the item.)"""
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 

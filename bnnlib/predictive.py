@@ -20,6 +20,7 @@ from tqdm import tqdm
 from bnnlib.metrics import draws_era_scores
 from bnnlib.models.likelihoods import Likelihood
 from bnnlib.models.network import Architecture, forward_draws, unflatten
+from bnnlib.models.precision import compute_dtype
 
 CHUNK_BYTES_PER_THREAD = 2**20
 """Activation memory a chunk of draws x rows may use, per torch thread. Batched products run
@@ -51,6 +52,7 @@ class ThetaDraws:
     thetas: torch.Tensor  # [S, P]
     arch: Architecture
     likelihood: Likelihood
+    precision: str = "float32"  # the hidden layers' products (bnnlib.models.precision)
 
     @property
     def n_draws(self) -> int:
@@ -63,7 +65,7 @@ class ThetaDraws:
         a, c = self.likelihood.main_weights(theta[:, p:])  # the main mean, folded into the last layer
         weight, bias = layers[-1]
         layers[-1] = (weight @ a.unsqueeze(-1), (bias * a).sum(-1, keepdim=True) + c.unsqueeze(-1))
-        return forward_draws(x, layers)[..., 0]
+        return forward_draws(x, layers, compute_dtype(self.precision))[..., 0]
 
 
 @dataclass

@@ -9,6 +9,7 @@ are independent jobs, run through an executor (in-process, or local processes wi
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from bnnlib.models.baseline import PointFit, TrainConfig, train_mlp
 from bnnlib.models.bnn import Posterior, SVIConfig, fit_bnn
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import TALK_HIDDEN, Architecture, forward, unflatten
+from bnnlib.models.precision import resolve_precision
 from bnnlib.models.priors import canonical_prior
 from bnnlib.predictive import DrawScores, DropoutDraws, ThetaDraws, score_draws
 
@@ -49,6 +51,8 @@ class ModelSpec:
     dropout: float = 0.1  # dropout: the rate
     members: int = 10  # ensemble: networks of different seeds
     best_epoch: bool = False  # baseline: score the best-validation epoch (the talk's reference)
+    steps: int | None = None  # the optimiser's budget in steps; None: `epochs` passes over the rows
+    precision: str = "float32"  # bnn: the network's products in fits and scoring (float32 | bf16 | auto)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -60,6 +64,11 @@ class ModelSpec:
         for name in ("epochs", "batch_size", "draws", "members"):
             if int(getattr(self, name)) < 1:
                 raise BnnlibError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.steps is not None and (int(self.steps) != self.steps or self.steps < 1):
+            raise BnnlibError(f"steps must be a positive integer or None (use epochs), got {self.steps!r}")
+        # a concrete precision keys the cache; point networks train and score in float32
+        precision = resolve_precision(self.precision) if self.method == "bnn" else "float32"
+        object.__setattr__(self, "precision", precision)
 
     @property
     def learning_rate(self) -> float:
@@ -106,29 +115,38 @@ def _targets(dataset, likelihood) -> list[str]:
     return [columns[t] for t in likelihood.targets]
 
 
+def _validation_corr(dataset, arch: Architecture, likelihood) -> Callable[[torch.Tensor], float]:
+    """theta -> the validation corr of that one network's main-target mean (a trace's score)."""
+    xv, yv, eras_v = dataset.arrays("validation", [dataset.roles.main])
+    xv = _tensor(xv)
+
+    def validation_corr(theta: torch.Tensor) -> float:
+        with torch.inference_mode():
+            layers = unflatten(theta[: arch.n_params], arch)
+            pred = likelihood.main_mean(forward(xv, layers), theta[arch.n_params:]).numpy()
+        return float(era_corr(pred, yv[:, 0], eras_v).mean())
+
+    return validation_corr
+
+
 def _fit(spec: ModelSpec, dataset, progress: bool | None) -> dict:
     """Fit one model; returns what the cache stores (tensors and a JSON history)."""
     likelihood = get_likelihood(spec.hypothesis if spec.method == "bnn" else "single")
     x, y, _ = dataset.arrays("train", _targets(dataset, likelihood))
     x, y = _tensor(x), _tensor(y)
     arch = Architecture(x.shape[1], spec.hidden, likelihood.n_outputs)
+    validation_corr = _validation_corr(dataset, arch, likelihood)
     if spec.method == "bnn":
-        config = SVIConfig(spec.epochs, spec.batch_size, spec.learning_rate, spec.init_scale, None, spec.seed)
-        post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress)
+        config = SVIConfig(spec.epochs, spec.batch_size, spec.learning_rate, spec.init_scale, None, spec.seed,
+                           steps=spec.steps, precision=spec.precision)
+        post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress, evaluate=validation_corr)
         return {"loc": post.loc, "scale": post.scale, "sigma": post.sigma, "history": post.history}
-    xv, yv, eras_v = dataset.arrays("validation", [dataset.roles.main])
-    xv = _tensor(xv)
-
-    def validation_corr(theta: torch.Tensor) -> float:
-        with torch.inference_mode():
-            pred = forward(xv, unflatten(theta, arch))[:, 0].numpy()
-        return float(era_corr(pred, yv[:, 0], eras_v).mean())
 
     seeds = [spec.seed + m for m in range(spec.members)] if spec.method == "ensemble" else [spec.seed]
     dropout = spec.dropout if spec.method == "dropout" else 0.0
     fits: list[PointFit] = []
     for seed in seeds:
-        config = TrainConfig(spec.epochs, spec.batch_size, spec.learning_rate, dropout, seed)
+        config = TrainConfig(spec.epochs, spec.batch_size, spec.learning_rate, dropout, seed, steps=spec.steps)
         evaluate = validation_corr if spec.method == "baseline" else None
         fits.append(train_mlp(x, y[:, 0], arch, config, evaluate, progress))
     best = fits[0].best_theta if fits[0].best_theta is not None else fits[0].theta
@@ -145,7 +163,7 @@ def _draw_source(spec: ModelSpec, fitted: dict, n_inputs: int):
     if spec.method == "bnn":
         posterior = Posterior(fitted["loc"], fitted["scale"], fitted["sigma"], arch, likelihood)
         generator = torch.Generator().manual_seed(spec.seed + 10_000)
-        return ThetaDraws(posterior.sample(spec.draws, generator), arch, likelihood)
+        return ThetaDraws(posterior.sample(spec.draws, generator), arch, likelihood, spec.precision)
     if spec.method == "dropout":
         return DropoutDraws(fitted["thetas"][0], arch, spec.dropout, spec.draws, spec.seed)
     if spec.best_epoch:

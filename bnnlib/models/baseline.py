@@ -8,6 +8,7 @@ which is chosen by watching validation and so is not a fair score.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from bnnlib.models.network import Architecture, forward, he_init, unflatten
-from bnnlib.models.training import epoch_bar, minibatches, seed_everything
+from bnnlib.models.training import batches, epoch_bar, seed_everything, step_plan
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class TrainConfig:
     lr: float = 1e-2
     dropout: float = 0.0  # > 0 trains with dropout before every hidden layer's output (MC dropout)
     seed: int = 0
+    steps: int | None = None  # the optimiser's budget in steps; None: `epochs` passes over the rows
 
 
 @dataclass
@@ -58,29 +60,38 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, arch: Architecture, config: Trai
     theta = torch.nn.Parameter(he_init(arch, generator))
     optimizer = torch.optim.Adam([theta], lr=config.lr)
     target = y.reshape(-1, 1)
-    history: dict[str, list] = {"train_mse": [], "validation_corr": [], "epoch_seconds": []}
+    plan = step_plan(x.shape[0], config.batch_size, config.epochs, config.steps)
+    history: dict[str, list] = {"step": [], "train_mse": [], "validation_corr": [], "epoch_seconds": []}
     best_score, best_theta, best_epoch = -float("inf"), None, None
     label = "MLP" if config.dropout == 0 else f"MLP dropout {config.dropout}"
-    bar = epoch_bar(config.epochs, label, progress)
-    for epoch in bar:
-        started, total = time.perf_counter(), 0.0
-        for rows in minibatches(x.shape[0], config.batch_size, generator):
+    bar = epoch_bar(len(plan.checkpoints), label, progress)
+    batch_iter = batches(x.shape[0], config.batch_size, plan.total_steps, generator)
+    done = 0
+    for epoch, mark in enumerate(plan.checkpoints):
+        started, total, rows_seen = time.perf_counter(), 0.0, 0
+        for rows in itertools.islice(batch_iter, mark - done):
             optimizer.zero_grad(set_to_none=True)
             layers = unflatten(theta, arch)
+            batch = x.index_select(0, rows)
             if config.dropout > 0:
-                out = forward_dropout(x[rows], layers, config.dropout, generator)
+                out = forward_dropout(batch, layers, config.dropout, generator)
             else:
-                out = forward(x[rows], layers)
-            loss = torch.nn.functional.mse_loss(out, target[rows])
+                out = forward(batch, layers)
+            loss = torch.nn.functional.mse_loss(out, target.index_select(0, rows))
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(rows)
-        history["train_mse"].append(total / x.shape[0])
+            rows_seen += len(rows)
+        done = mark
+        history["step"].append(done)
+        history["train_mse"].append(total / rows_seen)
         history["epoch_seconds"].append(time.perf_counter() - started)
         if evaluate is not None:
             score = float(evaluate(theta.detach()))
             history["validation_corr"].append(score)
             if score > best_score:
                 best_score, best_theta, best_epoch = score, theta.detach().clone(), epoch + 1
-        bar.set_postfix(mse=f"{total / x.shape[0]:.5f}")
+        bar.update()
+        bar.set_postfix(mse=f"{total / rows_seen:.5f}")
+    bar.close()
     return PointFit(theta.detach().clone(), arch, best_theta, best_epoch, config.dropout, history)

@@ -93,23 +93,33 @@ def forward(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]) ->
     return h
 
 
-def forward_draws(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+def forward_draws(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]],
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """S networks on the same rows: x [n, in], weights [S, in, out] -> [S, n, out].
 
     The first layer, whose input all draws share, is one product of x with the draws' weights
     side by side (a batched product would see S copies of x, and for a one-column output, S
     matrix-vector products: ~10x slower); later layers are batched products over the draw
     dimension. Activations are updated in place so a chunk allocates one buffer per layer.
+    Hidden layers run in `dtype` (bf16 where it was validated); the output layer always in
+    float32, so predictions keep float32's resolution and their within-era ranks.
     """
+    last = len(layers) - 1
+
+    def cast(i: int, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(dtype if i < last else torch.float32)
+
     weight, bias = layers[0]
     n_draws, fan_in, fan_out = weight.shape
-    side_by_side = weight.permute(1, 0, 2).reshape(fan_in, n_draws * fan_out)
-    h = torch.addmm(bias.reshape(-1), x, side_by_side).view(len(x), n_draws, fan_out).transpose(0, 1)
-    last = len(layers) - 1
+    side_by_side = cast(0, weight.permute(1, 0, 2).reshape(fan_in, n_draws * fan_out))
+    h = torch.addmm(cast(0, bias.reshape(-1)), cast(0, x), side_by_side)
+    h = h.view(len(x), n_draws, fan_out).transpose(0, 1)
     if last > 0:
         h = h.clamp_(min=0.0).contiguous()
     for i, (weight, bias) in enumerate(layers[1:], 1):
-        h = torch.baddbmm(bias.unsqueeze(-2), h, weight)
+        if i == last:
+            h = h.float()
+        h = torch.baddbmm(cast(i, bias).unsqueeze(-2), h, cast(i, weight))
         if i < last:
             h.clamp_(min=0.0)
     return h

@@ -14,23 +14,48 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from bnnlib.errors import BnnlibError
+from bnnlib.models.precision import resolve_precision
 from bnnlib.models.priors import canonical_prior
 from bnnlib.study import ModelSpec
 
 
 def _training(params: Mapping) -> dict:
-    return dict(epochs=params["epochs"], batch_size=params["batch_size"], seed=params["seed"])
+    """What every model of a chapter shares: the budget, the batch, the seed, the precision
+    (point networks ignore it) and the guide's initial scale (BNNs only)."""
+    return dict(epochs=params["epochs"], batch_size=params["batch_size"], seed=params["seed"],
+                steps=params.get("steps"), precision=params.get("precision", "float32"),
+                init_scale=params.get("init_scale", 1e-2))
+
+
+def init_check_name(prior: str) -> str:
+    """Study 1's refit of a prior's BNN from a smaller initial guide scale."""
+    return f"{canonical_prior(prior)}_small_init"
+
+
+PRECISION_CHECK = "normal_float32"
+"""Study 1's Normal-prior BNN fitted and scored in float32, beside the chapter's precision."""
 
 
 def ensembles(params: Mapping) -> list[ModelSpec]:
-    """Study 1: the baseline, one BNN per prior, and the baseline scored at its best epoch."""
-    common = dict(hidden=tuple(params["hidden"]), **_training(params))
-    return [
+    """Study 1: the baseline; the baseline with the BNN's optimiser settings (a matched-budget
+    control); one BNN per prior; each BNN again from a ten times smaller initial guide scale
+    (init-invariance); the Normal BNN in float32 when the chapter runs in bf16 (the precision
+    check); and the baseline scored at its best epoch."""
+    training = _training(params)
+    common = dict(hidden=tuple(params["hidden"]), **training)
+    bnn = dict(method="bnn", lr=params["lr_bnn"], draws=params["draws"], **common)
+    specs = [
         ModelSpec("baseline", method="baseline", lr=params["lr_baseline"], **common),
-        *[ModelSpec(canonical_prior(p), method="bnn", prior=p, lr=params["lr_bnn"], draws=params["draws"], **common)
+        ModelSpec("baseline_bnn_lr", method="baseline", lr=params["lr_bnn"], **common),
+        *[ModelSpec(canonical_prior(p), prior=p, **bnn) for p in params["priors"]],
+        *[ModelSpec(init_check_name(p), prior=p, **{**bnn, "init_scale": params["small_init_scale"]})
           for p in params["priors"]],
-        ModelSpec("baseline_best_epoch", method="baseline", lr=params["lr_baseline"], best_epoch=True, **common),
     ]
+    if resolve_precision(training["precision"]) != "float32" and "normal" in map(canonical_prior, params["priors"]):
+        specs.append(ModelSpec(PRECISION_CHECK, prior="normal", **{**bnn, "precision": "float32"}))
+    specs.append(ModelSpec("baseline_best_epoch", method="baseline", lr=params["lr_baseline"], best_epoch=True,
+                           **common))
+    return specs
 
 
 def burn_eras(params: Mapping) -> list[ModelSpec]:

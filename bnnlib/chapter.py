@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bnnlib import results
+from bnnlib import convergence, fits, plots, results
 from bnnlib.cache import Cache
 from bnnlib.data import Dataset, open_dataset
+from bnnlib.talk import PRIOR_LABELS
 
 
 @dataclass
@@ -35,6 +36,32 @@ class Chapter:
         detail = f" ({talk_detail})" if talk_detail else ""
         return (f"This run uses **synthetic** data (profile `{self.params['synthetic_profile']}`), generated in Numerai's schema; "
                 f"the talk used Numerai's real v3 data{detail}, so compare patterns, not digits. ")
+
+
+    def report_fits(self, fitted: dict, figure_number: int) -> pd.DataFrame:
+        """Show and export whether each Bayesian fit converged: the verdicts (`fits.csv`), a
+        figure of the traces, and the criterion; returns the fits table."""
+        from IPython.display import Markdown, display
+
+        table = fits.fits_table(fitted)
+        results.write_csv(table, self.out / "fits.csv")
+        groups = {name: PRIOR_LABELS.get(row.prior, row.prior) for name, row in table.iterrows()}
+        figure = plots.fit_traces(fits.trace_frame(fitted), groups=groups,
+                                  title="Traces of the Bayesian fits, coloured by prior")
+        results.export_figure(self.out, "traces", figure)
+        columns = ["prior", "steps", "elbo_per_row_last", "elbo_change_window", "scale_p50_last", "scale_p90_last",
+                   "scale_change_window", "verdict"]
+        display(table[columns].round(4))
+        display(figure)
+        counts = "; ".join(f"{n} {v}" for v, n in fits.verdict_counts(table).items())
+        display(Markdown(
+            f"*Figure {figure_number}. Per Bayesian fit, against the optimiser step: the ELBO per row (left), the "
+            "guide's median std over the network's layers (solid) and its largest layer 90th percentile (dotted; "
+            "middle), and the validation corr of the one network at the posterior mean (right).*\n\n"
+            f"Verdicts ({counts}), {convergence.CRITERION}. A fit that did not converge reports where the optimiser "
+            "stopped, not a posterior: its draws' spread and anything computed from it are marked below."
+        ))
+        return table
 
 
 def declared_parameters(namespace: dict, names_before: set) -> dict:

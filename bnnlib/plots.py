@@ -187,3 +187,39 @@ def heatmaps(matrices: Mapping[str, pd.DataFrame], *, title: str, axis_label: st
     figure.colorbar(image, ax=axes, label=colorbar, shrink=0.8)
     figure.suptitle(title)
     return figure
+
+
+def fit_traces(traces: pd.DataFrame, *, title: str, groups: Mapping[str, str] | None = None) -> Figure:
+    """Small multiples of the fits' traces (`bnnlib.fits.trace_frame`): the ELBO per row, the
+    guide's median std (solid) and largest layer 90th percentile (dotted), and the validation
+    corr of the network at the posterior mean, against the optimiser step; one line per model,
+    coloured by `groups` (model -> group, e.g. its prior) when given."""
+    if traces.empty:
+        raise BnnlibError("no Bayesian fit to trace; pass at least one BNN")
+    figure, axes = _figure(3, width=4.2, height=3.2)
+    models = list(dict.fromkeys(traces["model"]))
+    group_of = groups or {m: m for m in models}
+    palette = dict(zip(dict.fromkeys(group_of[m] for m in models), _cycle_colors()))
+    for model in models:
+        t = traces[traces["model"] == model]
+        color = palette[group_of[model]]
+        axes[0].plot(t["step"], t["elbo_per_row"], color=color, lw=1)
+        axes[1].plot(t["step"], t["scale_median"], color=color, lw=1)
+        axes[1].plot(t["step"], t["scale_p90_max"], color=color, lw=1, ls=":")
+        axes[2].plot(t["step"], t["mean_net_corr"], color=color, lw=1)
+    axes[0].set_yscale("symlog", linthresh=0.1)
+    axes[1].set_yscale("log")
+    for ax, label in zip(axes, ["ELBO per row (symlog)", "guide std (log)", "validation corr of the mean net"]):
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    for group, color in palette.items():
+        axes[2].plot([], [], color=color, label=group)
+    axes[2].legend(fontsize=8, frameon=False)
+    figure.suptitle(title)
+    return figure
+
+
+def _cycle_colors() -> list[str]:
+    return ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#d62728", "#8c564b", "#e377c2", "#7f7f7f",
+            "#bcbd22", "#17becf"] * 4

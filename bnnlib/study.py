@@ -198,6 +198,11 @@ def _extras(spec: ModelSpec, fitted: dict, n_inputs: int) -> dict:
     extras: dict = {}
     if spec.method == "baseline":
         extras["best_epoch"] = fitted["history"].get("best_epoch")
+    if spec.method == "bnn":  # the guide's std over the network's parameters, at the end of the fit
+        arch = Architecture(n_inputs, spec.hidden, get_likelihood(spec.hypothesis).n_outputs)
+        levels = torch.tensor([0.1, 0.5, 0.9])
+        p10, p50, p90 = torch.quantile(fitted["scale"][: arch.n_params], levels).tolist()
+        extras.update(scale_p10=p10, scale_p50=p50, scale_p90=p90)
     if spec.method == "bnn" and spec.hypothesis == "h4":
         arch = Architecture(n_inputs, spec.hidden, 2)
         i = arch.n_params

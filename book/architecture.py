@@ -42,9 +42,12 @@ priors = ["flat", "normal", "laplace"]  # flat is the talk's "uniform"
 architectures = [[], [128], [128, 64], [128, 64, 64]]  # hidden units per layer; one per depth
 divergence_prior = "flat"  # whose per-draw distributions the main divergence matrix compares
 epochs = 30
+steps = None  # optimiser steps; None: `epochs` passes (on a smaller dataset, 17700 matches the talk)
 batch_size = 4096
 lr_baseline = 1e-2
 lr_bnn = 1e-3
+init_scale = 0.01  # the guide's initial std
+precision = "auto"  # float32 | bf16 | auto (bf16 where the CPU has native bf16)
 draws = 1000  # posterior draws per BNN
 seed = 0
 force = False  # refit even if cached
@@ -92,6 +95,18 @@ by_key = {key: fitted[s.name] for key, s in zip(keys, specs)}
 depths = list(dict.fromkeys(d for d, _ in keys))
 
 # %% [markdown]
+# ## Did the fits converge?
+
+# %%
+fit_table = chapter.report_fits(fitted, figure_number=1)
+unconverged = [s.name for s in specs if s.method == "bnn" and fit_table.loc[s.name, "verdict"] != "converged"]
+display(Markdown(
+    "Every Bayesian fit converged." if not unconverged else
+    f"Not converged: {', '.join(unconverged)}. Their spreads, and the divergences below that involve them, "
+    "describe where the optimiser stopped, not a posterior."
+))
+
+# %% [markdown]
 # ## Validation corr (Sharpe) by depth
 #
 # Rows: the number of hidden layers; cells: "corr (Sharpe)" of the baseline network and of
@@ -113,7 +128,7 @@ figure = plots.grouped_bar_panels(
 results.export_figure(out, "corr_by_depth", figure)
 display(figure)
 display(Markdown(
-    "*Figure 1. Validation corr of the baseline network and of each BNN's ensemble, by number of hidden "
+    "*Figure 2. Validation corr of the baseline network and of each BNN's ensemble, by number of hidden "
     "layers; left: this run, right: the talk's published values.*"
 ))
 
@@ -177,7 +192,7 @@ figure = plots.normal_fits(fits.xs(divergence_prior, level="prior").rename(index
 results.export_figure(out, "normal_fits", figure)
 display(figure)
 display(Markdown(
-    "*Figure 2. The normal distributions fitted to the validation corr means of the posterior draws, "
+    "*Figure 3. The normal distributions fitted to the validation corr means of the posterior draws, "
     f"one per depth, {talk.PRIOR_LABELS[divergence_prior]} prior: the divergences compare these curves.*"
 ))
 figure = plots.heatmaps({talk.PRIOR_LABELS.get(p, p): js[p] for p in prior_names},
@@ -186,7 +201,7 @@ figure = plots.heatmaps({talk.PRIOR_LABELS.get(p, p): js[p] for p in prior_names
 results.export_figure(out, "js_heatmaps", figure)
 display(figure)
 display(Markdown(
-    "*Figure 3. JS divergence between the normal fits of the per-draw corr means of each pair of depths, "
+    "*Figure 4. JS divergence between the normal fits of the per-draw corr means of each pair of depths, "
     "one heat map per prior, on a colour scale from 0 to its maximum ln 2.*"
 ))
 

@@ -48,8 +48,11 @@ results_dir = "_build/results/burn_eras"
 priors = ["flat", "normal", "laplace"]  # flat is the talk's "uniform"
 hidden = [128, 64, 64]  # hidden units per layer (the talk's)
 epochs = 30
+steps = None  # optimiser steps; None: `epochs` passes (on a smaller dataset, 17700 matches the talk)
 batch_size = 4096
 lr_bnn = 1e-3
+init_scale = 0.01  # the guide's initial std
+precision = "auto"  # float32 | bf16 | auto (bf16 where the CPU has native bf16)
 draws = 1000  # posterior draws per prior
 seed = 0
 force = False  # refit even if cached
@@ -90,6 +93,15 @@ fitted = evaluate_models(specs, dataset, cache, force=force, jobs=jobs)
 eras = {p: analysis.burn_eras(fitted[p].per_era) for p in names}
 
 # %% [markdown]
+# ## Did the fits converge?
+#
+# An AUC of the predictive std says something about a posterior only if the fit converged.
+
+# %%
+fit_table = chapter.report_fits(fitted, figure_number=1)
+unconverged = [p for p in names if fit_table.loc[p, "verdict"] != "converged"]
+
+# %% [markdown]
 # ## Uncertainty against the era's score
 #
 # Each point is one validation era: its mean predictive std (the average over its rows of the
@@ -101,7 +113,7 @@ figure = plots.std_vs_score({talk.PRIOR_LABELS.get(p, p): eras[p] for p in names
 results.export_figure(out, "std_vs_corr", figure)
 display(figure)
 display(Markdown(
-    "*Figure 1. Per validation era, the mean over its rows of the predictive std across posterior "
+    "*Figure 2. Per validation era, the mean over its rows of the predictive std across posterior "
     "draws (x) and the ensemble's corr in that era (y), per prior; burn eras (corr < 0) in red.*"
 ))
 
@@ -129,7 +141,7 @@ if rocs:
     results.export_figure(out, "roc", figure)
     display(figure)
     display(Markdown(
-        "*Figure 2. ROC curves of the rule \"flag an era as burning when its mean predictive std is at "
+        "*Figure 3. ROC curves of the rule \"flag an era as burning when its mean predictive std is at "
         "least t\", for every threshold t, per prior; the dotted diagonal is chance (AUC 0.5).*"
     ))
 else:
@@ -162,7 +174,9 @@ display(Markdown(
     f"{talk.PRIOR_LABELS[talk_best]}) has a one-sided p-value of {talk_burn.loc[talk_best, 'p_value']:.3f} with "
     f"{talk_burn.loc[talk_best, 'burn_eras']} burn eras of {talk_burn.loc[talk_best, 'n_eras']}, and its lowest, "
     f"{talk_burn.loc[talk_worst, 'auc']:.4f} ({talk.PRIOR_LABELS[talk_worst]}), is within chance (two-sided p = "
-    f"{2 * min(talk_burn.loc[talk_worst, 'p_value'], 1 - talk_burn.loc[talk_worst, 'p_value']):.2f})."
+    f"{2 * min(talk_burn.loc[talk_worst, 'p_value'], 1 - talk_burn.loc[talk_worst, 'p_value']):.2f}). "
+    + ("".join(f"The {talk.PRIOR_LABELS.get(p, p)} prior's fit is *{fit_table.loc[p, 'verdict']}*, so its AUC "
+               "measures the optimiser's state, not its posterior's uncertainty. " for p in unconverged))
 ))
 
 # %% [markdown]

@@ -51,8 +51,11 @@ priors = ["flat", "normal", "laplace"]  # flat is the talk's "uniform"
 hypotheses = ["h1", "h2", "h3", "h4"]
 hidden = [128, 64, 64]  # hidden units per layer (the talk's)
 epochs = 30
+steps = None  # optimiser steps; None: `epochs` passes (on a smaller dataset, 17700 matches the talk)
 batch_size = 4096
 lr_bnn = 1e-3
+init_scale = 0.01  # the guide's initial std
+precision = "auto"  # float32 | bf16 | auto (bf16 where the CPU has native bf16)
 draws = 1000  # posterior draws per model
 seed = 0
 force = False  # refit even if cached
@@ -99,6 +102,20 @@ by_key = {key: fitted[s.name] for key, s in zip(keys, specs)}
 prior_names = list(dict.fromkeys(p for _, p in keys))
 
 # %% [markdown]
+# ## Did the fits converge?
+
+# %%
+fit_table = chapter.report_fits(fitted, figure_number=1)
+verdicts = pd.DataFrame({k: fit_table.loc[s.name, "verdict"] for k, s in zip(keys, specs)}, index=["verdict"]).T
+display(verdicts["verdict"].unstack())
+unconverged = [f"{h}/{talk.PRIOR_LABELS.get(p, p)}" for (h, p), v in verdicts["verdict"].items() if v != "converged"]
+display(Markdown(
+    "Every fit converged." if not unconverged else
+    f"Not converged: {', '.join(unconverged)}. Their scores below are those of the ensemble where the optimiser "
+    "stopped; differences involving them are not differences between posteriors."
+))
+
+# %% [markdown]
 # ## Validation corr (Sharpe) on the main target
 #
 # Each cell is "corr (Sharpe)" of the ensemble of the model's draws, as the talk prints them;
@@ -124,7 +141,7 @@ figure = plots.grouped_bar_panels(
 results.export_figure(out, "corr", figure)
 display(figure)
 display(Markdown(
-    "*Figure 1. Validation corr of the ensemble of each model on the main target, one bar per prior; "
+    "*Figure 2. Validation corr of the ensemble of each model on the main target, one bar per prior; "
     "left: this run, right: the talk's published values.*"
 ))
 
@@ -177,6 +194,7 @@ else:
     beta = pd.DataFrame.from_dict(
         {p: analysis.normal_posterior(by_key[("h4", p)].extras["beta_mean"], by_key[("h4", p)].extras["beta_std"])
          for p in prior_names}, orient="index").rename_axis("prior")
+    beta["verdict"] = [fit_table.loc[f"h4_{p}", "verdict"] for p in beta.index]
     display(beta.round(4))
     figure = plots.posterior_densities(
         {talk.PRIOR_LABELS.get(p, p): analysis.normal_density(beta.loc[p, "mean"], beta.loc[p, "std"])
@@ -185,7 +203,7 @@ else:
     results.export_figure(out, "beta", figure)
     display(figure)
     display(Markdown(
-        "*Figure 2. The normal posterior of beta under H4, per prior; the shaded part is beta > 0, the "
+        "*Figure 3. The normal posterior of beta under H4, per prior; the shaded part is beta > 0, the "
         "dotted line beta = 0.*"
     ))
     covers = int(((beta["ci95_low"] < 0) & (beta["ci95_high"] > 0)).sum())
@@ -196,6 +214,8 @@ else:
         + ("As in the talk, the posterior does not settle the sign of beta."
            if covers == len(beta) else
            "Unlike the talk, the posterior settles the sign of beta for at least one prior.")
+        + ("".join(f" Under the {talk.PRIOR_LABELS.get(p, p)} prior the fit is *{v}*, so its beta interval is not a "
+                   "posterior's." for p, v in beta["verdict"].items() if v != "converged"))
     ))
 
 # %% [markdown]

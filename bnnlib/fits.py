@@ -1,0 +1,111 @@
+"""What a chapter reports about its fits, before any of their numbers: did each converge, does
+the spread of the draws depend on where the optimiser started, and does bf16 change them.
+
+A variational posterior's spread is a finding only when the fit that produced it converged
+(`bnnlib.convergence`) and does not depend on the initial guide scale; these tables say both,
+per model, so a chapter's text can qualify every Bayesian number it shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bnnlib.convergence import judge
+from bnnlib.metrics import era_corr
+
+FITS_COLUMNS = ("model", "prior", "hypothesis", "hidden", "precision", "init_scale", "steps", "epochs",
+                "elbo_per_row_last", "elbo_change_window", "scale_p10_last", "scale_p50_last", "scale_p90_last",
+                "scale_change_window", "scale_growth_window", "mean_net_corr_last", "fit_seconds", "verdict")
+
+
+def _is_bnn(result: Any) -> bool:
+    return result.spec.method == "bnn"
+
+
+def fits_table(results: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per Bayesian fit: its budget, where its trace ended, and its verdict
+    (what `_build/results/<chapter>/fits.csv` holds)."""
+    rows = []
+    for name, result in results.items():
+        if not _is_bnn(result):
+            continue
+        history, spec = result.history, result.spec
+        verdict = judge(history)
+        corr = history.get("validation_corr") or [np.nan]
+        steps = history["step"][-1]
+        rows.append({
+            "model": name, "prior": spec.prior, "hypothesis": spec.hypothesis,
+            "hidden": "-".join(map(str, spec.hidden)) or "linear", "precision": spec.precision,
+            "init_scale": spec.init_scale, "steps": steps, "epochs": steps / history["steps_per_epoch"],
+            "elbo_per_row_last": history["elbo_per_row"][-1],
+            "scale_p10_last": result.extras["scale_p10"], "scale_p50_last": result.extras["scale_p50"],
+            "scale_p90_last": result.extras["scale_p90"], "mean_net_corr_last": corr[-1],
+            "fit_seconds": history["seconds"][-1], **verdict.as_dict(),
+        })
+    return pd.DataFrame(rows, columns=list(FITS_COLUMNS)).set_index("model")
+
+
+def trace_frame(results: Mapping[str, Any]) -> pd.DataFrame:
+    """The traces of the Bayesian fits in long form: model, step, ELBO per row, the network's
+    median of the layers' median guide std and largest 90th percentile, the mean net's corr."""
+    frames = []
+    for name, result in results.items():
+        if not _is_bnn(result):
+            continue
+        h = result.history
+        layers = [np.asarray(v) for k, v in h["scale_quantiles"].items() if k != "head"]
+        frames.append(pd.DataFrame({
+            "model": name, "step": h["step"], "elbo_per_row": h["elbo_per_row"],
+            "scale_median": np.median(np.stack([q[:, 1] for q in layers]), axis=0),
+            "scale_p90_max": np.max(np.stack([q[:, 2] for q in layers]), axis=0),
+            "mean_net_corr": h.get("validation_corr") or np.nan,
+        }))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def layer_medians(result: Any) -> pd.Series:
+    """The final median guide std of each layer of one fit."""
+    return pd.Series({k: v[-1][1] for k, v in result.history["scale_quantiles"].items() if k != "head"})
+
+
+def ensemble_corr_mc_error(result: Any, target: Any, eras: Any, replicates: int = 20, seed: int = 0) -> float:
+    """The Monte Carlo error of an ensemble's validation corr: the ensemble averages S draws, so
+    each row's prediction carries noise of std (draw std) / sqrt(S); re-scoring the ensemble with
+    that noise added, `replicates` times, gives the std of the corr that the finite S causes."""
+    scores = result.scores
+    rng = np.random.default_rng(seed)
+    noise_std = scores.std / np.sqrt(scores.n_draws)
+    frame = scores.predictions()
+    corrs = [era_corr(frame["prediction"].to_numpy() + rng.standard_normal(len(frame)) * noise_std,
+                      target, eras).mean() for _ in range(replicates)]
+    return float(np.std(corrs, ddof=1))
+
+
+def paired_comparison(results: Mapping[str, Any], pairs: Mapping[str, tuple[str, str]], target: Any,
+                      eras: Any) -> pd.DataFrame:
+    """Two fits of one model side by side (e.g. from two initial scales, or in two precisions):
+    per pair, each fit's ensemble corr and its Monte Carlo error, their difference in units of
+    the difference's MC error, and each layer's median guide std as a ratio second / first."""
+    rows = []
+    for label, (first, second) in pairs.items():
+        a, b = results[first], results[second]
+        corr_a, corr_b = a.summary()["mean"], b.summary()["mean"]
+        error = float(np.hypot(ensemble_corr_mc_error(a, target, eras), ensemble_corr_mc_error(b, target, eras)))
+        ratios = layer_medians(b) / layer_medians(a)
+        rows.append({"pair": label, "first": first, "second": second, "corr_first": corr_a, "corr_second": corr_b,
+                     "corr_difference": corr_b - corr_a, "mc_error": error,
+                     "difference_in_mc_errors": abs(corr_b - corr_a) / error if error > 0 else np.inf,
+                     **{f"std_ratio_{k}": v for k, v in ratios.items()},
+                     "largest_std_change": float(np.max(np.abs(ratios.to_numpy() - 1.0)))})
+    return pd.DataFrame(rows).set_index("pair")
+
+
+def verdict_counts(table: pd.DataFrame, priors: Sequence[str] | None = None) -> dict[str, int]:
+    """How many fits got each verdict (among `priors` only, when given)."""
+    if priors is not None:
+        table = table[table["prior"].isin(priors)]
+    return table["verdict"].value_counts().to_dict()

@@ -1,0 +1,100 @@
+"""The fit's trace, its optimiser budget in steps, and the verdict read from it."""
+
+import math
+
+import pytest
+import torch
+
+from bnnlib import convergence
+from bnnlib.models.bnn import SVIConfig, fit_bnn
+from bnnlib.models.likelihoods import get_likelihood
+from bnnlib.models.network import Architecture
+from bnnlib.models.training import batches, step_plan
+
+
+def trace(elbo, p50, p90):
+    steps = [100 * (i + 1) for i in range(len(elbo))]
+    return {"step": steps, "elbo_per_row": elbo,
+            "scale_quantiles": {"layer1": [[m / 2, m, h] for m, h in zip(p50, p90)]}}
+
+
+def test_flat_elbo_and_scales_converge():
+    history = trace([-1.0, 0.05, 0.070, 0.0705, 0.0706, 0.0707], [0.1] * 6, [0.3, 0.3, 0.3, 0.301, 0.302, 0.302])
+    assert convergence.judge(history).verdict == "converged"
+
+
+def test_rising_elbo_or_moving_scales_are_still_moving():
+    rising = trace([-1.0, 0.0, 0.02, 0.04, 0.06, 0.08], [0.1] * 6, [0.3] * 6)
+    assert convergence.judge(rising).verdict == "still moving"
+    shrinking = trace([0.07] * 6, [0.010, 0.0100, 0.0100, 0.0099, 0.009, 0.008], [0.02] * 6)
+    assert convergence.judge(shrinking).verdict == "still moving"
+
+
+def test_collapsing_elbo_or_runaway_scales_diverge():
+    collapse = trace([-1.0, 0.05, 0.06, 0.06, 0.06, -403.0], [0.1] * 6, [0.3] * 6)
+    assert convergence.judge(collapse).verdict == "diverging"
+    runaway = trace([0.07] * 6, [0.1] * 6, [1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
+    assert convergence.judge(runaway).verdict == "diverging"
+    assert convergence.judge(trace([0.0, math.nan, 0.0], [0.1] * 3, [0.3] * 3)).verdict == "diverging"
+
+
+def test_window_is_the_last_fifth_of_the_steps():
+    assert convergence.window_start([100 * (i + 1) for i in range(30)]) == 23  # step 2400 = 80% of 3000
+    assert convergence.window_start([100, 200, 300]) == 0  # too short: the last three records
+
+
+def test_step_budget_overrides_epochs_and_records_at_epoch_ends():
+    plan = step_plan(n_rows=1000, batch_size=300, epochs=30)  # 4 steps an epoch, the last short
+    assert plan.total_steps == 120 and plan.checkpoints[:2] == (4, 8) and plan.checkpoints[-1] == 120
+    plan = step_plan(n_rows=1000, batch_size=300, epochs=30, steps=10)
+    assert plan.checkpoints == (4, 8, 10)
+    long = step_plan(n_rows=100, batch_size=50, epochs=1, steps=10_000)  # 5,000 passes, 100 records
+    assert len(long.checkpoints) == 100 and long.checkpoints[-1] == 10_000
+    rows = list(batches(1000, 300, 10, torch.Generator().manual_seed(0)))
+    assert len(rows) == 10 and [len(r) for r in rows[:4]] == [300, 300, 300, 100]
+    assert sorted(torch.cat(rows[:4]).tolist()) == list(range(1000))  # each epoch sees every row once
+
+
+def test_fit_records_a_trace_per_epoch_with_scales_per_layer_and_validation_corr():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(600, 4, generator=gen), torch.rand(600, 1, generator=gen)
+    arch = Architecture(4, (5, 3), 1)
+    calls = []
+    post = fit_bnn(x, y, arch, get_likelihood("single"), "normal", SVIConfig(batch_size=128, steps=12, seed=1),
+                   progress=False, evaluate=lambda theta: calls.append(theta.shape) or 0.5)
+    history = post.history
+    assert history["step"] == [5, 10, 12] and len(history["elbo_per_row"]) == 3
+    assert set(history["scale_quantiles"]) == {"layer1", "layer2", "layer3"}
+    p10, p50, p90 = history["scale_quantiles"]["layer1"][-1]
+    assert p10 <= p50 <= p90
+    assert history["validation_corr"] == [0.5] * 3 and calls[0] == (arch.n_params,)
+    assert convergence.judge(history).verdict in convergence.VERDICTS
+
+
+@pytest.mark.parametrize("prior", ["flat", "normal", "laplace"])
+@pytest.mark.parametrize("hypothesis", ["single", "h2", "h4"])
+def test_direct_elbo_equals_pyro_trace_elbo(prior, hypothesis):
+    """The fit's loss is Pyro's Trace_ELBO of the model and guide, without Pyro's tracing."""
+    from pyro.infer import Trace_ELBO
+
+    from bnnlib.models.bnn import BayesianMLP
+
+    likelihood = get_likelihood(hypothesis)
+    gen = torch.Generator().manual_seed(0)
+    n = 400
+    x, y = torch.rand(n, 5, generator=gen), torch.rand(n, len(likelihood.targets), generator=gen)
+    y[:40, -1] = float("nan")
+    arch = Architecture(5, (4,), likelihood.n_outputs)
+    net = BayesianMLP(arch, likelihood, prior, 0.1, torch.full((likelihood.n_sigmas,), 0.3), gen)
+    rows = torch.arange(64)
+    torch.manual_seed(3)
+    pyro_loss = Trace_ELBO().differentiable_loss(net.model, net.guide, x[rows], y[rows], rows, n)
+    torch.manual_seed(3)
+    ours = net.negative_elbo(x[rows], y[rows], n)
+    assert torch.allclose(ours, pyro_loss, rtol=1e-5)
+    grads = torch.autograd.grad(ours, [net.loc, net.log_scale])
+    torch.manual_seed(3)
+    pyro_grads = torch.autograd.grad(Trace_ELBO().differentiable_loss(net.model, net.guide, x[rows], y[rows], rows, n),
+                                     [net.loc, net.log_scale])
+    for a, b in zip(grads, pyro_grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)

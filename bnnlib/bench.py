@@ -2,7 +2,8 @@
 
 It measures, side by side in one run on random Numerai-shaped data (38 features on 5 levels,
 eras of equal size): an epoch of the baseline MLP and of the BNN's SVI (same rows, batches and
-architecture); S posterior draws over the validation rows, predictions alone and with scoring;
+architecture; the SVI in float32 and in bf16); S posterior draws over the validation rows, in
+float32 and bf16, predictions alone and with scoring;
 the same draws through `pyro.infer.Predictive`; and a large float32 matrix product as the
 practical ceiling. Nothing here is a test: tests never time anything.
 """
@@ -26,6 +27,7 @@ from bnnlib.models.baseline import TrainConfig, train_mlp
 from bnnlib.models.bnn import BayesianMLP, SVIConfig, fit_bnn
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture, forward, unflatten
+from bnnlib.models.precision import PRECISIONS
 from bnnlib.models.training import seed_everything
 from bnnlib.predictive import ThetaDraws, draw_chunk, score_draws
 
@@ -64,11 +66,15 @@ def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
     return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
 
 
-def epoch_seconds(x: torch.Tensor, y: torch.Tensor, arch: Architecture, epochs: int = 3) -> tuple[float, float]:
-    """Median epoch time of the baseline and of the BNN (normal prior), same data and batches."""
+def epoch_seconds(x: torch.Tensor, y: torch.Tensor, arch: Architecture, epochs: int = 3) -> tuple[float, float, float]:
+    """Median epoch time of the baseline, and of the BNN (normal prior) in float32 and in bf16,
+    on the same data and batches."""
     mlp = train_mlp(x, y, arch, TrainConfig(epochs=epochs), progress=False)
-    bnn = fit_bnn(x, y.unsqueeze(1), arch, get_likelihood("single"), "normal", SVIConfig(epochs=epochs), progress=False)
-    return float(np.median(mlp.history["epoch_seconds"])), float(np.median(bnn.history["epoch_seconds"]))
+    bnn = {precision: fit_bnn(x, y.unsqueeze(1), arch, get_likelihood("single"), "normal",
+                              SVIConfig(epochs=epochs, precision=precision), progress=False)
+           for precision in PRECISIONS}
+    return (float(np.median(mlp.history["epoch_seconds"])),
+            *(float(np.median(np.diff([0.0, *bnn[p].history["seconds"]]))) for p in PRECISIONS))
 
 
 def predict_all(source: ThetaDraws, x: torch.Tensor, eras: np.ndarray, widest: int) -> float:
@@ -111,7 +117,7 @@ def run_benchmark(scale: str = "small", out: Path = Path("_build/bench.json"), d
     seed_everything(seed)
     arch = Architecture(N_FEATURES)
     x, y, _ = numerai_like(size.train_rows, 574, seed)
-    mlp_epoch, bnn_epoch = epoch_seconds(x, y, arch)
+    mlp_epoch, bnn_epoch, bnn_epoch_bf16 = epoch_seconds(x, y, arch)
     del x, y
 
     xv, yv, eras = numerai_like(size.validation_rows, size.eras, seed + 1)
@@ -122,6 +128,12 @@ def run_benchmark(scale: str = "small", out: Path = Path("_build/bench.json"), d
     source = ThetaDraws(posterior.sample(draws, generator), arch, likelihood)
     widest = max(arch.hidden)
     predictive_s = predict_all(source, xv, eras, widest)
+    source_bf16 = ThetaDraws(source.thetas, arch, likelihood, "bf16")
+    predictive_bf16_s = predict_all(source_bf16, xv, eras, widest)
+    with torch.inference_mode():
+        block = slice(0, min(len(xv), 5_000))
+        agreement = float(np.corrcoef(source.predict(xv[block], slice(0, 8)).flatten().numpy(),
+                                      source_bf16.predict(xv[block], slice(0, 8)).flatten().numpy())[0, 1])
     started = time.perf_counter()
     score_draws(source, xv, yv.numpy(), eras, pd.RangeIndex(len(yv)), widest, progress=False)
     scoring_s = time.perf_counter() - started
@@ -135,6 +147,8 @@ def run_benchmark(scale: str = "small", out: Path = Path("_build/bench.json"), d
         "mlp_epoch_s": mlp_epoch,
         "bnn_epoch_s": bnn_epoch,
         "epoch_ratio": bnn_epoch / mlp_epoch,
+        "bnn_epoch_bf16_s": bnn_epoch_bf16,
+        "bf16_epoch_speedup": bnn_epoch / bnn_epoch_bf16,
         "train_rows": size.train_rows,
         "draws": draws,
         "rows": size.validation_rows,
@@ -142,6 +156,10 @@ def run_benchmark(scale: str = "small", out: Path = Path("_build/bench.json"), d
         "predictive_gflops": flops / predictive_s / 1e9,
         "matmul_gflops": ceiling,
         "predictive_efficiency": flops / predictive_s / 1e9 / ceiling,
+        "predictive_bf16_s": predictive_bf16_s,
+        "predictive_bf16_gflops": flops / predictive_bf16_s / 1e9,
+        "bf16_predictive_speedup": predictive_s / predictive_bf16_s,
+        "bf16_float32_prediction_corr": agreement,
         "scoring_s": scoring_s,
         "scoring_overhead": scoring_s / predictive_s,
         "pyro_predictive_s": pyro_s,

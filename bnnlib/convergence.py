@@ -8,7 +8,9 @@ on the last `WINDOW` share of its optimiser steps (at least `MIN_POINTS` trace r
 
 - **diverging**: the ELBO is not finite, or it fell by more than `COLLAPSE` nats per row from
   its best value in the window, or some layer's 90th-percentile guide std grew by more than
-  `RUNAWAY` (as a ratio) across the window;
+  `RUNAWAY` (as a ratio) across the window to above `SCALE_CAP` (4x the largest He prior std
+  of the book's networks: no proper prior of the book lets a scale get there, so growth past
+  it is the improper prior's runaway, not a slow approach to the prior);
 - **converged**: the ELBO per row changed by at most `ELBO_TOL` nats per row across the window,
   and every layer's median and 90th-percentile guide std by at most `SCALE_TOL` (as a ratio);
 - **still moving**: anything else (or a trace too short to judge).
@@ -29,6 +31,7 @@ ELBO_TOL = 0.002
 SCALE_TOL = 0.05
 COLLAPSE = 0.05
 RUNAWAY = 0.5
+SCALE_CAP = 1.0
 
 VERDICTS = ("converged", "still moving", "diverging")
 
@@ -36,7 +39,7 @@ CRITERION = (
     f"over the last {WINDOW:.0%} of the optimiser steps: converged when the ELBO per row moved by at most "
     f"{ELBO_TOL} nats and every layer's median and 90th-percentile guide std by at most {SCALE_TOL:.0%}; "
     f"diverging when the ELBO is not finite or fell by more than {COLLAPSE} nats per row, or a layer's "
-    f"90th-percentile std grew by more than {RUNAWAY:.0%}; still moving otherwise"
+    f"90th-percentile std grew by more than {RUNAWAY:.0%} to above {SCALE_CAP}; still moving otherwise"
 )
 """The criterion in words, as the book states it."""
 
@@ -73,16 +76,17 @@ def judge(history: dict) -> Verdict:
     start = window_start(steps)
     window = elbo[start:]
     elbo_change = window[-1] - window[0]
-    changes, growth = [0.0], [0.0]
+    changes, growth, runaway = [0.0], [0.0], False
     for trace in quantiles.values():
         first, last = trace[start], trace[-1]
         for level in (1, 2):  # median, 90th percentile
             ratio = last[level] / first[level] if first[level] > 0 else math.inf
             changes.append(abs(ratio - 1.0))
         growth.append(last[2] / first[2] - 1.0 if first[2] > 0 else math.inf)
+        runaway |= growth[-1] > RUNAWAY and last[2] > SCALE_CAP
     scale_change, scale_growth = max(changes), max(growth)
     finite = all(math.isfinite(v) for v in elbo)
-    if not finite or max(window) - window[-1] > COLLAPSE or scale_growth > RUNAWAY:
+    if not finite or max(window) - window[-1] > COLLAPSE or runaway:
         verdict = "diverging"
     elif len(steps) - start >= MIN_POINTS and abs(elbo_change) <= ELBO_TOL and scale_change <= SCALE_TOL:
         verdict = "converged"

@@ -223,3 +223,23 @@ def fit_traces(traces: pd.DataFrame, *, title: str, groups: Mapping[str, str] | 
 def _cycle_colors() -> list[str]:
     return ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#d62728", "#8c564b", "#e377c2", "#7f7f7f",
             "#bcbd22", "#17becf"] * 4
+
+
+def exact_check(table: pd.DataFrame, *, title: str) -> Figure:
+    """SVI's means against the exact posterior means (left) and SVI's stds against the mean-field
+    optimum's and the exact marginal stds (right), one point per parameter (`bnnlib.exact`)."""
+    figure, axes = _figure(2, width=4.4, height=3.8)
+    axes[0].scatter(table["exact_mean"], table["svi_mean"], s=14, color=OURS)
+    axes[0].set_xlabel("exact posterior mean")
+    axes[0].set_ylabel("SVI mean")
+    axes[1].scatter(table["meanfield_std"], table["svi_std"], s=14, color=OURS, label="mean-field optimum")
+    axes[1].scatter(table["exact_std"], table["svi_std"], s=14, color=TALK, marker="x", label="exact marginal")
+    axes[1].set_xlabel("std")
+    axes[1].set_ylabel("SVI std")
+    axes[1].legend(fontsize=8, frameon=False)
+    for ax in axes:
+        low, high = ax.get_xlim()
+        ax.plot([low, high], [low, high], color="black", lw=0.8, ls=":")
+        ax.grid(alpha=0.3)
+    figure.suptitle(title)
+    return figure

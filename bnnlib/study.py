@@ -22,7 +22,7 @@ from bnnlib.errors import BnnlibError, unknown_name
 from bnnlib.executor import make_executor
 from bnnlib.metrics import era_corr, era_numerai_corr, score_summary
 from bnnlib.models.baseline import PointFit, TrainConfig, train_mlp
-from bnnlib.models.bnn import Posterior, SVIConfig, fit_bnn
+from bnnlib.models.bnn import ESTIMATORS, Posterior, SVIConfig, fit_bnn
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import TALK_HIDDEN, Architecture, forward, unflatten
 from bnnlib.models.precision import resolve_precision
@@ -53,6 +53,8 @@ class ModelSpec:
     best_epoch: bool = False  # baseline: score the best-validation epoch (the talk's reference)
     steps: int | None = None  # the optimiser's budget in steps; None: `epochs` passes over the rows
     precision: str = "float32"  # bnn: the network's products in fits and scoring (float32 | bf16 | auto)
+    scale_lr: float | None = None  # bnn: Adam's lr for the guide's log-scales; None: the lr
+    estimator: str = "local"  # bnn: the ELBO's gradient estimator (bnnlib.models.bnn.ESTIMATORS)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -66,9 +68,15 @@ class ModelSpec:
                 raise BnnlibError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.steps is not None and (int(self.steps) != self.steps or self.steps < 1):
             raise BnnlibError(f"steps must be a positive integer or None (use epochs), got {self.steps!r}")
-        # a concrete precision keys the cache; point networks train and score in float32
-        precision = resolve_precision(self.precision) if self.method == "bnn" else "float32"
-        object.__setattr__(self, "precision", precision)
+        # a concrete precision keys the cache; point networks train and score in float32 and
+        # have no guide, so the guide's settings do not split their cache entries
+        if self.method == "bnn":
+            object.__setattr__(self, "precision", resolve_precision(self.precision))
+            if self.estimator not in ESTIMATORS:
+                raise unknown_name("ELBO estimator", self.estimator, ESTIMATORS)
+        else:
+            for name in ("precision", "init_scale", "scale_lr", "estimator"):
+                object.__setattr__(self, name, ModelSpec.__dataclass_fields__[name].default)
 
     @property
     def learning_rate(self) -> float:
@@ -138,7 +146,8 @@ def _fit(spec: ModelSpec, dataset, progress: bool | None) -> dict:
     validation_corr = _validation_corr(dataset, arch, likelihood)
     if spec.method == "bnn":
         config = SVIConfig(spec.epochs, spec.batch_size, spec.learning_rate, spec.init_scale, None, spec.seed,
-                           steps=spec.steps, precision=spec.precision)
+                           steps=spec.steps, precision=spec.precision, scale_lr=spec.scale_lr,
+                           estimator=spec.estimator)
         post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress, evaluate=validation_corr)
         return {"loc": post.loc, "scale": post.scale, "sigma": post.sigma, "history": post.history}
 
@@ -224,6 +233,17 @@ def evaluate_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False,
                         list(scored["era_names"]), scored["draw_corr"], scored["draw_numerai_corr"])
     history = {k: v for k, v in fitted["history"].items()}
     return ModelResult(spec, scores, scored["per_era"], history, _extras(spec, fitted, len(dataset.features)))
+
+
+def fitted_posterior(spec: ModelSpec, dataset, cache: Cache) -> Posterior:
+    """A BNN's fitted mean-field posterior, from the cache (fitted first if missing)."""
+    if spec.method != "bnn":
+        raise BnnlibError(f"{spec.name!r} is a {spec.method} model; only a BNN has a posterior")
+    fitted, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
+                                     lambda: _fit(spec, dataset, progress=False))
+    likelihood = get_likelihood(spec.hypothesis)
+    arch = Architecture(len(dataset.features), spec.hidden, likelihood.n_outputs)
+    return Posterior(fitted["loc"], fitted["scale"], fitted["sigma"], arch, likelihood, fitted["history"])
 
 
 def fit_groups(specs: list[ModelSpec]) -> list[list[ModelSpec]]:

@@ -15,6 +15,7 @@ layer keeps the program to two sample sites.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import time
@@ -25,10 +26,11 @@ import pyro
 import pyro.distributions as dist
 import torch
 
+from bnnlib.errors import unknown_name
 from bnnlib.models.likelihoods import Likelihood, masked_normal_log_prob
 from bnnlib.models.network import Architecture, fan_in_per_param, forward, he_init, unflatten
 from bnnlib.models.precision import autocast, compute_dtype
-from bnnlib.models.priors import make_prior
+from bnnlib.models.priors import expected_log_ratio, make_prior
 from bnnlib.models.training import batches, epoch_bar, seed_everything, step_plan
 
 
@@ -45,6 +47,16 @@ class SVIConfig:
     lr_final_ratio: float = 1.0  # the lr decays geometrically over the steps to lr * this (talk: constant)
     steps: int | None = None  # the optimiser's budget in steps; None: `epochs` passes over the rows
     precision: str = "float32"  # the network's matrix products: float32 | bf16 (bnnlib.models.precision)
+    scale_lr: float | None = None  # Adam's lr for the guide's log-scales; None: `lr`
+    estimator: str = "local"  # the ELBO's gradient estimator: local | output | weights (see ESTIMATORS)
+
+
+ESTIMATORS = {
+    "weights": "one weight draw per mini-batch, as Pyro's Trace_ELBO (BayesianMLP.negative_elbo)",
+    "output": "the local reparameterisation on the output layer only, the KL in closed form",
+    "local": "the local reparameterisation on every layer, the KL in closed form",
+}
+"""Estimators of one ELBO: the same objective, so the same optimum; they differ in gradient noise."""
 
 
 class BayesianMLP(torch.nn.Module):
@@ -105,6 +117,38 @@ class BayesianMLP(torch.nn.Module):
         log_likelihood = masked_normal_log_prob(y, mean, sigma).sum() * (n_rows / x.shape[0])
         return guide.log_prob(theta) - self.prior.log_prob(theta) - log_likelihood
 
+    def negative_elbo_local(self, x: torch.Tensor, y: torch.Tensor, n_rows: int, precision: str = "float32",
+                            local_from: int = 0) -> torch.Tensor:
+        """The same ELBO with less noise: the prior term in closed form, and from layer
+        `local_from` on, the local reparameterisation (Kingma, Salimans and Welling 2015).
+
+        Given its input h, a layer's pre-activation under the mean-field guide is Normal with mean
+        h W_mu + b_mu and variance h^2 W_sd^2 + b_sd^2, so it is sampled per row instead of
+        sampling one weight matrix for the whole mini-batch. Each row's expected log-likelihood,
+        hence the ELBO, is unchanged; the gradient noise of the scales averages over the rows
+        instead of resting on one shared draw. Layers before `local_from` (and the likelihood's
+        head parameters) share one reparameterised draw, as in `negative_elbo`.
+        """
+        scale = torch.exp(self.log_scale)
+        p = self.n_network_params
+        theta = self.loc + scale * torch.randn_like(scale)
+        sampled, head = self.split(theta)
+        means, variances = unflatten(self.loc[:p], self.arch), unflatten(scale[:p] ** 2, self.arch)
+        h, last = x, len(means) - 1
+        for i, ((w, b), (w_mu, b_mu), (w_var, b_var)) in enumerate(zip(sampled, means, variances)):
+            with autocast(precision):
+                if i < local_from:
+                    a = torch.addmm(b, h, w)
+                else:
+                    mean = torch.addmm(b_mu, h, w_mu).float()
+                    var = torch.addmm(b_var, h * h, w_var).float()
+                    a = mean + torch.sqrt(var + 1e-12) * torch.randn_like(mean)
+            h = torch.relu(a) if i < last else a.float()
+        mean = self.likelihood.means(h, head)
+        sigma = torch.exp(self.log_sigma)[self.sigma_index]
+        log_likelihood = masked_normal_log_prob(y, mean, sigma).sum() * (n_rows / x.shape[0])
+        return expected_log_ratio(self.prior_name, self.fan_in, self.loc, scale) - log_likelihood
+
     def scale_quantiles(self) -> dict[str, list[float]]:
         """The guide's std per layer (weights and biases; the likelihood's head parameters
         apart): its 10th, 50th and 90th percentile, what a trace shows of the scales."""
@@ -162,6 +206,8 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
     ELBO per row (averaged over the steps since the last record), the guide's std percentiles
     per layer, the noise scales and, with `evaluate(theta)`, the validation corr of the network
     at the posterior mean. `bnnlib.convergence` reads a verdict from it."""
+    if config.estimator not in ESTIMATORS:
+        raise unknown_name("ELBO estimator", config.estimator, ESTIMATORS)
     generator = seed_everything(config.seed)
     if config.sigma is None:
         sigma_init = torch.nan_to_num(torch.nanmean((y - torch.nanmean(y, 0)) ** 2, 0).sqrt(), nan=1.0)
@@ -172,8 +218,15 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
         sigma_init = torch.full((likelihood.n_sigmas,), float(config.sigma))
     net = BayesianMLP(arch, likelihood, prior, config.init_scale, sigma_init, generator,
                       learn_sigma=config.sigma is None)
-    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=config.lr)
+    scale_lr = config.lr if config.scale_lr is None else config.scale_lr
+    groups = [{"params": [net.loc], "lr": config.lr}, {"params": [net.log_scale], "lr": scale_lr}]
+    if net.log_sigma.requires_grad:
+        groups.append({"params": [net.log_sigma], "lr": config.lr})
+    optimizer = torch.optim.Adam(groups)
     n_rows = x.shape[0]
+    local_from = {"local": 0, "output": len(arch.layers) - 1}.get(config.estimator)
+    elbo = net.negative_elbo if local_from is None else functools.partial(net.negative_elbo_local,
+                                                                          local_from=local_from)
     plan = step_plan(n_rows, config.batch_size, config.epochs, config.steps)
     decay = config.lr_final_ratio ** (1.0 / plan.total_steps)
     x = x.to(compute_dtype(config.precision))  # 5-level features are exact in bf16; half the bytes to gather
@@ -186,7 +239,7 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
         total, rows_seen = 0.0, 0
         for rows in itertools.islice(batch_iter, mark - done):
             optimizer.zero_grad(set_to_none=True)
-            loss = net.negative_elbo(x.index_select(0, rows), y.index_select(0, rows), n_rows, config.precision)
+            loss = elbo(x.index_select(0, rows), y.index_select(0, rows), n_rows, config.precision)
             loss.backward()
             optimizer.step()
             if decay != 1.0:

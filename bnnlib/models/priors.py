@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import pyro.distributions as dist
 from torch.distributions import constraints
@@ -43,3 +45,23 @@ def make_prior(name: str, fan_in: torch.Tensor) -> dist.TorchDistribution:
         return dist.Normal(torch.zeros_like(std), std).to_event(1)
     # A Laplace(0, b) has variance 2 b^2; b = std / sqrt(2) matches the normal prior's variance.
     return dist.Laplace(torch.zeros_like(std), std / 2.0**0.5).to_event(1)
+
+
+def expected_log_ratio(name: str, fan_in: torch.Tensor, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """E_q[log q(theta) - log p(theta)] for the mean-field Normal q(loc, scale), in closed form:
+    the KL divergence for the Normal and Laplace priors, and minus q's entropy for the flat prior
+    (whose log density Pyro's ImproperUniform sets to 0). The same expectation as the Monte Carlo
+    term of Trace_ELBO, without its sampling noise."""
+    key = canonical_prior(name)
+    log_q = -0.5 * math.log(2 * math.pi * math.e) - torch.log(scale)  # minus the entropy, per parameter
+    if key == "flat":
+        return log_q.sum()
+    std = he_scale(fan_in)
+    if key == "normal":
+        log_p = -0.5 * math.log(2 * math.pi) - torch.log(std) - (scale**2 + loc**2) / (2 * std**2)
+        return (log_q - log_p).sum()
+    b = std / math.sqrt(2.0)
+    z = loc / scale
+    mean_abs = scale * math.sqrt(2 / math.pi) * torch.exp(-0.5 * z * z) + loc * torch.erf(z / math.sqrt(2.0))
+    log_p = -torch.log(2 * b) - mean_abs / b
+    return (log_q - log_p).sum()

@@ -1,9 +1,21 @@
 """The facts table on the default synthetic profile: every fact holds, a few are recomputed
-independently, and the checks can fail (on data built to break them)."""
+independently, and the checks can fail (on data built to break them).
+
+The default profile has Numerai v3's 2.41M training rows; generating and measuring it takes one
+and a half to two minutes and about 4 GB, so these tests run on a reduced copy: 250 instead of
+~4,200 rows per training era, the same world, eras and validation rows (tests/test_synth.py).
+Every fact is checked there except two that depend on the number of training rows: the simple
+model's validation corr and with it the share of burn eras. Its weights, estimated from 17x fewer
+rows, are noisier, so it scores about two thirds of the full profile's corr (about 0.010 on
+average over seeds, at the edge of Numerai's range). Those two are checked on the full profile by
+test_every_fact_holds_on_the_full_default_profile, which is EXPENSIVE and runs only with
+BNNLIB_FULL_DATA_TESTS=1.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pandas as pd
@@ -26,29 +38,50 @@ def _one_blas_thread():
         yield
 
 
-@pytest.fixture(scope="module")
-def default(tmp_path_factory):
-    return load_synthetic("default", tmp_path_factory.mktemp("data"))
+REDUCED = dataclasses.replace(PROFILES["default"], name="default-reduced", train_rows=250)
+ROW_SENSITIVE = ["simple model, validation corr mean", "burn eras (negative corr)"]
 
 
 @pytest.fixture(scope="module")
-def facts(default) -> pd.DataFrame:
-    return measure_facts(default)
+def reduced(tmp_path_factory):
+    """The reduced copy of the default profile (see the module docstring)."""
+    return load_synthetic(REDUCED, tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def facts(reduced) -> pd.DataFrame:
+    return measure_facts(reduced)
 
 
 def _measured(facts: pd.DataFrame, name: str):
     return facts.set_index("fact").loc[name, "measured"]
 
 
-def test_every_fact_holds_on_the_default_profile(facts):
+def _failed(facts: pd.DataFrame) -> pd.DataFrame:
+    return facts.loc[~facts["ok"], ["fact", "expected", "measured"]]
+
+
+def test_every_row_insensitive_fact_holds_on_the_reduced_default_profile(facts):
     assert list(facts.columns) == ["fact", "numerai_v3", "expected", "measured", "ok"]
     assert len(facts) == 12
-    failed = facts.loc[~facts["ok"], ["fact", "expected", "measured"]]
+    assert set(ROW_SENSITIVE) <= set(facts["fact"])
+    failed = _failed(facts[~facts["fact"].isin(ROW_SENSITIVE)])
+    assert failed.empty, failed.to_string()
+    assert _measured(facts, "simple model, validation corr mean") > 0  # the linear model finds signal
+
+
+@pytest.mark.skipif(not os.environ.get("BNNLIB_FULL_DATA_TESTS"),
+                    reason="EXPENSIVE: the full default profile (2.57M rows; ~100 s, ~4 GB); "
+                           "set BNNLIB_FULL_DATA_TESTS=1 to run it")
+def test_every_fact_holds_on_the_full_default_profile(tmp_path):
+    facts = measure_facts(load_synthetic("default", tmp_path))
+    assert len(facts) == 12
+    failed = _failed(facts)
     assert failed.empty, failed.to_string()
 
 
-def test_target_correlations_recomputed(default, facts):
-    valid = default.validation
+def test_target_correlations_recomputed(reduced, facts):
+    valid = reduced.validation
     for other, reference in (("target_janet_20", 0.66), ("target_george_20", 0.72), ("target_nomi_60", 0.50)):
         both = valid[["target_nomi_20", other]].dropna().to_numpy(np.float64)
         value = np.corrcoef(both[:, 0], both[:, 1])[0, 1]
@@ -56,12 +89,12 @@ def test_target_correlations_recomputed(default, facts):
         assert abs(value - reference) <= 0.05
 
 
-def test_simple_model_recomputed(default, facts):
-    features = default.features
-    x = default.train[features].to_numpy(np.float64)
+def test_simple_model_recomputed(reduced, facts):
+    features = reduced.features
+    x = reduced.train[features].to_numpy(np.float64)
     design = np.column_stack([x, np.ones(len(x))])
-    weights = np.linalg.lstsq(design, default.train["target_nomi_20"].to_numpy(np.float64), rcond=None)[0]
-    valid = default.validation
+    weights = np.linalg.lstsq(design, reduced.train["target_nomi_20"].to_numpy(np.float64), rcond=None)[0]
+    valid = reduced.validation
     frame = pd.DataFrame({"p": valid[features].to_numpy(np.float64) @ weights[:-1], "t": valid["target_nomi_20"],
                           "era": valid["era"]})
     group = frame.groupby("era")["p"]
@@ -72,10 +105,10 @@ def test_simple_model_recomputed(default, facts):
     assert _measured(facts, "burn eras (negative corr)").startswith(f"{(per_era < 0).sum()} of 105")
 
 
-def test_feature_drift_matches_a_direct_computation(default):
-    drift = feature_drift(default)
+def test_feature_drift_matches_a_direct_computation(reduced):
+    drift = feature_drift(reduced)
     feature = drift["dispersion"].idxmax()
-    frame = pd.concat([default.train, default.validation])
+    frame = pd.concat([reduced.train, reduced.validation])
     per_era = frame.groupby("era").apply(lambda g: np.corrcoef(g[feature], g["target_nomi_20"])[0, 1])
     sizes = frame.groupby("era").size()
     mean = np.average(per_era, weights=sizes - 1)

@@ -37,9 +37,17 @@ def tiny() -> synth.SyntheticData:
     return synth.generate("tiny")
 
 
+DEFAULT = synth.PROFILES["default"]
+# The statistical tests run on a copy of the default profile with 250 instead of ~4,200 rows per
+# training era (143k training rows instead of 2.41M; validation unchanged): the same seed, eras
+# and knobs, hence the same hidden world and era path (test_reduced_copy_shares_the_world_and_path),
+# generated in about a second instead of ~20 s and 2 GB.
+REDUCED = dataclasses.replace(DEFAULT, name="default-reduced", train_rows=250)
+
+
 @pytest.fixture(scope="module")
-def default() -> synth.SyntheticData:
-    return synth.generate("default")
+def reduced() -> synth.SyntheticData:
+    return synth.generate(REDUCED)
 
 
 # --------------------------------------------------------------------------- levels
@@ -202,20 +210,45 @@ def test_cli_synth(tmp_path, capsys):
     assert "unknown synthetic profile 'nope'" in capsys.readouterr().err
 
 
-# --------------------------------------------------------------------------- the default profile
+# --------------------------------------------------------------------------- the default profile and its reduced copy
 
 
-def test_default_sizes(default):
-    assert default.validation["era"].nunique() == 105
-    sizes = default.validation.groupby("era").size()
-    assert sizes.between(1200, 1600).all()
-    assert 120_000 <= len(default.train) <= 150_000
+def test_default_profile_has_numerai_v3_sizes():
+    """Sizes from the profile and from the generator's own era sizes (no rows are generated)."""
+    assert (DEFAULT.train_eras, DEFAULT.validation_eras, DEFAULT.unresolved_eras) == (574, 105, 4)
+    rows_rng = np.random.default_rng(np.random.SeedSequence(DEFAULT.seed).spawn(3)[2])  # as in generate
+    train, valid = synth._era_sizes(DEFAULT, rows_rng)
+    assert (len(train), len(valid)) == (574, 105)
+    assert 2_380_000 <= train.sum() <= 2_440_000  # v3: about 2.41M training rows
+    assert 17_400 <= 30 * np.ceil(train.sum() / 4096) <= 18_000  # the talk's ~17,700 steps: 30 epochs, batch 4096
+    assert train[:50].mean() < 0.85 * DEFAULT.train_rows and train[-50:].mean() > 1.15 * DEFAULT.train_rows
+    assert ((valid >= 1400) & (valid <= 1600)).all()
 
 
-def test_nonlinearity_linear_part_explains_at_most_60_percent(default):
-    features = default.features_json["feature_sets"]["all"]
-    x = default.train[features].to_numpy(np.float64)
-    signal = default.truth_rows.loc[default.train.index, "signal_stable"].to_numpy(np.float64)
+def test_reduced_copy_shares_the_world_and_path():
+    from bnnlib.data.world import make_era_path, make_world
+
+    def hidden(profile):
+        world_seq, path_seq, _ = np.random.SeedSequence(profile.seed).spawn(3)
+        world = make_world(profile, np.random.default_rng(world_seq))
+        return world, make_era_path(profile, world, np.random.default_rng(path_seq))
+
+    (world, path), (world_r, path_r) = hidden(DEFAULT), hidden(REDUCED)
+    assert np.array_equal(world.main.weights, world_r.main.weights) and world.small == world_r.small
+    for name in ("regime", "shifted", "linear", "factor"):
+        assert np.array_equal(getattr(path, name), getattr(path_r, name))
+
+
+def test_reduced_copy_sizes(reduced):
+    assert reduced.validation["era"].nunique() == 105
+    assert reduced.validation.groupby("era").size().between(1400, 1600).all()
+    assert reduced.train["era"].nunique() == 574 and 130_000 <= len(reduced.train) <= 160_000
+
+
+def test_nonlinearity_linear_part_explains_at_most_60_percent(reduced):
+    features = reduced.features_json["feature_sets"]["all"]
+    x = reduced.train[features].to_numpy(np.float64)
+    signal = reduced.truth_rows.loc[reduced.train.index, "signal_stable"].to_numpy(np.float64)
     design = np.column_stack([x, np.ones(len(x))])
     residual = signal - design @ np.linalg.lstsq(design, signal, rcond=None)[0]
     r2 = 1 - residual.var() / signal.var()
@@ -228,27 +261,27 @@ def _era_corr(prediction: np.ndarray, target: np.ndarray, eras: np.ndarray) -> p
     return frame.groupby("era")[["r", "t"]].apply(lambda g: np.corrcoef(g["r"], g["t"])[0, 1])
 
 
-def test_a_model_that_knows_the_interactions_beats_linear(default):
-    world = default.world
-    features = default.features_json["feature_sets"]["all"]
+def test_a_model_that_knows_the_interactions_beats_linear(reduced):
+    world = reduced.world
+    features = reduced.features_json["feature_sets"]["all"]
 
     def design(frame: pd.DataFrame, with_terms: bool) -> np.ndarray:
         x = standardize(np.rint(frame[features].to_numpy(np.float64) * 4))
         parts = [x, np.ones((len(x), 1))] + ([interaction_basis(x, world.main.terms)] if with_terms else [])
         return np.column_stack(parts)
 
-    y = default.train["target_nomi_20"].to_numpy(np.float64)
-    truth = default.truth_rows.loc[default.validation.index, "signal"].to_numpy()
-    eras = default.validation["era"].to_numpy()
+    y = reduced.train["target_nomi_20"].to_numpy(np.float64)
+    truth = reduced.truth_rows.loc[reduced.validation.index, "signal"].to_numpy()
+    eras = reduced.validation["era"].to_numpy()
     scores = {}
     for with_terms in (False, True):
-        weights = np.linalg.lstsq(design(default.train, with_terms), y, rcond=None)[0]
-        scores[with_terms] = _era_corr(design(default.validation, with_terms) @ weights, truth, eras).mean()
+        weights = np.linalg.lstsq(design(reduced.train, with_terms), y, rcond=None)[0]
+        scores[with_terms] = _era_corr(design(reduced.validation, with_terms) @ weights, truth, eras).mean()
     assert scores[True] > scores[False] + 0.05
 
 
-def test_shifted_eras_are_recorded_and_hurt_a_linear_model(default):
-    eras = default.truth_eras.set_index("era")
+def test_shifted_eras_are_recorded_and_hurt_a_linear_model(reduced):
+    eras = reduced.truth_eras.set_index("era")
     assert eras["shifted"].sum() >= 5
     assert (eras.loc[eras["shifted"], "alignment"] < eras.loc[~eras["shifted"], "alignment"].median()).all()
     assert eras["regime"].nunique() > 1

@@ -27,6 +27,9 @@ MAKE_FILES = ("download them with `bnnlib data download --version v5.2 --dest DI
               "ones with `bnnlib data synth --profile default --out DIR`")
 
 
+CHECK_ROWS = 100_000  # rows per block when checking feature values
+
+
 @dataclass(frozen=True)
 class Layout:
     """File names of one Numerai data version; each split may come as float or _int8 file."""
@@ -116,23 +119,34 @@ def _era_labels(era: pd.Series) -> pd.Series:
 
 
 def _features_to_unit(frame: pd.DataFrame, features: list[str], path: Path) -> np.ndarray:
-    """Features as float32 on {0, .25, .5, .75, 1}: int8 files (0..4) are divided by 4."""
+    """Features as float32 on {0, .25, .5, .75, 1}: int8 files (0..4) are divided by 4.
+
+    Checked in blocks of rows, so the check needs no temporaries the size of the data.
+    """
     values = frame[features].to_numpy()
     if np.issubdtype(values.dtype, np.integer):
         values = values.astype(np.float32) / np.float32(4)
-    values = values.astype(np.float32)
-    nan_columns = [f for f, bad in zip(features, np.isnan(values).any(axis=0)) if bad]
-    if nan_columns:
+    values = values.astype(np.float32, copy=False)
+    nan = np.zeros(len(features), dtype=bool)
+    off = np.zeros(len(features), dtype=bool)
+    examples: list[float] = []
+    for start in range(0, len(values), CHECK_ROWS):
+        block = values[start : start + CHECK_ROWS]
+        nan |= np.isnan(block).any(axis=0)
+        quarters = block * 4
+        off_block = ~((quarters == np.round(quarters)) & (quarters >= 0) & (quarters <= 4))
+        off |= off_block.any(axis=0)
+        examples.extend(block[off_block][: 3 - len(examples)].tolist())
+    if nan.any():
+        nan_columns = [f for f, bad in zip(features, nan) if bad]
         raise BnnlibError(f"{path.name}: features {nan_columns[:5]} have missing values (NaN); Numerai's "
                           "current files fill them with the middle level (0.5, or 2 in int8 files): fill them "
                           "so, or choose a feature set without them")
-    quarters = values * 4
-    off = ~((quarters == np.round(quarters)) & (quarters >= 0) & (quarters <= 4))
     if off.any():
-        bad = [f for f, b in zip(features, off.any(axis=0)) if b]
+        bad = [f for f, b in zip(features, off) if b]
         raise BnnlibError(f"{path.name}: features {bad[:5]} hold values outside Numerai's 5 levels "
                           "{0, 0.25, 0.5, 0.75, 1} (or 0..4 in int8 files), e.g. "
-                          f"{values[off][:3].tolist()}; these are not Numerai features: check the files")
+                          f"{examples}; these are not Numerai features: check the files")
     return values
 
 
@@ -150,7 +164,8 @@ def _read_split(path: Path, features: list[str], roles: TargetRoles, columns: li
         kept = frame["data_type"].astype(str) == split
         if split == "validation" and not kept.any():
             raise BnnlibError(f"{path.name} has no rows with data_type == 'validation'; pass a validation file")
-        frame = frame[kept]
+        if not kept.all():
+            frame = frame[kept]
     out = pd.DataFrame({"era": _era_labels(frame["era"])}, index=frame.index)
     out.index.name = "id"
     unit = _features_to_unit(frame, features, path)

@@ -95,7 +95,7 @@ def _row_ids(n: int, seed: int) -> list[str]:
 def _per_era(x: np.ndarray, weights: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Row-wise x @ weights[era] for rows stored era by era (one small product per era)."""
     out = np.empty(len(x))
-    for start, size, w in zip(era_starts(sizes), sizes, weights):
+    for start, size, w in zip(era_starts(sizes), sizes, weights.astype(x.dtype)):
         out[start : start + size] = x[start : start + size] @ w
     return out
 
@@ -182,25 +182,32 @@ def generate(profile: str | SynthProfile = "default", seed: int | None = None) -
         raise BnnlibError(f"synthetic profile {profile.name!r} has more than 9999 eras; use fewer")
 
     levels = feature_levels(rng, sizes, np.repeat(path.loading[eras], sizes), world.latent_groups)
-    x = standardize(levels)
-    signals = _signals(profile, world, path, eras, sizes, x)
+    # float32 is plenty for features on 5 levels and halves the largest array (rows x features)
+    signals = _signals(profile, world, path, eras, sizes, standardize(levels, np.float32))
     latents = _latents(profile, signals, rng)
 
     n = int(sizes.sum())
     ids = pd.Index(_row_ids(n, profile.seed), name="id")
     row_era = np.repeat(np.array(labels, dtype=object), sizes)
-    row_split = np.repeat(split.astype(object), sizes)
-    columns: dict[str, object] = {"era": row_era, "data_type": row_split}
-    for j, name in enumerate(world.features):
-        columns[name] = levels[:, j].astype(np.float32) / np.float32(4)
+    # Features and targets as one float32 block, column by column (pandas' own layout), built
+    # once: the two splits are views of it, so no frame is copied.
+    columns = [*world.features, *TARGETS]
+    values = np.empty((len(columns), n), dtype=np.float32)
+    np.multiply(levels.T, np.float32(0.25), out=values[: len(world.features)])
+    del levels
     for name in TARGETS:
-        columns[name] = bin_within_eras(latents[name], sizes, TARGET_SHARES).astype(np.float32) / np.float32(4)
-    frame = pd.DataFrame(columns, index=ids)
+        values[columns.index(name)] = bin_within_eras(latents[name], sizes, TARGET_SHARES) * np.float32(0.25)
     if profile.unresolved_eras:
-        unresolved = set(labels[-profile.unresolved_eras:])
-        frame.loc[frame["era"].isin(unresolved), LONG_TARGET] = np.nan
+        values[columns.index(LONG_TARGET), n - int(sizes[-profile.unresolved_eras:].sum()):] = np.nan
     n_train = int(train_sizes.sum())
 
+    def split_frame(rows: slice, data_type: str) -> pd.DataFrame:
+        frame = pd.DataFrame(values[:, rows].T, index=ids[rows], columns=columns, copy=False)
+        frame.insert(0, "era", row_era[rows])
+        frame.insert(1, "data_type", np.full(len(frame), data_type, dtype=object))
+        return frame
+
+    train, validation = split_frame(slice(0, n_train), "train"), split_frame(slice(n_train, n), "validation")
     truth_rows = pd.DataFrame({"era": row_era, **{k: v.astype(np.float32) for k, v in signals.items()}}, index=ids)
     truth_eras = _truth_eras(profile, world, path, eras, sizes, labels, split, signals)
     names = world.features
@@ -212,8 +219,7 @@ def generate(profile: str | SynthProfile = "default", seed: int | None = None) -
         },
         "targets": list(TARGETS),
     }
-    return SyntheticData(profile, frame.iloc[:n_train].copy(), frame.iloc[n_train:].copy(), features_json,
-                         truth_rows, truth_eras, world, path)
+    return SyntheticData(profile, train, validation, features_json, truth_rows, truth_eras, world, path)
 
 
 def is_synthetic_output(folder: Path) -> bool:

@@ -29,10 +29,10 @@ class Structure:
     coefs: np.ndarray  # [M]
 
     def linear(self, x: np.ndarray) -> np.ndarray:
-        return x @ self.weights
+        return x @ self.weights.astype(x.dtype)  # in x's precision: a mixed product is slow
 
     def interaction(self, x: np.ndarray) -> np.ndarray:
-        return interaction_basis(x, self.terms) @ self.coefs
+        return interaction_basis(x, self.terms) @ self.coefs.astype(x.dtype)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.linear(x) + self.interaction(x)
@@ -72,9 +72,12 @@ class EraPath:
     factor: np.ndarray  # [T, F] the era's factor relation (latent scale; zero off factor features)
 
 
-def standardize(levels: np.ndarray) -> np.ndarray:
+def standardize(levels: np.ndarray, dtype=np.float64) -> np.ndarray:
     """Feature levels 0..4 to mean 0, variance 1 (uniform levels have variance 2)."""
-    return (levels.astype(np.float64) - 2.0) / np.sqrt(2.0)
+    out = levels.astype(dtype)
+    out -= 2.0
+    out /= out.dtype.type(np.sqrt(2.0))
+    return out
 
 
 def interaction_basis(x: np.ndarray, terms: np.ndarray) -> np.ndarray:

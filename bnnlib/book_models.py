@@ -25,7 +25,7 @@ def _training(params: Mapping) -> dict:
     return dict(epochs=params["epochs"], batch_size=params["batch_size"], seed=params["seed"],
                 steps=params.get("steps"), precision=params.get("precision", "float32"),
                 init_scale=params.get("init_scale", 1e-2), scale_lr=params.get("lr_bnn_scale"),
-                estimator=params.get("estimator", "local"))
+                estimator=params.get("estimator", "output"))
 
 
 def init_check_name(prior: str) -> str:

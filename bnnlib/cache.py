@@ -60,8 +60,30 @@ def hash_tree(root: Path) -> str:
 
 @functools.cache
 def source_hash() -> str:
-    """The hash of bnnlib's source, once per process: any code change invalidates the cache."""
+    """The hash of all of bnnlib's source, once per process (what produced a notebook)."""
     return hash_tree(PACKAGE_DIR)
+
+
+ENGINE = ("models", "data", "predictive.py", "metrics.py", "metrics_draws.py", "study.py", "cache.py", "executor.py")
+"""The code that computes a cached fit's or score's numbers (and how entries are stored).
+Presentation code (plots, tables, verdicts, chapters, the runner) is not in it, so editing a
+figure reuses every fit; a test fails when a module outside this list is imported by it."""
+
+
+def hash_paths(root: Path, names: tuple[str, ...]) -> str:
+    """sha256 over the ``*.py`` files of the named modules and packages under `root`."""
+    digest = hashlib.sha256()
+    for name in names:
+        path = Path(root) / name
+        digest.update(name.encode() + b"\0")
+        digest.update(hash_tree(path).encode() if path.is_dir() else path.read_bytes())
+    return digest.hexdigest()
+
+
+@functools.cache
+def engine_hash() -> str:
+    """The hash of the engine's source (`ENGINE`), once per process: part of every cache key."""
+    return hash_paths(PACKAGE_DIR, ENGINE)
 
 
 @functools.cache
@@ -138,7 +160,7 @@ def cache_key(spec: Any, data_fingerprint: str, kind: str) -> str:
         "kind": kind,
         "spec": canonical(spec),
         "data": data_fingerprint,
-        "source": source_hash(),
+        "source": engine_hash(),
         "versions": library_versions(),
     }
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
@@ -395,7 +417,7 @@ class Cache:
             "key": key,
             "spec": canonical(spec),
             "data": data_fingerprint,
-            "source": source_hash(),
+            "source": engine_hash(),
             "versions": library_versions(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "compute_seconds": seconds,

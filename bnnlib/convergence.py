@@ -4,7 +4,9 @@ A mean-field posterior is only a posterior once SVI has reached the ELBO's maxim
 stopped on the way reports its initialisation (an init_scale of 0.01 stays ~0.01), and under
 the improper flat prior the maximum may not exist at all: the guide's entropy pushes the
 scales of weights the likelihood does not pin down up without bound. So every fit is judged
-on the last `WINDOW` share of its optimiser steps (at least `MIN_POINTS` trace records):
+on the last `WINDOW` share of its optimiser steps (at least `MIN_POINTS` trace records),
+comparing the mean of the window's first `SMOOTH` records with that of its last `SMOOTH`
+(Adam's jitter moves a layer's 90th-percentile std by a few percent from record to record):
 
 - **diverging**: the ELBO is not finite, or it fell by more than `COLLAPSE` nats per row from
   its best value in the window, or some layer's 90th-percentile guide std grew by more than
@@ -28,7 +30,8 @@ from dataclasses import dataclass
 WINDOW = 0.2
 MIN_POINTS = 3
 ELBO_TOL = 0.002
-SCALE_TOL = 0.05
+SCALE_TOL = 0.10
+SMOOTH = 3
 COLLAPSE = 0.05
 RUNAWAY = 0.5
 SCALE_CAP = 1.0
@@ -36,7 +39,8 @@ SCALE_CAP = 1.0
 VERDICTS = ("converged", "still moving", "diverging")
 
 CRITERION = (
-    f"over the last {WINDOW:.0%} of the optimiser steps: converged when the ELBO per row moved by at most "
+    f"over the last {WINDOW:.0%} of the optimiser steps (the mean of its first {SMOOTH} trace records against "
+    f"that of its last {SMOOTH}): converged when the ELBO per row moved by at most "
     f"{ELBO_TOL} nats and every layer's median and 90th-percentile guide std by at most {SCALE_TOL:.0%}; "
     f"diverging when the ELBO is not finite or fell by more than {COLLAPSE} nats per row, or a layer's "
     f"90th-percentile std grew by more than {RUNAWAY:.0%} to above {SCALE_CAP}; still moving otherwise"
@@ -67,6 +71,13 @@ def window_start(steps: list[int]) -> int:
     return min(start, max(0, len(steps) - MIN_POINTS))
 
 
+def _ends(values: list, start: int) -> tuple[float, float]:
+    """The mean of the first and of the last `SMOOTH` records of the window (fewer in a short
+    window, never overlapping): single records jitter with the optimiser's noise."""
+    k = max(1, min(SMOOTH, (len(values) - start) // 2))
+    return sum(values[start : start + k]) / k, sum(values[-k:]) / k
+
+
 def judge(history: dict) -> Verdict:
     """The verdict of one BNN fit from its history (`bnnlib.models.bnn.fit_bnn`)."""
     steps, elbo = history.get("step", []), history.get("elbo_per_row", [])
@@ -75,18 +86,21 @@ def judge(history: dict) -> Verdict:
         return Verdict("still moving", math.nan, math.nan, math.nan, 0)
     start = window_start(steps)
     window = elbo[start:]
-    elbo_change = window[-1] - window[0]
+    if not all(math.isfinite(v) for v in elbo):
+        return Verdict("diverging", math.nan, math.nan, math.nan, steps[-1] - steps[start])
+    first, last = _ends(elbo, start)
+    elbo_change = last - first
     changes, growth, runaway = [0.0], [0.0], False
     for trace in quantiles.values():
-        first, last = trace[start], trace[-1]
+        ratios = []
         for level in (1, 2):  # median, 90th percentile
-            ratio = last[level] / first[level] if first[level] > 0 else math.inf
-            changes.append(abs(ratio - 1.0))
-        growth.append(last[2] / first[2] - 1.0 if first[2] > 0 else math.inf)
-        runaway |= growth[-1] > RUNAWAY and last[2] > SCALE_CAP
+            before, after = _ends([q[level] for q in trace], start)
+            ratios.append(after / before if before > 0 else math.inf)
+            changes.append(abs(ratios[-1] - 1.0))
+        growth.append(ratios[1] - 1.0)
+        runaway |= growth[-1] > RUNAWAY and trace[-1][2] > SCALE_CAP
     scale_change, scale_growth = max(changes), max(growth)
-    finite = all(math.isfinite(v) for v in elbo)
-    if not finite or max(window) - window[-1] > COLLAPSE or runaway:
+    if max(window) - window[-1] > COLLAPSE or runaway:
         verdict = "diverging"
     elif len(steps) - start >= MIN_POINTS and abs(elbo_change) <= ELBO_TOL and scale_change <= SCALE_TOL:
         verdict = "converged"

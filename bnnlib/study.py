@@ -54,7 +54,7 @@ class ModelSpec:
     steps: int | None = None  # the optimiser's budget in steps; None: `epochs` passes over the rows
     precision: str = "float32"  # bnn: the network's products in fits and scoring (float32 | bf16 | auto)
     scale_lr: float | None = None  # bnn: Adam's lr for the guide's log-scales; None: the lr
-    estimator: str = "local"  # bnn: the ELBO's gradient estimator (bnnlib.models.bnn.ESTIMATORS)
+    estimator: str = "output"  # bnn: the ELBO's gradient estimator (bnnlib.models.bnn.ESTIMATORS)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

@@ -56,7 +56,7 @@ def entries(root: Path) -> list[Path]:
 
 def test_key_is_stable_across_processes(monkeypatch):
     # the same source hash on both sides: the package may be edited while the tests run
-    monkeypatch.setattr(cache_module, "source_hash", lambda: "f" * 64)
+    monkeypatch.setattr(cache_module, "engine_hash", lambda: "f" * 64)
     spec = {"model": SPEC, "path": Path("data/x.parquet"), "eras": (1, 2), "nan": float("nan")}
     here = cache_key(spec, "abc", "fit")
     code = (
@@ -64,7 +64,7 @@ def test_key_is_stable_across_processes(monkeypatch):
         "sys.path.insert(0, sys.argv[1])\n"
         "from test_cache import SPEC\n"
         "import bnnlib.cache\n"
-        "bnnlib.cache.source_hash = lambda: 'f' * 64\n"
+        "bnnlib.cache.engine_hash = lambda: 'f' * 64\n"
         "from bnnlib.cache import cache_key\n"
         "spec = {'nan': float('nan'), 'eras': [1, 2], 'path': Path('data/x.parquet'), 'model': SPEC}\n"
         "print(cache_key(spec, 'abc', 'fit'))\n"
@@ -87,7 +87,7 @@ def test_key_depends_on_every_part():
 
 def test_key_changes_with_source(monkeypatch):
     base = cache_key(SPEC, "fp", "fit")
-    monkeypatch.setattr(cache_module, "source_hash", lambda: "0" * 64)
+    monkeypatch.setattr(cache_module, "engine_hash", lambda: "0" * 64)
     assert cache_key(SPEC, "fp", "fit") != base
 
 
@@ -127,6 +127,37 @@ def test_source_hash_follows_file_contents(tmp_path):
     changed = hash_tree(copy)
     (copy / "new_module.py").rename(copy / "renamed.py")
     assert hash_tree(copy) != changed
+
+
+def test_engine_hash_keys_the_computing_code_only(tmp_path):
+    copy = tmp_path / "bnnlib"
+    shutil.copytree(cache_module.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = cache_module.hash_paths(copy, cache_module.ENGINE)
+    for presentation in ("plots.py", "chapter.py", "runner.py", "fits.py"):
+        (copy / presentation).write_text((copy / presentation).read_text() + "\n# a new title\n")
+    assert cache_module.hash_paths(copy, cache_module.ENGINE) == before
+    (copy / "models" / "bnn.py").write_text((copy / "models" / "bnn.py").read_text() + "\n# a change\n")
+    assert cache_module.hash_paths(copy, cache_module.ENGINE) != before
+
+
+def test_engine_imports_nothing_outside_the_engine():
+    """A module the engine imports computes numbers too; it must be in ENGINE, or an edit to it
+    would reuse stale fits."""
+    import ast
+
+    engine_files = []
+    for name in cache_module.ENGINE:
+        path = cache_module.PACKAGE_DIR / name
+        engine_files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    allowed = {n.removesuffix(".py") for n in cache_module.ENGINE} | {"errors", "__init__"}
+    for path in engine_files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for module in names:
+                parts = module.split(".")
+                if parts[0] == "bnnlib" and len(parts) > 1:
+                    assert parts[1] in allowed, f"{path.name} imports {module}, which is not in cache.ENGINE"
 
 
 # ----------------------------------------------------------------------------- hits and misses

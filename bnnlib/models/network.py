@@ -82,10 +82,11 @@ def unflatten(theta: torch.Tensor, arch: Architecture) -> list[tuple[torch.Tenso
     return layers
 
 
-def forward(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """One network on a batch: x [n, in] -> [n, out]. ReLU between layers, linear output."""
+def forward(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]], last_relu: bool = False) -> torch.Tensor:
+    """One network on a batch: x [n, in] -> [n, out]. ReLU between layers, linear output (or,
+    with `last_relu`, a ReLU after the last of `layers` too: the hidden part of a network)."""
     h = x
-    last = len(layers) - 1
+    last = len(layers) - 1 + int(last_relu)
     for i, (weight, bias) in enumerate(layers):
         h = torch.addmm(bias, h, weight)
         if i < last:

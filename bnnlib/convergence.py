@@ -82,12 +82,12 @@ def judge(history: dict) -> Verdict:
     """The verdict of one BNN fit from its history (`bnnlib.models.bnn.fit_bnn`)."""
     steps, elbo = history.get("step", []), history.get("elbo_per_row", [])
     quantiles = history.get("scale_quantiles", {})
+    if elbo and not all(math.isfinite(v) for v in elbo):
+        return Verdict("diverging", math.nan, math.nan, math.nan, 0)
     if len(steps) < 2 or len(elbo) != len(steps):
         return Verdict("still moving", math.nan, math.nan, math.nan, 0)
     start = window_start(steps)
     window = elbo[start:]
-    if not all(math.isfinite(v) for v in elbo):
-        return Verdict("diverging", math.nan, math.nan, math.nan, steps[-1] - steps[start])
     first, last = _ends(elbo, start)
     elbo_change = last - first
     changes, growth, runaway = [0.0], [0.0], False

@@ -143,3 +143,26 @@ def test_unknown_estimator_is_a_clear_error():
     with pytest.raises(BnnlibError, match="unknown ELBO estimator 'magic'.*'local'"):
         fit_bnn(torch.rand(10, 2), torch.rand(10, 1), Architecture(2, (), 1), get_likelihood("single"), "normal",
                 SVIConfig(estimator="magic"), progress=False)
+
+
+def test_a_fit_whose_loss_overflows_stops_with_its_last_finite_guide(monkeypatch):
+    from bnnlib.models import bnn
+
+    calls = {"n": 0}
+    real = bnn.BayesianMLP.negative_elbo_local
+
+    def overflowing(self, *args, **kwargs):
+        calls["n"] += 1
+        loss = real(self, *args, **kwargs)
+        return loss * float("inf") if calls["n"] > 7 else loss
+
+    monkeypatch.setattr(bnn.BayesianMLP, "negative_elbo_local", overflowing)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(600, 4, generator=gen), torch.rand(600, 1, generator=gen)
+    post = fit_bnn(x, y, Architecture(4, (5,), 1), get_likelihood("single"), "flat",
+                   SVIConfig(batch_size=128, epochs=4, seed=1), progress=False)
+    history = post.history
+    assert history["stopped_at_step"] == 8 and history["step"] == [5, 8]
+    assert math.isnan(history["elbo_per_row"][-1]) and math.isfinite(history["elbo_per_row"][0])
+    assert torch.isfinite(post.loc).all() and torch.isfinite(post.scale).all()
+    assert convergence.judge(history).verdict == "diverging"

@@ -48,3 +48,18 @@ def test_a_bf16_fit_lands_near_the_float32_fit():
     a, b = fits["float32"], fits["bf16"]
     assert abs(a.history["elbo_per_row"][-1] - b.history["elbo_per_row"][-1]) < 0.01
     assert abs(float(a.scale.median()) / float(b.scale.median()) - 1) < 0.1
+
+
+def test_fused_and_plain_bf16_paths_agree(monkeypatch):
+    """Where oneDNN's fused linear + ReLU is missing, the batched bf16 path gives the same draws."""
+    from bnnlib.models import network
+
+    gen = torch.Generator().manual_seed(2)
+    arch = Architecture(38, (16, 8), 1)
+    thetas = torch.stack([he_init(arch, gen) for _ in range(3)])
+    x = torch.randint(0, 5, (200, 38), generator=gen).float() / 4
+    fused = forward_draws(x, unflatten(thetas, arch), torch.bfloat16)
+    monkeypatch.setattr(network, "fused_linear_relu_available", lambda: False)
+    plain = forward_draws(x, unflatten(thetas, arch), torch.bfloat16)
+    assert fused.shape == plain.shape == (3, 200, 1)
+    assert torch.allclose(fused, plain, atol=2e-2 * float(plain.abs().max()))

@@ -212,6 +212,10 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
             evaluate: Callable[[torch.Tensor], float] | None = None) -> Posterior:
     """Fit the mean-field posterior by SVI; x [n, features], y [n, targets] (NaN = missing).
 
+    A fit whose loss stops being finite (the improper flat prior's scales can overflow) stops
+    there and keeps the guide of its last record; its trace ends with a NaN ELBO, which
+    `bnnlib.convergence` reads as diverging.
+
     The history is the fit's trace, recorded at every epoch end (or at most 100 times): the
     ELBO per row (averaged over the steps since the last record), the guide's std percentiles
     per layer, the noise scales and, with `evaluate(theta)`, the validation corr of the network
@@ -249,12 +253,17 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
     averages = [torch.zeros_like(p) for p in averaged]
     bar = epoch_bar(len(plan.checkpoints), f"BNN {prior}/{likelihood.name}", progress)
     batch_iter = batches(n_rows, config.batch_size, plan.total_steps, generator)
-    done, started = 0, time.perf_counter()
+    done, started, stopped = 0, time.perf_counter(), None
+    last_finite = [p.detach().clone() for p in averaged]  # the guide at the last record
     for mark in plan.checkpoints:
         total, rows_seen = 0.0, 0
         for step, rows in enumerate(itertools.islice(batch_iter, mark - done), done + 1):
             optimizer.zero_grad(set_to_none=True)
             loss = elbo(x.index_select(0, rows), y.index_select(0, rows), n_rows, config.precision)
+            value = float(loss.detach())
+            if not math.isfinite(value):  # diverged (the flat prior's scales overflow): stop here
+                stopped = step
+                break
             loss.backward()
             optimizer.step()
             if decay != 1.0:
@@ -264,10 +273,14 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
                 with torch.no_grad():
                     for total_p, p in zip(averages, averaged):
                         total_p += p
-            total += float(loss.detach()) * len(rows)
+            total += value * len(rows)
             rows_seen += len(rows)
-        done = mark
-        elbo_per_row = -total / rows_seen / n_rows
+        if stopped is not None:
+            with torch.no_grad():
+                for p, kept in zip(averaged, last_finite):
+                    p.copy_(kept)
+        done = mark if stopped is None else stopped
+        elbo_per_row = -total / rows_seen / n_rows if stopped is None else math.nan
         history["step"].append(done)
         history["elbo_per_row"].append(elbo_per_row)
         for name, values in net.scale_quantiles().items():
@@ -278,13 +291,17 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
         history["seconds"].append(time.perf_counter() - started)
         bar.update()
         bar.set_postfix(elbo_per_row=f"{elbo_per_row:.4f}")
+        if stopped is not None:
+            break
+        last_finite = [p.detach().clone() for p in averaged]
     bar.close()
-    n_averaged = plan.total_steps - average_from
+    n_averaged = plan.total_steps - average_from if stopped is None else 0
     if n_averaged > 0:
         with torch.no_grad():
             for total_p, p in zip(averages, averaged):
                 p.copy_(total_p / n_averaged)
     history["averaged_steps"] = n_averaged
+    history["stopped_at_step"] = stopped  # None, or the step whose ELBO was not finite
     posterior = net.posterior()
     posterior.history = history
     return posterior

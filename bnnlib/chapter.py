@@ -54,12 +54,15 @@ class Chapter:
         display(table[columns].round(4))
         display(figure)
         counts = "; ".join(f"{n} {v}" for v, n in fits.verdict_counts(table).items())
+        stopped = table["stopped_at_step"].dropna()
+        stops = "".join(f" {name}'s loss stopped being finite at step {int(step):,}; it keeps its guide of the "
+                        "record before." for name, step in stopped.items())
         display(Markdown(
             f"*Figure {figure_number}. Per Bayesian fit, against the optimiser step: the ELBO per row (left), the "
             "guide's median std over the network's layers (solid) and its largest layer 90th percentile (dotted; "
             "middle), and the validation corr of the one network at the posterior mean (right).*\n\n"
             f"Verdicts ({counts}), {convergence.CRITERION}. A fit that did not converge reports where the optimiser "
-            "stopped, not a posterior: its draws' spread and anything computed from it are marked below."
+            "stopped, not a posterior: its draws' spread and anything computed from it are marked below." + stops
         ))
         return table
 

@@ -19,7 +19,8 @@ from bnnlib.metrics import era_corr
 
 FITS_COLUMNS = ("model", "prior", "hypothesis", "hidden", "precision", "init_scale", "steps", "epochs",
                 "elbo_per_row_last", "elbo_change_window", "scale_p10_last", "scale_p50_last", "scale_p90_last",
-                "scale_change_window", "scale_growth_window", "mean_net_corr_last", "fit_seconds", "verdict")
+                "scale_change_window", "scale_growth_window", "mean_net_corr_last", "fit_seconds", "stopped_at_step",
+                "verdict")
 
 
 def _is_bnn(result: Any) -> bool:
@@ -44,7 +45,8 @@ def fits_table(results: Mapping[str, Any]) -> pd.DataFrame:
             "elbo_per_row_last": history["elbo_per_row"][-1],
             "scale_p10_last": result.extras["scale_p10"], "scale_p50_last": result.extras["scale_p50"],
             "scale_p90_last": result.extras["scale_p90"], "mean_net_corr_last": corr[-1],
-            "fit_seconds": history["seconds"][-1], **verdict.as_dict(),
+            "fit_seconds": history["seconds"][-1], "stopped_at_step": history.get("stopped_at_step"),
+            **verdict.as_dict(),
         })
     return pd.DataFrame(rows, columns=list(FITS_COLUMNS)).set_index("model")
 

@@ -49,9 +49,10 @@ class Chapter:
         figure = plots.fit_traces(fits.trace_frame(fitted), groups=groups,
                                   title="Traces of the Bayesian fits, coloured by prior")
         results.export_figure(self.out, "traces", figure)
-        columns = ["prior", "steps", "elbo_per_row_last", "elbo_change_window", "scale_p50_last", "scale_p90_last",
-                   "scale_change_window", "verdict"]
-        display(table[columns].round(4))
+        # the verdict first and few columns, so it stays inside the text column; fits.csv has them all
+        columns = {"verdict": "verdict", "steps": "steps", "elbo_per_row_last": "ELBO/row",
+                   "scale_p50_last": "std p50", "scale_change_window": "std change"}
+        display(table[list(columns)].rename(columns=columns).round(4))
         display(figure)
         counts = "; ".join(f"{n} {v}" for v, n in fits.verdict_counts(table).items())
         stopped = table["stopped_at_step"].dropna()

@@ -32,20 +32,19 @@ from bnnlib.metrics_draws import (
     draws_era_corr,
     draws_era_numerai_corr,
     draws_era_scores,
-    draws_score_summary,
 )
 
 __all__ = [
     "era_corr",
     "era_numerai_corr",
     "score_summary",
+    "score_summaries",
     "feature_exposure",
     "neutralize",
     "feature_neutral_corr",
     "draws_era_corr",
     "draws_era_numerai_corr",
     "draws_era_scores",
-    "draws_score_summary",
 ]
 
 
@@ -218,32 +217,46 @@ def era_numerai_corr(predictions, targets, eras) -> pd.Series:
     )
 
 
-def score_summary(per_era: pd.Series) -> dict:
-    """Mean, std (ddof=0), Sharpe, max drawdown and burn-era count of per-era scores.
+def score_summaries(per_era) -> pd.DataFrame:
+    """The summary of per-era scores, one row per series: `per_era` is [series, eras] (e.g.
+    one row per posterior draw), eras in time order. The one definition every table uses.
 
-    Eras are taken in the order given (era_corr returns them sorted). max_drawdown is the
-    worst fall of the compounded (1 + corr) curve below its running maximum, as in the 2021
-    example scripts: min over eras of cumprod / cummax - 1, so it is <= 0 and a loss in the
-    first era alone counts as no drawdown. sharpe is NaN when std is 0 (e.g. a single era).
-    A burn era is one with a negative score.
+    Columns: mean, std (ddof=0), sharpe (NaN where std is 0, e.g. a single era), max_drawdown
+    (the worst fall of the compounded (1 + score) curve below its running maximum, as in the
+    2021 example scripts: <= 0, and a loss in the first era alone counts as no drawdown),
+    n_eras, n_negative (burn eras: a negative score). Computed in the values' float dtype.
     """
+    values = np.asarray(per_era)
+    if not np.issubdtype(values.dtype, np.floating):
+        values = values.astype(np.float64)
+    if values.ndim != 2 or values.shape[1] == 0:
+        raise BnnlibError("score_summaries needs a 2-D array [series, eras] with at least one era")
+    if np.isnan(values).any():
+        raise BnnlibError("per-era scores contain NaN; drop those eras before summarising")
+    mean = values.mean(axis=1)
+    std = values.std(axis=1)
+    curve = np.cumprod(1.0 + values, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sharpe = np.where(std > 0, mean / std, np.nan)
+    return pd.DataFrame({
+        "mean": mean,
+        "std": std,
+        "sharpe": sharpe,
+        "max_drawdown": np.min(curve / np.maximum.accumulate(curve, axis=1) - 1.0, axis=1),
+        "n_eras": values.shape[1],
+        "n_negative": (values < 0).sum(axis=1),
+    })
+
+
+def score_summary(per_era: pd.Series) -> dict:
+    """`score_summaries` of one series of per-era scores (in float64), as a dict of floats."""
     values = np.asarray(per_era, dtype=np.float64)
     if values.ndim != 1 or len(values) == 0:
         raise BnnlibError("score_summary needs a non-empty 1-D series of per-era scores (from era_corr)")
-    if np.isnan(values).any():
-        raise BnnlibError("per-era scores contain NaN; drop those eras before summarising")
-    mean = float(values.mean())
-    std = float(values.std(ddof=0))
-    curve = np.cumprod(1.0 + values)
-    drawdown = float(np.min(curve / np.maximum.accumulate(curve) - 1.0))
-    return {
-        "mean": mean,
-        "std": std,
-        "sharpe": mean / std if std > 0 else float("nan"),
-        "max_drawdown": drawdown,
-        "n_eras": int(len(values)),
-        "n_negative": int((values < 0).sum()),
-    }
+    row = score_summaries(values[None, :]).iloc[0]
+    return {"mean": float(row["mean"]), "std": float(row["std"]), "sharpe": float(row["sharpe"]),
+            "max_drawdown": float(row["max_drawdown"]), "n_eras": int(row["n_eras"]),
+            "n_negative": int(row["n_negative"])}
 
 
 def feature_exposure(predictions, features, eras) -> float:

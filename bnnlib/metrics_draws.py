@@ -2,8 +2,8 @@
 
 The posterior engine draws S predictions per row and streams the rows era by era, so each
 call here scores one era's block `preds` [S, n] against its `target` [n] and returns one
-score per draw [S]; the per-era scores of all eras [E, S] then summarise per draw
-(`draws_score_summary`) into a distribution of corr mean, Sharpe and drawdown over draws.
+score per draw [S]; the per-era scores of all eras then summarise per draw with
+`bnnlib.metrics.score_summaries` into a distribution of corr mean, Sharpe and drawdown.
 
 The results equal bnnlib.metrics.era_corr / era_numerai_corr applied draw by draw:
 - corr (2021): ranks with ties broken by order of appearance (pandas method="first");
@@ -35,7 +35,7 @@ from scipy import special
 
 from bnnlib.errors import BnnlibError
 
-__all__ = ["draws_era_corr", "draws_era_numerai_corr", "draws_era_scores", "draws_score_summary"]
+__all__ = ["draws_era_corr", "draws_era_numerai_corr", "draws_era_scores"]
 
 
 # ----------------------------------------------------------------------------- checks
@@ -275,32 +275,3 @@ def draws_era_corr(preds: torch.Tensor, target, era: Hashable | None = None) -> 
 def draws_era_numerai_corr(preds: torch.Tensor, target, era: Hashable | None = None) -> torch.Tensor:
     """numerai_corr of each draw within one era: [S]. Ties averaged; a constant draw scores 0."""
     return _scores(preds, target, era, False, True)[1]
-
-
-def draws_score_summary(per_era: torch.Tensor) -> dict:
-    """Per-draw summary of per-era scores [E, S] (eras in time order): each entry is [S].
-
-    Same definitions as bnnlib.metrics.score_summary, column by column: mean, std (ddof=0),
-    sharpe (NaN where std is 0), max_drawdown (<= 0, on the compounded 1 + score curve),
-    n_negative (burn eras); n_eras is a plain int.
-    """
-    if not isinstance(per_era, torch.Tensor) or per_era.ndim != 2 or per_era.shape[0] == 0:
-        raise BnnlibError(
-            "per_era must be a torch tensor [eras, draws] with at least one era; "
-            "stack the per-era results of draws_era_scores with torch.stack"
-        )
-    if torch.isnan(per_era).any():
-        raise BnnlibError("per-era scores contain NaN; drop those eras before summarising")
-    scores = per_era.to(torch.float64)
-    mean = scores.mean(0)
-    std = scores.std(0, correction=0)
-    curve = torch.cumprod(1.0 + scores, dim=0)
-    drawdown = (curve / torch.cummax(curve, dim=0).values - 1.0).min(0).values
-    return {
-        "mean": mean,
-        "std": std,
-        "sharpe": torch.where(std > 0, mean / std, torch.full_like(std, float("nan"))),
-        "max_drawdown": drawdown,
-        "n_eras": int(scores.shape[0]),
-        "n_negative": (scores < 0).sum(0),
-    }

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from bnnlib.metrics import draws_era_scores
+from bnnlib.metrics import draws_era_scores, score_summaries
 from bnnlib.models.likelihoods import Likelihood
 from bnnlib.models.network import Architecture, forward_draws, unflatten
 from bnnlib.models.precision import compute_dtype
@@ -119,12 +119,8 @@ class DrawScores:
         return pd.Series(self.std).groupby(self.eras).mean()
 
     def draw_summary(self, kind: str = "corr") -> pd.DataFrame:
-        """Per draw: mean, std and Sharpe over eras of its per-era score."""
-        scores = self.draw_corr if kind == "corr" else self.draw_numerai_corr
-        mean, std = scores.mean(1), scores.std(1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sharpe = np.where(std > 0, mean / std, np.nan)
-        return pd.DataFrame({"mean": mean, "std": std, "sharpe": sharpe})
+        """Per draw: the summary (mean, std, Sharpe, drawdown, ...) of its per-era score."""
+        return score_summaries(self.draw_corr if kind == "corr" else self.draw_numerai_corr)
 
 
 def draw_chunk(n_rows: int, widest: int, chunk_bytes: int | None = None) -> int:

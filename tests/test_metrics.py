@@ -282,11 +282,22 @@ def test_draws_bad_input_is_refused():
         metrics.draws_era_corr(np.zeros((3, 4)), [0.0, 1.0, 0.0, 1.0])
 
 
-def test_draws_score_summary_equals_score_summary_per_draw():
-    per_era = torch.from_numpy(np.random.default_rng(12).normal(0.01, 0.03, size=(30, 5)))
-    got = metrics.draws_score_summary(per_era)
-    assert got["n_eras"] == 30
+def test_score_summaries_equal_score_summary_row_by_row():
+    per_era = np.random.default_rng(12).normal(0.01, 0.03, size=(5, 30))
+    per_era[2, 0] = -0.5  # a first-era loss alone is no drawdown
+    got = metrics.score_summaries(per_era)
+    assert list(got.columns) == ["mean", "std", "sharpe", "max_drawdown", "n_eras", "n_negative"]
     for draw in range(5):
-        expected = metrics.score_summary(pd.Series(per_era[:, draw].numpy()))
-        for key in ("mean", "std", "sharpe", "max_drawdown", "n_negative"):
-            assert got[key][draw].item() == pytest.approx(expected[key], abs=1e-12)
+        expected = metrics.score_summary(pd.Series(per_era[draw]))
+        for key, value in expected.items():
+            assert got.loc[draw, key] == pytest.approx(value, abs=1e-12)
+
+
+def test_score_summaries_keep_float32_and_mark_a_constant_series():
+    per_era = np.array([[0.1, 0.1, 0.1], [0.2, -0.1, 0.3]], dtype=np.float32)
+    got = metrics.score_summaries(per_era)
+    assert got["mean"].dtype == np.float32
+    assert np.isnan(got.loc[0, "sharpe"]) and got.loc[1, "n_negative"] == 1
+    with pytest.raises(BnnlibError, match="NaN"):
+        metrics.score_summaries(np.array([[0.1, np.nan]]))
+

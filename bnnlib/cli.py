@@ -16,7 +16,9 @@ from bnnlib.errors import BnnlibError
 
 def _data_synth(args: argparse.Namespace) -> None:
     from bnnlib.data.synth import write_profile
+    from bnnlib.parameters import check_output_folder
 
+    check_output_folder(args.out)  # an unwritable --out fails before generating
     out = write_profile(args.profile, Path(args.out), seed=args.seed)
     print(f"wrote the synthetic '{args.profile}' dataset to {out}")
 
@@ -110,15 +112,28 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a user's error is one line and status 2, Ctrl-C 130 and SIGTERM 143,
+    after every process the command started has been stopped."""
+    from bnnlib.interrupt import exit_status, stop_children, terminate_as_interrupt
+
     args = make_parser().parse_args(argv)
     try:
-        args.func(args)
+        with terminate_as_interrupt():
+            args.func(args)
     except BnnlibError as error:
         print(f"bnnlib: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("bnnlib: interrupted", file=sys.stderr)
-        return 130
+    except OSError as error:  # an output path that cannot be written, a full disk
+        where = f" {error.filename}" if error.filename else ""
+        print(f"bnnlib: error: cannot write{where}: {error.strerror or error}; choose another path "
+              "or free the space", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as error:
+        stop_children()
+        status = exit_status(error)
+        print(f"bnnlib: {'terminated' if status == 143 else 'interrupted'}; partial files removed, "
+              "processes stopped", file=sys.stderr)
+        return status
     return 0
 
 

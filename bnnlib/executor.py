@@ -31,10 +31,24 @@ class Executor(Protocol):
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]: ...
 
 
-def describe(item: object, width: int = 200) -> str:
-    """A short description of an item, to name it in an error message."""
+def describe(item: object, width: int = 80) -> str:
+    """A short description of an item, to name it in an error message: its `name` (a model
+    spec's), the names inside it (a tuple or list of specs), else its repr cut to `width`."""
+    name = getattr(item, "name", None)
+    if isinstance(name, str):
+        return name
+    if isinstance(item, (tuple, list)):
+        names = [describe(part, width) for part in item if _has_names(part)]
+        if names:
+            return ", ".join(names)
     text = repr(item)
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _has_names(part: object) -> bool:
+    if isinstance(getattr(part, "name", None), str):
+        return True
+    return isinstance(part, (tuple, list)) and any(_has_names(p) for p in part)
 
 
 def _raise_for(error: BaseException, fn: Callable, index: int, item: object):
@@ -103,6 +117,9 @@ def _limit_threads(threads: int) -> None:
     """Worker initializer: share the cores between the workers instead of oversubscribing.
 
     The variables are read when torch (or numpy's BLAS) is first imported in the worker."""
+    from bnnlib.interrupt import ignore_interrupts
+
+    ignore_interrupts()  # Ctrl-C is the parent's to handle: it stops the workers
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
     if "torch" in sys.modules:
@@ -134,14 +151,18 @@ class ProcessExecutor:
     def __enter__(self) -> ProcessExecutor:
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        self.close(now=exc_type is not None)
 
-    def close(self) -> None:
-        """Stop the worker processes (after the items they are running)."""
+    def close(self, now: bool = False) -> None:
+        """Stop the worker processes: after the items they are running, or with `now` (on an
+        error or an interrupt) at once, so that no worker outlives the program."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            if now:
+                stop_pool(pool)
+            else:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -178,10 +199,28 @@ class ProcessExecutor:
             self._pool = None  # a worker died: the next map starts fresh processes
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (bnnlib.interrupt): no worker may outlive us
+            self.close(now=True)
+            raise
         finally:
             bar.close()
             for future in futures:  # after a failure, the items not yet started are dropped
                 future.cancel()
+
+
+def stop_pool(pool: ProcessPoolExecutor, timeout: float = 5.0) -> None:
+    """Stop a process pool now: cancel what has not started, terminate the workers (then kill
+    those still alive) and wait for them, so that they and their resource tracker are gone."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout)
 
 
 def _check_picklable(fn: Callable) -> None:

@@ -29,10 +29,12 @@ MAX_JOBS = 64  # as bnnlib.executor.MAX_JOBS (not imported: it would load the en
 
 
 def _fail(name: str, value: Any, problem: str, fix: str) -> BnnlibError:
+    """One line: the parameter (or an option, when `name` starts with '-'), its value, the fix."""
     shown = repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
-    return BnnlibError(f"parameter {name} = {shown} {problem}; {fix}")
+    label = f"{name} {shown}" if name.startswith("-") else f"parameter {name} = {shown}"
+    return BnnlibError(f"{label} {problem}; {fix}")
 
 
 # --------------------------------------------------------------------------- coercion
@@ -233,6 +235,13 @@ def _probe_writable(name: str, value: Any, path: Path) -> None:
         raise _fail(name, value, f"cannot be made in {existing} ({error.strerror or error})",
                     "choose a folder you can write to") from None
     shutil.rmtree(probe, ignore_errors=True)
+
+
+def check_output_folder(path: str | Path, option: str = "--out") -> Path:
+    """`path` if a folder can be made and written there, else a one-line BnnlibError naming
+    `option` (an unwritable place, or a path below a file): checked before long work starts."""
+    _probe_writable(option, str(path), Path(path).expanduser().absolute())
+    return Path(path)
 
 
 def _writable_folder(name: str, value: Any, root: Path) -> str:

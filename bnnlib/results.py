@@ -9,7 +9,14 @@ Layout, under the chapter's results folder (``_build/results/<chapter>`` by defa
 
 Every file is written to a temporary name in its folder and renamed into place, so an
 interrupted run leaves the previous file or the new one, never half of one; every input is
-checked before the first file is written.
+checked before the first file is written. Files get the usual permissions (0666 less the umask).
+
+Whose folder: the book's results (``_build/results/<chapter>``) belong to the run that produced
+the book's notebook. The runner (`bnnlib book`, `bnnlib run`) has a chapter write into a staging
+folder (``BNNLIB_RESULTS_STAGING``) and swaps it in only when the chapter succeeded. A chapter
+run by plain papermill writes to ``_build/papermill/<chapter>`` instead, so it never mixes with the
+book's; ``BNNLIB_BOOK_RESULTS=1`` points it at the book's folder explicitly. A `results_dir`
+outside ``_build/results`` is used as given.
 """
 
 from __future__ import annotations
@@ -29,13 +36,62 @@ _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 PER_ERA_COLUMNS = ("era", "corr", "numerai_corr")
 
 
-def chapter_folder(results_dir: str | Path, chapter: str) -> Path:
-    """The chapter's results folder: `results_dir` itself when it already ends in the chapter's
-    name (``_build/results/ensembles``), else its subfolder `chapter` (so the profiles' shared
-    ``_build/results`` gives one folder per chapter)."""
+STAGING_ENV = "BNNLIB_RESULTS_STAGING"
+"""Set by the runner for one chapter's kernel: the folder its results go to until published."""
+BOOK_RESULTS_ENV = "BNNLIB_BOOK_RESULTS"
+"""Set to 1 to let a chapter run outside the runner write into the book's results folder."""
+OWN_FOLDER = Path("_build") / "papermill"
+"""Where a chapter run by plain papermill puts what it would have put in the book's folder."""
+
+
+def book_folder(results_dir: str | Path, chapter: str) -> Path:
+    """The chapter's published results folder: `results_dir` itself when it already ends in the
+    chapter's name (``_build/results/ensembles``), else its subfolder `chapter` (so the profiles'
+    shared ``_build/results`` gives one folder per chapter)."""
     check_name(chapter, "chapter")
     path = Path(results_dir)
     return path if path.name == chapter else path / chapter
+
+
+def _book_index(parts: tuple[str, ...]) -> int | None:
+    """Where ``_build/results`` starts in a path's parts (the last one), or None."""
+    found = [i for i, (a, b) in enumerate(zip(parts, parts[1:])) if a == "_build" and b == "results"]
+    return found[-1] if found else None
+
+
+def is_book_results(path: str | Path) -> bool:
+    """Whether `path` lies in a book's results folder (``.../_build/results/...``)."""
+    return _book_index(Path(os.path.abspath(path)).parts) is not None
+
+
+def chapter_folder(results_dir: str | Path, chapter: str) -> Path:
+    """Where this run of the chapter writes its results: the runner's staging folder when the
+    runner executes it; under plain papermill, ``_build/papermill/<chapter>`` in place of the
+    book's folder (unless BNNLIB_BOOK_RESULTS=1); else `book_folder(results_dir, chapter)`."""
+    folder = book_folder(results_dir, chapter)
+    staging = os.environ.get(STAGING_ENV)
+    if staging:
+        return Path(staging)
+    if is_book_results(folder) and os.environ.get(BOOK_RESULTS_ENV) != "1":
+        parts = folder.parts if _book_index(folder.parts) is not None else Path(os.path.abspath(folder)).parts
+        own = Path(*parts[:_book_index(parts)], OWN_FOLDER, chapter)
+        print(f"(run outside `bnnlib book`/`bnnlib run`: this chapter's results go to {own}, not to the book's "
+              f"{folder}; set {BOOK_RESULTS_ENV}=1 to write there)")
+        return own
+    return folder
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def public(path: Path, directory: bool = False) -> Path:
+    """Give `path` the permissions a plain open() or mkdir() would (0666 or 0777 less the umask):
+    mkstemp and mkdtemp make private files, which others sharing the results could not read."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+    return path
 
 
 def check_name(name: str, what: str = "model") -> str:
@@ -58,6 +114,7 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp = Path(name)
     try:
         write(tmp)
+        public(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

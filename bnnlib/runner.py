@@ -5,7 +5,11 @@ runner reads the .py into a notebook, injects the profile's parameters (only the
 chapter's ``parameters`` cell declares), executes it with papermill in the project root, and
 writes the executed notebook atomically to ``book/<name>.ipynb``, which Jupyter Book renders
 (it executes nothing itself). A small stamp, ``_build/executed/<name>.json``, records what
-produced that notebook, so an unchanged chapter is not executed again.
+produced that notebook and its results folder, so an unchanged chapter is not executed again.
+
+Every parameter is checked (`bnnlib.parameters`) before anything is fitted. A chapter's results,
+notebook and stamp are published together, only when it succeeds, under a lock per chapter
+(`bnnlib.publish`); an interrupted run leaves no partial notebook or staging folder behind.
 
 Profiles are ``book/params/<name>.yml``::
 
@@ -24,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -35,6 +40,7 @@ from typing import Any
 import yaml
 
 from bnnlib.errors import BnnlibError, unknown_name
+from bnnlib.publish import locked, staging_folder, swap_in, tree_digest
 
 TOC = "_toc.yml"
 PARAMS_DIR = Path("book") / "params"
@@ -261,6 +267,16 @@ def _runner_values(data_dir, force: bool, jobs: int) -> dict:
     return values
 
 
+def _check_data_dir_used(settings: Mapping, data_dir, profile_name: str) -> None:
+    """A --data-dir the profile would not read is a mistake worth saying, not ignoring."""
+    source = settings["common"].get("data_source")
+    if data_dir is not None and source is not None and source != "numerai":
+        raise BnnlibError(
+            f"--data-dir {data_dir} is not used: profile {profile_name!r} runs on {source} data; drop "
+            "--data-dir, or use --profile numerai (or a profile with data_source: numerai) for real files"
+        )
+
+
 def _check_data_dir(params: Mapping, profile_name: str) -> None:
     """Real data needs a folder: say how to give it, before anything runs."""
     if params.get("data_source") == "numerai" and not params.get("data_dir"):
@@ -313,11 +329,14 @@ def _stamp_path(root: Path, name: str) -> Path:
     return root / BUILD / "executed" / f"{name}.json"
 
 
-def _is_current(root: Path, chapter: Chapter, key: str) -> bool:
-    """Whether book/<name>.ipynb is the one the runner wrote for exactly this key."""
+def _is_current(root: Path, plan: Plan) -> bool:
+    """Whether book/<name>.ipynb and the chapter's results folder are the ones the runner wrote
+    for exactly this key (results changed since, e.g. by plain papermill, mean: run again)."""
+    chapter = plan.chapter
     try:
         stamp = json.loads(_stamp_path(root, chapter.name).read_text(encoding="utf-8"))
-        return stamp.get("key") == key and stamp.get("notebook_sha256") == _sha256(chapter.notebook)
+        return (stamp.get("key") == plan.key and stamp.get("notebook_sha256") == _sha256(chapter.notebook)
+                and (plan.results is None or stamp.get("results_sha256") == tree_digest(plan.results)))
     except (OSError, ValueError):
         return False
 
@@ -340,6 +359,7 @@ class Plan:
     notebook: Any  # nbformat.NotebookNode
     params: dict
     key: str
+    results: Path | None = None  # the published results folder (absolute), if the chapter has one
 
 
 def plan_chapter(
@@ -350,9 +370,14 @@ def plan_chapter(
     overrides: Mapping | None = None,
     runner: Mapping | None = None,
     code_hash: str | None = None,
+    root: Path | None = None,
 ) -> Plan:
-    """Read the chapter, check its parameters and work out its stamp key (runs nothing)."""
+    """Read the chapter, check its parameters (`bnnlib.parameters`, paths against `root`) and
+    work out its stamp key and results folder (runs nothing)."""
     import jupytext
+
+    from bnnlib.parameters import checked_parameters
+    from bnnlib.results import book_folder
 
     text = chapter.source.read_text(encoding="utf-8")
     notebook = jupytext.reads(text, fmt="py:percent")
@@ -365,23 +390,40 @@ def plan_chapter(
     )
     if "data_dir" in declared or "data_source" in declared:
         _check_data_dir({**profile["common"], **params}, profile_name)
+    folder = Path(root) if root is not None else Path.cwd()
+    try:
+        params = checked_parameters(params, declared, root=folder)
+    except BnnlibError as error:
+        raise BnnlibError(f"chapter {chapter.name!r}: {error}") from None
     key = stamp_key(text, params, code_hash or _bnnlib_hash())
-    return Plan(chapter, notebook, params, key)
+    results = None
+    if isinstance(params.get("results_dir"), str):
+        results = book_folder(folder / Path(params["results_dir"]).expanduser(), chapter.name)
+    return Plan(chapter, notebook, params, key, results)
 
 
 def execute_plan(plan: Plan, root: Path) -> float:
     """Execute one chapter with papermill in `root`; write book/<name>.ipynb and its stamp.
 
-    The notebook is written beside its final place and renamed there only on success; a
-    failing chapter's partial notebook is kept in _build/failed/<name>.ipynb for inspection.
+    The chapter writes its results into a staging folder (bnnlib.results.STAGING_ENV) and its
+    notebook beside its final place; only on success are the results folder swapped in, the
+    notebook renamed into place and the stamp written. A failing chapter's partial notebook is
+    kept in _build/failed/<name>.ipynb for inspection; an interrupted one is removed. The caller
+    holds the chapter's lock (`bnnlib.publish.locked`).
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
+
+    from bnnlib.results import STAGING_ENV
 
     name = plan.chapter.name
     running = root / BUILD / "executing" / f"{name}.ipynb"
     failed = root / BUILD / "failed" / f"{name}.ipynb"
     running.parent.mkdir(parents=True, exist_ok=True)
+    staged = staging_folder(plan.results) if plan.results is not None else None
+    previous = os.environ.get(STAGING_ENV)
+    if staged is not None:
+        os.environ[STAGING_ENV] = str(staged)  # the kernel inherits it
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -391,6 +433,11 @@ def execute_plan(plan: Plan, root: Path) -> float:
             # interrupt, plain-TCP notes) would break the progress lines; cell errors still surface
         )
     except BaseException as error:
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+        if isinstance(error, KeyboardInterrupt):  # Ctrl-C or SIGTERM: leave nothing partial
+            running.unlink(missing_ok=True)
+            raise
         saved = _keep_failed(running, failed)
         if isinstance(error, PapermillExecutionError):
             raise BnnlibError(_cell_failure(name, error, saved, root, plan.chapter.source)) from None
@@ -400,12 +447,21 @@ def execute_plan(plan: Plan, root: Path) -> float:
                 f"chapter {name!r} could not run: {type(error).__name__}: {error}{where}"
             ) from error
         raise
+    finally:
+        if previous is None:
+            os.environ.pop(STAGING_ENV, None)
+        else:
+            os.environ[STAGING_ENV] = previous
     seconds = time.perf_counter() - start
+    if staged is not None:
+        swap_in(staged, plan.results)
     os.replace(running, plan.chapter.notebook)
     failed.unlink(missing_ok=True)
     stamp = {
         "key": plan.key,
         "notebook_sha256": _sha256(plan.chapter.notebook),
+        "results": None if plan.results is None else _relative(plan.results, root),
+        "results_sha256": tree_digest(plan.results),
         "params": plan.params,
         "seconds": round(seconds, 3),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -473,10 +529,24 @@ def _warm_cache(plans: list[Plan], root: Path, jobs: int, force: bool) -> list[P
 
 
 def _run_plans(plans: list[Plan], root: Path, force: bool, jobs: int = 1) -> None:
-    """Execute the plans (skipping those unchanged since their last run), one line each. With
-    jobs > 1, first warm the cache for all the chapters to execute, then execute up to `jobs`
-    chapters at a time."""
-    stale = {p.chapter.name for p in plans if force or not _is_current(root, p.chapter, p.key)}
+    """Execute the plans (skipping those unchanged since their last run), one line each, holding
+    each chapter's lock throughout. With jobs > 1, first warm the cache for all the chapters to
+    execute, then execute up to `jobs` chapters at a time. On Ctrl-C or SIGTERM, the chapters'
+    partial notebooks and staging folders are removed."""
+    with locked(root, [p.chapter.name for p in plans]):
+        try:
+            _run_locked(plans, root, force, jobs)
+        except KeyboardInterrupt:
+            for plan in plans:
+                (root / BUILD / "executing" / f"{plan.chapter.name}.ipynb").unlink(missing_ok=True)
+                if plan.results is not None and plan.results.parent.is_dir():
+                    for staged in plan.results.parent.glob(f".{plan.results.name}.staging-*"):
+                        shutil.rmtree(staged, ignore_errors=True)
+            raise
+
+
+def _run_locked(plans: list[Plan], root: Path, force: bool, jobs: int) -> None:
+    stale = {p.chapter.name for p in plans if force or not _is_current(root, p)}
     if jobs > 1 and stale:
         warmed = _warm_cache([p for p in plans if p.chapter.name in stale], root, jobs, force)
         plans = [next((w for w in warmed if w.chapter == p.chapter), p) for p in plans]
@@ -510,8 +580,12 @@ def _execute_concurrently(todo: list[tuple[str, Plan]], root: Path, jobs: int) -
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
+    from bnnlib.executor import stop_pool
+
     failures: dict[int, BaseException] = {}
-    with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(min(jobs, len(todo)), mp_context=get_context("spawn"),
+                               initializer=_chapter_process_init)
+    try:
         futures = {pool.submit(execute_plan, plan, root): (index, label) for index, (label, plan) in enumerate(todo)}
         for future in as_completed(futures):
             index, label = futures[future]
@@ -519,11 +593,15 @@ def _execute_concurrently(todo: list[tuple[str, Plan]], root: Path, jobs: int) -
                 continue
             try:
                 print(f"{label} {future.result():.1f} s", flush=True)
-            except BaseException as error:
+            except Exception as error:
                 print(f"{label} failed", flush=True)
                 failures[index] = error
                 for other in futures:
                     other.cancel()
+    except BaseException:  # Ctrl-C or SIGTERM: the chapters' processes stop now, cleaning up
+        stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
     if failures:
         raise failures[min(failures)]
 
@@ -531,10 +609,24 @@ def _execute_concurrently(todo: list[tuple[str, Plan]], root: Path, jobs: int) -
 # --------------------------------------------------------------------------- HTML
 
 
+def _chapter_process_init() -> None:
+    """A chapter's process leaves Ctrl-C to the parent, and turns the parent's SIGTERM into an
+    exception, so that execute_plan removes its staging folder and papermill stops its kernel."""
+    from bnnlib.interrupt import ignore_interrupts, terminate_as_interrupt
+
+    ignore_interrupts()
+    terminate_as_interrupt().__enter__()  # for the life of the process
+
+
 def build_html(root: Path | str | None = None) -> Path:
     """Render the executed notebooks with Jupyter Book (no execution, no network); any Sphinx
     warning fails the build. Returns _build/html/index.html."""
     root = _root(root)
+    with locked(root, ["html"], what="build"):
+        return _build_html(root)
+
+
+def _build_html(root: Path) -> Path:
     missing = [c.name for c in list_chapters(root) if not c.notebook.is_file()]
     if missing:
         raise BnnlibError(
@@ -583,10 +675,11 @@ def build_book(
     settings = load_profile(profile, root)
     chapters = list_chapters(root)
     _check_profile_chapters(settings, chapters, profile)
+    _check_data_dir_used(settings, data_dir, profile)
     runner = _runner_values(data_dir, force, jobs)
     code_hash = _bnnlib_hash()
     plans = [
-        plan_chapter(c, settings, profile_name=profile, runner=runner, code_hash=code_hash)
+        plan_chapter(c, settings, profile_name=profile, runner=runner, code_hash=code_hash, root=root)
         for c in chapters
     ]
     _run_plans(plans, root, force, jobs)
@@ -609,10 +702,11 @@ def run_chapter(
     root = _root(root)
     settings = load_profile(profile, root)
     _check_profile_chapters(settings, list_chapters(root), profile)
+    _check_data_dir_used(settings, data_dir, profile)
     target = get_chapter(chapter, root)
     plan = plan_chapter(
         target, settings, profile_name=profile, overrides=overrides,
-        runner=_runner_values(data_dir, force, jobs),
+        runner=_runner_values(data_dir, force, jobs), root=root,
     )
     _run_plans([plan], root, force, jobs)
     return build_html(root) if build else target.notebook

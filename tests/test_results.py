@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +23,31 @@ def _models():
     return {"flat": bnn, "baseline": baseline}
 
 
-def test_chapter_folder_accepts_the_root_or_the_chapters_folder():
-    assert results.chapter_folder("_build/results", "ensembles") == Path("_build/results/ensembles")
+def test_book_folder_accepts_the_root_or_the_chapters_folder():
+    assert results.book_folder("_build/results", "ensembles") == Path("_build/results/ensembles")
+    assert results.book_folder("_build/results/ensembles", "ensembles") == Path("_build/results/ensembles")
+
+
+def test_outside_the_runner_a_chapter_does_not_write_into_the_books_results(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv(results.STAGING_ENV, raising=False)
+    monkeypatch.delenv(results.BOOK_RESULTS_ENV, raising=False)
+    assert results.chapter_folder("_build/results", "ensembles") == Path("_build/papermill/ensembles")
+    assert "_build/papermill/ensembles" in capsys.readouterr().out  # says where they went, and why
+    own = tmp_path / "mine"
+    assert results.chapter_folder(own, "ensembles") == own / "ensembles"  # another folder: as given
+    monkeypatch.setenv(results.BOOK_RESULTS_ENV, "1")  # pointed at the book's explicitly
     assert results.chapter_folder("_build/results/ensembles", "ensembles") == Path("_build/results/ensembles")
+    monkeypatch.setenv(results.STAGING_ENV, str(tmp_path / "stage"))  # the runner's staging folder
+    assert results.chapter_folder("_build/results", "ensembles") == tmp_path / "stage"
+
+
+def test_exported_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = results.write_csv(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
     with pytest.raises(BnnlibError, match="folder name"):
         results.chapter_folder("x", "../up")
 

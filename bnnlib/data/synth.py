@@ -245,8 +245,12 @@ def write_profile(profile: str | SynthProfile, out: Path, seed: int | None = Non
         raise BnnlibError(f"{out} is not empty and holds no synthetic dataset (no {META_FILE} from bnnlib); "
                           "choose an empty or new folder for --out")
     data = generate(profile, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as error:
+        raise BnnlibError(f"cannot write the synthetic data to {out} ({error.strerror or error}); "
+                          "choose a folder you can write to") from None
     tmp.chmod(0o755)  # mkdtemp makes it private; the data is not
     try:
         data.train.to_parquet(tmp / "train.parquet")

@@ -5,7 +5,9 @@ the result's full specification, a fingerprint of the data, bnnlib's source and 
 of the numerical libraries, so a change to any of them is a miss, never a stale hit. An entry
 is written into a temporary directory beside its final place and renamed there only after the
 computation and every write succeeded: an exception, a Ctrl-C or a second process writing the
-same key never leaves a half-written entry.
+same key never leaves a half-written entry. ``meta.json`` lists every file with its size and
+sha256, checked on every read: a damaged entry (a truncated or overwritten file, same size or
+not) is reported as such, removed and computed again, never loaded.
 """
 
 from __future__ import annotations
@@ -440,7 +442,7 @@ class Cache:
             meta = _check_entry(final)
             return load(final), meta
         except Exception as error:  # a damaged entry: forget it and compute again
-            warnings.warn(f"recomputing the damaged cache entry {final}: {error}", stacklevel=3)
+            warnings.warn(f"damaged cache entry {final} ({error}), recomputing", stacklevel=3)
             _remove_tree(final)
             return None
 
@@ -450,7 +452,7 @@ class Cache:
         try:
             save(value, tmp)
             files = {
-                p.relative_to(tmp).as_posix(): p.stat().st_size
+                p.relative_to(tmp).as_posix(): {"bytes": p.stat().st_size, "sha256": _file_sha256(p)}
                 for p in sorted(tmp.rglob("*")) if p.is_file()
             }
             meta = {**meta, "files": files}
@@ -490,12 +492,24 @@ def _check_kind(kind: str) -> str:
     return kind
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _check_entry(final: Path) -> dict:
-    """The entry's metadata, after checking that every file it lists is there, whole."""
+    """The entry's metadata, after checking that every file it lists is there with the size and
+    content (sha256) it was written with."""
     meta = json.loads((final / META).read_text(encoding="utf-8"))
-    for file, size in meta["files"].items():
-        if (final / file).stat().st_size != size:
-            raise ValueError(f"{file} has {(final / file).stat().st_size} bytes, not {size}")
+    for file, expected in meta["files"].items():
+        path = final / file
+        if path.stat().st_size != expected["bytes"]:
+            raise ValueError(f"{file} has {path.stat().st_size} bytes, not {expected['bytes']}")
+        if _file_sha256(path) != expected["sha256"]:
+            raise ValueError(f"{file} does not have the content it was written with (sha256 differs)")
     return meta
 
 

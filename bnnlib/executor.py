@@ -117,9 +117,9 @@ def _limit_threads(threads: int) -> None:
     """Worker initializer: share the cores between the workers instead of oversubscribing.
 
     The variables are read when torch (or numpy's BLAS) is first imported in the worker."""
-    from bnnlib.interrupt import ignore_interrupts
+    import signal
 
-    ignore_interrupts()  # Ctrl-C is the parent's to handle: it stops the workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
     if "torch" in sys.modules:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import shutil
@@ -248,7 +249,8 @@ def test_unstorable_value_is_refused_and_leaves_nothing(tmp_path):
     assert entries(tmp_path) == []
 
 
-@pytest.mark.parametrize("damage", ["delete_payload", "truncate_payload", "delete_meta", "bad_manifest"])
+@pytest.mark.parametrize("damage", ["delete_payload", "truncate_payload", "delete_meta", "bad_manifest",
+                                    "same_size_payload"])
 def test_damaged_entry_is_recomputed(tmp_path, damage):
     cache, compute = Cache(tmp_path), Counter()
     cache.get_or_compute("fit", SPEC, "fp", compute)
@@ -258,14 +260,21 @@ def test_damaged_entry_is_recomputed(tmp_path, damage):
         payload.unlink()
     elif damage == "truncate_payload":
         payload.write_bytes(payload.read_bytes()[:10])
+    elif damage == "same_size_payload":  # sizes agree: only the content check can tell
+        data = bytearray(payload.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        payload.write_bytes(bytes(data))
     elif damage == "delete_meta":
         (entry / "meta.json").unlink()
     else:
         (entry / "manifest.json").write_text("{not json")
         meta = json.loads((entry / "meta.json").read_text())
-        meta["files"]["manifest.json"] = len("{not json")
+        meta["files"]["manifest.json"] = {"bytes": len("{not json"),
+                                          "sha256": hashlib.sha256(b"{not json").hexdigest()}
         (entry / "meta.json").write_text(json.dumps(meta))
-    with pytest.warns(UserWarning, match="damaged cache entry"):
+    if damage != "bad_manifest":  # its meta.json vouches for it: only loading tells
+        assert not cache.contains("fit", SPEC, "fp")  # the warm-up does not skip a damaged entry
+    with pytest.warns(UserWarning, match=r"damaged cache entry .*, recomputing"):
         value, hit = cache.get_or_compute("fit", SPEC, "fp", compute)
     assert not hit and compute.calls == 2 and value["calls"] == 2
     value, hit = cache.get_or_compute("fit", SPEC, "fp", compute)

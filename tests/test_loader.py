@@ -202,6 +202,50 @@ def test_feature_values_off_the_levels_and_nan(tmp_path):
         load_dataset(folder)
 
 
+def test_an_int8_value_is_reported_as_the_file_holds_it(tmp_path):
+    folder = write_v5(tmp_path)
+    frame = pd.read_parquet(folder / "train.parquet")
+    frame.loc[frame.index[3], "feature_f1"] = 7
+    frame.to_parquet(folder / "train.parquet")
+    with pytest.raises(BnnlibError) as caught:
+        load_dataset(folder, roles=V5_ROLES)
+    message = str(caught.value)
+    assert "feature_f1" in message and "[7]" in message and "1.75" not in message and "0..4" in message
+
+
+def test_one_float_column_among_int8_features_is_the_one_blamed(tmp_path):
+    folder = write_v5(tmp_path)
+    frame = pd.read_parquet(folder / "train.parquet")
+    frame["feature_f2"] = frame["feature_f2"].astype(np.float32)  # 0..4 as floats: off the 0..1 levels
+    frame.to_parquet(folder / "train.parquet")
+    with pytest.raises(BnnlibError) as caught:
+        load_dataset(folder, roles=V5_ROLES)
+    message = str(caught.value)
+    assert "['feature_f2']" in message and "float32" in message and "feature_f0" not in message
+
+
+def test_an_era_of_one_row_is_refused_before_any_fit(tmp_path):
+    folder = write_v3(tmp_path)
+    valid = pd.read_parquet(folder / "numerai_validation_data.parquet")
+    lonely = valid.iloc[:1].copy()
+    lonely["era"] = "0010"
+    pd.concat([valid, lonely.rename(index=lambda i: i + "x")]).to_parquet(folder / "numerai_validation_data.parquet")
+    with pytest.raises(BnnlibError) as caught:
+        load_dataset(folder)
+    message = str(caught.value)
+    assert "era 0010 has 1 row" in message and "at least 2 rows" in message
+    assert "\n" not in message and "ModelSpec" not in message
+
+
+def test_a_missing_data_type_column_gets_a_note(tmp_path):
+    folder = write_v3(tmp_path)
+    frame = pd.read_parquet(folder / "numerai_training_data.parquet").drop(columns="data_type")
+    frame.to_parquet(folder / "numerai_training_data.parquet")
+    notes = load_dataset(folder).notes
+    assert any("numerai_training_data.parquet has no data_type column" in n and "train rows" in n for n in notes)
+    assert not any("validation" in n for n in notes)
+
+
 def test_main_target_nan_in_train_and_missing_era(tmp_path):
     folder = write_v3(tmp_path)
     frame = pd.read_parquet(folder / "numerai_training_data.parquet")

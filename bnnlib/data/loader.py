@@ -27,9 +27,6 @@ MAKE_FILES = ("download them with `bnnlib data download --version v5.2 --dest DI
               "ones with `bnnlib data synth --profile default --out DIR`")
 
 
-CHECK_ROWS = 100_000  # rows per block when checking feature values
-
-
 @dataclass(frozen=True)
 class Layout:
     """File names of one Numerai data version; each split may come as float or _int8 file."""
@@ -119,35 +116,59 @@ def _era_labels(era: pd.Series) -> pd.Series:
 
 
 def _features_to_unit(frame: pd.DataFrame, features: list[str], path: Path) -> np.ndarray:
-    """Features as float32 on {0, .25, .5, .75, 1}: int8 files (0..4) are divided by 4.
+    """Features as float32 on {0, .25, .5, .75, 1}: integer columns (int8 files, 0..4) are
+    divided by 4, float columns taken as they are.
 
-    Checked in blocks of rows, so the check needs no temporaries the size of the data.
-    """
-    values = frame[features].to_numpy()
-    if np.issubdtype(values.dtype, np.integer):
-        values = values.astype(np.float32) / np.float32(4)
-    values = values.astype(np.float32, copy=False)
-    nan = np.zeros(len(features), dtype=bool)
-    off = np.zeros(len(features), dtype=bool)
-    examples: list[float] = []
-    for start in range(0, len(values), CHECK_ROWS):
-        block = values[start : start + CHECK_ROWS]
-        nan |= np.isnan(block).any(axis=0)
-        quarters = block * 4
-        off_block = ~((quarters == np.round(quarters)) & (quarters >= 0) & (quarters <= 4))
-        off |= off_block.any(axis=0)
-        examples.extend(block[off_block][: 3 - len(examples)].tolist())
-    if nan.any():
-        nan_columns = [f for f, bad in zip(features, nan) if bad]
+    Column by column, so each column is judged by its own type, and a problem names the column
+    and the values as the file holds them (an int8 7 is reported as 7)."""
+    values = np.empty((len(frame), len(features)), dtype=np.float32)
+    integer = [pd.api.types.is_integer_dtype(frame[f]) for f in features]
+    nan_columns, off_columns, examples = [], [], []
+    for j, feature in enumerate(features):
+        column = frame[feature]
+        if not (pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)):
+            raise BnnlibError(f"{path.name}: feature {feature!r} holds {column.dtype} values, not numbers; "
+                              "Numerai features are 0..1 in steps of 0.25 (or 0..4 in int8 files): check the files")
+        raw = column.to_numpy()
+        if integer[j]:
+            off = (raw < 0) | (raw > 4)
+            values[:, j] = raw.astype(np.float32) / np.float32(4)
+        else:
+            unit = raw.astype(np.float32, copy=False)
+            if np.isnan(unit).any():
+                nan_columns.append(feature)
+                continue
+            quarters = unit * 4
+            off = ~((quarters == np.round(quarters)) & (quarters >= 0) & (quarters <= 4))
+            values[:, j] = unit
+        if off.any():
+            off_columns.append(feature)
+            examples.extend(raw[off][: 3 - len(examples)].tolist())
+    if nan_columns:
         raise BnnlibError(f"{path.name}: features {nan_columns[:5]} have missing values (NaN); Numerai's "
                           "current files fill them with the middle level (0.5, or 2 in int8 files): fill them "
                           "so, or choose a feature set without them")
-    if off.any():
-        bad = [f for f, b in zip(features, off) if b]
-        raise BnnlibError(f"{path.name}: features {bad[:5]} hold values outside Numerai's 5 levels "
-                          "{0, 0.25, 0.5, 0.75, 1} (or 0..4 in int8 files), e.g. "
-                          f"{examples}; these are not Numerai features: check the files")
+    if off_columns:
+        odd = [f for f in off_columns if not integer[features.index(f)]]
+        if any(integer) and odd:  # a float column among int8 ones: blame it, not the int8 ones
+            kinds = {str(frame[f].dtype) for f in odd}
+            raise BnnlibError(f"{path.name}: features {odd[:5]} are {'/'.join(sorted(kinds))} among integer (int8) "
+                              f"features and hold values such as {examples}, off Numerai's levels; write every "
+                              "feature in one encoding (0..4 integers, or 0..1 in steps of 0.25)")
+        scale = "0..4 (int8 files)" if all(integer) else "{0, 0.25, 0.5, 0.75, 1} (or 0..4 in int8 files)"
+        raise BnnlibError(f"{path.name}: features {off_columns[:5]} hold values outside Numerai's 5 levels "
+                          f"{scale}, e.g. {examples}; these are not Numerai features: check the files")
     return values
+
+
+def _check_era_sizes(frame: pd.DataFrame, path: Path) -> None:
+    """Every era needs at least 2 rows: a per-era correlation of one row does not exist."""
+    sizes = frame.groupby("era", sort=False).size()
+    small = sizes[sizes < 2]
+    if len(small):
+        raise BnnlibError(f"{path.name}: era {small.index[0]} has {int(small.iloc[0])} row ({len(small)} such "
+                          "eras); scores are per-era correlations, which need at least 2 rows per era: drop or "
+                          "merge those eras")
 
 
 def _read_split(path: Path, features: list[str], roles: TargetRoles, columns: list[str], split: str,
@@ -160,7 +181,9 @@ def _read_split(path: Path, features: list[str], roles: TargetRoles, columns: li
     frame = pd.read_parquet(path, columns=wanted + (["id"] if index_in_data else []))
     if index_in_data:
         frame = frame.set_index("id")
-    if "data_type" in frame.columns:
+    if "data_type" not in frame.columns:
+        notes.append(f"{path.name} has no data_type column, so all its rows are taken as {split} rows")
+    else:
         kept = frame["data_type"].astype(str) == split
         if split == "validation" and not kept.any():
             raise BnnlibError(f"{path.name} has no rows with data_type == 'validation'; pass a validation file")
@@ -174,7 +197,9 @@ def _read_split(path: Path, features: list[str], roles: TargetRoles, columns: li
         if not pd.api.types.is_numeric_dtype(frame[target]):
             raise BnnlibError(f"{path.name}: target {target!r} is not numeric; pick a target column")
         out[target] = frame[target].to_numpy(np.float32)
-    return _check_main(out, roles.main, path, split, notes)
+    out = _check_main(out, roles.main, path, split, notes)
+    _check_era_sizes(out, path)
+    return out
 
 
 def _check_main(frame: pd.DataFrame, main: str, path: Path, split: str, notes: list[str]) -> pd.DataFrame:

@@ -63,6 +63,13 @@ def score_table(results: Mapping[str, Any], kinds: Sequence[str] = KINDS) -> pd.
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
 
 
+def labelled_score_table(results: Mapping[str, Any], labels: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """`score_table` with label columns first (e.g. hypothesis and prior of each model name)."""
+    table = score_table(results)
+    columns = pd.DataFrame.from_dict({name: dict(labels[name]) for name in table.index}, orient="index")
+    return pd.concat([columns, table], axis=1).rename_axis(table.index.name)
+
+
 def draw_scores(result: Any, kind: str = "corr") -> pd.DataFrame:
     """Per posterior draw: the mean, std and Sharpe over eras of that draw's per-era score."""
     return result.scores.draw_summary(check_kind(kind))
@@ -130,6 +137,12 @@ def draws_cells(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     return pd.DataFrame(rows, index=table.index).T
 
 
+def draws_side_by_side(ours: pd.DataFrame, talk: pd.DataFrame, *, ours_label: str = "this run",
+                       talk_label: str = "talk (2021)") -> pd.DataFrame:
+    """Our `draws_vs_ensemble` table and the talk's, each laid out by `draws_cells`, side by side."""
+    return pd.concat({ours_label: draws_cells(ours), talk_label: draws_cells(talk)}, axis=1)
+
+
 # --------------------------------------------------------------------------- claims
 
 
@@ -161,11 +174,6 @@ def _try(test: Callable[[pd.DataFrame], bool | None], table: pd.DataFrame) -> bo
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return bool(value)
-
-
-def count_phrase(n: int, of: int, noun: str) -> str:
-    """'3 of 3 priors' (the words a chapter's prose is built from)."""
-    return f"{n} of {of} {noun}"
 
 
 # --------------------------------------------------------------------------- ground truth
@@ -224,6 +232,21 @@ def signal_capture(predictions: Mapping[str, Any], signal: Any) -> pd.Series:
             raise BnnlibError(f"{name}: {prediction.shape[0]} predictions for {signal.shape[0]} signal rows; align them")
         out[name] = float(np.corrcoef(prediction, signal)[0, 1]) if prediction.std() > 0 else float("nan")
     return pd.Series(out, name="corr_with_signal")
+
+
+def ground_truth_tables(dataset: Any, results: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.Series] | None:
+    """The validation ceiling of the noise-free signals (`signal_ceiling` of signal and
+    signal_stable) and each model's correlation with the true signal (`signal_capture`), or
+    None when the data has no ground truth (real data)."""
+    signals = truth_signals(dataset)
+    if signals is None:
+        return None
+    _, target, eras = dataset.arrays("validation", [dataset.roles.main])
+    ceiling = signal_ceiling(signals, target[:, 0], eras, ["signal", "signal_stable"])
+    capture = signal_capture(
+        {n: r.scores.predictions()["prediction"].reindex(signals.index) for n, r in results.items()},
+        signals["signal"])
+    return ceiling, capture
 
 
 def percent_range(shares: Any) -> str:
@@ -293,6 +316,15 @@ def auc_p_value_from_counts(auc: float, n_pos: int, n_neg: int) -> float:
     return float(stats.norm.sf((auc - 0.5) / sd))
 
 
+def with_p_values(burn: pd.DataFrame) -> pd.DataFrame:
+    """A burn table known only by its AUCs and counts (the talk's: auc, burn_eras, n_eras) with
+    the one-sided p-value of each AUC (`auc_p_value_from_counts`)."""
+    table = burn.copy()
+    table["p_value"] = [auc_p_value_from_counts(a, b, n - b)
+                        for a, b, n in zip(table["auc"], table["burn_eras"], table["n_eras"])]
+    return table
+
+
 def roc_curve(scores: Any, labels: Any) -> pd.DataFrame:
     """The ROC curve of the rule "flag when score >= threshold", from flagging nothing (0, 0)
     to flagging everything (1, 1): columns threshold, fpr, tpr. Tied scores move together, so
@@ -328,6 +360,24 @@ def burn_eras(per_era: pd.DataFrame, kind: str = "corr") -> pd.DataFrame:
     frame = per_era[["era", kind, "mean_std"]].copy()
     frame["burn"] = frame[kind] < 0
     return frame.reset_index(drop=True)
+
+
+def shift_table(eras: Mapping[str, pd.DataFrame], truth: pd.DataFrame) -> pd.DataFrame:
+    """Per model: how many validation eras had a sudden shift (the synthetic ground truth's
+    `shifted`), the burn rate in them and in the others, and the AUC of the era's mean
+    predictive std as a detector of the shifted eras. `eras` are `burn_eras` tables."""
+    shifted = truth.set_index("era")["shifted"].astype(bool)
+    rows = {}
+    for name, table in eras.items():
+        frame = table.assign(era=table["era"].astype(str)).set_index("era").join(shifted, how="inner")
+        flag = frame["shifted"]
+        rows[name] = {
+            "shifted_eras": int(flag.sum()),
+            "burn_rate_shifted": float(frame.loc[flag, "burn"].mean()) if flag.any() else float("nan"),
+            "burn_rate_other": float(frame.loc[~flag, "burn"].mean()) if (~flag).any() else float("nan"),
+            "auc_std_for_shifted": mann_whitney_auc(frame["mean_std"], flag),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("prior")
 
 
 def burn_detection(results: Mapping[str, Any], kind: str = "corr") -> pd.DataFrame:
@@ -399,6 +449,33 @@ def normal_posterior(mean: float, std: float) -> dict[str, float]:
         "ci95_low": float(mean - half),
         "ci95_high": float(mean + half),
     }
+
+
+def beta_posteriors(betas: Mapping[str, tuple[float, float]], verdicts: Mapping[str, str]) -> pd.DataFrame:
+    """H4's beta per prior: the normal posterior {prior: (mean, std)} summarised (`normal_posterior`)
+    with its fit's convergence verdict."""
+    table = pd.DataFrame.from_dict({p: normal_posterior(m, s) for p, (m, s) in betas.items()},
+                                   orient="index").rename_axis("prior")
+    table["verdict"] = [verdicts[p] for p in table.index]
+    return table
+
+
+def hypotheses_table(hypotheses: Sequence[str]) -> pd.DataFrame:
+    """Each target hypothesis with the one-line description of its likelihood."""
+    from bnnlib.models.likelihoods import get_likelihood
+
+    return pd.DataFrame({"model": [get_likelihood(h).description for h in hypotheses]},
+                        index=pd.Index(list(hypotheses), name="hypothesis"))
+
+
+def target_correlations(dataset: Any) -> pd.DataFrame:
+    """Each role target (aux, long) with its role and its Pearson correlation with the main
+    target on the training rows (rows where either is missing left out)."""
+    roles = dataset.roles
+    rows = [("other 20-day", t) for t in roles.aux] + ([("60-day", roles.long)] if roles.long else [])
+    corr = dataset.train[[roles.main, *(t for _, t in rows)]].corr()
+    return pd.DataFrame({"role": [r for r, _ in rows], f"corr with {roles.main}": [corr.loc[roles.main, t] for _, t in rows]},
+                        index=pd.Index([t for _, t in rows], name="target"))
 
 
 def normal_density(mean: float, std: float, points: int = 401, width: float = 4.0) -> pd.DataFrame:

@@ -18,10 +18,25 @@ TALK = "#ff7f0e"
 BURN = "#d62728"
 
 
+BOOK_STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
+              "ytick.labelsize": 10, "legend.fontsize": 9, "figure.titlesize": 13}
+"""Font sizes that stay readable when a figure is scaled down to the page's text column."""
+
+MAX_WIDTH = 10.0
+"""Inches: the widest figure; wider ones would be shrunk (fonts with them) to the text column."""
+
+
+def use_book_style() -> None:
+    """Set the book's font sizes for every figure made afterwards."""
+    import matplotlib
+
+    matplotlib.rcParams.update(BOOK_STYLE)
+
+
 def _figure(n_panels: int = 1, width: float = 5.0, height: float = 3.6, share_y: bool = False):
     if n_panels < 1:
         raise BnnlibError("a figure needs at least one panel; pass at least one model")
-    figure = Figure(figsize=(width * n_panels, height), layout="constrained")
+    figure = Figure(figsize=(min(width * n_panels, MAX_WIDTH), height), layout="constrained")
     axes = figure.subplots(1, n_panels, sharey=share_y, squeeze=False)[0]
     return figure, list(axes)
 
@@ -98,6 +113,21 @@ def draw_histograms(draws: Mapping[str, pd.Series], ensemble: Mapping[str, float
     return figure
 
 
+def draws_against_ensemble(results: Mapping[str, object], draw_table: pd.DataFrame, stat: str = "mean", *,
+                           title: str, xlabel: str) -> Figure:
+    """`draw_histograms` of one per-draw statistic ("mean": the draw's corr, or "sharpe") of
+    each Bayesian model, with its ensemble's value from a `draws_vs_ensemble` table."""
+    from bnnlib.analysis import draw_scores
+    from bnnlib.talk import prior_label
+
+    column = {"mean": "ensemble_corr", "sharpe": "ensemble_sharpe"}
+    if stat not in column:
+        raise BnnlibError(f"stat must be one of {sorted(column)}, got {stat!r}")
+    return draw_histograms({prior_label(n): draw_scores(r)[stat] for n, r in results.items()},
+                           {prior_label(n): draw_table.loc[n, column[stat]] for n in results},
+                           title=title, xlabel=xlabel)
+
+
 def std_vs_score(frames: Mapping[str, pd.DataFrame], *, kind: str = "corr", title: str) -> Figure:
     """One panel per model: each era's mean predictive std against its score; burn eras in red."""
     figure, axes = _figure(len(frames), width=4.2)
@@ -128,6 +158,18 @@ def roc_curves(rocs: Mapping[str, pd.DataFrame], aucs: Mapping[str, float], *, t
     ax.set_ylabel("true positive rate (burn eras flagged)")
     ax.legend(fontsize="small", loc="lower right")
     return figure
+
+
+def burn_rocs(eras: Mapping[str, pd.DataFrame], *, title: str) -> Figure | None:
+    """`roc_curves` of each model's mean std as a detector of its burn eras (`analysis.burn_eras`
+    tables); models without both burn and other eras have no curve; None when none has one."""
+    from bnnlib.analysis import mann_whitney_auc, roc_curve
+
+    usable = {n: e for n, e in eras.items() if 0 < int(e["burn"].sum()) < len(e)}
+    if not usable:
+        return None
+    return roc_curves({n: roc_curve(e["mean_std"], e["burn"]) for n, e in usable.items()},
+                      {n: mann_whitney_auc(e["mean_std"], e["burn"]) for n, e in usable.items()}, title=title)
 
 
 def posterior_densities(densities: Mapping[str, pd.DataFrame], *, title: str, xlabel: str,

@@ -16,25 +16,17 @@
 #
 # A **burn era** is a validation era whose corr is negative: a staked model loses money in it.
 # The posterior gives, for every row, many predictions; their standard deviation is the
-# model's uncertainty about that row. The talk averages it within each era and asks whether
+# model's uncertainty about that row. The talk {cite}`talk2021` averages it within each era and asks whether
 # that number flags the eras that burn, scoring it as a detector by the area under the ROC
-# curve (AUC).
+# curve (AUC) {cite}`hanley1982`.
 #
 # **Direction.** As in the talk, a *higher* mean std is read as "more likely to burn": the
 # detector flags an era when its mean std is above a threshold, so an AUC above 0.5 says burn
 # eras tend to have higher uncertainty, 0.5 is chance, and below 0.5 says they have *lower*
-# uncertainty. The AUC is computed by the Mann-Whitney statistic (the probability that a random
+# uncertainty. The AUC is computed by the Mann-Whitney statistic {cite}`mannwhitney1947` (the probability that a random
 # burn era has a higher mean std than a random other era, ties counting one half).
 
-# %%
-import time
-
-from bnnlib.chapter import declared_parameters
-
-started = time.time()
-names_before_parameters = set(globals())
-
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 data_source = "synthetic"  # synthetic | numerai
 synthetic_profile = "default"  # synthetic data: tiny | quick | default
 data_dir = None  # real data: the folder holding Numerai's files
@@ -60,38 +52,33 @@ seed = 0
 force = False  # refit even if cached
 jobs = 1  # local processes for the fits
 
-# %%
-# the values this chapter runs with, for the provenance table at the end
-parameters = declared_parameters(globals(), names_before_parameters)
-
-# %%
+# %% tags=["remove-cell"]
 # %matplotlib inline
+from bnnlib.chapter import glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
 
-import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
-from bnnlib import analysis, book_models, plots, results, talk
-from bnnlib.chapter import open_chapter
-from bnnlib.provenance import provenance
+from bnnlib import analysis, book_models, findings, plots, results, talk
 from bnnlib.study import evaluate_models
 
-chapter = open_chapter("burn_eras", parameters)
-dataset, cache, out, synthetic, ours_label = (
-    chapter.dataset, chapter.cache, chapter.out, chapter.synthetic, chapter.ours_label)
-display(Markdown(
-    chapter.data_note(f"{talk.TALK_BURN_ERAS_OF} validation eras")
-    + f"Validation: {dataset.validation['era'].nunique()} eras; {epochs} epochs, {draws} draws per prior."
-))
+chapter = open_chapter("burn_eras", globals())
+params, dataset, out = chapter.params, chapter.dataset, chapter.out
+glue_all({"talk_eras": talk.TALK_BURN_ERAS_OF})
 
 # %% [markdown]
+# {glue:text}`data_note` The talk's burn eras are among Numerai v3's {glue:text}`talk_eras`
+# validation eras; this run has {glue:text}`validation_eras`, with {glue:text}`param_epochs`
+# epochs and {glue:text}`param_draws` draws per prior. The command that reruns this page, its
+# parameters and its source are {ref}`at its end <rerun-burn-eras>`.
+#
 # ## The posterior of each prior
 #
 # The same Bayesian networks as in study 1 (with the same settings they come from the cache).
 
 # %%
-specs = book_models.burn_eras(parameters)
+specs = book_models.burn_eras(params)
 names = [s.name for s in specs]
-fitted = evaluate_models(specs, dataset, cache, force=force, jobs=jobs)
+fitted = evaluate_models(specs, dataset, chapter.cache, force=params["force"], jobs=params["jobs"])
 eras = {p: analysis.burn_eras(fitted[p].per_era) for p in names}
 
 # %% [markdown]
@@ -99,27 +86,33 @@ eras = {p: analysis.burn_eras(fitted[p].per_era) for p in names}
 #
 # An AUC of the predictive std says something about a posterior only if the fit converged.
 
-# %%
+# %% tags=["remove-input"]
 fit_table = chapter.report_fits(fitted, figure_number=1)
-unconverged = [p for p in names if fit_table.loc[p, "verdict"] != "converged"]
+glue_all(findings.convergence(fit_table, names, "its AUC measures the optimiser's state, not its posterior's "
+                                                "uncertainty."))
 
 # %% [markdown]
+# ```{glue:md} fits_caption
+# :format: myst
+# ```
+#
+# Converged: {glue:text}`converged`. {glue:text}`unconverged_note`
+#
 # ## Uncertainty against the era's score
 #
 # Each point is one validation era: its mean predictive std (the average over its rows of the
 # std of the draws' predictions) against the ensemble's corr in that era.
 
-# %%
-figure = plots.std_vs_score({talk.PRIOR_LABELS.get(p, p): eras[p] for p in names},
+# %% tags=["remove-input"]
+figure = plots.std_vs_score({talk.prior_label(p): eras[p] for p in names},
                             title="Era's mean predictive std vs its corr (red: burn eras)")
 results.export_figure(out, "std_vs_corr", figure)
 display(figure)
-display(Markdown(
-    "*Figure 2. Per validation era, the mean over its rows of the predictive std across posterior "
-    "draws (x) and the ensemble's corr in that era (y), per prior; burn eras (corr < 0) in red.*"
-))
 
 # %% [markdown]
+# *Figure 2. Per validation era, the mean over its rows of the predictive std across posterior
+# draws (x) and the ensemble's corr in that era (y), per prior; burn eras (corr < 0) in red.*
+#
 # ## The std as a burn-era detector
 #
 # The AUC, the number of burn eras, and a one-sided Mann-Whitney p-value (how often chance alone
@@ -128,118 +121,95 @@ display(Markdown(
 
 # %%
 detection = analysis.burn_detection(fitted)
-talk_burn = talk.study2_burn()
-talk_burn["p_value"] = [analysis.auc_p_value_from_counts(a, b, n - b) for a, b, n in
-                        zip(talk_burn["auc"], talk_burn["burn_eras"], talk_burn["n_eras"])]
-display(analysis.side_by_side(detection, talk_burn, ours_label=ours_label).round(4))
-display(detection[["mean_std_burn", "mean_std_other", "spearman_std_score"]])
+talk_burn = analysis.with_p_values(talk.study2_burn())
+display(analysis.side_by_side(detection, talk_burn, ours_label=chapter.ours_label).round(4))
+detection[["mean_std_burn", "mean_std_other", "spearman_std_score"]]
 
-# %%
-rocs = {talk.PRIOR_LABELS.get(p, p): analysis.roc_curve(eras[p]["mean_std"], eras[p]["burn"])
-        for p in names if 0 < detection.loc[p, "burn_eras"] < detection.loc[p, "n_eras"]}
-aucs = {talk.PRIOR_LABELS.get(p, p): detection.loc[p, "auc"] for p in names}
-if rocs:
-    figure = plots.roc_curves(rocs, aucs, title="Mean predictive std as a burn-era detector")
+# %% tags=["remove-input"]
+figure = plots.burn_rocs({talk.prior_label(p): eras[p] for p in names},
+                         title="Mean predictive std as a burn-era detector")
+if figure is not None:
     results.export_figure(out, "roc", figure)
     display(figure)
-    display(Markdown(
-        "*Figure 3. ROC curves of the rule \"flag an era as burning when its mean predictive std is at "
-        "least t\", for every threshold t, per prior; the dotted diagonal is chance (AUC 0.5).*"
-    ))
-else:
-    display(Markdown("No prior has both burn eras and other eras in this run, so there is no ROC curve."))
-
-# %%
-claims = [
-    analysis.Claim("the flat prior's AUC is below chance (0.5)", lambda t: t.loc["flat", "auc"] < 0.5),
-    analysis.Claim("the Normal prior's AUC is above chance", lambda t: t.loc["normal", "auc"] > 0.5),
-    analysis.Claim("the Laplace prior's AUC is above chance", lambda t: t.loc["laplace", "auc"] > 0.5),
-    analysis.Claim("the Laplace prior has the highest AUC", lambda t: t.loc[list(talk.PRIORS), "auc"].idxmax() == "laplace"),
-    analysis.Claim("some AUC above 0.5 is significant at the 5% level (one-sided)",
-                   lambda t: bool(((t["auc"] > 0.5) & (t["p_value"] < 0.05)).any())),
-]
-check = analysis.check_claims(claims, detection, talk_burn)
-display(check)
-above = int((detection["auc"] > 0.5).sum())
-significant = int(((detection["auc"] > 0.5) & (detection["p_value"] < 0.05)).sum())
-best = detection["auc"].idxmax()
-talk_best = talk_burn["auc"].idxmax()
-talk_worst = talk_burn["auc"].idxmin()
-display(Markdown(
-    f"Burn eras are {analysis.percent_range(detection['burn_eras'] / detection['n_eras'])} of the validation "
-    f"eras here (the talk: {analysis.percent_range(talk_burn['burn_eras'] / talk_burn['n_eras'])}). "
-    f"The std beats chance for {analysis.count_phrase(above, len(detection), 'priors')}, "
-    f"{significant} of them significantly at the 5% level; the highest AUC is the "
-    f"**{talk.PRIOR_LABELS.get(best, best)}** prior's ({detection.loc[best, 'auc']:.3f}). "
-    f"Of the talk's findings, {analysis.count_phrase(int(check['agree'].eq(True).sum()), int(check['agree'].notna().sum()), 'checkable ones')} "
-    f"hold here. The talk's own evidence is thin: its best AUC ({talk_burn.loc[talk_best, 'auc']:.4f}, "
-    f"{talk.PRIOR_LABELS[talk_best]}) has a one-sided p-value of {talk_burn.loc[talk_best, 'p_value']:.3f} with "
-    f"{talk_burn.loc[talk_best, 'burn_eras']} burn eras of {talk_burn.loc[talk_best, 'n_eras']}, and its lowest, "
-    f"{talk_burn.loc[talk_worst, 'auc']:.4f} ({talk.PRIOR_LABELS[talk_worst]}), is within chance (two-sided p = "
-    f"{2 * min(talk_burn.loc[talk_worst, 'p_value'], 1 - talk_burn.loc[talk_worst, 'p_value']):.2f}). "
-    + ("".join(f"The {talk.PRIOR_LABELS.get(p, p)} prior's fit is *{fit_table.loc[p, 'verdict']}*, so its AUC "
-               "measures the optimiser's state, not its posterior's uncertainty. " for p in unconverged))
-))
 
 # %% [markdown]
+# *Figure 3. ROC curves of the rule "flag an era as burning when its mean predictive std is at
+# least t", for every threshold t, per prior (a prior without both burn and other eras has no
+# curve); the dotted diagonal is chance (AUC 0.5).*
+#
+# The talk's findings, checked on its numbers and on ours:
+
+# %% tags=["hide-input"]
+check = analysis.check_claims(talk.study2_claims(), detection, talk_burn)
+glue_all(findings.prefixed("check", findings.agreement(check)))
+glue_all(findings.burn_detection(detection, talk_burn))
+check
+
+# %% [markdown]
+# Burn eras are {glue:text}`burn_share` of the validation eras here (the talk:
+# {glue:text}`talk_burn_share`). The std beats chance for {glue:text}`above` of
+# {glue:text}`priors` priors, {glue:text}`significant` of them significantly at the 5% level; the
+# highest AUC is the **{glue:text}`best`** prior's ({glue:text}`best_auc:.3f`). Of the talk's
+# findings, {glue:text}`check_agreed` of {glue:text}`check_checkable` checkable ones hold here
+# (those that differ: {glue:text}`check_differ`). The talk's own evidence is thin: its best AUC
+# ({glue:text}`talk_best_auc:.4f`, {glue:text}`talk_best`) has a one-sided p-value of
+# {glue:text}`talk_best_p:.3f` with {glue:text}`talk_best_burn` burn eras of
+# {glue:text}`talk_eras`, and its lowest, {glue:text}`talk_worst_auc:.4f`
+# ({glue:text}`talk_worst`), is within chance (two-sided p = {glue:text}`talk_worst_p2:.2f`).
+#
 # ## The same with numerai_corr
 #
 # Today's official score defines its own burn eras; the detector is the same std.
 
 # %%
 detection_nc = analysis.burn_detection(fitted, kind="numerai_corr")
-display(detection_nc[["n_eras", "burn_eras", "auc", "p_value"]].round(4))
-same = sum(int((eras[p]["burn"].to_numpy() == (fitted[p].per_era["numerai_corr"] < 0).to_numpy()).sum())
-           for p in names)
-display(Markdown(
-    f"The two scores agree on which eras burn for {same} of {sum(len(eras[p]) for p in names)} (prior, era) "
-    "pairs; the AUCs with numerai_corr range from "
-    f"{detection_nc['auc'].min():.3f} to {detection_nc['auc'].max():.3f}."
-))
+glue_all(findings.prefixed("nc", findings.burn_agreement(eras, {p: fitted[p].per_era for p in names}, detection_nc)))
+detection_nc[["n_eras", "burn_eras", "auc", "p_value"]].round(4)
 
 # %% [markdown]
+# The two scores agree on which eras burn for {glue:text}`nc_same` of {glue:text}`nc_pairs`
+# (prior, era) pairs; the AUCs with numerai_corr range from {glue:text}`nc_auc_low:.3f` to
+# {glue:text}`nc_auc_high:.3f`.
+#
 # ## Against the ground truth (synthetic data only)
 #
 # The synthetic data knows which validation eras had a sudden shift of the feature-target
 # relation. A model trained before the shift should do worse there; does its uncertainty rise?
 
-# %%
+# %% tags=["hide-input"]
 truth_eras = analysis.truth_eras(dataset)
 if truth_eras is None or "shifted" not in truth_eras.columns:
-    display(Markdown("This dataset has no ground truth (real data), so this check is skipped."))
+    glue_all({"truth_note": findings.NO_TRUTH})
 else:
-    shifted = truth_eras.set_index("era")["shifted"].astype(bool)
-    rows = {}
-    for p in names:
-        frame = eras[p].set_index("era").join(shifted, how="inner")
-        rows[p] = {
-            "shifted_eras": int(frame["shifted"].sum()),
-            "burn_rate_shifted": float(frame.loc[frame["shifted"], "burn"].mean()) if frame["shifted"].any() else float("nan"),
-            "burn_rate_other": float(frame.loc[~frame["shifted"], "burn"].mean()),
-            "auc_std_for_shifted": analysis.mann_whitney_auc(frame["mean_std"], frame["shifted"]),
-        }
-    truth_table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("prior")
+    truth_table = analysis.shift_table(eras, truth_eras)
+    glue_all(findings.shifted_eras(truth_table, len(eras[names[0]])))
     display(truth_table.round(3))
-    n_shift = int(truth_table["shifted_eras"].iloc[0])
-    display(Markdown(
-        f"{n_shift} of the {len(eras[names[0]])} validation eras had a sudden shift. "
-        + (f"Burn rates there vs elsewhere: "
-           + "; ".join(f"{talk.PRIOR_LABELS.get(p, p)} {r['burn_rate_shifted']:.0%} vs {r['burn_rate_other']:.0%}"
-                       for p, r in truth_table.iterrows())
-           + ". AUC of the std as a detector of the shifted eras: "
-           + ", ".join(f"{talk.PRIOR_LABELS.get(p, p)} {r['auc_std_for_shifted']:.3f}" for p, r in truth_table.iterrows())
-           + "." if n_shift else "There is nothing to detect.")
-    ))
 
 # %% [markdown]
+# {glue:text}`truth_note`
+#
+# (rerun-burn-eras)=
+# ## Rerun this page
+#
+# ```{glue:md} rerun
+# :format: myst
+# ```
+#
+# Parameters of this run:
+#
+# ```{glue:} parameters
+# ```
+#
+# Source: {download}`burn_eras.py <burn_eras.py>` (jupytext percent); executed notebook:
+# {download}`burn_eras.ipynb <burn_eras.ipynb>`. Papers and talk cited: [References](references.md).
+#
 # ## Exported results and provenance
 #
 # Per prior: the ensemble's predictions and its per-era scores with the mean predictive std
 # (`per_era.csv`); the detection table is `summary.csv`.
 
-# %%
-written = results.export_results(out, fitted, detection)
-display(Markdown(f"Wrote {len(written)} files under `{out}`."))
-display(provenance(parameters, dataset_fingerprint=dataset.fingerprint, started=started,
-                   cache_records=cache.events))
-display(cache.provenance())
+# %% tags=["remove-input"]
+chapter.close(fitted, detection)
+
+# %% [markdown]
+# {glue:text}`written` files written under {glue:text}`results_folder`.

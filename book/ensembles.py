@@ -15,9 +15,11 @@
 # # Study 1: many posterior draws, one ensemble
 #
 # A single trained network is one draw of a noisy process: change its seed and its validation
-# score moves. The talk's first study fits a Bayesian version of the NN Starter under three
-# priors (flat, which the talk calls *uniform*; Normal; Laplace), draws many networks from each
-# posterior, and asks two questions:
+# score moves. The talk's first study {cite}`talk2021` fits a Bayesian version of the NN Starter
+# {cite}`nnstarter` under three priors (flat, which the talk calls *uniform*; Normal; Laplace),
+# with a mean-field Normal posterior fitted by stochastic variational inference
+# {cite}`blundell2015,hoffman2013`, draws many networks from each posterior, and asks two
+# questions:
 #
 # 1. Does the **ensemble** (the average prediction of all draws) score better than the plain
 #    baseline network, and better than the baseline stopped at its best epoch (a reference
@@ -25,18 +27,10 @@
 # 2. How are the **per-draw** scores spread, and does the ensemble beat the average draw?
 #
 # Scores are per-era correlations on the validation eras: the talk's 2021 `corr` and today's
-# official `numerai_corr`, summarised by their mean ("validation corr") and Sharpe ratio (mean
-# over std across eras).
+# official `numerai_corr` {cite}`numeraitools`, summarised by their mean ("validation corr") and
+# Sharpe ratio (mean over std across eras).
 
-# %%
-import time
-
-from bnnlib.chapter import declared_parameters
-
-started = time.time()
-names_before_parameters = set(globals())
-
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 data_source = "synthetic"  # synthetic | numerai
 synthetic_profile = "default"  # synthetic data: tiny | quick | default
 data_dir = None  # real data: the folder holding Numerai's files
@@ -64,49 +58,44 @@ seed = 0
 force = False  # refit even if cached
 jobs = 1  # local processes for the fits
 
-# %%
-# the values this chapter runs with, for the provenance table at the end
-parameters = declared_parameters(globals(), names_before_parameters)
-
-# %%
+# %% tags=["remove-cell"]
 # %matplotlib inline
+from bnnlib.chapter import glue, glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
 
-import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
 
-from bnnlib import analysis, book_models, fits, plots, results, talk
-from bnnlib.chapter import open_chapter
-from bnnlib.provenance import provenance
+from bnnlib import analysis, book_models, findings, fits, plots, results, talk
 from bnnlib.study import evaluate_models
 
-chapter = open_chapter("ensembles", parameters)
-dataset, cache, out, synthetic, ours_label = (
-    chapter.dataset, chapter.cache, chapter.out, chapter.synthetic, chapter.ours_label)
-eras = dataset.validation["era"].nunique()
-display(Markdown(
-    chapter.data_note()
-    + f"Training: {len(dataset.train):,} rows; validation: {len(dataset.validation):,} rows in {eras} eras; "
-    f"{len(dataset.features)} features; settings: {epochs} epochs, batch {batch_size}, {draws} draws per prior."
-))
+chapter = open_chapter("ensembles", globals())
+params, dataset, out = chapter.params, chapter.dataset, chapter.out
 
 # %% [markdown]
+# {glue:text}`data_note` Training: {glue:text}`train_rows:,` rows; validation:
+# {glue:text}`validation_rows:,` rows in {glue:text}`validation_eras` eras; {glue:text}`features`
+# features; {glue:text}`param_epochs` epochs, batch {glue:text}`param_batch_size`,
+# {glue:text}`param_draws` draws per prior. The command that reruns this page, its parameters
+# and its source are {ref}`at its end <rerun-ensembles>`.
+#
 # ## The models
 #
-# The baseline is the simplified NN Starter (MSE, Adam, lr 1e-2); the BNNs use the same network
-# with a prior on every weight and a mean-field Normal posterior fitted by SVI (lr 1e-3). Two
-# controls stand beside them. `baseline_bnn_lr` is the baseline trained with the BNN's optimiser
-# settings (lr 1e-3, the same steps): if a BNN beats the baseline, is it the posterior or only the
-# smaller step size? The best-epoch reference is the baseline fit scored at the epoch with the
-# highest validation corr (chosen by looking at validation, so not a fair score). Each BNN is also
-# refitted from a ten times smaller initial guide std, and, when this run uses bf16, the Normal
-# BNN is refitted in float32: both checks are below.
+# The baseline is the simplified NN Starter (MSE, Adam {cite}`kingma2015adam`, lr 1e-2); the
+# BNNs use the same network with a prior on every weight and a mean-field Normal posterior
+# fitted by SVI (lr 1e-3), in Pyro {cite}`bingham2019`, with the local reparameterisation
+# {cite}`kingma2015` and Polyak-Ruppert averaging of the last steps {cite}`polyak1992`. Two
+# controls stand beside them. `baseline_bnn_lr` is the baseline trained with the BNN's
+# optimiser settings (lr 1e-3, the same steps): if a BNN beats the baseline, is it the posterior
+# or only the smaller step size? The best-epoch reference is the baseline fit scored at the
+# epoch with the highest validation corr. Each BNN is also refitted from a ten times smaller
+# initial guide std, and, when this run uses bf16, the Normal BNN is refitted in float32: both
+# checks are below.
 
 # %%
-specs = book_models.ensembles(parameters)
-fitted_all = evaluate_models(specs, dataset, cache, force=force, jobs=jobs)
-checks = {book_models.init_check_name(p) for p in priors} | {book_models.PRECISION_CHECK}
-fitted = {name: result for name, result in fitted_all.items() if name not in checks}
-bnn_names = [name for name, result in fitted.items() if result.spec.method == "bnn"]
+specs = book_models.ensembles(params)
+fitted_all = evaluate_models(specs, dataset, chapter.cache, force=params["force"], jobs=params["jobs"])
+checks = {book_models.init_check_name(p) for p in params["priors"]} | {book_models.PRECISION_CHECK}
+fitted = {name: r for name, r in fitted_all.items() if name not in checks}
+bnn_names = [name for name, r in fitted.items() if r.spec.method == "bnn"]
 
 # %% [markdown]
 # ## Did the fits converge?
@@ -114,21 +103,17 @@ bnn_names = [name for name, result in fitted.items() if result.spec.method == "b
 # A BNN's draws describe a posterior only if SVI reached the ELBO's maximum. Every fit records
 # its trace; the verdict is computed from it.
 
-# %%
+# %% tags=["remove-input"]
 fit_table = chapter.report_fits(fitted_all, figure_number=1)
-converged = [p for p in bnn_names if fit_table.loc[p, "verdict"] == "converged"]
-unconverged = [p for p in bnn_names if p not in converged]
-display(Markdown(
-    (f"Converged: {', '.join(talk.PRIOR_LABELS.get(p, p) for p in converged) or 'none'}. " )
-    + ("".join(
-        f"The **{talk.PRIOR_LABELS.get(p, p)}** prior's fit is *{fit_table.loc[p, 'verdict']}*"
-        + (" (the improper flat prior has no proper posterior for weights the data do not pin down: the guide's "
-           "entropy grows their scales without bound, so its spread is set by when the optimiser stopped)"
-           if p == "flat" else "")
-        + "; its draws' spread below is not a property of a posterior. " for p in unconverged))
-))
+glue_all(findings.convergence(fit_table, bnn_names, "its draws' spread below is not a property of a posterior."))
 
 # %% [markdown]
+# ```{glue:md} fits_caption
+# :format: myst
+# ```
+#
+# Converged: {glue:text}`converged`. {glue:text}`unconverged_note`
+#
 # ## Validation corr and Sharpe of each model
 #
 # For the Bayesian models these are the scores of the ensemble of all draws. The talk's
@@ -138,65 +123,47 @@ display(Markdown(
 # %%
 scores = analysis.score_table(fitted)
 ours = scores.rename(columns={"corr_mean": "corr", "corr_sharpe": "sharpe"})[["corr", "sharpe"]]
-table1 = analysis.side_by_side(ours, talk.study1_scores(), ours_label=ours_label)
-display(table1.round(4))
-display(Markdown("Today's `numerai_corr` (the talk predates it), and the 2021 corr's maximum drawdown and burn eras:"))
-display(scores[["numerai_corr_mean", "numerai_corr_sharpe", "corr_max_drawdown", "corr_burn_eras"]].round(4))
+analysis.side_by_side(ours, talk.study1_scores(), ours_label=chapter.ours_label).round(4)
 
-# %%
+# %% [markdown]
+# Today's `numerai_corr` (the talk predates it), and the 2021 corr's maximum drawdown and burn eras:
+
+# %% tags=["remove-input"]
+scores[["numerai_corr_mean", "numerai_corr_sharpe", "corr_max_drawdown", "corr_burn_eras"]].round(4)
+
+# %% tags=["remove-input"]
 figure = plots.ours_vs_talk_bars(ours, talk.study1_scores(),
                                  {"corr": "validation corr (mean per-era corr)", "sharpe": "Sharpe ratio"},
                                  title="Validation scores of each model: this run vs the talk")
 results.export_figure(out, "scores", figure)
 display(figure)
-display(Markdown(
-    "*Figure 2. Validation corr (left) and Sharpe ratio (right) of the baseline, the BNN ensembles and "
-    "the best-epoch baseline; blue: this run"
-    + (" (synthetic data)" if synthetic else "") + ", orange: the talk (real data, 2021).*"
-))
-
-# %%
-best_epoch = fitted["baseline"].extras.get("best_epoch")
-ALL = list(talk.PRIORS)  # a claim about all priors needs all three; with fewer it cannot be checked
-claims1 = [
-    analysis.Claim("every BNN ensemble's corr is above the baseline's",
-                   lambda t: all(t.loc[p, "corr"] > t.loc["baseline", "corr"] for p in ALL)),
-    analysis.Claim("the flat prior has the best Sharpe of the baseline and the BNNs",
-                   lambda t: t.loc[["baseline", *ALL], "sharpe"].idxmax() == "flat"),
-    analysis.Claim("the baseline has the second-best Sharpe",
-                   lambda t: t.loc[["baseline", *ALL], "sharpe"].sort_values().index[-2] == "baseline"),
-    analysis.Claim("the Laplace prior's corr is above the Normal prior's",
-                   lambda t: t.loc["laplace", "corr"] > t.loc["normal", "corr"]),
-    analysis.Claim("the best-epoch baseline's corr is above the 30-epoch baseline's",
-                   lambda t: t.loc["baseline_best_epoch", "corr"] > t.loc["baseline", "corr"]),
-]
-check1 = analysis.check_claims(claims1, ours, talk.study1_scores())
-display(check1)
-agreed = check1["agree"].eq(True).sum()
-known = check1["agree"].notna().sum()
-best_bnn = ours.loc[bnn_names, "corr"].idxmax()
-above_baseline = [p for p in bnn_names if ours.loc[p, "corr"] > ours.loc["baseline", "corr"]]
-above_control = [p for p in above_baseline if ours.loc[p, "corr"] > ours.loc["baseline_bnn_lr", "corr"]]
-control_sentence = (
-    f"The matched-budget control, the baseline trained with the BNN's lr {lr_bnn:g} for the same steps, scores "
-    f"{ours.loc['baseline_bnn_lr', 'corr']:.4f} (Sharpe {ours.loc['baseline_bnn_lr', 'sharpe']:.3f}). "
-    + (f"Of the {len(above_baseline)} BNNs above the baseline, {len(above_control)} are also above this control"
-       + (": their edge is not the smaller step size alone." if above_control else
-          ": their edge over the baseline is what the smaller step size alone gives.")
-       if above_baseline else "No BNN is above the baseline."))
-display(Markdown(
-    f"Of the talk's {len(check1)} findings on this table, {analysis.count_phrase(agreed, known, 'checkable ones')} "
-    f"hold in this run as well. The best BNN here is **{talk.PRIOR_LABELS.get(best_bnn, best_bnn)}** "
-    f"(corr {ours.loc[best_bnn, 'corr']:.4f}, Sharpe {ours.loc[best_bnn, 'sharpe']:.3f}); the baseline scores "
-    f"{ours.loc['baseline', 'corr']:.4f} (Sharpe {ours.loc['baseline', 'sharpe']:.3f}). "
-    + (f"The baseline's best validation epoch is epoch {best_epoch} of {epochs} "
-       f"(the talk's was epoch {talk.BEST_EPOCH} of {talk.EPOCHS}). " if best_epoch is not None else "")
-    + "Findings that differ: "
-    + ("; ".join(check1.loc[check1["agree"].eq(False), "finding"]) or "none")
-    + ". " + control_sentence
-))
 
 # %% [markdown]
+# *Figure 2. Validation corr (left) and Sharpe ratio (right) of the baseline, the BNN ensembles
+# and the best-epoch baseline; blue: {glue:text}`ours_label`, orange: the talk
+# (real data, 2021).*
+#
+# The talk's findings on this table, checked on its numbers and on ours:
+
+# %% tags=["hide-input"]
+check1 = analysis.check_claims(talk.study1_claims(), ours, talk.study1_scores())
+glue_all(findings.prefixed("check1", findings.agreement(check1)))
+glue_all(findings.study1_scores(ours, bnn_names, fitted["baseline"].extras.get("best_epoch"), params["epochs"],
+                                talk.BEST_EPOCH, talk.EPOCHS))
+check1
+
+# %% [markdown]
+# Of the talk's {glue:text}`check1_findings` findings on this table, {glue:text}`check1_agreed`
+# of {glue:text}`check1_checkable` checkable ones hold in this run as well. The best BNN here is
+# the **{glue:text}`best_bnn`** prior's (corr {glue:text}`best_corr:.4f`, Sharpe
+# {glue:text}`best_sharpe:.3f`); the baseline scores {glue:text}`baseline_corr:.4f` (Sharpe
+# {glue:text}`baseline_sharpe:.3f`). {glue:text}`best_epoch_note` Findings that differ:
+# {glue:text}`check1_differ`.
+#
+# The matched-budget control, the baseline trained with the BNN's lr {glue:text}`param_lr_bnn`
+# for the same steps, scores {glue:text}`control_corr:.4f` (Sharpe {glue:text}`control_sharpe:.3f`).
+# {glue:text}`control_verdict`
+#
 # ## The draws against their ensemble
 #
 # Each posterior draw is a network of its own, with its own validation corr and Sharpe. The
@@ -205,116 +172,90 @@ display(Markdown(
 
 # %%
 draw_table = analysis.draws_vs_ensemble({p: fitted[p] for p in bnn_names})
-display(pd.concat({ours_label: analysis.draws_cells(draw_table),
-                   "talk (2021)": analysis.draws_cells(talk.study1_draws())}, axis=1))
-draw_table_nc = analysis.draws_vs_ensemble({p: fitted[p] for p in bnn_names}, kind="numerai_corr")
-display(Markdown("The same with `numerai_corr` (the talk predates it, so there is nothing to compare with):"))
-display(draw_table_nc[["draw_corr_mean", "draw_corr_std", "ensemble_corr", "draw_sharpe_mean",
-                       "draw_sharpe_std", "ensemble_sharpe"]].round(4))
-
-# %%
-per_draw = {p: analysis.draw_scores(fitted[p]) for p in bnn_names}
-label = {p: talk.PRIOR_LABELS.get(p, p) for p in bnn_names}
-figure = plots.draw_histograms({label[p]: d["mean"] for p, d in per_draw.items()},
-                               {label[p]: draw_table.loc[p, "ensemble_corr"] for p in bnn_names},
-                               title="Validation corr of each posterior draw, per prior",
-                               xlabel="validation corr of one draw")
-results.export_figure(out, "draw_corr", figure)
-display(figure)
-display(Markdown(
-    f"*Figure 3. Histograms of the validation corr of each of the {draws} posterior draws, per prior; "
-    "dashed: the mean over draws; red: the ensemble of all draws.*"
-))
-figure = plots.draw_histograms({label[p]: d["sharpe"] for p, d in per_draw.items()},
-                               {label[p]: draw_table.loc[p, "ensemble_sharpe"] for p in bnn_names},
-                               title="Sharpe ratio of each posterior draw, per prior",
-                               xlabel="Sharpe ratio of one draw")
-results.export_figure(out, "draw_sharpe", figure)
-display(figure)
-display(Markdown("*Figure 4. As figure 3, for the Sharpe ratio of each draw.*"))
-
-# %%
-claims2 = [
-    analysis.Claim("for every prior, the ensemble's corr is above the mean of its draws' corr",
-                   lambda t: bool((t.loc[ALL, "ensemble_corr"] > t.loc[ALL, "draw_corr_mean"]).all())),
-    analysis.Claim("for every prior, the ensemble's Sharpe is above the mean of its draws' Sharpe",
-                   lambda t: bool((t.loc[ALL, "ensemble_sharpe"] > t.loc[ALL, "draw_sharpe_mean"]).all())),
-    analysis.Claim("the Normal prior's draws vary the most (largest std of per-draw corr)",
-                   lambda t: t.loc[ALL, "draw_corr_std"].idxmax() == "normal"),
-]
-check2 = analysis.check_claims(claims2, draw_table, talk.study1_draws())
-display(check2)
-beats = int(draw_table["ensemble_beats_draws_corr"].sum())
-talk_beats = int((talk.study1_draws()["ensemble_corr"] > talk.study1_draws()["draw_corr_mean"]).sum())
-widest = draw_table["draw_corr_std"].idxmax()
-talk_widest = talk.study1_draws()["draw_corr_std"].idxmax()
-display(Markdown(
-    f"The ensemble beats the mean of its draws on corr for {analysis.count_phrase(beats, len(draw_table), 'priors')} "
-    f"(the talk: {talk_beats} of {len(talk.study1_draws())}), and on Sharpe for "
-    f"{analysis.count_phrase(int(draw_table['ensemble_beats_draws_sharpe'].sum()), len(draw_table), 'priors')}. "
-    f"On average the ensemble's corr is above "
-    f"{100 * draw_table['share_below_ensemble_corr'].mean():.0f}% of the individual draws. "
-    f"The widest spread of per-draw corr is the **{talk.PRIOR_LABELS.get(widest, widest)}** prior's "
-    f"(std {draw_table.loc[widest, 'draw_corr_std']:.4f}); in the talk it was the "
-    f"{talk.PRIOR_LABELS[talk_widest]} prior's ({talk.study1_draws().loc[talk_widest, 'draw_corr_std']:.4f}). "
-    + (f"Only the spreads of converged fits ({', '.join(talk.PRIOR_LABELS.get(p, p) for p in converged)}) are "
-       "properties of a posterior." if unconverged else "Every fit converged, so these spreads are the posteriors'.")
-))
+analysis.draws_side_by_side(draw_table, talk.study1_draws(), ours_label=chapter.ours_label)
 
 # %% [markdown]
+# The same with `numerai_corr` (the talk predates it, so there is nothing to compare with):
+
+# %% tags=["remove-input"]
+analysis.draws_vs_ensemble({p: fitted[p] for p in bnn_names}, kind="numerai_corr")[
+    ["draw_corr_mean", "draw_corr_std", "ensemble_corr", "draw_sharpe_mean", "draw_sharpe_std", "ensemble_sharpe"]
+].round(4)
+
+# %% tags=["remove-input"]
+for stat, label in (("mean", "validation corr"), ("sharpe", "Sharpe ratio")):
+    figure = plots.draws_against_ensemble({p: fitted[p] for p in bnn_names}, draw_table, stat,
+                                          title=f"{label.capitalize()} of each posterior draw, per prior",
+                                          xlabel=f"{label} of one draw")
+    results.export_figure(out, f"draw_{'corr' if stat == 'mean' else stat}", figure)
+    display(figure)
+
+# %% [markdown]
+# *Figures 3 and 4. Histograms of the validation corr (top) and Sharpe ratio (bottom) of each of
+# the {glue:text}`param_draws` posterior draws, per prior; dashed: the mean over draws; red: the
+# ensemble of all draws.*
+
+# %% tags=["hide-input"]
+check2 = analysis.check_claims(talk.study1_draw_claims(), draw_table, talk.study1_draws())
+glue_all(findings.prefixed("check2", findings.agreement(check2)))
+glue_all(findings.prefixed("draws", findings.study1_draws(
+    draw_table, talk.study1_draws(), [p for p in bnn_names if fit_table.loc[p, "verdict"] == "converged"], bnn_names)))
+check2
+
+# %% [markdown]
+# The ensemble beats the mean of its draws on corr for {glue:text}`draws_beats_corr` of
+# {glue:text}`draws_priors` priors (the talk: {glue:text}`draws_talk_beats` of
+# {glue:text}`draws_talk_priors`), and on Sharpe for {glue:text}`draws_beats_sharpe` of
+# {glue:text}`draws_priors`. On average the ensemble's corr is above
+# {glue:text}`draws_share_below:.0f`% of the individual draws. The widest spread of per-draw corr
+# is the **{glue:text}`draws_widest`** prior's (std {glue:text}`draws_widest_std:.4f`); in the talk
+# it was the {glue:text}`draws_talk_widest` prior's ({glue:text}`draws_talk_widest_std:.4f`).
+# {glue:text}`draws_spreads` Of the talk's {glue:text}`check2_findings` findings on this table,
+# {glue:text}`check2_agreed` of {glue:text}`check2_checkable` checkable ones hold here.
+#
 # ## Is the spread the data's or the initialisation's?
 #
 # Each BNN refitted from a guide std ten times smaller: if the spread of the draws is the
 # posterior's, both fits end with the same guide std in every layer and the same ensemble corr,
 # up to the Monte Carlo error of a finite number of draws (and the optimiser's own noise).
+# Mean-field variational fits are known to prune units and to underfit the data's signal
+# {cite}`trippe2018,coker2022`, so this is not a formality.
 
 # %%
 _, y_valid, valid_eras = dataset.arrays("validation", [dataset.roles.main])
 init_pairs = {p: (p, book_models.init_check_name(p)) for p in bnn_names}
 init_check = fits.paired_comparison(fitted_all, init_pairs, y_valid[:, 0], valid_eras)
-display(init_check.round(4))
 results.write_csv(init_check, out / "init_invariance.csv")
-same_scales = [p for p in bnn_names if init_check.loc[p, "largest_std_change"] <= 0.1]
-display(Markdown(
-    f"Every layer's median guide std agrees within 10% between the two starting points for "
-    f"{analysis.count_phrase(len(same_scales), len(bnn_names), 'priors')}"
-    + (f" ({', '.join(talk.PRIOR_LABELS.get(p, p) for p in same_scales)})" if same_scales else "")
-    + "; for the others the spread of the draws is the initialisation's, not the data's. "
-    "The ensemble corrs differ by "
-    + ", ".join(f"{init_check.loc[p, 'difference_in_mc_errors']:.1f}" for p in bnn_names)
-    + " times their Monte Carlo error (" + ", ".join(talk.PRIOR_LABELS.get(p, p) for p in bnn_names) + ")."
-))
+glue_all(findings.prefixed("init", findings.init_invariance(init_check, bnn_names)))
+init_check.round(4)
 
 # %% [markdown]
+# Every layer's median guide std agrees within {glue:text}`init_tolerance:.0f`% between the two
+# starting points for {glue:text}`init_same` of {glue:text}`init_of` priors
+# ({glue:text}`init_same_names`); for the others the spread of the draws is the
+# initialisation's, not the data's. The ensemble corrs differ by this many times their Monte
+# Carlo error: {glue:text}`init_mc_errors`.
+#
 # ## bf16 against float32
 #
-# On CPUs with native bf16 instructions the fits and the scoring run their hidden layers'
-# products in bf16 (parameters, likelihood and outputs stay float32). The Normal BNN fitted and
-# scored in float32 says what that changes, against two yardsticks: the Monte Carlo error of the
-# ensemble, and the difference between two float32-or-bf16 fits of one posterior from two
+# On CPUs with native bf16 instructions {cite}`kalamkar2019` the fits and the scoring run their
+# hidden layers' products in bf16 (parameters, likelihood and outputs stay float32). The Normal
+# BNN fitted and scored in float32 says what that changes, against two yardsticks: the Monte
+# Carlo error of the ensemble, and the difference between two fits of one posterior from two
 # starting points (the table above).
 
-# %%
-if book_models.PRECISION_CHECK in fitted_all:
-    precision_check = fits.paired_comparison(
-        fitted_all, {"bf16 vs float32": (book_models.PRECISION_CHECK, "normal")}, y_valid[:, 0], valid_eras)
-    display(precision_check.round(4))
+# %% tags=["hide-input"]
+precision_check = fits.paired_comparison(
+    fitted_all, {"bf16 vs float32": (book_models.PRECISION_CHECK, "normal")}, y_valid[:, 0], valid_eras
+) if book_models.PRECISION_CHECK in fitted_all else None
+glue_all(findings.precision_note(precision_check, init_check, fit_table, params["precision"]))
+if precision_check is not None:
     results.write_csv(precision_check, out / "precision_check.csv")
-    row = precision_check.iloc[0]
-    display(Markdown(
-        f"In bf16 the Normal BNN's ensemble corr is {row['corr_second']:.4f} against {row['corr_first']:.4f} in "
-        f"float32: a difference of {abs(row['corr_difference']):.5f}, {row['difference_in_mc_errors']:.1f} times "
-        f"the Monte Carlo error of {draws} draws; refitting from another initial std moved it by "
-        f"{abs(init_check.loc['normal', 'corr_difference']):.5f}. The layers' median guide std changed by at most "
-        f"{row['largest_std_change']:.1%}. Fits: "
-        f"{fit_table.loc[book_models.PRECISION_CHECK, 'fit_seconds']:.0f} s in float32 against "
-        f"{fit_table.loc['normal', 'fit_seconds']:.0f} s in bf16."
-    ))
-else:
-    display(Markdown(f"This run uses {fitted[bnn_names[0]].spec.precision if bnn_names else 'float32'} throughout; "
-                     "there is nothing to compare."))
+    display(precision_check.round(4))
 
 # %% [markdown]
+# {glue:text}`precision_note`
+#
 # ## Against the ground truth (synthetic data only)
 #
 # The synthetic data knows the noise-free signal of every row. A model that predicted it
@@ -322,36 +263,38 @@ else:
 # era to era, about the most a model trained on past eras can learn. The second table says how
 # closely each model's predictions follow the true signal (Pearson correlation over all rows).
 
-# %%
-signals = analysis.truth_signals(dataset)
-if signals is None:
-    display(Markdown("This dataset has no ground truth (real data), so this check is skipped."))
-else:
-    _, y_valid, valid_eras = dataset.arrays("validation", [dataset.roles.main])
-    ceiling = analysis.signal_ceiling(signals, y_valid[:, 0], valid_eras, ["signal", "signal_stable"])
-    display(ceiling[["mean", "std", "sharpe"]].round(4))
-    capture = analysis.signal_capture(
-        {n: r.scores.predictions()["prediction"].reindex(signals.index) for n, r in fitted.items()},
-        signals["signal"])
-    display(capture.round(3).to_frame())
-    top = capture.idxmax()
-    display(Markdown(
-        f"Predicting the noise-free signal would give a validation corr of {ceiling.loc['signal', 'mean']:.4f} "
-        f"(its stable part {ceiling.loc['signal_stable', 'mean']:.4f}); the best model here reaches "
-        f"{ours['corr'].max():.4f}, or {100 * ours['corr'].max() / ceiling.loc['signal', 'mean']:.0f}% of the "
-        f"ceiling. The predictions closest to the true signal are **{top}**'s (correlation {capture[top]:.3f})."
-    ))
+# %% tags=["hide-input"]
+truth = analysis.ground_truth_tables(dataset, fitted)
+glue_all(findings.ground_truth(*truth, ours["corr"].max()) if truth else {"truth_note": findings.NO_TRUTH})
+if truth:
+    display(truth[0][["mean", "std", "sharpe"]].round(4), truth[1].round(3).to_frame())
 
 # %% [markdown]
+# {glue:text}`truth_note`
+#
+# (rerun-ensembles)=
+# ## Rerun this page
+#
+# ```{glue:md} rerun
+# :format: myst
+# ```
+#
+# Parameters of this run:
+#
+# ```{glue:} parameters
+# ```
+#
+# Source: {download}`ensembles.py <ensembles.py>` (jupytext percent); executed notebook:
+# {download}`ensembles.ipynb <ensembles.ipynb>`. Papers and talk cited: [References](references.md).
+#
 # ## Exported results and provenance
 #
 # Each model's ensemble predictions on the validation eras (`predictions.parquet`: index `id`,
 # columns `era`, `prediction`) and its per-era scores (`per_era.csv`) are written under the
 # chapter's results folder, with this chapter's main table as `summary.csv`.
 
-# %%
-written = results.export_results(out, fitted, scores)
-display(Markdown(f"Wrote {len(written)} files under `{out}`."))
-display(provenance(parameters, dataset_fingerprint=dataset.fingerprint, started=started,
-                   cache_records=cache.events))
-display(cache.provenance())
+# %% tags=["remove-input"]
+chapter.close(fitted, scores)
+
+# %% [markdown]
+# {glue:text}`written` files written under {glue:text}`results_folder`.

@@ -1,0 +1,257 @@
+"""The values a chapter's findings glue into its markdown, computed from its tables.
+
+Each function takes the tables a chapter has already shown and returns {glue key: value}:
+numbers (formatted by the markdown, e.g. ``{glue:text}`best_corr:.4f```) and, where a finding
+depends on a comparison, its computed wording ("within" / "outside", which prior, what the
+control says). The book's prose is written in the chapters' markdown; nothing here is typed
+from a result, so a rerun with other data rewrites the findings consistently.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from bnnlib.analysis import percent_range
+from bnnlib.talk import prior_label, prior_labels
+
+FLAT_NOTE = (" (the improper flat prior has no proper posterior for weights the data do not pin down: the guide's "
+             "entropy grows their scales without bound, so its spread is set by when the optimiser stopped)")
+
+
+def agreement(check: pd.DataFrame) -> dict:
+    """How many of the talk's findings (a `check_claims` table) were checkable and hold here too,
+    and the wording of those that differ."""
+    differ = "; ".join(check.loc[check["agree"].eq(False), "finding"]) or "none"
+    return {"findings": int(len(check)), "agreed": int(check["agree"].eq(True).sum()),
+            "checkable": int(check["agree"].notna().sum()), "differ": differ}
+
+
+def prefixed(prefix: str, values: Mapping) -> dict:
+    """`values` with every key prefixed (several tables' findings on one page)."""
+    return {f"{prefix}_{k}": v for k, v in values.items()}
+
+
+def unconverged_note(verdicts: Mapping[str, str], consequence: str) -> str:
+    """One sentence per fit that did not converge: its verdict and what it means for the
+    numbers computed from it (empty when every fit converged)."""
+    return "".join(f"The {prior_label(name)} fit is {verdict}{FLAT_NOTE if name == 'flat' else ''}; {consequence} "
+                   for name, verdict in verdicts.items() if verdict != "converged").strip()
+
+
+def convergence(fit_table: pd.DataFrame, names: Sequence[str], consequence: str) -> dict:
+    """Which of `names` converged (labels) and the note on the others."""
+    verdicts = {n: fit_table.loc[n, "verdict"] for n in names}
+    converged = [n for n, v in verdicts.items() if v == "converged"]
+    return {"converged": prior_labels(converged),
+            "unconverged_note": unconverged_note(verdicts, consequence) or "Every fit converged."}
+
+
+# --------------------------------------------------------------------------- study 1
+
+
+def study1_scores(ours: pd.DataFrame, bnn_names: Sequence[str], best_epoch: int | None, epochs: int,
+                  talk_best_epoch: int, talk_epochs: int) -> dict:
+    """The best BNN, the baseline, the best epoch, and the matched-budget control's verdict
+    (`ours`: corr and sharpe per model, with rows baseline and baseline_bnn_lr)."""
+    best = ours.loc[list(bnn_names), "corr"].idxmax()
+    above = [p for p in bnn_names if ours.loc[p, "corr"] > ours.loc["baseline", "corr"]]
+    above_control = [p for p in above if ours.loc[p, "corr"] > ours.loc["baseline_bnn_lr", "corr"]]
+    if not above:
+        control = "No BNN is above the baseline."
+    elif above_control:
+        control = (f"Of the {len(above)} BNNs above the baseline, {len(above_control)} are also above this control: "
+                   "their edge is not the smaller step size alone.")
+    else:
+        control = (f"Of the {len(above)} BNNs above the baseline, none is above this control: their edge over the "
+                   "baseline is what the smaller step size alone gives.")
+    epoch = ("" if best_epoch is None else
+             f"The baseline's best validation epoch is epoch {best_epoch} of {epochs} (the talk's was epoch "
+             f"{talk_best_epoch} of {talk_epochs}).")
+    return {"best_bnn": prior_label(best), "best_corr": ours.loc[best, "corr"],
+            "best_sharpe": ours.loc[best, "sharpe"], "baseline_corr": ours.loc["baseline", "corr"],
+            "baseline_sharpe": ours.loc["baseline", "sharpe"], "control_corr": ours.loc["baseline_bnn_lr", "corr"],
+            "control_sharpe": ours.loc["baseline_bnn_lr", "sharpe"], "control_verdict": control,
+            "best_epoch_note": epoch}
+
+
+def study1_draws(draw_table: pd.DataFrame, talk_draws: pd.DataFrame, converged: Sequence[str],
+                 names: Sequence[str]) -> dict:
+    """The ensemble against its draws, and whose draws vary most, beside the talk; which
+    spreads are a posterior's (only converged fits')."""
+    widest = draw_table["draw_corr_std"].idxmax()
+    talk_widest = talk_draws["draw_corr_std"].idxmax()
+    spreads = ("Every fit converged, so these spreads are the posteriors'." if len(converged) == len(names) else
+               f"Only the spreads of converged fits ({prior_labels(converged)}) are properties of a posterior.")
+    return {"beats_corr": int(draw_table["ensemble_beats_draws_corr"].sum()),
+            "beats_sharpe": int(draw_table["ensemble_beats_draws_sharpe"].sum()), "priors": int(len(draw_table)),
+            "talk_beats": int((talk_draws["ensemble_corr"] > talk_draws["draw_corr_mean"]).sum()),
+            "talk_priors": int(len(talk_draws)),
+            "share_below": 100 * float(draw_table["share_below_ensemble_corr"].mean()),
+            "widest": prior_label(widest), "widest_std": draw_table.loc[widest, "draw_corr_std"],
+            "talk_widest": prior_label(talk_widest), "talk_widest_std": talk_draws.loc[talk_widest, "draw_corr_std"],
+            "spreads": spreads}
+
+
+def init_invariance(check: pd.DataFrame, names: Sequence[str], tolerance: float = 0.1) -> dict:
+    """Which fits end at the same guide stds from two starting points, and how far apart
+    their ensembles' corrs are in Monte Carlo errors (a `fits.paired_comparison` table)."""
+    same = [p for p in names if check.loc[p, "largest_std_change"] <= tolerance]
+    return {"same": int(len(same)), "of": int(len(names)), "same_names": prior_labels(same),
+            "tolerance": 100 * tolerance,
+            "mc_errors": ", ".join(f"{prior_label(p)} {check.loc[p, 'difference_in_mc_errors']:.1f}" for p in names)}
+
+
+NO_TRUTH = "This dataset has no ground truth (real data), so this check is skipped."
+
+
+def precision_note(check: pd.DataFrame | None, init_check: pd.DataFrame, fit_table: pd.DataFrame,
+                   precision: str) -> dict:
+    """bf16 against float32 for the Normal posterior, beside the difference two starting points
+    make and the fits' times; or that the run used one precision throughout."""
+    if check is None:
+        return {"precision_note": f"This run uses precision {precision} throughout; there is nothing to compare."}
+    row = check.iloc[0]
+    from bnnlib.book_models import PRECISION_CHECK
+
+    return {"precision_note": (
+        f"In bf16 the Normal BNN's ensemble corr is {row['corr_second']:.4f} against {row['corr_first']:.4f} in "
+        f"float32: a difference of {abs(row['corr_difference']):.5f}, {row['difference_in_mc_errors']:.1f} times "
+        "the Monte Carlo error of the draws; refitting from another initial std moved it by "
+        f"{abs(init_check.loc['normal', 'corr_difference']):.5f}. The layers' median guide std changed by at most "
+        f"{row['largest_std_change']:.1%}. Fits: {fit_table.loc[PRECISION_CHECK, 'fit_seconds']:.0f} s in float32 "
+        f"against {fit_table.loc['normal', 'fit_seconds']:.0f} s in bf16.")}
+
+
+def ground_truth(ceiling: pd.DataFrame, capture: pd.Series, best_corr: float) -> dict:
+    """How close the best model comes to the noise-free signal's score, and whose predictions
+    follow the signal most closely."""
+    top = capture.idxmax()
+    signal = ceiling.loc["signal", "mean"]
+    return {"truth_note": (
+        f"Predicting the noise-free signal would give a validation corr of {signal:.4f} (its stable part "
+        f"{ceiling.loc['signal_stable', 'mean']:.4f}); the best model here reaches {best_corr:.4f}, or "
+        f"{100 * best_corr / signal:.0f}% of the ceiling. The predictions closest to the true signal are "
+        f"{prior_label(top)}'s (correlation {capture[top]:.3f}).")}
+
+
+# --------------------------------------------------------------------------- study 2
+
+
+def burn_detection(detection: pd.DataFrame, talk_burn: pd.DataFrame) -> dict:
+    """The burn-era shares, how many priors' std beats chance (and significantly), the best
+    AUC, and how strong the talk's own evidence is."""
+    best = detection["auc"].idxmax()
+    talk_best, talk_worst = talk_burn["auc"].idxmax(), talk_burn["auc"].idxmin()
+    worst_p = talk_burn.loc[talk_worst, "p_value"]
+    return {"burn_share": percent_range(detection["burn_eras"] / detection["n_eras"]),
+            "talk_burn_share": percent_range(talk_burn["burn_eras"] / talk_burn["n_eras"]),
+            "above": int((detection["auc"] > 0.5).sum()), "priors": int(len(detection)),
+            "significant": int(((detection["auc"] > 0.5) & (detection["p_value"] < 0.05)).sum()),
+            "best": prior_label(best), "best_auc": detection.loc[best, "auc"],
+            "talk_best": prior_label(talk_best), "talk_best_auc": talk_burn.loc[talk_best, "auc"],
+            "talk_best_p": talk_burn.loc[talk_best, "p_value"], "talk_best_burn": int(talk_burn.loc[talk_best, "burn_eras"]),
+            "talk_eras": int(talk_burn.loc[talk_best, "n_eras"]),
+            "talk_worst": prior_label(talk_worst), "talk_worst_auc": talk_burn.loc[talk_worst, "auc"],
+            "talk_worst_p2": 2 * min(worst_p, 1 - worst_p)}
+
+
+def burn_agreement(eras: Mapping[str, pd.DataFrame], per_era: Mapping[str, pd.DataFrame],
+                   detection_nc: pd.DataFrame) -> dict:
+    """On how many (prior, era) pairs the two scores agree that the era burned, and the range
+    of the AUCs with numerai_corr."""
+    same = sum(int((eras[p]["burn"].to_numpy() == (per_era[p]["numerai_corr"] < 0).to_numpy()).sum()) for p in eras)
+    return {"same": same, "pairs": sum(len(e) for e in eras.values()),
+            "auc_low": detection_nc["auc"].min(), "auc_high": detection_nc["auc"].max()}
+
+
+def shifted_eras(table: pd.DataFrame, n_eras: int) -> dict:
+    """Burn rates in the shifted eras against the others, and the std's AUC as a detector of the
+    shifted eras (an `analysis.shift_table`), as the section's `truth_note`."""
+    shifted = int(table["shifted_eras"].iloc[0])
+    note = f"{shifted} of the {n_eras} validation eras had a sudden shift. "
+    if not shifted:
+        return {"truth_note": note + "There is nothing to detect."}
+    rates = "; ".join(f"{prior_label(p)} {r['burn_rate_shifted']:.0%} vs {r['burn_rate_other']:.0%}"
+                      for p, r in table.iterrows())
+    aucs = ", ".join(f"{prior_label(p)} {r['auc_std_for_shifted']:.3f}" for p, r in table.iterrows())
+    return {"truth_note": note + f"Burn rates there vs elsewhere: {rates}. AUC of the std as a detector of the "
+                                 f"shifted eras: {aucs}."}
+
+
+# --------------------------------------------------------------------------- study 3
+
+
+def unconverged_cells(verdicts: pd.Series, consequence: str) -> dict:
+    """The (row, prior) cells of a verdict series keyed by pairs whose fit did not converge."""
+    cells = [f"{a}/{prior_label(p)}" for (a, p), v in verdicts.items() if v != "converged"]
+    return {"unconverged_note": "Every fit converged." if not cells else f"Not converged: {', '.join(cells)}. {consequence}"}
+
+
+def study3_scores(corr: pd.DataFrame, sharpe: pd.DataFrame) -> dict:
+    """The best (hypothesis, prior) cell, and in how many cells a multi-target model beats the
+    one-target BNN of the same prior."""
+    best = corr.stack().idxmax()
+    others = corr.drop(index="single") if "single" in corr.index else corr.iloc[0:0]
+    beats = int((others > corr.loc["single"]).sum().sum()) if len(others) else 0
+    return {"best_hypothesis": str(best[0]), "best_prior": prior_label(best[1]), "best_corr": corr.loc[best],
+            "best_sharpe": sharpe.loc[best], "beats": beats, "cells": int(others.size)}
+
+
+def h4_beta(beta: pd.DataFrame, target_corr: float | None) -> dict:
+    """Whether H4's beta posterior settles beta's sign (does its 95% interval cover 0?), for
+    each prior, as the section's `beta_note`; fits that did not converge are named."""
+    covers = int(((beta["ci95_low"] < 0) & (beta["ci95_high"] > 0)).sum())
+    verdict = ("As in the talk, the posterior does not settle the sign of beta." if covers == len(beta) else
+               "Unlike the talk, the posterior settles the sign of beta for at least one prior.")
+    caveats = "".join(f" Under the {prior_label(p)} prior the fit is {v}, so its beta interval is not a posterior's."
+                      for p, v in beta["verdict"].items() if v != "converged")
+    corr = "" if target_corr is None else f"The training targets correlate at {target_corr:.2f}. "
+    return {"beta_note": (f"{corr}Beta's 95% interval covers 0 for {covers} of {len(beta)} priors; P(beta > 0) "
+                          f"ranges from {beta['p_positive'].min():.2f} to {beta['p_positive'].max():.2f}. "
+                          + verdict + caveats)}
+
+
+# --------------------------------------------------------------------------- architecture
+
+
+def best_depths(corr: pd.DataFrame, talk_corr: pd.DataFrame) -> dict:
+    """The depth with the best corr per model, here and in the talk."""
+    def line(table: pd.DataFrame) -> str:
+        return ", ".join(f"{prior_label(m)} {int(table[m].idxmax())}" for m in corr.columns if m in table)
+
+    return {"ours": line(corr), "talk": line(talk_corr)}
+
+
+def divergences(main_js: pd.DataFrame, jeffreys: pd.DataFrame, talk_div: pd.DataFrame) -> dict:
+    """Whether the talk's divergence matrix can be a JS divergence (bounded by ln 2 nats, 1
+    bit), and our JS and symmetrised KL ranges beside the talk's."""
+    from bnnlib.analysis import off_diagonal
+    from bnnlib.talk import closest_pair
+
+    talk_values, ours = off_diagonal(talk_div), off_diagonal(main_js)
+    return {"talk_above_ln2": int((talk_values > math.log(2)).sum()), "talk_pairs": int(len(talk_values)),
+            "ln2": math.log(2), "talk_above_1": int((talk_values > 1).sum()),
+            "js_low": ours.min(), "js_high": ours.max(),
+            "jeffreys_low": off_diagonal(jeffreys).min(), "jeffreys_high": off_diagonal(jeffreys).max(),
+            "talk_low": talk_values.min(), "talk_high": talk_values.max(),
+            "closest": " and ".join(map(str, closest_pair(main_js))),
+            "talk_closest": " and ".join(map(str, closest_pair(talk_div)))}
+
+
+def exact_check(table: pd.DataFrame, worst: Mapping[str, float], tolerance: float = 0.1) -> dict:
+    """How far SVI's linear model is from the exact posterior mean and the mean-field optimum,
+    each against the tolerance we ask for, and what the mean-field family itself gives up, as
+    the section's `exact_note` (with the caption of its figure)."""
+    ratio = table["meanfield_std"] / table["exact_std"]
+    mean_error, std_error = worst["max_mean_error_in_std"], worst["max_std_ratio_error"]
+    return {"exact_note": (
+        "Figure 5 shows one point per parameter of the linear BNN: SVI's mean against the exact posterior mean "
+        "(left); SVI's std against the mean-field optimum (dots) and the exact marginal std (crosses; right). "
+        f"The worst parameter's SVI mean is {mean_error:.3f} exact posterior stds from the exact mean "
+        f"({'within' if mean_error <= tolerance else 'outside'} the {tolerance:g} we ask for), and the worst SVI std "
+        f"is {std_error:.1%} from the mean-field optimum ({'within' if std_error <= tolerance else 'outside'} "
+        f"{tolerance:.0%}). The mean-field stds are {ratio.min():.0%} to {ratio.max():.0%} of the exact marginal "
+        "stds: what the mean-field family itself gives up, whatever the optimiser does.")}

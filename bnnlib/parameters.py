@@ -31,8 +31,8 @@ MAX_JOBS = 64  # as bnnlib.executor.MAX_JOBS (not imported: it would load the en
 def _fail(name: str, value: Any, problem: str, fix: str) -> BnnlibError:
     """One line: the parameter (or an option, when `name` starts with '-'), its value, the fix."""
     shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
+    if len(shown) > 200:
+        shown = shown[:197] + "..."
     label = f"{name} {shown}" if name.startswith("-") else f"parameter {name} = {shown}"
     return BnnlibError(f"{label} {problem}; {fix}")
 

@@ -63,10 +63,10 @@ from bnnlib.study import evaluate_models
 
 chapter = open_chapter("burn_eras", globals())
 params, dataset, out = chapter.params, chapter.dataset, chapter.out
-glue_all({"talk_eras": talk.TALK_BURN_ERAS_OF})
+glue_all({"talk_validation_eras": talk.TALK_BURN_ERAS_OF})
 
 # %% [markdown]
-# {glue:text}`data_note` The talk's burn eras are among Numerai v3's {glue:text}`talk_eras`
+# {glue:text}`data_note` The talk's burn eras are among Numerai v3's {glue:text}`talk_validation_eras`
 # validation eras; this run has {glue:text}`validation_eras`, with {glue:text}`param_epochs`
 # epochs and {glue:text}`param_draws` draws per prior. The command that reruns this page, its
 # parameters and its source are {ref}`at its end <rerun-burn-eras>`.

@@ -1,0 +1,67 @@
+"""SIGTERM and Ctrl-C during the warm-up: exit 143 / 130, and nothing the run started survives.
+
+The run is the real command on a copy of the book (quick profile, two warm-up workers), killed
+once its workers exist; then every process it had started must be gone (workers, the resource
+tracker), with no partial notebook, staging folder or traceback left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from test_cli import project  # noqa: F401  (the fixture: a copy of the book in tmp_path)
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_the_warm_up_leaves_no_process_behind(project, signum, status):  # noqa: F811
+    command = [sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",
+               "run", "burn_eras", "--profile", "quick", "--jobs", "2", "--no-build",
+               "-p", "epochs", "1", "-p", "draws", "5"]
+    run = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        seen: list[psutil.Process] = []
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and run.poll() is None:
+            seen = _descendants(run.pid)
+            if len([p for p in seen if "multiprocessing" in " ".join(_cmdline(p))]) >= 3:
+                break  # two workers and the resource tracker
+            time.sleep(0.5)
+        assert run.poll() is None, run.communicate()
+        if signum == signal.SIGINT:
+            os.killpg(run.pid, signum)  # as Ctrl-C in a terminal: the whole group
+        else:
+            run.send_signal(signum)  # as `kill` or a CI time-out: the command only
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert run.returncode == status, (out, err)
+    _, alive = psutil.wait_procs(seen, timeout=10)
+    assert alive == [], [(p.pid, _cmdline(p)) for p in alive]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1].startswith("bnnlib: ")
+    assert not list((project / "_build").glob("executing/*.ipynb"))
+    assert not list((project / "_build").rglob(".*staging-*"))
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []

@@ -342,3 +342,53 @@ def test_every_figure_has_a_title_and_axis_labels():
         assert _labelled(figure), figure
     with pytest.raises(BnnlibError, match="empty"):
         plots.grouped_bars(pd.DataFrame(), title="t", ylabel="y", xlabel="x")
+
+
+# --------------------------------------------------------------------------- helpers the chapters call
+
+
+def test_shift_table_burn_rates_and_auc_of_the_std_for_shifted_eras():
+    eras = {"normal": pd.DataFrame({"era": ["0001", "0002", "0003", "0004"], "corr": [-0.1, 0.1, -0.2, 0.2],
+                                    "mean_std": [0.9, 0.1, 0.8, 0.2], "burn": [True, False, True, False]})}
+    truth = pd.DataFrame({"era": ["0001", "0002", "0003", "0004", "0005"], "shifted": [1, 0, 0, 0, 1]})
+    row = analysis.shift_table(eras, truth).loc["normal"]
+    assert row["shifted_eras"] == 1
+    assert row["burn_rate_shifted"] == 1.0 and row["burn_rate_other"] == pytest.approx(1 / 3)
+    assert row["auc_std_for_shifted"] == 1.0  # the shifted era has the highest std
+
+
+def test_with_p_values_matches_the_count_formula():
+    table = analysis.with_p_values(talk.study2_burn())
+    first = table.iloc[0]
+    assert first["p_value"] == analysis.auc_p_value_from_counts(
+        first["auc"], first["burn_eras"], first["n_eras"] - first["burn_eras"])
+
+
+def test_labelled_score_table_puts_labels_first():
+    results = {"h1_flat": fake_result(np.array([[0.1, 0.2]]), np.array([0.1, 0.2]))}
+    table = analysis.labelled_score_table(results, {"h1_flat": {"hypothesis": "h1", "prior": "flat"}})
+    assert list(table.columns[:2]) == ["hypothesis", "prior"]
+    assert table.loc["h1_flat", "corr_mean"] == pytest.approx(0.15)
+
+
+def test_draws_side_by_side_lays_out_both_tables():
+    table = analysis.draws_side_by_side(talk.study1_draws(), talk.study1_draws(), ours_label="ours")
+    assert list(table.columns.get_level_values(0).unique()) == ["ours", "talk (2021)"]
+    assert "corr, draws (mean ± std)" in table.index
+
+
+def test_every_talk_finding_holds_on_the_talks_own_numbers():
+    for claims, table in ((talk.study1_claims(), talk.study1_scores()),
+                          (talk.study1_draw_claims(), talk.study1_draws()),
+                          (talk.study2_claims(), analysis.with_p_values(talk.study2_burn())),
+                          (talk.study3_claims(), pd.concat({"corr": talk.study3_corr(),
+                                                            "sharpe": talk.study3_sharpe()}, axis=1)),
+                          (talk.architecture_claims(), talk.architecture_corr()),
+                          (talk.divergence_claims(), talk.architecture_divergence())):
+        check = analysis.check_claims(claims, table, table)
+        assert check["talk"].tolist() == [True] * len(claims), check
+
+
+def test_closest_pair_is_shallower_first():
+    matrix = pd.DataFrame([[0, 3, 1], [3, 0, 2], [1, 2, 0]], index=[0, 1, 2], columns=[0, 1, 2])
+    assert talk.closest_pair(matrix) == (0, 2)

@@ -1,10 +1,16 @@
 """The whole book: every chapter executed on the quick profile, the HTML built with warnings
-as errors. It works on a copy of the project in tmp_path, so the repository's executed
-notebooks and _build (e.g. from `make book`) are left alone."""
+as errors, and the pages checked as a reader sees them. It works on a copy of the project in
+tmp_path, so the repository's executed notebooks and _build (e.g. from `make book`) are left
+alone; the copy carries its own bnnlib, so a test can edit the package without touching ours."""
 
 from __future__ import annotations
 
+import html
+import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,16 +21,61 @@ from bnnlib.errors import BnnlibError
 REPO = Path(__file__).resolve().parents[1]
 
 
-def copy_project(destination: Path) -> Path:
-    """The book's sources (config, toc, chapters, profiles), without executed notebooks."""
+def copy_project(destination: Path, package: bool = False) -> Path:
+    """The book's sources (config, toc, chapters, profiles, bibliography, static files), without
+    executed notebooks; with `package`, bnnlib too."""
     destination.mkdir()
-    for name in ("_config.yml", "_toc.yml"):
+    for name in ("_config.yml", "_toc.yml", "references.bib"):
         shutil.copy2(REPO / name, destination / name)
-    shutil.copytree(
-        REPO / "book", destination / "book",
-        ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "__pycache__"),
-    )
+    skip = shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints", "__pycache__")
+    for folder in ("book", "_static", *(["bnnlib"] if package else [])):
+        shutil.copytree(REPO / folder, destination / folder, ignore=skip)
     return destination
+
+
+def build_in(root: Path) -> str:
+    """`bnnlib book --profile quick` in `root` with root's own bnnlib (chapters' kernels too);
+    returns what it printed."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",
+                           "book", "--profile", "quick"], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def page_text(page: Path) -> str:
+    """A page's visible text: tags and styles dropped, entities decoded, spaces collapsed."""
+    raw = re.sub(r"<(style|script)\b.*?</\1>", " ", page.read_text(encoding="utf-8"), flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", raw)))
+
+
+def page_problems(page: Path, chapter: str | None, machine_paths: list[str]) -> list[str]:
+    """What a reader should never see on a page (warnings, tracebacks, the build machine's paths,
+    files outside the repository), and, for a chapter, what it must show: the command that
+    reruns it and a link to the references."""
+    raw = page.read_text(encoding="utf-8")
+    problems = [f"contains {word!r}" for word in ("Warning", "Traceback", "site-packages", "DESIGN.md", "shared/",
+                                                 *machine_paths) if word in raw]
+    if chapter is not None:
+        if f"bnnlib run {chapter} --profile" not in page_text(page):
+            problems.append(f"does not show the command `bnnlib run {chapter}`")
+        if "references.html" not in raw:
+            problems.append("does not link to the references")
+    return problems
+
+
+def cache_entries(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in (root / "_build" / "cache").rglob("*") if p.is_dir()}
+
+
+def test_page_checks_catch_what_a_reader_should_not_see(tmp_path):
+    page = tmp_path / "ensembles.html"
+    page.write_text('<p>bnnlib run ensembles --profile quick</p><a href="references.html">References</a>')
+    assert page_problems(page, "ensembles", [str(tmp_path)]) == []
+    page.write_text(f"<pre>{tmp_path}/x.py: TqdmWarning: IProgress not found</pre>")
+    problems = page_problems(page, "ensembles", [str(tmp_path)])
+    assert "contains 'Warning'" in problems and f"contains {str(tmp_path)!r}" in problems
+    assert len(problems) == 4  # also no command and no references link
 
 
 def test_every_chapter_source_is_in_the_toc():
@@ -42,14 +93,34 @@ def test_a_sphinx_warning_fails_the_build(tmp_path):
 
 @pytest.mark.book
 def test_the_whole_book_builds_on_the_quick_profile(tmp_path):
-    root = copy_project(tmp_path / "project")
-    index = runner.build_book("quick", root=root)
-    assert index == root / "_build" / "html" / "index.html"
-    assert index.is_file()
-    html = root / "_build" / "html"
-    assert (html / "book" / "intro.html").is_file()
+    """Build the quick book in a copy of the project, check every page as a reader sees it, then
+    edit a comment in bnnlib/plots.py and rebuild: every chapter reruns, no fit or score does."""
+    root = copy_project(tmp_path / "project", package=True)
+    build_in(root)
+    html_dir = root / "_build" / "html"
+    assert (html_dir / "index.html").is_file()
+    assert (html_dir / "book" / "intro.html").is_file()
+    assert (html_dir / "book" / "references.html").is_file()
+    machine = [str(root), str(REPO), str(Path.home()), sys.prefix]
+    problems = {}
     for chapter in runner.list_chapters(root):
         assert chapter.notebook.is_file()
-        page = html / "book" / f"{chapter.name}.html"
+        page = html_dir / "book" / f"{chapter.name}.html"
         assert page.is_file(), f"{chapter.name} has no HTML page"
-        assert "Traceback" not in page.read_text(encoding="utf-8")
+        problems[chapter.name] = page_problems(page, chapter.name, machine)
+    for page in html_dir.rglob("*.html"):
+        problems.setdefault(page.name, page_problems(page, None, machine))
+    assert {name: p for name, p in problems.items() if p} == {}
+    for chapter in runner.list_chapters(root):
+        assert "Markdown(f" not in chapter.source.read_text(encoding="utf-8"), chapter.name
+
+    entries = cache_entries(root)
+    plots = root / "bnnlib" / "plots.py"
+    plots.write_text(plots.read_text(encoding="utf-8") + "\n# a comment: presentation code changed\n")
+    second = build_in(root)
+    assert "unchanged, kept" not in second  # bnnlib changed, so every chapter executed again
+    assert not re.search(r"\d+ fits? to run", second), second  # the warm-up found every fit and score cached
+    assert cache_entries(root) == entries
+    for chapter in runner.list_chapters(root):
+        counts = re.findall(r"(\d+) of (\d+) results read from the cache", chapter.notebook.read_text(encoding="utf-8"))
+        assert counts and all(hits == total for hits, total in counts), (chapter.name, counts)

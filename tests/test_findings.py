@@ -1,0 +1,85 @@
+"""The computed wordings of the book's findings: each follows the numbers, both ways."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from bnnlib import analysis, findings, talk
+
+
+def test_agreement_counts_checkable_findings_and_names_those_that_differ():
+    check = pd.DataFrame({"finding": ["a", "b", "c"], "agree": [True, False, None]})
+    assert findings.agreement(check) == {"findings": 3, "agreed": 1, "checkable": 2, "differ": "b"}
+    assert findings.agreement(check.iloc[[0]])["differ"] == "none"
+
+
+def test_convergence_names_converged_fits_and_explains_the_flat_prior():
+    table = pd.DataFrame({"verdict": ["converged", "still moving", "diverging"]}, index=["normal", "flat", "laplace"])
+    out = findings.convergence(table, ["normal", "flat", "laplace"], "not a posterior.")
+    assert out["converged"] == "normal"
+    assert "flat (talk: uniform) fit is still moving (the improper flat prior" in out["unconverged_note"]
+    assert "The Laplace fit is diverging; not a posterior." in out["unconverged_note"]
+    everything = findings.convergence(table.assign(verdict="converged"), ["normal", "flat"], "x")
+    assert everything["unconverged_note"] == "Every fit converged."
+
+
+def _ours(bnn: float, control: float) -> pd.DataFrame:
+    return pd.DataFrame({"corr": [0.01, control, bnn], "sharpe": [0.5, 0.6, 0.7]},
+                        index=["baseline", "baseline_bnn_lr", "normal"])
+
+
+@pytest.mark.parametrize("bnn, control, verdict", [
+    (0.02, 0.015, "1 are also above this control: their edge is not the smaller step size alone"),
+    (0.02, 0.03, "none is above this control: their edge over the baseline is what the smaller step size"),
+    (0.005, 0.03, "No BNN is above the baseline."),
+])
+def test_study1_control_verdict_follows_the_numbers(bnn, control, verdict):
+    out = findings.study1_scores(_ours(bnn, control), ["normal"], None, 2, 5, 30)
+    assert verdict in out["control_verdict"]
+    assert out["best_bnn"] == "normal" and out["best_epoch_note"] == ""
+    assert "epoch 3 of 30" in findings.study1_scores(_ours(bnn, control), ["normal"], 3, 30, 5, 30)["best_epoch_note"]
+
+
+def test_init_invariance_counts_fits_within_the_tolerance():
+    check = pd.DataFrame({"largest_std_change": [0.05, 0.3], "difference_in_mc_errors": [0.4, 2.5]},
+                         index=["normal", "laplace"])
+    out = findings.init_invariance(check, ["normal", "laplace"])
+    assert (out["same"], out["of"], out["same_names"]) == (1, 2, "normal")
+    assert out["mc_errors"] == "normal 0.4, Laplace 2.5"
+
+
+def test_burn_detection_on_the_talk_table():
+    burn = analysis.with_p_values(talk.study2_burn())
+    out = findings.burn_detection(burn, burn)
+    assert out["priors"] == 3 and out["best"] == talk.prior_label(burn["auc"].idxmax())
+    assert 0 <= out["talk_worst_p2"] <= 1
+
+
+def test_h4_beta_says_whether_the_sign_is_settled():
+    beta = analysis.beta_posteriors({"normal": (0.0, 1.0), "laplace": (3.0, 1.0)},
+                                    {"normal": "converged", "laplace": "still moving"})
+    out = findings.h4_beta(beta, 0.5)["beta_note"]
+    assert "covers 0 for 1 of 2 priors" in out and "Unlike the talk" in out
+    assert "Under the Laplace prior the fit is still moving" in out
+    assert "As in the talk" in findings.h4_beta(beta.loc[["normal"]], None)["beta_note"]
+
+
+def test_exact_check_marks_errors_outside_the_tolerance():
+    table = pd.DataFrame({"meanfield_std": [0.5, 1.0], "exact_std": [1.0, 1.0]})
+    inside = findings.exact_check(table, {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.2})["exact_note"]
+    assert "(within the 0.1 we ask for)" in inside and "(outside 10%)" in inside and "50% to 100%" in inside
+
+
+def test_divergences_of_the_talk_matrix_exceed_the_js_bound():
+    out = findings.divergences(talk.architecture_divergence(), talk.architecture_divergence(),
+                               talk.architecture_divergence())
+    assert out["talk_above_ln2"] > 0 and out["closest"] == out["talk_closest"]
+
+
+def test_facts_held_lists_the_facts_that_do_not_hold():
+    table = pd.DataFrame({"fact": ["schema", "levels"], "ok": [True, False]})
+    note = findings.facts_held(table, "quick")["facts_note"]
+    assert note.startswith("1 of 2 facts hold on this data: the others are levels.")
+    assert "quick profile is smaller" in note
+    assert findings.facts_held(table.assign(ok=True), None)["facts_note"] == "2 of 2 facts hold on this data."

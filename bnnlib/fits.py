@@ -16,20 +16,54 @@ import pandas as pd
 
 from bnnlib.convergence import judge
 from bnnlib.metrics import era_corr
+from bnnlib.models.priors import canonical_prior
 
 FITS_COLUMNS = ("model", "prior", "hypothesis", "hidden", "precision", "init_scale", "steps", "epochs",
                 "elbo_per_row_last", "elbo_change_window", "scale_p10_last", "scale_p50_last", "scale_p90_last",
-                "scale_change_window", "scale_growth_window", "mean_net_corr_last", "fit_seconds", "stopped_at_step",
-                "verdict")
+                "scale_change_window", "scale_growth_window", "mean_net_corr_last", "layers_at_prior", "fit_seconds",
+                "stopped_at_step", "verdict")
+
+AT_PRIOR = 0.05
+"""A hidden layer is *at its prior* when its median guide std is within this share of the prior's
+std: in the median, its weights are as uncertain as before the data was seen."""
 
 
 def _is_bnn(result: Any) -> bool:
     return result.spec.method == "bnn"
 
 
-def fits_table(results: Mapping[str, Any]) -> pd.DataFrame:
+def prior_std_ratios(result: Any, n_inputs: int) -> pd.Series:
+    """Each layer's final median guide std over its prior's std (both proper priors have He's
+    std, sqrt(2 / fan_in)); NaN under the flat prior, which has no std."""
+    fan_ins = [n_inputs, *result.spec.hidden]
+    medians = layer_medians(result)
+    if canonical_prior(result.spec.prior) == "flat":
+        return pd.Series(np.nan, index=medians.index)
+    return pd.Series({layer: median / np.sqrt(2.0 / fan_in) for (layer, median), fan_in in zip(medians.items(), fan_ins)})
+
+
+def layers_at_prior(result: Any, n_inputs: int) -> str:
+    """'k/m': how many of a fit's m hidden layers sit at their prior (`AT_PRIOR`). Mean-field VI
+    prunes: a layer whose weights the data cannot pay for in KL is set back to its prior, and a
+    network whose hidden layers all are has stopped using its inputs (Trippe and Turner 2018)."""
+    ratios = prior_std_ratios(result, n_inputs).iloc[:-1]  # the output layer is not hidden
+    if ratios.empty or ratios.isna().all():
+        return ""
+    return f"{int((np.abs(ratios - 1.0) <= AT_PRIOR).sum())}/{len(ratios)}"
+
+
+def constant_predictors(results: Mapping[str, Any], tolerance: float = 1e-9) -> list[str]:
+    """The models whose ensemble prediction does not vary across the validation rows: a point
+    network whose ReLUs all died, or a posterior that ignores its inputs. Their corr is an
+    artefact of tie-breaking, not a score, and a comparison with them says nothing."""
+    return [name for name, result in results.items()
+            if float(np.std(result.scores.ensemble)) <= tolerance * max(1.0, float(np.abs(result.scores.ensemble).mean()))]
+
+
+def fits_table(results: Mapping[str, Any], n_inputs: int | None = None) -> pd.DataFrame:
     """One row per Bayesian fit: its budget, where its trace ended, and its verdict
-    (what `_build/results/<chapter>/fits.csv` holds)."""
+    (what `_build/results/<chapter>/fits.csv` holds); with `n_inputs` (the number of
+    features), also how many hidden layers sit at their prior."""
     rows = []
     for name, result in results.items():
         if not _is_bnn(result):
@@ -45,6 +79,7 @@ def fits_table(results: Mapping[str, Any]) -> pd.DataFrame:
             "elbo_per_row_last": history["elbo_per_row"][-1],
             "scale_p10_last": result.extras["scale_p10"], "scale_p50_last": result.extras["scale_p50"],
             "scale_p90_last": result.extras["scale_p90"], "mean_net_corr_last": corr[-1],
+            "layers_at_prior": layers_at_prior(result, n_inputs) if n_inputs else "",
             "fit_seconds": history["seconds"][-1], "stopped_at_step": history.get("stopped_at_step"),
             **verdict.as_dict(),
         })

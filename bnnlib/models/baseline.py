@@ -58,7 +58,7 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, arch: Architecture, config: Trai
     """Train by mini-batch MSE on y [n] (the main target); `evaluate(theta)` -> validation corr."""
     generator = seed_everything(config.seed)
     theta = torch.nn.Parameter(he_init(arch, generator))
-    optimizer = torch.optim.Adam([theta], lr=config.lr)
+    optimizer = torch.optim.Adam([theta], lr=config.lr, fused=True)
     target = y.reshape(-1, 1)
     plan = step_plan(x.shape[0], config.batch_size, config.epochs, config.steps)
     history: dict[str, list] = {"step": [], "train_mse": [], "validation_corr": [], "epoch_seconds": []}

@@ -1,0 +1,61 @@
+"""The fits report: layers at their prior, constant predictors (planted, so the answer is known)."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bnnlib import fits
+
+
+def _result(prior: str, medians: list[float], hidden=(4, 3), ensemble=None, method="bnn"):
+    """A stand-in for a ModelResult: only what the fits report reads."""
+    n = 8
+    quantiles = {f"layer{i}": [[m / 2, m, m * 2]] * n for i, m in enumerate(medians, 1)}
+    history = {"step": list(range(100, 100 * n + 1, 100)), "elbo_per_row": [0.07] * n,
+               "scale_quantiles": quantiles, "validation_corr": [0.01] * n, "seconds": [1.0] * n,
+               "steps_per_epoch": 100}
+    spec = SimpleNamespace(prior=prior, hidden=hidden, method=method, hypothesis="single", precision="float32",
+                           init_scale=0.01)
+    scores = SimpleNamespace(ensemble=np.linspace(0, 1, 50) if ensemble is None else ensemble)
+    extras = {"scale_p10": 0.0, "scale_p50": 0.0, "scale_p90": 0.0}
+    return SimpleNamespace(spec=spec, history=history, scores=scores, extras=extras)
+
+
+def he(fan_in: int) -> float:
+    return math.sqrt(2.0 / fan_in)
+
+
+def test_layers_at_prior_counts_hidden_layers_whose_median_std_is_the_prior_std():
+    # 10 inputs, hidden (4, 3): the He stds are sqrt(2/10), sqrt(2/4), and sqrt(2/3) for the output
+    at_prior = _result("normal", [he(10), he(4) * 1.04, he(3)])
+    assert fits.layers_at_prior(at_prior, 10) == "2/2"
+    pinned = _result("laplace", [0.01, he(4), he(3)])
+    assert fits.layers_at_prior(pinned, 10) == "1/2"
+    assert fits.layers_at_prior(_result("normal", [he(10) * 0.9, he(4) * 1.2, 0.1]), 10) == "0/2"
+    ratios = fits.prior_std_ratios(pinned, 10)
+    assert list(ratios.index) == ["layer1", "layer2", "layer3"]
+    assert ratios["layer2"] == pytest.approx(1.0)
+
+
+def test_layers_at_prior_is_blank_for_the_flat_prior_and_the_linear_model():
+    assert fits.layers_at_prior(_result("flat", [0.2, 0.3, 0.4]), 10) == ""
+    assert fits.layers_at_prior(_result("normal", [0.2], hidden=()), 10) == ""
+
+
+def test_fits_table_reports_layers_at_prior_when_told_the_inputs():
+    results = {"normal": _result("normal", [he(10), he(4), 0.01]),
+               "baseline": _result(None, [], method="baseline")}
+    table = fits.fits_table(results, n_inputs=10)
+    assert list(table.index) == ["normal"]
+    assert table.loc["normal", "layers_at_prior"] == "2/2"
+    assert fits.fits_table(results).loc["normal", "layers_at_prior"] == ""
+
+
+def test_constant_predictors_are_the_models_whose_ensemble_does_not_vary():
+    results = {"alive": _result("normal", [0.1]), "dead": _result(None, [], ensemble=np.full(50, 0.4987)),
+               "nearly": _result(None, [], ensemble=np.full(50, 0.5) + np.arange(50) * 1e-6)}
+    assert fits.constant_predictors(results) == ["dead"]

@@ -33,8 +33,9 @@ def test_a_signal_during_the_warm_up_leaves_no_process_behind(project, signum, s
                "-p", "epochs", "1", "-p", "draws", "5"]
     run = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            start_new_session=True)
+    seen: list[psutil.Process] = []
+    alive_after_failure: list[tuple] = []
     try:
-        seen: list[psutil.Process] = []
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and run.poll() is None:
             seen = _descendants(run.pid)
@@ -51,9 +52,12 @@ def test_a_signal_during_the_warm_up_leaves_no_process_behind(project, signum, s
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
+        _, alive = psutil.wait_procs(seen, timeout=10)
+        for process in alive:  # what the run left behind: recorded, and not left to the next tests
+            alive_after_failure.append((process.pid, _cmdline(process)))
+            process.kill()
     assert run.returncode == status, (out, err)
-    _, alive = psutil.wait_procs(seen, timeout=10)
-    assert alive == [], [(p.pid, _cmdline(p)) for p in alive]
+    assert alive_after_failure == []
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.strip().splitlines()[-1].startswith("bnnlib: ")
     assert not list((project / "_build").glob("executing/*.ipynb"))

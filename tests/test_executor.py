@@ -121,3 +121,34 @@ def test_default_jobs_is_one_worker_per_core_up_to_a_cap(cpus, jobs):
     from bnnlib.executor import default_jobs
 
     assert default_jobs(cpus) == jobs
+
+
+def test_an_item_of_model_specs_is_named_by_its_models_not_dumped():
+    from dataclasses import dataclass
+
+    from bnnlib.executor import describe
+
+    @dataclass
+    class Spec:  # as bnnlib.study.ModelSpec: a name and many settings
+        name: str
+        hidden: tuple = (128, 64, 64)
+        settings: str = "x" * 300
+
+    assert describe(Spec("bnn_flat")) == "bnn_flat"
+    assert describe(("data", [Spec("flat"), Spec("laplace")], "cache", False)) == "flat, laplace"
+    assert len(describe(list(range(1000)))) <= 80
+
+
+def test_an_interrupt_stops_the_workers_at_once():
+    """Leaving the block on Ctrl-C or SIGTERM (a KeyboardInterrupt) terminates the workers
+    instead of waiting for their running items."""
+    import time
+
+    executor = ProcessExecutor(2)
+    executor.map(seeded_fit, ITEMS[:2])  # the workers are started
+    processes = list(executor._pool._processes.values())
+    with pytest.raises(KeyboardInterrupt):
+        with executor:
+            executor._pool.submit(time.sleep, 600)
+            raise KeyboardInterrupt
+    assert not any(p.is_alive() for p in processes)

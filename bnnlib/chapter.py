@@ -196,9 +196,9 @@ class ChapterRun:
         written = results.export_results(self.out, fitted, summary) if fitted else []
         glue("written", len(written))
         glue("results_folder", str(self.params["results_dir"]))  # as given: self.out may be a staging folder
-        table = provenance(self.params, dataset_fingerprint=self.dataset.fingerprint, started=self.started,
-                           cache_records=self.cache.events if self.cache is not None else ())
-        display(table[table.iloc[:, 0] != "parameter"] if len(table.columns) > 1 else table)
+        # the parameters are shown once, in the page's rerun section (the glued `parameters` table)
+        display(provenance({}, dataset_fingerprint=self.dataset.fingerprint, started=self.started,
+                           cache_records=self.cache.events if self.cache is not None else ()))
         if self.cache is not None and self.cache.events:
             display(self.cache.provenance())
 

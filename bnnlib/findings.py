@@ -105,6 +105,8 @@ def init_invariance(check: pd.DataFrame, names: Sequence[str], tolerance: float 
 
 
 NO_TRUTH = "This dataset has no ground truth (real data), so this check is skipped."
+NO_H4 = "H4 is not among this run's hypotheses, so there is no beta to show."
+NO_EXACT = "This run has no linear model with the Normal prior, so there is no exact check."
 
 
 def precision_note(check: pd.DataFrame | None, init_check: pd.DataFrame, fit_table: pd.DataFrame,

@@ -85,10 +85,9 @@ depths = list(dict.fromkeys(d for d, _ in by_key))
 
 # %% tags=["remove-input"]
 fit_table = chapter.report_fits(fitted, figure_number=1)
-unconverged = [s.name for s in specs if s.method == "bnn" and fit_table.loc[s.name, "verdict"] != "converged"]
-glue_all({"unconverged_note": "Every Bayesian fit converged." if not unconverged else
-          f"Not converged: {', '.join(unconverged)}. Their spreads, and the divergences below that involve them, "
-          "describe where the optimiser stopped, not a posterior."})
+glue_all(findings.convergence(fit_table, [s.name for s in specs if s.method == "bnn"],
+                              "its spread, and the divergences below that involve it, describe where the optimiser "
+                              "stopped, not a posterior."))
 
 # %% [markdown]
 # ```{glue:md} fits_caption
@@ -218,7 +217,7 @@ check_div
 # %% tags=["hide-input"]
 linear_normal = [s for s in specs if s.method == "bnn" and s.prior == "normal" and not s.hidden]
 if not linear_normal:
-    glue_all({"exact_note": "This run has no linear model with the Normal prior, so there is no exact check."})
+    glue_all({"exact_note": findings.NO_EXACT})
 else:
     x_train, y_train, _ = dataset.arrays("train", [dataset.roles.main])
     exact_table = exact.exact_check(fitted_posterior(linear_normal[0], dataset, chapter.cache), x_train, y_train,

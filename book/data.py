@@ -186,7 +186,7 @@ drift[drift["p_value"] < threshold].sort_values("dispersion", ascending=False).r
 
 # %% tags=["hide-input"]
 if not chapter.synthetic:
-    glue_all({"truth_note": "This dataset has no ground truth (real data), so this section is skipped."})
+    glue_all({"truth_note": findings.NO_TRUTH})
 else:
     per_era = facts.simple_model_scores(dataset)
     shifted = dataset.truth.eras.set_index("era")["shifted"].astype(bool).reindex(per_era.index)

@@ -177,7 +177,7 @@ if "h4" in params["hypotheses"]:
     results.export_figure(out, "beta", figure)
     display(beta.round(4), figure)
 else:
-    glue_all({"beta_note": "H4 is not among this run's hypotheses, so there is no beta to show."})
+    glue_all({"beta_note": findings.NO_H4})
 
 # %% [markdown]
 # {glue:text}`beta_note`

@@ -69,3 +69,51 @@ def _cmdline(process: psutil.Process) -> list[str]:
         return process.cmdline()
     except psutil.Error:
         return []
+
+
+SLEEPER = '''\
+# %% tags=["parameters"]
+results_dir = "_build/results/sleeper"
+
+# %%
+import pathlib, time
+from bnnlib import results
+out = results.chapter_folder(results_dir, "sleeper")
+out.mkdir(parents=True, exist_ok=True)
+(out / "partial.txt").write_text("written before the signal")
+pathlib.Path("kernel-started").write_text("yes")
+time.sleep(600)
+'''
+
+
+def test_sigterm_while_a_chapter_executes_stops_its_kernel_and_removes_partial_files(tmp_path):
+    from test_runner import make_project
+
+    root = make_project(tmp_path, {"sleeper": SLEEPER}, "description: d\ncommon: {}\nchapters: {}\n")
+    command = [sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",
+               "run", "sleeper", "--profile", "tiny", "--no-build"]
+    run = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    seen: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and run.poll() is None and not (root / "kernel-started").exists():
+            time.sleep(0.5)
+        seen = _descendants(run.pid)
+        assert run.poll() is None and seen, run.communicate()
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+        _, alive = psutil.wait_procs(seen, timeout=10)
+        left = [(p.pid, _cmdline(p)) for p in alive]
+        for process in alive:
+            process.kill()
+    assert run.returncode == 143, (out, err)
+    assert left == []  # the kernel included
+    assert not (root / "_build" / "executing" / "sleeper.ipynb").exists()
+    assert not (root / "_build" / "results" / "sleeper").exists()  # nothing published
+    assert not list((root / "_build" / "results").glob(".*staging-*"))
+    assert not (root / "book" / "sleeper.ipynb").exists()

@@ -346,11 +346,6 @@ def roc_curve(scores: Any, labels: Any) -> pd.DataFrame:
     })
 
 
-def trapezoid_auc(roc: pd.DataFrame) -> float:
-    """The area under a ROC curve by the trapezoidal rule."""
-    return float(np.trapezoid(roc["tpr"], roc["fpr"]))
-
-
 def burn_eras(per_era: pd.DataFrame, kind: str = "corr") -> pd.DataFrame:
     """Per era: its score, its mean predictive std, and whether it burned (score < 0)."""
     check_kind(kind)

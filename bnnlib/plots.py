@@ -41,13 +41,6 @@ def _figure(n_panels: int = 1, width: float = 5.0, height: float = 3.6, share_y:
     return figure, list(axes)
 
 
-def grouped_bars(table: pd.DataFrame, *, title: str, ylabel: str, xlabel: str,
-                 colors: Sequence[str] | None = None) -> Figure:
-    """Bars of each column side by side for each row of `table` (e.g. one bar per prior for
-    each hypothesis)."""
-    return grouped_bar_panels({"": table}, title=title, ylabel=ylabel, xlabel=xlabel, colors=colors)
-
-
 def grouped_bar_panels(tables: Mapping[str, pd.DataFrame], *, title: str, ylabel: str, xlabel: str,
                        colors: Sequence[str] | None = None) -> Figure:
     """One panel of grouped bars per table ({panel title: table}), on a shared y axis, e.g.

@@ -162,7 +162,7 @@ def test_auc_agrees_with_scipy_and_the_roc_area_and_flips_with_the_score():
     u = stats.mannwhitneyu(scores[labels], scores[~labels]).statistic
     assert auc == pytest.approx(u / (labels.sum() * (~labels).sum()))
     roc = analysis.roc_curve(scores, labels)
-    assert analysis.trapezoid_auc(roc) == pytest.approx(auc)
+    assert float(np.trapezoid(roc["tpr"], roc["fpr"])) == pytest.approx(auc)  # the area under the curve
     assert (roc.iloc[0][["fpr", "tpr"]] == 0).all() and (roc.iloc[-1][["fpr", "tpr"]] == 1).all()
     assert roc["fpr"].is_monotonic_increasing and roc["tpr"].is_monotonic_increasing
     assert analysis.mann_whitney_auc(-scores, labels) == pytest.approx(1 - auc)
@@ -325,8 +325,8 @@ def test_every_figure_has_a_title_and_axis_labels():
     roc = analysis.roc_curve(frame["mean_std"], frame["burn"])
     matrix = analysis.divergence_matrix({0: (0.0, 1.0), 1: (0.5, 1.0)})
     figures = [
-        plots.grouped_bars(pd.DataFrame({"a": [1.0, 2.0]}, index=["x", "y"]), title="t", ylabel="corr",
-                           xlabel="model"),
+        plots.draws_against_ensemble({"flat": result}, analysis.draws_vs_ensemble({"flat": result}), "sharpe",
+                                     title="t", xlabel="Sharpe"),
         plots.grouped_bar_panels({"this run": talk.study3_corr(), "talk": talk.study3_corr()}, title="t",
                                  ylabel="corr", xlabel="hypothesis"),
         plots.ours_vs_talk_bars(pd.DataFrame({"corr": [0.01]}, index=["flat"]), talk.study1_scores(),
@@ -334,6 +334,7 @@ def test_every_figure_has_a_title_and_axis_labels():
         plots.draw_histograms({"flat": draws.mean(1)}, {"flat": 0.01}, title="t", xlabel="corr"),
         plots.std_vs_score({"flat": frame}, title="t"),
         plots.roc_curves({"flat": roc}, {"flat": 0.5}, title="t"),
+        plots.burn_rocs({"flat": frame}, title="t"),
         plots.posterior_densities({"flat": analysis.normal_density(0.1, 0.2)}, title="t", xlabel="beta"),
         plots.normal_fits(pd.DataFrame({"mean": [0.0, 1.0], "std": [1.0, 2.0]}), title="t", xlabel="corr"),
         plots.heatmaps({"flat": matrix}, title="t", axis_label="layers", colorbar="JS (nats)"),
@@ -341,7 +342,7 @@ def test_every_figure_has_a_title_and_axis_labels():
     for figure in figures:
         assert _labelled(figure), figure
     with pytest.raises(BnnlibError, match="empty"):
-        plots.grouped_bars(pd.DataFrame(), title="t", ylabel="y", xlabel="x")
+        plots.grouped_bar_panels({"": pd.DataFrame()}, title="t", ylabel="y", xlabel="x")
 
 
 # --------------------------------------------------------------------------- helpers the chapters call

@@ -196,11 +196,13 @@ class ChapterRun:
         written = results.export_results(self.out, fitted, summary) if fitted else []
         glue("written", len(written))
         glue("results_folder", str(self.params["results_dir"]))  # as given: self.out may be a staging folder
-        # the parameters are shown once, in the page's rerun section (the glued `parameters` table)
-        display(provenance({}, dataset_fingerprint=self.dataset.fingerprint, started=self.started,
-                           cache_records=self.cache.events if self.cache is not None else ()))
-        if self.cache is not None and self.cache.events:
-            display(self.cache.provenance())
+        # the parameters are shown once, in the page's rerun section (the glued `parameters` table);
+        # every row is shown: pandas would cut a long table in the middle, where the cache summary is
+        with pd.option_context("display.max_rows", None):
+            display(provenance({}, dataset_fingerprint=self.dataset.fingerprint, started=self.started,
+                               cache_records=self.cache.events if self.cache is not None else ()))
+            if self.cache is not None and self.cache.events:
+                display(self.cache.provenance())
 
 
 def fits_caption(table: pd.DataFrame, figure_number: int) -> str:

@@ -136,3 +136,37 @@ def exact_check_summary(table: pd.DataFrame) -> dict[str, float]:
         "max_mean_error_in_std": float(((table.svi_mean - table.exact_mean).abs() / table.exact_std).max()),
         "max_std_ratio_error": float((table.svi_std / table.meanfield_std - 1.0).abs().max()),
     }
+
+
+def _target_stats(y) -> tuple[int, float, float]:
+    """The number of observed targets, their sum and their sum of squares (float64)."""
+    y = _array(y)
+    y = np.asarray(y[:, 0] if y.ndim == 2 else y, dtype=np.float64)
+    y = y[~np.isnan(y)]
+    return len(y), float(y.sum()), float(y @ y)
+
+
+def elbo_references(x, y, prior_std, sigma: float, block_rows: int = BLOCK_ROWS) -> dict[str, float]:
+    """Exact yardsticks, per row, for the ELBO per row that a fit's trace reports:
+
+    - ``log_evidence``: log p(y) of the Bayesian linear model (Normal prior of std `prior_std`,
+      noise `sigma`), the most any guide of that model can reach;
+    - ``meanfield_elbo``: the ELBO of its mean-field optimum, log p(y) minus the KL from that guide
+      to the exact posterior, 1/2 (sum log diag(A) - log det A), A the posterior precision;
+    - ``constant_loglik``: the log-likelihood of the best constant prediction (the targets' own
+      mean and variance) with no prior cost: no model that ignores its inputs does better.
+
+    A deep network whose ELBO per row ends near ``constant_loglik`` explains nothing beyond the
+    targets' mean; the linear model's margin over it is what the inputs are worth in nats."""
+    ztz, zty = _sufficient_stats(x, y, block_rows)
+    n, total, squares = _target_stats(y)
+    mean, _, precision = _exact(ztz, zty, prior_std, sigma)
+    s2 = float(sigma) ** 2
+    prior_var = np.broadcast_to(np.asarray(prior_std, dtype=np.float64) ** 2, (len(ztz),))
+    _, logdet_a = np.linalg.slogdet(precision)
+    log_evidence = (-0.5 * n * np.log(2 * np.pi * s2) - 0.5 * (squares / s2 - mean @ precision @ mean)
+                    - 0.5 * np.log(prior_var).sum() - 0.5 * logdet_a)
+    gap = 0.5 * (np.log(np.diag(precision)).sum() - logdet_a)
+    variance = squares / n - (total / n) ** 2
+    return {"log_evidence": float(log_evidence / n), "meanfield_elbo": float((log_evidence - gap) / n),
+            "constant_loglik": float(-0.5 * np.log(2 * np.pi * variance) - 0.5)}

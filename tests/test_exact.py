@@ -144,3 +144,28 @@ def test_missing_long_target_keeps_the_main_target_of_its_row(one_thread):
     layers, head = unflatten(post.loc[: arch.n_params], arch), post.loc[arch.n_params :]
     fitted = likelihood.main_mean(forward(x, layers), head)
     assert abs(float(fitted.mean() - main.mean())) < 0.05
+
+
+def test_elbo_references_match_direct_computations():
+    """log p(y) against the Gaussian marginal's density; the mean-field ELBO against E_q[log lik]
+    minus KL(q || prior) at the closed-form optimum; the constant's against its definition."""
+    from bnnlib.exact import elbo_references, meanfield_optimum
+
+    rng = np.random.default_rng(3)
+    n, d, sigma = 60, 3, 0.7
+    x = rng.normal(size=(n, d))
+    y = x @ np.array([0.5, -0.2, 0.1]) + 0.3 + rng.normal(scale=sigma, size=n)
+    prior_std = np.array([1.0, 0.8, 1.2, 2.0])
+    refs = elbo_references(x, y, prior_std, sigma, block_rows=16)
+    z = np.column_stack([x, np.ones(n)])
+    cov_y = sigma**2 * np.eye(n) + z @ np.diag(prior_std**2) @ z.T
+    _, logdet = np.linalg.slogdet(cov_y)
+    direct = -0.5 * (n * np.log(2 * np.pi) + logdet + y @ np.linalg.solve(cov_y, y))
+    assert refs["log_evidence"] * n == pytest.approx(direct, rel=1e-9)
+    m, s = meanfield_optimum(x, y, prior_std, sigma, block_rows=16)
+    expected_loglik = (-0.5 * n * np.log(2 * np.pi * sigma**2)
+                       - (np.sum((y - z @ m) ** 2) + np.sum(s**2 * np.sum(z**2, 0))) / (2 * sigma**2))
+    kl = np.sum(np.log(prior_std / s) + (s**2 + m**2) / (2 * prior_std**2) - 0.5)
+    assert refs["meanfield_elbo"] * n == pytest.approx(expected_loglik - kl, rel=1e-9)
+    assert refs["meanfield_elbo"] < refs["log_evidence"]
+    assert refs["constant_loglik"] == pytest.approx(-0.5 * np.log(2 * np.pi * y.var()) - 0.5)

@@ -146,3 +146,28 @@ def verdict_counts(table: pd.DataFrame, priors: Sequence[str] | None = None) -> 
     if priors is not None:
         table = table[table["prior"].isin(priors)]
     return table["verdict"].value_counts().to_dict()
+
+
+def elbo_ladder(references: Mapping[str, float], table: pd.DataFrame, n_rows: int) -> pd.DataFrame:
+    """The fits' last ELBO per row beside the exact yardsticks (`bnnlib.exact.elbo_references`),
+    each as its margin over the best constant prediction, per row and in nats over all `n_rows`
+    training rows: how much a model's inputs are worth, on one scale with what the data holds."""
+    labels = {"log_evidence": "linear model, log evidence (exact)",
+              "meanfield_elbo": "linear model, mean-field optimum (exact)",
+              "constant_loglik": "best constant prediction (exact)"}
+    rows = [{"model": label, "elbo_per_row": references[key]} for key, label in labels.items()]
+    rows += [{"model": f"{name} (SVI, last record)", "elbo_per_row": value}
+             for name, value in table["elbo_per_row_last"].items() if np.isfinite(value)]
+    frame = pd.DataFrame(rows).set_index("model")
+    frame["over_constant_per_row"] = frame["elbo_per_row"] - references["constant_loglik"]
+    frame["over_constant_nats"] = frame["over_constant_per_row"] * n_rows
+    return frame
+
+
+def prior_collapse(table: pd.DataFrame) -> pd.DataFrame:
+    """The deep fits under a proper prior whose hidden layers all sit at their prior
+    (`layers_at_prior` 'm/m'): mean-field VI has pruned every hidden unit the data cannot pay
+    for, and what remains predicts close to a constant."""
+    deep = table[(table["layers_at_prior"] != "") & (table["hidden"] != "linear")]
+    full = deep["layers_at_prior"].map(lambda s: s.split("/")[0] == s.split("/")[1])
+    return deep[full]

@@ -59,3 +59,22 @@ def test_constant_predictors_are_the_models_whose_ensemble_does_not_vary():
     results = {"alive": _result("normal", [0.1]), "dead": _result(None, [], ensemble=np.full(50, 0.4987)),
                "nearly": _result(None, [], ensemble=np.full(50, 0.5) + np.arange(50) * 1e-6)}
     assert fits.constant_predictors(results) == ["dead"]
+
+
+def test_elbo_ladder_puts_every_fit_on_the_constants_scale():
+    refs = {"log_evidence": 0.0790, "meanfield_elbo": 0.0789, "constant_loglik": 0.0788}
+    results = {"normal": _result("normal", [he(10), he(4), 0.01])}
+    table = fits.fits_table(results, n_inputs=10)
+    ladder = fits.elbo_ladder(refs, table, n_rows=1000)
+    assert ladder.loc["best constant prediction (exact)", "over_constant_nats"] == 0.0
+    assert ladder.loc["linear model, log evidence (exact)", "over_constant_nats"] == pytest.approx(0.2)
+    assert ladder.loc["normal (SVI, last record)", "over_constant_per_row"] == pytest.approx(0.07 - 0.0788)
+
+
+def test_prior_collapse_lists_the_deep_fits_with_every_hidden_layer_at_its_prior():
+    results = {"collapsed": _result("normal", [he(10), he(4), 0.01]),
+               "pinned": _result("laplace", [0.01, he(4), 0.01]),
+               "flat": _result("flat", [0.3, 0.3, 0.3]),
+               "linear": _result("normal", [he(10)], hidden=())}
+    table = fits.fits_table(results, n_inputs=10)
+    assert list(fits.prior_collapse(table).index) == ["collapsed"]

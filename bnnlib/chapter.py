@@ -166,6 +166,14 @@ class ChapterRun:
         return (f"This run uses synthetic data (profile {self.params['synthetic_profile']}), generated in "
                 "Numerai's schema; the talk used Numerai's real v3 data, so compare patterns, not digits.")
 
+    def fit(self, specs: list) -> dict:
+        """Each spec's fitted and scored model, from the cache when it is there (`evaluate_models`
+        with this run's data, cache, `force` and `jobs`)."""
+        from bnnlib.study import evaluate_models
+
+        return evaluate_models(specs, self.dataset, self.cache, force=self.params.get("force", False),
+                               jobs=self.params.get("jobs", 1))
+
     def report_fits(self, fitted: dict, figure_number: int) -> pd.DataFrame:
         """Show and export whether each Bayesian fit converged: the verdicts (`fits.csv`) and a
         figure of the traces; glue `fits_caption` (caption, verdict counts, criterion, where a

@@ -58,7 +58,7 @@ from IPython.display import display
 
 from bnnlib import analysis, book_models, exact, findings, plots, results, talk
 from bnnlib.models.priors import canonical_prior
-from bnnlib.study import evaluate_models, fitted_posterior
+from bnnlib.study import fitted_posterior
 
 chapter = open_chapter("architecture", globals())
 params, dataset, out = chapter.params, chapter.dataset, chapter.out
@@ -76,7 +76,7 @@ glue_all({"architectures": "; ".join(analysis.depth_label(h) for h in params["ar
 
 # %%
 specs = book_models.architecture(params)
-fitted = evaluate_models(specs, dataset, chapter.cache, force=params["force"], jobs=params["jobs"])
+fitted = chapter.fit(specs)
 by_key = {(len(s.hidden), s.prior or "baseline"): fitted[s.name] for s in specs}
 depths = list(dict.fromkeys(d for d, _ in by_key))
 
@@ -104,9 +104,10 @@ glue_all(findings.convergence(fit_table, [s.name for s in specs if s.method == "
 # %%
 corr = analysis.grid_table(by_key, "mean").rename_axis("hidden_layers")
 sharpe = analysis.grid_table(by_key, "sharpe").rename_axis("hidden_layers")
-analysis.side_by_side(analysis.format_corr_sharpe(corr, sharpe),
-                      analysis.format_corr_sharpe(talk.architecture_corr(), talk.architecture_sharpe()),
-                      ours_label=chapter.ours_label)
+ours_cells = analysis.format_corr_sharpe(corr, sharpe)
+talk_cells = analysis.format_corr_sharpe(talk.architecture_corr(),
+                                         talk.architecture_sharpe())
+analysis.side_by_side(ours_cells, talk_cells, ours_label=chapter.ours_label)
 
 # %% tags=["remove-input"]
 figure = plots.grouped_bar_panels(
@@ -148,12 +149,13 @@ check
 # symmetrised form KL(p||q) + KL(q||p) (Jeffreys).
 
 # %%
-fits = analysis.draw_mean_fits(by_key)
+fits = analysis.draw_mean_fits(by_key)  # (depth, prior) -> normal fit (mean, std)
 fits.index = pd.MultiIndex.from_tuples(fits.index, names=["hidden_layers", "prior"])
-js = {p: analysis.divergence_matrix(fits.xs(p, level="prior").apply(tuple, axis=1).to_dict(), "js")
-      for p in prior_names}
-main = fits.xs(divergence_prior, level="prior").apply(tuple, axis=1).to_dict()
-jeffreys, kl = (analysis.divergence_matrix(main, d) for d in ("jeffreys", "kl"))
+fit_of = {p: fits.xs(p, level="prior").apply(tuple, axis=1).to_dict()
+          for p in prior_names}
+js = {p: analysis.divergence_matrix(fit_of[p], "js") for p in prior_names}
+jeffreys = analysis.divergence_matrix(fit_of[divergence_prior], "jeffreys")
+kl = analysis.divergence_matrix(fit_of[divergence_prior], "kl")
 fits.unstack("prior").round(5)
 
 # %% [markdown]

@@ -59,7 +59,6 @@ from bnnlib.chapter import glue_all, open_chapter  # first: it keeps Pyro's impo
 from IPython.display import display
 
 from bnnlib import analysis, book_models, findings, plots, results, talk
-from bnnlib.study import evaluate_models
 
 chapter = open_chapter("burn_eras", globals())
 params, dataset, out = chapter.params, chapter.dataset, chapter.out
@@ -78,7 +77,7 @@ glue_all({"talk_validation_eras": talk.TALK_BURN_ERAS_OF})
 # %%
 specs = book_models.burn_eras(params)
 names = [s.name for s in specs]
-fitted = evaluate_models(specs, dataset, chapter.cache, force=params["force"], jobs=params["jobs"])
+fitted = chapter.fit(specs)
 eras = {p: analysis.burn_eras(fitted[p].per_era) for p in names}
 
 # %% [markdown]
@@ -122,7 +121,8 @@ display(figure)
 # %%
 detection = analysis.burn_detection(fitted)
 talk_burn = analysis.with_p_values(talk.study2_burn())
-display(analysis.side_by_side(detection, talk_burn, ours_label=chapter.ours_label).round(4))
+both = analysis.side_by_side(detection, talk_burn, ours_label=chapter.ours_label)
+display(both.round(4))
 detection[["mean_std_burn", "mean_std_other", "spearman_std_score"]]
 
 # %% tags=["remove-input"]

@@ -84,7 +84,8 @@ sizes = card.era_sizes(dataset)
 figure = figures.era_sizes(sizes)
 results.export_figure(out, "era_sizes", figure)
 display(figure)
-sizes.groupby("split")["rows"].describe()[["count", "mean", "min", "max"]].round(0)
+per_split = sizes.groupby("split")["rows"].describe()
+per_split[["count", "mean", "min", "max"]].round(0)
 
 # %% [markdown]
 # *Figure: rows per era in file order, training eras in blue, validation eras in orange.
@@ -104,8 +105,8 @@ target_shares = card.level_shares(both, [dataset.roles.main])
 figure = figures.level_shares(feature_shares, target_shares, dataset.roles.main)
 results.export_figure(out, "level_shares", figure)
 display(figure)
-pd.DataFrame({"features: mean share": feature_shares.mean(),
-              f"{dataset.roles.main}: mean share": target_shares.mean()}).T.round(3)
+shares = {"features": feature_shares.mean(), dataset.roles.main: target_shares.mean()}
+pd.DataFrame(shares).T.round(3).rename_axis("mean share of each value")
 
 # %% [markdown]
 # *Figure: for each value, the spread over eras of the share of rows that take it (box: the
@@ -158,7 +159,8 @@ threshold = 0.01 / len(drift)
 figure = figures.feature_drift(drift, threshold)
 results.export_figure(out, "feature_drift", figure)
 display(figure)
-drift[drift["p_value"] < threshold].sort_values("dispersion", ascending=False).round(4)
+drifting = drift[drift["p_value"] < threshold]
+drifting.sort_values("dispersion", ascending=False).round(4)
 
 # %% [markdown]
 # *Figure: dispersion of each feature's per-era correlation with the main target over all eras,

@@ -65,7 +65,6 @@ from bnnlib.chapter import glue, glue_all, open_chapter  # first: it keeps Pyro'
 from IPython.display import display
 
 from bnnlib import analysis, book_models, findings, fits, plots, results, talk
-from bnnlib.study import evaluate_models
 
 chapter = open_chapter("ensembles", globals())
 params, dataset, out = chapter.params, chapter.dataset, chapter.out
@@ -92,8 +91,8 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 
 # %%
 specs = book_models.ensembles(params)
-fitted_all = evaluate_models(specs, dataset, chapter.cache, force=params["force"], jobs=params["jobs"])
-checks = {book_models.init_check_name(p) for p in params["priors"]} | {book_models.PRECISION_CHECK}
+fitted_all = chapter.fit(specs)
+checks = book_models.PRECISION_CHECK, *(book_models.init_check_name(p) for p in params["priors"])
 fitted = {name: r for name, r in fitted_all.items() if name not in checks}
 bnn_names = [name for name, r in fitted.items() if r.spec.method == "bnn"]
 
@@ -122,7 +121,8 @@ glue_all(findings.convergence(fit_table, bnn_names, "its draws' spread below is 
 
 # %%
 scores = analysis.score_table(fitted)
-ours = scores.rename(columns={"corr_mean": "corr", "corr_sharpe": "sharpe"})[["corr", "sharpe"]]
+columns = {"corr_mean": "corr", "corr_sharpe": "sharpe"}
+ours = scores[list(columns)].rename(columns=columns)
 analysis.side_by_side(ours, talk.study1_scores(), ours_label=chapter.ours_label).round(4)
 
 # %% [markdown]
@@ -172,7 +172,8 @@ check1
 
 # %%
 draw_table = analysis.draws_vs_ensemble({p: fitted[p] for p in bnn_names})
-analysis.draws_side_by_side(draw_table, talk.study1_draws(), ours_label=chapter.ours_label)
+analysis.draws_side_by_side(draw_table, talk.study1_draws(),
+                            ours_label=chapter.ours_label)
 
 # %% [markdown]
 # The same with `numerai_corr` (the talk predates it, so there is nothing to compare with):
@@ -224,9 +225,11 @@ check2
 # %%
 _, y_valid, valid_eras = dataset.arrays("validation", [dataset.roles.main])
 init_pairs = {p: (p, book_models.init_check_name(p)) for p in bnn_names}
-init_check = fits.paired_comparison(fitted_all, init_pairs, y_valid[:, 0], valid_eras)
+init_check = fits.paired_comparison(fitted_all, init_pairs, y_valid[:, 0],
+                                   valid_eras)
 results.write_csv(init_check, out / "init_invariance.csv")
-glue_all(findings.prefixed("init", findings.init_invariance(init_check, bnn_names)))
+init = findings.init_invariance(init_check, bnn_names)
+glue_all(findings.prefixed("init", init))
 init_check.round(4)
 
 # %% [markdown]

@@ -63,7 +63,6 @@ import pandas as pd
 from IPython.display import display
 
 from bnnlib import analysis, book_models, findings, plots, results, talk
-from bnnlib.study import evaluate_models
 
 chapter = open_chapter("target_hypotheses", globals())
 params, dataset, out = chapter.params, chapter.dataset, chapter.out
@@ -84,7 +83,7 @@ target_corr.round(2)
 # %%
 display(analysis.hypotheses_table(params["hypotheses"]))
 specs = book_models.target_hypotheses(params)
-fitted = evaluate_models(specs, dataset, chapter.cache, force=params["force"], jobs=params["jobs"])
+fitted = chapter.fit(specs)
 by_key = {(s.hypothesis, s.prior): fitted[s.name] for s in specs}
 prior_names = list(dict.fromkeys(p for _, p in by_key))
 
@@ -114,9 +113,9 @@ verdicts.unstack()
 # %%
 corr = analysis.grid_table(by_key, "mean")
 sharpe = analysis.grid_table(by_key, "sharpe")
-analysis.side_by_side(analysis.format_corr_sharpe(corr, sharpe),
-                      analysis.format_corr_sharpe(talk.study3_corr(), talk.study3_sharpe()),
-                      ours_label=chapter.ours_label)
+ours_cells = analysis.format_corr_sharpe(corr, sharpe)
+talk_cells = analysis.format_corr_sharpe(talk.study3_corr(), talk.study3_sharpe())
+analysis.side_by_side(ours_cells, talk_cells, ours_label=chapter.ours_label)
 
 # %% [markdown]
 # The same with `numerai_corr` (no counterpart in the talk):

@@ -303,3 +303,10 @@ def test_write_profile_keeps_a_copy_another_process_published_first(tmp_path, mo
     assert synth.write_profile("tiny", out) == out
     assert [p.name for p in tmp_path.iterdir()] == ["data"]
     assert json.loads((out / "meta.json").read_text())["profile"] == "tiny"
+
+
+def test_write_profile_to_a_place_that_cannot_be_written_is_a_bnnlib_error(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    for out in (Path("/proc/bnnlib-test/data"), tmp_path / "a-file" / "below" / "data"):
+        with pytest.raises(BnnlibError, match="cannot write the synthetic data to"):
+            synth.write_profile("tiny", out)

@@ -527,7 +527,11 @@ def _make_temp_dir(final: Path) -> Path:
         final.parent.mkdir(parents=True, exist_ok=True)
         _sweep_stale(final.parent)
         try:
-            return Path(tempfile.mkdtemp(prefix=f".tmp-{final.name[:16]}-", dir=final.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name[:16]}-", dir=final.parent))
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp, 0o777 & ~mask)  # mkdtemp's 0700 would make a shared cache unreadable to others
+            return tmp
         except FileNotFoundError:  # the folder was removed by a failing writer: make it again
             if attempt == 2:
                 raise

@@ -397,3 +397,18 @@ def test_custom_save_and_load(tmp_path):
     for expected_hit in (False, True):
         value, hit = cache.get_or_compute("n", {"a": 1}, "fp", lambda: 42, save=save, load=load)
         assert (value, hit) == (42, expected_hit)
+
+
+def test_entries_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        cache = Cache(tmp_path)
+        cache.get_or_compute("fit", SPEC, "fp", Counter())
+    finally:
+        os.umask(old)
+    entry = cache.path("fit", cache.events[0].key)
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in entry.iterdir()} == {0o644}

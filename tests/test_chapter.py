@@ -62,3 +62,13 @@ def test_parameters_table_writes_values_as_a_profile_does():
     table = parameters_table({"priors": ["flat"], "steps": None, "data_source": "synthetic"})
     assert table["value"].tolist() == ['["flat"]', "null", "synthetic"]
     assert table.index.name == "parameter"
+
+
+def test_fits_caption_counts_verdicts_and_says_where_a_diverging_fit_stopped():
+    table = pd.DataFrame({"verdict": ["converged", "diverging", "converged"],
+                          "stopped_at_step": [None, 1234.0, None]}, index=["normal", "flat", "laplace"])
+    caption = chapter.fits_caption(table, figure_number=4)
+    assert caption.startswith("*Figure 4.")
+    assert "Verdicts (2 converged; 1 diverging)" in caption
+    assert "flat's loss stopped being finite at step 1,234" in caption
+    assert "stopped being finite" not in chapter.fits_caption(table.drop(index="flat"), 1)

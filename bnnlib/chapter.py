@@ -209,8 +209,6 @@ class ChapterRun:
         with pd.option_context("display.max_rows", None):
             display(provenance({}, dataset_fingerprint=self.dataset.fingerprint, started=self.started,
                                cache_records=self.cache.events if self.cache is not None else ()))
-            if self.cache is not None and self.cache.events:
-                display(self.cache.provenance())
 
 
 def fits_caption(table: pd.DataFrame, figure_number: int) -> str:

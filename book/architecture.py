@@ -254,7 +254,7 @@ else:
 # Every model's ensemble predictions and per-era scores; `summary.csv` holds the corr and Sharpe
 # of every (depth, model); the divergence matrices are written beside it.
 
-# %% tags=["remove-input"]
+# %% tags=["remove-input", "hide-output"]
 for p in prior_names:
     results.write_csv(js[p], out / f"js_divergence_{p}.csv")
 results.write_csv(jeffreys, out / f"jeffreys_divergence_{divergence_prior}.csv")

@@ -208,7 +208,7 @@ else:
 # Per prior: the ensemble's predictions and its per-era scores with the mean predictive std
 # (`per_era.csv`); the detection table is `summary.csv`.
 
-# %% tags=["remove-input"]
+# %% tags=["remove-input", "hide-output"]
 chapter.close(fitted, detection)
 
 # %% [markdown]

@@ -224,5 +224,5 @@ else:
 # The facts table is exported as `summary.csv` and the figures under `figures/` in the
 # chapter's results folder ({glue:text}`results_folder`).
 
-# %% tags=["remove-input"]
+# %% tags=["remove-input", "hide-output"]
 chapter.close()

@@ -296,7 +296,7 @@ if truth:
 # columns `era`, `prediction`) and its per-era scores (`per_era.csv`) are written under the
 # chapter's results folder, with this chapter's main table as `summary.csv`.
 
-# %% tags=["remove-input"]
+# %% tags=["remove-input", "hide-output"]
 chapter.close(fitted, scores)
 
 # %% [markdown]

@@ -202,7 +202,7 @@ else:
 # Every model's ensemble predictions and per-era scores; `summary.csv` holds the corr and
 # Sharpe of every (hypothesis, prior).
 
-# %% tags=["remove-input"]
+# %% tags=["remove-input", "hide-output"]
 chapter.close(fitted, analysis.labelled_score_table(fitted, {s.name: {"hypothesis": s.hypothesis, "prior": s.prior}
                                                              for s in specs}))
 

@@ -166,17 +166,7 @@ drifting.sort_values("dispersion", ascending=False).round(4)
 # *Figure: dispersion of each feature's per-era correlation with the main target over all eras,
 # features in decreasing order; red bars drift beyond sampling noise (chi-square test,
 # p < 0.01 divided by the number of features); the dashed line is sampling noise alone.*
-
-# %% [markdown]
-# ## The ground truth (synthetic data only)
 #
-# The generator records, for every era, the regime the feature-target relation was drifting
-# towards, how far the era's relation was from the long-run one (`alignment`: the cosine
-# between the era's true linear weights and the long-run weights), and whether the era was
-# **shifted**: a sudden change that flips part of the relation and makes the features move
-# together. A model fit on past eras should do worse in shifted eras, so they are candidate
-# burn eras; study 2 asks whether the posterior's uncertainty notices them.
-
 # ## The ground truth (synthetic data only)
 #
 # The generator records, for every era, the regime the feature-target relation was drifting

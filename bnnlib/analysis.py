@@ -432,6 +432,13 @@ def format_corr_sharpe(corr: pd.DataFrame, sharpe: pd.DataFrame, digits: int = 4
     )
 
 
+def corr_sharpe_side_by_side(corr: pd.DataFrame, sharpe: pd.DataFrame, talk_corr: pd.DataFrame,
+                             talk_sharpe: pd.DataFrame, *, ours_label: str = "this run") -> pd.DataFrame:
+    """Our "corr (Sharpe)" cells beside the talk's, as the talk prints its grids."""
+    return side_by_side(format_corr_sharpe(corr, sharpe), format_corr_sharpe(talk_corr, talk_sharpe),
+                        ours_label=ours_label)
+
+
 def normal_posterior(mean: float, std: float) -> dict[str, float]:
     """A normal posterior N(mean, std^2) summarised: mean, std, P(> 0), central 95% interval."""
     if not (np.isfinite(mean) and np.isfinite(std)) or std <= 0:

@@ -68,6 +68,18 @@ def grouped_bar_panels(tables: Mapping[str, pd.DataFrame], *, title: str, ylabel
     return figure
 
 
+def ours_vs_talk_panels(ours: pd.DataFrame, talk: pd.DataFrame, *, ours_label: str, title: str, ylabel: str,
+                        xlabel: str) -> Figure:
+    """Grouped bars of our (row x prior) table beside the talk's on the same rows and columns,
+    priors named as the book names them."""
+    from bnnlib.talk import prior_label
+
+    return grouped_bar_panels(
+        {ours_label: ours.rename(columns=prior_label),
+         "talk (2021, real data)": talk.reindex(index=ours.index, columns=ours.columns).rename(columns=prior_label)},
+        title=title, ylabel=ylabel, xlabel=xlabel)
+
+
 def ours_vs_talk_bars(ours: pd.DataFrame, talk: pd.DataFrame, columns: Mapping[str, str], *,
                       title: str) -> Figure:
     """One panel per column ({column: axis label}): our value beside the talk's, per row."""

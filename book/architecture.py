@@ -104,16 +104,12 @@ glue_all(findings.convergence(fit_table, [s.name for s in specs if s.method == "
 # %%
 corr = analysis.grid_table(by_key, "mean").rename_axis("hidden_layers")
 sharpe = analysis.grid_table(by_key, "sharpe").rename_axis("hidden_layers")
-ours_cells = analysis.format_corr_sharpe(corr, sharpe)
-talk_cells = analysis.format_corr_sharpe(talk.architecture_corr(),
-                                         talk.architecture_sharpe())
-analysis.side_by_side(ours_cells, talk_cells, ours_label=chapter.ours_label)
+analysis.corr_sharpe_side_by_side(corr, sharpe, talk.architecture_corr(),
+                                  talk.architecture_sharpe(), ours_label=chapter.ours_label)
 
 # %% tags=["remove-input"]
-figure = plots.grouped_bar_panels(
-    {chapter.ours_label: corr.rename(columns=talk.prior_label),
-     "talk (2021, real data)": talk.architecture_corr().reindex(index=corr.index, columns=corr.columns)
-                                   .rename(columns=talk.prior_label)},
+figure = plots.ours_vs_talk_panels(
+    corr, talk.architecture_corr(), ours_label=chapter.ours_label,
     title="Validation corr by number of hidden layers", ylabel="validation corr", xlabel="hidden layers")
 results.export_figure(out, "corr_by_depth", figure)
 display(figure)

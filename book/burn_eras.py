@@ -103,8 +103,8 @@ glue_all(findings.convergence(fit_table, names, "its AUC measures the optimiser'
 # std of the draws' predictions) against the ensemble's corr in that era.
 
 # %% tags=["remove-input"]
-figure = plots.std_vs_score({talk.prior_label(p): eras[p] for p in names},
-                            title="Era's mean predictive std vs its corr (red: burn eras)")
+labelled = {talk.prior_label(p): eras[p] for p in names}
+figure = plots.std_vs_score(labelled, title="Era's mean predictive std vs its corr (red: burn eras)")
 results.export_figure(out, "std_vs_corr", figure)
 display(figure)
 
@@ -126,8 +126,7 @@ display(both.round(4))
 detection[["mean_std_burn", "mean_std_other", "spearman_std_score"]]
 
 # %% tags=["remove-input"]
-figure = plots.burn_rocs({talk.prior_label(p): eras[p] for p in names},
-                         title="Mean predictive std as a burn-era detector")
+figure = plots.burn_rocs(labelled, title="Mean predictive std as a burn-era detector")
 if figure is not None:
     results.export_figure(out, "roc", figure)
     display(figure)

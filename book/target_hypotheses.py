@@ -113,9 +113,8 @@ verdicts.unstack()
 # %%
 corr = analysis.grid_table(by_key, "mean")
 sharpe = analysis.grid_table(by_key, "sharpe")
-ours_cells = analysis.format_corr_sharpe(corr, sharpe)
-talk_cells = analysis.format_corr_sharpe(talk.study3_corr(), talk.study3_sharpe())
-analysis.side_by_side(ours_cells, talk_cells, ours_label=chapter.ours_label)
+analysis.corr_sharpe_side_by_side(corr, sharpe, talk.study3_corr(), talk.study3_sharpe(),
+                                  ours_label=chapter.ours_label)
 
 # %% [markdown]
 # The same with `numerai_corr` (no counterpart in the talk):
@@ -125,10 +124,8 @@ analysis.format_corr_sharpe(analysis.grid_table(by_key, "mean", "numerai_corr"),
                             analysis.grid_table(by_key, "sharpe", "numerai_corr"))
 
 # %% tags=["remove-input"]
-figure = plots.grouped_bar_panels(
-    {chapter.ours_label: corr.rename(columns=talk.prior_label),
-     "talk (2021, real data)": talk.study3_corr().reindex(index=corr.index, columns=corr.columns)
-                                   .rename(columns=talk.prior_label)},
+figure = plots.ours_vs_talk_panels(
+    corr, talk.study3_corr(), ours_label=chapter.ours_label,
     title="Validation corr on the main target, by hypothesis and prior", ylabel="validation corr",
     xlabel="hypothesis (single: one-target BNN)")
 results.export_figure(out, "corr", figure)

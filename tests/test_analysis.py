@@ -329,6 +329,8 @@ def test_every_figure_has_a_title_and_axis_labels():
                                      title="t", xlabel="Sharpe"),
         plots.grouped_bar_panels({"this run": talk.study3_corr(), "talk": talk.study3_corr()}, title="t",
                                  ylabel="corr", xlabel="hypothesis"),
+        plots.ours_vs_talk_panels(talk.study3_corr(), talk.study3_corr(), ours_label="ours", title="t",
+                                  ylabel="corr", xlabel="hypothesis"),
         plots.ours_vs_talk_bars(pd.DataFrame({"corr": [0.01]}, index=["flat"]), talk.study1_scores(),
                                 {"corr": "validation corr"}, title="t"),
         plots.draw_histograms({"flat": draws.mean(1)}, {"flat": 0.01}, title="t", xlabel="corr"),
@@ -370,6 +372,13 @@ def test_labelled_score_table_puts_labels_first():
     table = analysis.labelled_score_table(results, {"h1_flat": {"hypothesis": "h1", "prior": "flat"}})
     assert list(table.columns[:2]) == ["hypothesis", "prior"]
     assert table.loc["h1_flat", "corr_mean"] == pytest.approx(0.15)
+
+
+def test_corr_sharpe_side_by_side_prints_cells_as_the_talk_does():
+    table = analysis.corr_sharpe_side_by_side(talk.study3_corr(), talk.study3_sharpe(), talk.study3_corr(),
+                                              talk.study3_sharpe(), ours_label="ours")
+    cell = table[("ours", "flat")].iloc[0]
+    assert cell == f"{talk.study3_corr()['flat'].iloc[0]:.4f} ({talk.study3_sharpe()['flat'].iloc[0]:.4f})"
 
 
 def test_draws_side_by_side_lays_out_both_tables():

@@ -114,11 +114,11 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a user's error is one line and status 2, Ctrl-C 130 and SIGTERM 143,
     after every process the command started has been stopped."""
-    from bnnlib.interrupt import exit_status, stop_children, terminate_as_interrupt
+    from bnnlib.interrupt import exit_status, handle_signals, stop_children
 
     args = make_parser().parse_args(argv)
     try:
-        with terminate_as_interrupt():
+        with handle_signals():
             args.func(args)
     except BnnlibError as error:
         print(f"bnnlib: error: {error}", file=sys.stderr)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
@@ -117,8 +120,6 @@ def _limit_threads(threads: int) -> None:
     """Worker initializer: share the cores between the workers instead of oversubscribing.
 
     The variables are read when torch (or numpy's BLAS) is first imported in the worker."""
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
@@ -181,7 +182,8 @@ class ProcessExecutor:
         _check_picklable(fn)
         pool = self._get_pool()
         bar = _Bar(len(items), self.desc, self.progress)
-        futures = {pool.submit(fn, item): index for index, item in enumerate(items)}
+        with workers_ignore_ctrl_c():  # the first submit starts the processes
+            futures = {pool.submit(fn, item): index for index, item in enumerate(items)}
         try:
             results: list = [None] * len(items)
             pending = set(futures)
@@ -221,6 +223,21 @@ def stop_pool(pool: ProcessPoolExecutor, timeout: float = 5.0) -> None:
         if process.is_alive():
             process.kill()
             process.join(timeout)
+
+
+@contextmanager
+def workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start processes within this block: SIGINT is ignored here meanwhile, and a spawned
+    process inherits that from its first instruction, so a Ctrl-C while a worker is still
+    importing cannot print its traceback (the parent handles Ctrl-C and stops the workers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _check_picklable(fn: Callable) -> None:

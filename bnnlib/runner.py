@@ -397,8 +397,9 @@ def plan_chapter(
         raise BnnlibError(f"chapter {chapter.name!r}: {error}") from None
     key = stamp_key(text, params, code_hash or _bnnlib_hash())
     results = None
-    if isinstance(params.get("results_dir"), str):
-        results = book_folder(folder / Path(params["results_dir"]).expanduser(), chapter.name)
+    results_dir = {**declared, **params}.get("results_dir")  # the chapter's own default counts too
+    if isinstance(results_dir, str):
+        results = book_folder(folder / Path(results_dir).expanduser(), chapter.name)
     return Plan(chapter, notebook, params, key, results)
 
 
@@ -414,6 +415,7 @@ def execute_plan(plan: Plan, root: Path) -> float:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from bnnlib.interrupt import cleanup_on_stop, interrupted, raise_if_interrupted
     from bnnlib.results import STAGING_ENV
 
     name = plan.chapter.name
@@ -424,20 +426,23 @@ def execute_plan(plan: Plan, root: Path) -> float:
     previous = os.environ.get(STAGING_ENV)
     if staged is not None:
         os.environ[STAGING_ENV] = str(staged)  # the kernel inherits it
-    start = time.perf_counter()
-    try:
-        papermill.execute_notebook(
-            plan.notebook, str(running), parameters=plan.params, kernel_name="python3",
-            cwd=str(root), progress_bar=False, log_output=False,
-            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # kernel chatter (the shutdown
-            # interrupt, plain-TCP notes) would break the progress lines; cell errors still surface
-        )
-    except BaseException as error:
+
+    def discard() -> None:
         if staged is not None:
             shutil.rmtree(staged, ignore_errors=True)
-        if isinstance(error, KeyboardInterrupt):  # Ctrl-C or SIGTERM: leave nothing partial
-            running.unlink(missing_ok=True)
-            raise
+        running.unlink(missing_ok=True)
+
+    start = time.perf_counter()
+    try:
+        with cleanup_on_stop(discard):
+            _execute(papermill, plan, running, root)
+            raise_if_interrupted()  # a signal that papermill's event loop swallowed: publish nothing
+    except BaseException as error:
+        if isinstance(error, KeyboardInterrupt) or interrupted() is not None:  # Ctrl-C, SIGTERM
+            discard()
+            raise (error if isinstance(error, KeyboardInterrupt) else interrupted()) from None
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
         saved = _keep_failed(running, failed)
         if isinstance(error, PapermillExecutionError):
             raise BnnlibError(_cell_failure(name, error, saved, root, plan.chapter.source)) from None
@@ -468,6 +473,15 @@ def execute_plan(plan: Plan, root: Path) -> float:
     }
     _write_atomic(_stamp_path(root, name), json.dumps(stamp, indent=1, sort_keys=True, default=str))
     return seconds
+
+
+def _execute(papermill, plan: Plan, running: Path, root: Path) -> None:
+    papermill.execute_notebook(
+        plan.notebook, str(running), parameters=plan.params, kernel_name="python3",
+        cwd=str(root), progress_bar=False, log_output=False,
+        extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # kernel chatter (the shutdown
+        # interrupt, plain-TCP notes) would break the progress lines; cell errors still surface
+    )
 
 
 def _keep_failed(running: Path, failed: Path) -> Path | None:
@@ -560,7 +574,10 @@ def _run_locked(plans: list[Plan], root: Path, force: bool, jobs: int) -> None:
     if jobs > 1 and len(todo) > 1:
         _execute_concurrently(todo, root, jobs)
         return
+    from bnnlib.interrupt import raise_if_interrupted
+
     for label, plan in todo:
+        raise_if_interrupted()
         print(label, end=" ", flush=True)
         try:
             seconds = execute_plan(plan, root)
@@ -580,13 +597,14 @@ def _execute_concurrently(todo: list[tuple[str, Plan]], root: Path, jobs: int) -
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
-    from bnnlib.executor import stop_pool
+    from bnnlib.executor import stop_pool, workers_ignore_ctrl_c
 
     failures: dict[int, BaseException] = {}
     pool = ProcessPoolExecutor(min(jobs, len(todo)), mp_context=get_context("spawn"),
                                initializer=_chapter_process_init)
     try:
-        futures = {pool.submit(execute_plan, plan, root): (index, label) for index, (label, plan) in enumerate(todo)}
+        with workers_ignore_ctrl_c():  # the first submit starts the processes
+            futures = {pool.submit(execute_plan, plan, root): (index, label) for index, (label, plan) in enumerate(todo)}
         for future in as_completed(futures):
             index, label = futures[future]
             if future.cancelled():
@@ -612,10 +630,10 @@ def _execute_concurrently(todo: list[tuple[str, Plan]], root: Path, jobs: int) -
 def _chapter_process_init() -> None:
     """A chapter's process leaves Ctrl-C to the parent, and turns the parent's SIGTERM into an
     exception, so that execute_plan removes its staging folder and papermill stops its kernel."""
-    from bnnlib.interrupt import ignore_interrupts, terminate_as_interrupt
+    from bnnlib.interrupt import handle_signals, ignore_interrupts
 
     ignore_interrupts()
-    terminate_as_interrupt().__enter__()  # for the life of the process
+    handle_signals(sigint=False).__enter__()  # for the life of the process
 
 
 def build_html(root: Path | str | None = None) -> Path:

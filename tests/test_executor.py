@@ -146,9 +146,15 @@ def test_an_interrupt_stops_the_workers_at_once():
 
     executor = ProcessExecutor(2)
     executor.map(seeded_fit, ITEMS[:2])  # the workers are started
-    processes = list(executor._pool._processes.values())
+    processes = []
     with pytest.raises(KeyboardInterrupt):
         with executor:
             executor._pool.submit(time.sleep, 600)
+            processes = list(executor._pool._processes.values())
             raise KeyboardInterrupt
-    assert not any(p.is_alive() for p in processes)
+    from multiprocessing.connection import wait as wait_for
+
+    # a process has ended when its sentinel is ready (is_alive() can miss an exit that the pool's
+    # own thread reaped first)
+    ended = wait_for([p.sentinel for p in processes], timeout=0)
+    assert processes and len(ended) == len(processes)

@@ -86,7 +86,8 @@ time.sleep(600)
 '''
 
 
-def test_sigterm_while_a_chapter_executes_stops_its_kernel_and_removes_partial_files(tmp_path):
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_a_chapter_executes_stops_its_kernel_and_removes_partial_files(tmp_path, signum, status):
     from test_runner import make_project
 
     root = make_project(tmp_path, {"sleeper": SLEEPER}, "description: d\ncommon: {}\nchapters: {}\n")
@@ -101,7 +102,11 @@ def test_sigterm_while_a_chapter_executes_stops_its_kernel_and_removes_partial_f
             time.sleep(0.5)
         seen = _descendants(run.pid)
         assert run.poll() is None and seen, run.communicate()
-        run.send_signal(signal.SIGTERM)
+        time.sleep(1)
+        if signum == signal.SIGINT:
+            os.killpg(run.pid, signum)  # Ctrl-C: the kernel gets it too
+        else:
+            run.send_signal(signum)
         out, err = run.communicate(timeout=120)
     finally:
         if run.poll() is None:
@@ -111,9 +116,10 @@ def test_sigterm_while_a_chapter_executes_stops_its_kernel_and_removes_partial_f
         left = [(p.pid, _cmdline(p)) for p in alive]
         for process in alive:
             process.kill()
-    assert run.returncode == 143, (out, err)
+    assert run.returncode == status, (out, err)
     assert left == []  # the kernel included
     assert not (root / "_build" / "executing" / "sleeper.ipynb").exists()
     assert not (root / "_build" / "results" / "sleeper").exists()  # nothing published
+    assert not (root / "_build" / "papermill").exists()  # it wrote into its staging folder
     assert not list((root / "_build" / "results").glob(".*staging-*"))
     assert not (root / "book" / "sleeper.ipynb").exists()

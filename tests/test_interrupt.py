@@ -123,3 +123,40 @@ def test_a_signal_while_a_chapter_executes_stops_its_kernel_and_removes_partial_
     assert not (root / "_build" / "papermill").exists()  # it wrote into its staging folder
     assert not list((root / "_build" / "results").glob(".*staging-*"))
     assert not (root / "book" / "sleeper.ipynb").exists()
+
+
+SWALLOWS = '''
+import pathlib, subprocess, sys, time
+from bnnlib import interrupt
+interrupt.GRACE = 1.0
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+pathlib.Path("child.pid").write_text(str(child.pid))
+partial = pathlib.Path("partial.txt")
+partial.write_text("half")
+with interrupt.handle_signals(), interrupt.cleanup_on_stop(lambda: partial.unlink()):
+    pathlib.Path("ready").write_text("yes")
+    while True:  # a library that catches everything, as an event loop logging callback errors
+        try:
+            time.sleep(0.1)
+        except BaseException:
+            pass
+'''
+
+
+def test_a_swallowed_signal_still_stops_the_program_cleans_up_and_exits_143(tmp_path):
+    run = subprocess.Popen([sys.executable, "-c", SWALLOWS], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "ready").exists() and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.1)
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    child = int((tmp_path / "child.pid").read_text())
+    assert run.returncode == 143, err
+    assert not (tmp_path / "partial.txt").exists()  # the registered clean-up ran
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+    assert err.strip().endswith("bnnlib: terminated; partial files removed, processes stopped")

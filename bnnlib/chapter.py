@@ -180,7 +180,7 @@ class ChapterRun:
         diverging fit stopped) for the page's markdown. Returns the full fits table."""
         from IPython.display import display
 
-        table = fits.fits_table(fitted)
+        table = fits.fits_table(fitted, n_inputs=len(self.dataset.features))
         results.write_csv(table, self.out / "fits.csv")
         groups = {name: prior_label(row.prior) for name, row in table.iterrows()}
         figure = plots.fit_traces(fits.trace_frame(fitted), groups=groups,
@@ -188,7 +188,8 @@ class ChapterRun:
         results.export_figure(self.out, "traces", figure)
         # the verdict first and few columns, so it stays inside the text column; fits.csv has them all
         columns = {"verdict": "verdict", "steps": "steps", "elbo_per_row_last": "ELBO/row",
-                   "scale_p50_last": "std p50", "scale_change_window": "std change"}
+                   "scale_p50_last": "std p50", "scale_change_window": "std change",
+                   "layers_at_prior": "at prior"}
         display(table[list(columns)].rename(columns=columns).round(4))
         display(figure)
         glue_md("fits_caption", fits_caption(table, figure_number))
@@ -220,7 +221,8 @@ def fits_caption(table: pd.DataFrame, figure_number: int) -> str:
     return (f"*Figure {figure_number}. Per Bayesian fit, against the optimiser step: the ELBO per row (left), the "
             "guide's median std over the network's layers (solid) and its largest layer 90th percentile (dotted; "
             "middle), and the validation corr of the one network at the posterior mean (right).*\n\n"
-            f"Verdicts ({counts}), {convergence.CRITERION}. A fit that did not converge reports where the optimiser "
+            f"Verdicts ({counts}), {convergence.CRITERION}. *At prior* counts the hidden layers whose median "
+            f"guide std is within {fits.AT_PRIOR:.0%} of the prior's: the data did not move them. A fit that did not converge reports where the optimiser "
             "stopped, not a posterior: its draws' spread and anything computed from it are marked below." + stops)
 
 

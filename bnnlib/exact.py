@@ -146,27 +146,53 @@ def _target_stats(y) -> tuple[int, float, float]:
     return len(y), float(y.sum()), float(y @ y)
 
 
-def elbo_references(x, y, prior_std, sigma: float, block_rows: int = BLOCK_ROWS) -> dict[str, float]:
-    """Exact yardsticks, per row, for the ELBO per row that a fit's trace reports:
-
-    - ``log_evidence``: log p(y) of the Bayesian linear model (Normal prior of std `prior_std`,
-      noise `sigma`), the most any guide of that model can reach;
-    - ``meanfield_elbo``: the ELBO of its mean-field optimum, log p(y) minus the KL from that guide
-      to the exact posterior, 1/2 (sum log diag(A) - log det A), A the posterior precision;
-    - ``constant_loglik``: the log-likelihood of the best constant prediction (the targets' own
-      mean and variance) with no prior cost: no model that ignores its inputs does better.
-
-    A deep network whose ELBO per row ends near ``constant_loglik`` explains nothing beyond the
-    targets' mean; the linear model's margin over it is what the inputs are worth in nats."""
-    ztz, zty = _sufficient_stats(x, y, block_rows)
-    n, total, squares = _target_stats(y)
+def _evidence_and_gap(ztz, zty, n: int, squares: float, prior_std, sigma: float) -> tuple[float, float]:
+    """log p(y) of the Bayesian linear model at noise scale `sigma`, and the KL from its mean-field
+    optimum to the exact posterior, 1/2 (sum log diag(A) - log det A), A the posterior precision."""
     mean, _, precision = _exact(ztz, zty, prior_std, sigma)
     s2 = float(sigma) ** 2
     prior_var = np.broadcast_to(np.asarray(prior_std, dtype=np.float64) ** 2, (len(ztz),))
     _, logdet_a = np.linalg.slogdet(precision)
     log_evidence = (-0.5 * n * np.log(2 * np.pi * s2) - 0.5 * (squares / s2 - mean @ precision @ mean)
                     - 0.5 * np.log(prior_var).sum() - 0.5 * logdet_a)
-    gap = 0.5 * (np.log(np.diag(precision)).sum() - logdet_a)
+    return float(log_evidence), float(0.5 * (np.log(np.diag(precision)).sum() - logdet_a))
+
+
+def elbo_references(x, y, prior_std, sigma: float | None = None, block_rows: int = BLOCK_ROWS) -> dict[str, float]:
+    """Exact yardsticks, per row, for the ELBO per row that a fit's trace reports:
+
+    - ``log_evidence``: log p(y) of the Bayesian linear model (Normal prior of std `prior_std`),
+      the most any guide of that model can reach;
+    - ``meanfield_elbo``: the ELBO of its mean-field optimum (log p(y) minus the KL from that guide
+      to the exact posterior);
+    - ``constant_loglik``: the log-likelihood of the best constant prediction (the targets' own
+      mean and variance) with no prior cost: no model that ignores its inputs does better;
+    - ``sigma``: the noise scale of the first two: `sigma`, or by default the one that maximises
+      the log evidence (type-II maximum likelihood), as the constant's variance is its own best.
+
+    A network whose ELBO per row ends near ``constant_loglik`` explains nothing beyond the
+    targets' mean; the linear model's margin over it is what the inputs are worth in nats."""
+    from scipy.optimize import minimize_scalar
+
+    ztz, zty = _sufficient_stats(x, y, block_rows)
+    n, total, squares = _target_stats(y)
     variance = squares / n - (total / n) ** 2
-    return {"log_evidence": float(log_evidence / n), "meanfield_elbo": float((log_evidence - gap) / n),
-            "constant_loglik": float(-0.5 * np.log(2 * np.pi * variance) - 0.5)}
+    if sigma is None:  # the evidence's maximum over log sigma, bracketed around the targets' own std
+        best = minimize_scalar(lambda log_s: -_evidence_and_gap(ztz, zty, n, squares, prior_std, np.exp(log_s))[0],
+                               bounds=(np.log(np.sqrt(variance)) - 3.0, np.log(np.sqrt(variance)) + 1.0),
+                               method="bounded", options={"xatol": 1e-8})
+        sigma = float(np.exp(best.x))
+    log_evidence, gap = _evidence_and_gap(ztz, zty, n, squares, prior_std, sigma)
+    return {"log_evidence": log_evidence / n, "meanfield_elbo": (log_evidence - gap) / n,
+            "constant_loglik": float(-0.5 * np.log(2 * np.pi * variance) - 0.5), "sigma": float(sigma)}
+
+
+def posterior_elbo_references(posterior, x, y, block_rows: int = BLOCK_ROWS) -> dict[str, float]:
+    """`elbo_references` for the linear model a fitted linear `Posterior` belongs to (its He
+    prior stds), with the noise scale at the evidence's maximum, not SVI's: the yardsticks
+    must not depend on how far a fit got."""
+    arch = posterior.arch
+    if arch.hidden or arch.n_outputs != 1:
+        raise BnnlibError(f"the ELBO's exact yardsticks need the linear model, got hidden={list(arch.hidden)}")
+    prior_std = he_scale(fan_in_per_param(arch).double()).numpy()
+    return elbo_references(x, y, prior_std, None, block_rows)

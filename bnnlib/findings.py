@@ -259,6 +259,44 @@ def exact_check(table: pd.DataFrame, worst: Mapping[str, float], tolerance: floa
         "stds: what the mean-field family itself gives up, whatever the optimiser does.")}
 
 
+def data_worth(ladder: pd.DataFrame, fit_table: pd.DataFrame, n_rows: int, elbo_tolerance: float) -> dict:
+    """What the inputs are worth in nats (an `elbo_ladder`), which deep fits under a proper prior
+    end below the best constant prediction, and how the convergence criterion's ELBO tolerance
+    compares with the linear model's whole margin."""
+    evidence = ladder.loc["linear model, log evidence (exact)", "over_constant_nats"]
+    meanfield = ladder.loc["linear model, mean-field optimum (exact)", "over_constant_nats"]
+    deep = fit_table[(fit_table["hidden"] != "linear") & fit_table["prior"].isin(["normal", "laplace"])]
+    margin = deep["elbo_per_row_last"] - ladder.loc["best constant prediction (exact)", "elbo_per_row"]
+    below = margin[margin < 0]
+    at_prior = "; ".join(f"{name}: {row.layers_at_prior}" for name, row in deep.iterrows() if row.layers_at_prior)
+    if below.empty:
+        deep_note = f"None of the {len(deep)} deep fits under a proper prior ends below the best constant prediction."
+    else:
+        deep_note = (f"{len(below)} of the {len(deep)} deep fits under a proper prior end below the best constant "
+                     f"prediction, by {-below.max():.1e} to {-below.min():.1e} nats per row: their guides pay more "
+                     "in prior cost and prediction noise than their inputs return.")
+    ratio = elbo_tolerance / (evidence / n_rows) if evidence > 0 else math.inf
+    times = f"{ratio:,.0f} times" if math.isfinite(ratio) else "infinitely many times"
+    return {"worth_note": (
+        f"The inputs are worth {evidence:.1f} nats to the exact linear model over all {n_rows:,} training rows "
+        f"({evidence / n_rows:.1e} per row), and {meanfield:.1f} to its mean-field optimum. {deep_note} Hidden "
+        f"layers at their prior: {at_prior or 'none'}. The convergence criterion's ELBO tolerance is {times} the "
+        "linear model's whole margin per row: on data this noisy the ELBO alone cannot tell a network that uses "
+        "its inputs from one that does not; the guide's scales and the posterior-mean network's corr can.")}
+
+
+def constant_predictors(names: Sequence[str]) -> dict:
+    """The note on models whose ensemble prediction is one value for every row (`fits.constant_predictors`)."""
+    if not names:
+        return {"constant_note": "Every model's ensemble prediction varies across the validation rows."}
+    listed = ", ".join(f"`{n}`" for n in names)
+    return {"constant_note": (
+        f"{listed} {'predicts' if len(names) == 1 else 'predict'} one value for every validation row (a point "
+        "network whose ReLUs all died in training, or a posterior that ignores its inputs): "
+        f"{'its' if len(names) == 1 else 'their'} corr and Sharpe above are an artefact of how ties are ranked, "
+        "not a score, and a comparison with a constant shows nothing.")}
+
+
 # --------------------------------------------------------------------------- the data
 
 

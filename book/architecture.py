@@ -56,7 +56,7 @@ import math
 import pandas as pd
 from IPython.display import display
 
-from bnnlib import analysis, book_models, exact, findings, plots, results, talk
+from bnnlib import analysis, book_models, convergence, exact, findings, fits, plots, results, talk
 from bnnlib.models.priors import canonical_prior
 from bnnlib.study import fitted_posterior
 
@@ -145,14 +145,14 @@ check
 # symmetrised form KL(p||q) + KL(q||p) (Jeffreys).
 
 # %%
-fits = analysis.draw_mean_fits(by_key)  # (depth, prior) -> normal fit (mean, std)
-fits.index = pd.MultiIndex.from_tuples(fits.index, names=["hidden_layers", "prior"])
-fit_of = {p: fits.xs(p, level="prior").apply(tuple, axis=1).to_dict()
+draw_fits = analysis.draw_mean_fits(by_key)  # (depth, prior) -> normal fit (mean, std)
+draw_fits.index = pd.MultiIndex.from_tuples(draw_fits.index, names=["hidden_layers", "prior"])
+fit_of = {p: draw_fits.xs(p, level="prior").apply(tuple, axis=1).to_dict()
           for p in prior_names}
 js = {p: analysis.divergence_matrix(fit_of[p], "js") for p in prior_names}
 jeffreys = analysis.divergence_matrix(fit_of[divergence_prior], "jeffreys")
 kl = analysis.divergence_matrix(fit_of[divergence_prior], "kl")
-fits.unstack("prior").round(5)
+draw_fits.unstack("prior").round(5)
 
 # %% [markdown]
 # JS divergence (nats) between depths, {glue:text}`divergence_prior` prior, beside the talk's
@@ -164,7 +164,7 @@ display(analysis.side_by_side(js[divergence_prior], talk.architecture_divergence
 pd.concat({"KL": kl, "Jeffreys": jeffreys}, axis=1).round(4)
 
 # %% tags=["remove-input"]
-figure = plots.normal_fits(fits.xs(divergence_prior, level="prior").rename(index=lambda d: f"{d} hidden layers"),
+figure = plots.normal_fits(draw_fits.xs(divergence_prior, level="prior").rename(index=lambda d: f"{d} hidden layers"),
                            title=f"Normal fits of the per-draw corr means ({talk.prior_label(divergence_prior)} prior)",
                            xlabel="validation corr of one draw")
 results.export_figure(out, "normal_fits", figure)
@@ -228,6 +228,33 @@ else:
 
 # %% [markdown]
 # {glue:text}`exact_note`
+#
+# ## What the data can pay for
+#
+# The same closed forms give exact yardsticks for the ELBO itself: the log evidence of the
+# Bayesian linear model (the most any guide of it can reach), the ELBO of its mean-field
+# optimum, and the log-likelihood of the best constant prediction, which ignores the inputs and
+# pays no prior cost. Every fit's last ELBO per row is put on that scale, as its margin over the
+# constant, per row and in nats over all {glue:text}`train_rows:,` training rows.
+
+# %% tags=["remove-input"]
+if linear_normal:
+    references = exact.posterior_elbo_references(fitted_posterior(linear_normal[0], dataset, chapter.cache),
+                                                 x_train, y_train)
+    ladder = fits.elbo_ladder(references, fit_table, n_rows=len(y_train))
+    results.write_csv(ladder, out / "elbo_ladder.csv")
+    glue_all(findings.data_worth(ladder, fit_table, len(y_train), convergence.ELBO_TOL))
+    display(ladder.style.format({"elbo_per_row": "{:.6f}", "over_constant_per_row": "{:.2e}",
+                                 "over_constant_nats": "{:,.0f}"}))
+else:
+    glue_all({"worth_note": findings.NO_EXACT})
+
+# %% [markdown]
+# A hidden layer of the talk's network has thousands of weights, and a mean-field guide pays a
+# KL for every weight it pins, so where the data hold little, mean-field VI prunes: it sets the
+# weights the data do not need back to their prior {cite}`trippe2018,coker2022`.
+#
+# {glue:text}`worth_note`
 #
 # (rerun-architecture)=
 # ## Rerun this page

@@ -148,6 +148,7 @@ display(figure)
 # %% tags=["hide-input"]
 check1 = analysis.check_claims(talk.study1_claims(), ours, talk.study1_scores())
 glue_all(findings.prefixed("check1", findings.agreement(check1)))
+glue_all(findings.constant_predictors(fits.constant_predictors(fitted)))
 glue_all(findings.study1_scores(ours, bnn_names, fitted["baseline"].extras.get("best_epoch"), params["epochs"],
                                 talk.BEST_EPOCH, talk.EPOCHS))
 check1
@@ -159,6 +160,8 @@ check1
 # {glue:text}`best_sharpe:.3f`); the baseline scores {glue:text}`baseline_corr:.4f` (Sharpe
 # {glue:text}`baseline_sharpe:.3f`). {glue:text}`best_epoch_note` Findings that differ:
 # {glue:text}`check1_differ`.
+#
+# {glue:text}`constant_note`
 #
 # The matched-budget control, the baseline trained with the BNN's lr {glue:text}`param_lr_bnn`
 # for the same steps, scores {glue:text}`control_corr:.4f` (Sharpe {glue:text}`control_sharpe:.3f`).

@@ -169,3 +169,15 @@ def test_elbo_references_match_direct_computations():
     assert refs["meanfield_elbo"] * n == pytest.approx(expected_loglik - kl, rel=1e-9)
     assert refs["meanfield_elbo"] < refs["log_evidence"]
     assert refs["constant_loglik"] == pytest.approx(-0.5 * np.log(2 * np.pi * y.var()) - 0.5)
+
+
+def test_elbo_references_default_noise_scale_maximises_the_evidence():
+    from bnnlib.exact import elbo_references
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 2))
+    y = x @ np.array([0.3, -0.1]) + rng.normal(scale=0.5, size=400)
+    best = elbo_references(x, y, 1.0)
+    assert 0.4 < best["sigma"] < 0.6
+    for other in (best["sigma"] * 0.9, best["sigma"] * 1.1):
+        assert elbo_references(x, y, 1.0, other)["log_evidence"] < best["log_evidence"]

@@ -83,3 +83,25 @@ def test_facts_held_lists_the_facts_that_do_not_hold():
     assert note.startswith("1 of 2 facts hold on this data: the others are levels.")
     assert "quick profile is smaller" in note
     assert findings.facts_held(table.assign(ok=True), None)["facts_note"] == "2 of 2 facts hold on this data."
+
+
+def test_data_worth_states_the_margins_and_the_deep_fits_below_the_constant():
+    import pandas as pd
+
+    ladder = pd.DataFrame({"elbo_per_row": [0.10003, 0.10001, 0.1], "over_constant_nats": [30.0, 10.0, 0.0]},
+                          index=["linear model, log evidence (exact)", "linear model, mean-field optimum (exact)",
+                                 "best constant prediction (exact)"])
+    table = pd.DataFrame({"hidden": ["linear", "128", "128-64", "128"], "prior": ["normal", "normal", "laplace", "flat"],
+                          "elbo_per_row_last": [0.10002, 0.0996, 0.1001, 0.09], "layers_at_prior": ["", "1/1", "1/2", ""]},
+                         index=["normal_0", "normal_1", "laplace_2", "flat_1"])
+    note = findings.data_worth(ladder, table, n_rows=1_000_000, elbo_tolerance=0.002)["worth_note"]
+    assert "30.0 nats" in note and "10.0 to its mean-field optimum" in note
+    assert "1 of the 2 deep fits under a proper prior end below" in note and "4.0e-04" in note
+    assert "normal_1: 1/1; laplace_2: 1/2" in note
+    assert "67 times" in note  # 0.002 / (30 / 1e6)
+
+
+def test_constant_predictors_note_names_them_or_says_there_are_none():
+    assert "varies" in findings.constant_predictors([])["constant_note"]
+    note = findings.constant_predictors(["baseline"])["constant_note"]
+    assert "`baseline` predicts one value" in note and "its corr" in note

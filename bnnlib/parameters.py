@@ -145,8 +145,8 @@ def _bool(name: str, value: Any) -> bool:
 
 def _text(optional: bool = False) -> Callable[[str, Any], Any]:
     def check(name: str, value: Any) -> Any:
-        if optional and value is None:
-            return None
+        if optional and (value is None or (isinstance(value, str) and value.strip() in ("None", "null", "~"))):
+            return None  # papermill's -p long_target None gives the text 'None'
         if not isinstance(value, str) or not value.strip():
             fix = "a column name" + (" or null" if optional else "")
             raise _fail(name, value, "is not a non-empty name", f"use {fix}, e.g. -p {name} target_nomi_20")

@@ -35,6 +35,11 @@ def test_one_name_is_a_list_of_one():
     assert checked_parameters({"priors": "laplace", "hypotheses": "h2"}) == {"priors": ["laplace"], "hypotheses": ["h2"]}
 
 
+def test_none_as_text_is_none_where_none_is_allowed():
+    assert checked_parameters({"long_target": "None", "steps": "null", "lr_bnn_scale": "None"}) == {
+        "long_target": None, "steps": None, "lr_bnn_scale": None}
+
+
 def test_yaml_forms_are_read():
     assert parse_text("[laplace, flat]") == ["laplace", "flat"]
     assert parse_text("null") is None and parse_text("None") is None

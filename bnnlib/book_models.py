@@ -36,11 +36,15 @@ def init_check_name(prior: str) -> str:
 PRECISION_CHECK = "normal_float32"
 """Study 1's Normal-prior BNN fitted and scored in float32, beside the chapter's precision."""
 
+WIDE_CONTROL = "wide"
+"""Study 1's BNN under a proper Normal prior ten times wider than He's, beside the improper flat
+prior (`priors.WIDE`): as vague as the flat prior where the data decide, but with a posterior."""
+
 
 def ensembles(params: Mapping) -> list[ModelSpec]:
     """Study 1: the baseline; the baseline with the BNN's optimiser settings (a matched-budget
     control); one BNN per prior; each BNN again from a ten times smaller initial guide scale
-    (init-invariance); the Normal BNN in float32 when the chapter runs in bf16 (the precision
+    (init-invariance); beside the flat prior, a wide proper prior; the Normal BNN in float32 when the chapter runs in bf16 (the precision
     check); and the baseline scored at its best epoch."""
     training = _training(params)
     common = dict(hidden=tuple(params["hidden"]), **training)
@@ -52,6 +56,8 @@ def ensembles(params: Mapping) -> list[ModelSpec]:
         *[ModelSpec(init_check_name(p), prior=p, **{**bnn, "init_scale": params["small_init_scale"]})
           for p in params["priors"]],
     ]
+    if "flat" in map(canonical_prior, params["priors"]):
+        specs.append(ModelSpec(WIDE_CONTROL, prior="wide", **bnn))
     if resolve_precision(training["precision"]) != "float32" and "normal" in map(canonical_prior, params["priors"]):
         specs.append(ModelSpec(PRECISION_CHECK, prior="normal", **{**bnn, "precision": "float32"}))
     specs.append(ModelSpec("baseline_best_epoch", method="baseline", lr=params["lr_baseline"], best_epoch=True,

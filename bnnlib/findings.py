@@ -285,6 +285,27 @@ def data_worth(ladder: pd.DataFrame, fit_table: pd.DataFrame, n_rows: int, elbo_
         "its inputs from one that does not; the guide's scales and the posterior-mean network's corr can.")}
 
 
+def wide_vs_flat(fit_table: pd.DataFrame, fitted: Mapping, wide: str, flat: str = "flat") -> dict:
+    """The flat prior's fit beside the wide proper prior's: verdicts, where the flat fit stopped,
+    the largest guide stds and the ensembles' corr (`wide_note`; says so when either is absent)."""
+    from bnnlib.models.priors import WIDE
+
+    if wide not in fit_table.index or flat not in fit_table.index:
+        return {"wide_factor": WIDE, "wide_note": "This run has no flat prior, so no wide prior beside it."}
+    f, w = fit_table.loc[flat], fit_table.loc[wide]
+    stopped = f.get("stopped_at_step")
+    where = (f" (its loss stopped being finite at step {int(stopped):,} of {int(w.steps):,})"
+             if stopped is not None and pd.notna(stopped) else "")
+    corr = {name: fitted[name].summary()["mean"] for name in (flat, wide)}
+    return {"wide_factor": WIDE, "wide_note": (
+        f"Under the flat prior the fit is **{f.verdict}**{where}; its guide's 90th-percentile std ended at "
+        f"{f.scale_p90_last:.3g}, its ensemble's validation corr is {corr[flat]:.4f}. Under the wide prior the "
+        f"fit is **{w.verdict}**: 90th-percentile std {w.scale_p90_last:.3g}, ensemble corr {corr[wide]:.4f}. "
+        + ("The wide prior's fit converged, so its numbers are a posterior's, which the flat prior's cannot be."
+           if w.verdict == "converged" else
+           "Neither is a converged posterior, so neither ensemble's corr is a property of a posterior."))}
+
+
 def constant_predictors(names: Sequence[str]) -> dict:
     """The note on models whose ensemble prediction is one value for every row (`fits.constant_predictors`)."""
     if not names:

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from bnnlib.convergence import judge
 from bnnlib.metrics import era_corr
-from bnnlib.models.priors import canonical_prior
+from bnnlib.models.priors import prior_std
 
 FITS_COLUMNS = ("model", "prior", "hypothesis", "hidden", "precision", "init_scale", "steps", "epochs",
                 "elbo_per_row_last", "elbo_change_window", "scale_p10_last", "scale_p50_last", "scale_p90_last",
@@ -33,13 +34,14 @@ def _is_bnn(result: Any) -> bool:
 
 
 def prior_std_ratios(result: Any, n_inputs: int) -> pd.Series:
-    """Each layer's final median guide std over its prior's std (both proper priors have He's
-    std, sqrt(2 / fan_in)); NaN under the flat prior, which has no std."""
+    """Each layer's final median guide std over its prior's std (`priors.prior_std`); NaN under
+    the flat prior, which has none."""
     fan_ins = [n_inputs, *result.spec.hidden]
     medians = layer_medians(result)
-    if canonical_prior(result.spec.prior) == "flat":
+    stds = prior_std(result.spec.prior, torch.tensor([float(f) for f in fan_ins]))
+    if stds is None:
         return pd.Series(np.nan, index=medians.index)
-    return pd.Series({layer: median / np.sqrt(2.0 / fan_in) for (layer, median), fan_in in zip(medians.items(), fan_ins)})
+    return pd.Series({layer: median / float(std) for (layer, median), std in zip(medians.items(), stds)})
 
 
 def layers_at_prior(result: Any, n_inputs: int) -> str:

@@ -125,7 +125,7 @@ def test_local_estimator_has_the_same_expectation_with_less_noise(prior):
     assert local.std() < 0.5 * weights.std()
 
 
-@pytest.mark.parametrize("prior", ["flat", "normal", "laplace"])
+@pytest.mark.parametrize("prior", ["flat", "normal", "laplace", "wide"])
 def test_closed_form_prior_term_equals_its_monte_carlo_estimate(prior):
     from bnnlib.models.priors import expected_log_ratio, make_prior
 
@@ -135,6 +135,15 @@ def test_closed_form_prior_term_equals_its_monte_carlo_estimate(prior):
     theta = q.sample((200_000,))
     monte_carlo = (q.log_prob(theta).sum(-1) - make_prior(prior, fan_in).log_prob(theta)).mean()
     assert float(expected_log_ratio(prior, fan_in, loc, scale)) == pytest.approx(float(monte_carlo), abs=0.01)
+
+
+def test_the_wide_prior_is_the_normal_prior_ten_times_wider():
+    from bnnlib.models.priors import WIDE, make_prior, prior_std
+
+    fan_in = torch.tensor([38.0, 64.0])
+    assert torch.allclose(make_prior("wide", fan_in).base_dist.scale, WIDE * torch.sqrt(2.0 / fan_in))
+    assert torch.allclose(prior_std("wide", fan_in), WIDE * prior_std("normal", fan_in))
+    assert prior_std("uniform", fan_in) is None
 
 
 def test_unknown_estimator_is_a_clear_error():

@@ -105,3 +105,17 @@ def test_constant_predictors_note_names_them_or_says_there_are_none():
     assert "varies" in findings.constant_predictors([])["constant_note"]
     note = findings.constant_predictors(["baseline"])["constant_note"]
     assert "`baseline` predicts one value" in note and "its corr" in note
+
+
+def test_wide_vs_flat_reports_both_fits_and_whether_either_is_a_posterior():
+    from types import SimpleNamespace
+
+    table = pd.DataFrame({"verdict": ["diverging", "converged"], "steps": [600, 1000],
+                          "stopped_at_step": [600.0, None], "scale_p90_last": [3.2, 0.9]}, index=["flat", "wide"])
+    fitted = {n: SimpleNamespace(summary=lambda v=v: {"mean": v}) for n, v in (("flat", 0.001), ("wide", 0.012))}
+    note = findings.wide_vs_flat(table, fitted, "wide")["wide_note"]
+    assert "**diverging** (its loss stopped being finite at step 600 of 1,000)" in note
+    assert "**converged**" in note and "0.0120" in note and "a posterior's" in note
+    table.loc["wide", "verdict"] = "still moving"
+    assert "Neither is a converged posterior" in findings.wide_vs_flat(table, fitted, "wide")["wide_note"]
+    assert "no flat prior" in findings.wide_vs_flat(table.drop("flat"), fitted, "wide")["wide_note"]

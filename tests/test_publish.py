@@ -124,3 +124,33 @@ def test_plain_papermill_writes_to_a_folder_of_its_own(project, monkeypatch):
                                cwd=str(project), progress_bar=False, kernel_name="python3")
     assert published(project) == before
     assert "7" in (project / "_build" / "papermill" / "exports" / "summary.csv").read_text()
+
+
+def test_a_second_command_on_the_same_chapter_refuses_with_one_line(tmp_path):
+    """Two `bnnlib run` of one chapter at once (other seeds, say): the second refuses, the first
+    publishes alone."""
+    import subprocess
+    import sys
+    import time
+
+    from test_interrupt import SLEEPER
+
+    root = make_project(tmp_path, {"sleeper": SLEEPER.replace("time.sleep(600)", "time.sleep(8)")},
+                        "description: d\ncommon: {}\nchapters: {}\n")
+    command = [sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",
+               "run", "sleeper", "--profile", "tiny", "--no-build"]
+    first = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (root / "kernel-started").exists() and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.2)
+        second = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
+        first_out, first_err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert second.returncode == 2
+    assert second.stderr.count("\n") == 1 and "chapter 'sleeper' is being run by another bnnlib command" in second.stderr
+    assert first.returncode == 0, first_err
+    assert (root / "_build" / "results" / "sleeper" / "partial.txt").is_file()

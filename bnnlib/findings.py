@@ -265,21 +265,29 @@ def data_worth(ladder: pd.DataFrame, fit_table: pd.DataFrame, n_rows: int, elbo_
     compares with the linear model's whole margin."""
     evidence = ladder.loc["linear model, log evidence (exact)", "over_constant_nats"]
     meanfield = ladder.loc["linear model, mean-field optimum (exact)", "over_constant_nats"]
-    deep = fit_table[(fit_table["hidden"] != "linear") & fit_table["prior"].isin(["normal", "laplace"])]
-    margin = deep["elbo_per_row_last"] - ladder.loc["best constant prediction (exact)", "elbo_per_row"]
-    below = margin[margin < 0]
+    constant = ladder.loc["best constant prediction (exact)", "elbo_per_row"]
+    proper = fit_table[fit_table["prior"].isin(["normal", "laplace"])]
+    deep, linear = proper[proper["hidden"] != "linear"], proper[proper["hidden"] == "linear"]
+    below = (deep["elbo_per_row_last"] - constant)[lambda m: m < 0] * n_rows
     at_prior = "; ".join(f"{name}: {row.layers_at_prior}" for name, row in deep.iterrows() if row.layers_at_prior)
+    jitter = ""
+    if not linear.empty:  # the live optimiser's ELBO, where the averaged posterior is known to be at the optimum
+        optimum = ladder.loc["linear model, mean-field optimum (exact)", "elbo_per_row"]
+        gaps = (optimum - linear["elbo_per_row_last"]) * n_rows
+        jitter = (f" The SVI rows are each fit's last trace record, the live optimiser's ELBO, not that of its "
+                  f"averaged posterior: the linear fits, whose averaged posterior matches the exact optimum above, "
+                  f"record {gaps.min():,.0f} to {gaps.max():,.0f} nats below it, what Adam's jitter costs.")
     if below.empty:
         deep_note = f"None of the {len(deep)} deep fits under a proper prior ends below the best constant prediction."
     else:
         deep_note = (f"{len(below)} of the {len(deep)} deep fits under a proper prior end below the best constant "
-                     f"prediction, by {-below.max():.1e} to {-below.min():.1e} nats per row: their guides pay more "
-                     "in prior cost and prediction noise than their inputs return.")
+                     f"prediction, by {-below.max():,.0f} to {-below.min():,.0f} nats: beyond that jitter, their "
+                     "guides pay more in prior cost and prediction noise than their inputs return.")
     ratio = elbo_tolerance / (evidence / n_rows) if evidence > 0 else math.inf
     times = f"{ratio:,.0f} times" if math.isfinite(ratio) else "infinitely many times"
     return {"worth_note": (
         f"The inputs are worth {evidence:.1f} nats to the exact linear model over all {n_rows:,} training rows "
-        f"({evidence / n_rows:.1e} per row), and {meanfield:.1f} to its mean-field optimum. {deep_note} Hidden "
+        f"({evidence / n_rows:.1e} per row), and {meanfield:.1f} to its mean-field optimum.{jitter} {deep_note} Hidden "
         f"layers at their prior: {at_prior or 'none'}. The convergence criterion's ELBO tolerance is {times} the "
         "linear model's whole margin per row: on data this noisy the ELBO alone cannot tell a network that uses "
         "its inputs from one that does not; the guide's scales and the posterior-mean network's corr can.")}

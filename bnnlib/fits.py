@@ -8,6 +8,7 @@ per model, so a chapter's text can qualify every Bayesian number it shows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 
 from bnnlib.convergence import judge
 from bnnlib.metrics import era_corr
-from bnnlib.models.priors import prior_std
+from bnnlib.models.priors import canonical_prior, prior_std
 
 FITS_COLUMNS = ("model", "prior", "hypothesis", "hidden", "precision", "init_scale", "steps", "epochs",
                 "elbo_per_row_last", "elbo_change_window", "scale_p10_last", "scale_p50_last", "scale_p90_last",
@@ -25,8 +26,22 @@ FITS_COLUMNS = ("model", "prior", "hypothesis", "hidden", "precision", "init_sca
                 "stopped_at_step", "verdict")
 
 AT_PRIOR = 0.05
-"""A hidden layer is *at its prior* when its median guide std is within this share of the prior's
-std: in the median, its weights are as uncertain as before the data was seen."""
+"""A hidden layer is *at its prior* when its median guide std is within this share of the std a
+Normal guide takes for a weight the data say nothing about (`data_free_std`): in the median, its
+weights are as uncertain as before the data was seen."""
+
+LAPLACE_DATA_FREE = math.sqrt(math.pi) / 2
+"""The Normal guide closest (in KL) to a Laplace prior of std s has std s * sqrt(pi) / 2: the KL
+from Normal(0, t) to Laplace(0, b) is minimised at t = b sqrt(pi / 2), and b = s / sqrt(2)."""
+
+
+def data_free_std(prior: str, fan_in: torch.Tensor) -> torch.Tensor | None:
+    """Per parameter, the std the mean-field guide settles at where the likelihood is flat: the
+    prior's own std for a Normal prior, sqrt(pi)/2 of it for the Laplace; None for the flat prior."""
+    stds = prior_std(prior, fan_in)
+    if stds is None:
+        return None
+    return stds * (LAPLACE_DATA_FREE if canonical_prior(prior) == "laplace" else 1.0)
 
 
 def _is_bnn(result: Any) -> bool:
@@ -34,11 +49,11 @@ def _is_bnn(result: Any) -> bool:
 
 
 def prior_std_ratios(result: Any, n_inputs: int) -> pd.Series:
-    """Each layer's final median guide std over its prior's std (`priors.prior_std`); NaN under
-    the flat prior, which has none."""
+    """Each layer's final median guide std over the std it would have if the data said nothing
+    (`data_free_std`); NaN under the flat prior, which has none."""
     fan_ins = [n_inputs, *result.spec.hidden]
     medians = layer_medians(result)
-    stds = prior_std(result.spec.prior, torch.tensor([float(f) for f in fan_ins]))
+    stds = data_free_std(result.spec.prior, torch.tensor([float(f) for f in fan_ins]))
     if stds is None:
         return pd.Series(np.nan, index=medians.index)
     return pd.Series({layer: median / float(std) for (layer, median), std in zip(medians.items(), stds)})

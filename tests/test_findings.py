@@ -96,7 +96,8 @@ def test_data_worth_states_the_margins_and_the_deep_fits_below_the_constant():
                          index=["normal_0", "normal_1", "laplace_2", "flat_1"])
     note = findings.data_worth(ladder, table, n_rows=1_000_000, elbo_tolerance=0.002)["worth_note"]
     assert "30.0 nats" in note and "10.0 to its mean-field optimum" in note
-    assert "1 of the 2 deep fits under a proper prior end below" in note and "4.0e-04" in note
+    assert "1 of the 2 deep fits under a proper prior end below" in note and "by 400 to 400 nats" in note
+    assert "record -10 to -10 nats below it" in note  # (0.10001 - 0.10002) * 1e6: a linear fit above the optimum
     assert "normal_1: 1/1; laplace_2: 1/2" in note
     assert "67 times" in note  # 0.002 / (30 / 1e6)
 

@@ -33,7 +33,7 @@ def test_layers_at_prior_counts_hidden_layers_whose_median_std_is_the_prior_std(
     # 10 inputs, hidden (4, 3): the He stds are sqrt(2/10), sqrt(2/4), and sqrt(2/3) for the output
     at_prior = _result("normal", [he(10), he(4) * 1.04, he(3)])
     assert fits.layers_at_prior(at_prior, 10) == "2/2"
-    pinned = _result("laplace", [0.01, he(4), he(3)])
+    pinned = _result("normal", [0.01, he(4), he(3)])
     assert fits.layers_at_prior(pinned, 10) == "1/2"
     assert fits.layers_at_prior(_result("normal", [he(10) * 0.9, he(4) * 1.2, 0.1]), 10) == "0/2"
     ratios = fits.prior_std_ratios(pinned, 10)
@@ -78,3 +78,19 @@ def test_prior_collapse_lists_the_deep_fits_with_every_hidden_layer_at_its_prior
                "linear": _result("normal", [he(10)], hidden=())}
     table = fits.fits_table(results, n_inputs=10)
     assert list(fits.prior_collapse(table).index) == ["collapsed"]
+
+
+def test_a_laplace_layer_is_at_its_prior_at_the_kl_closest_normal_std():
+    """Where the likelihood is flat, the Normal guide minimises KL(q || Laplace): found here by a
+    grid search over its std, it is sqrt(pi)/2 of the prior's std, and that is what counts."""
+    import torch
+
+    from bnnlib.models.priors import expected_log_ratio
+
+    fan_in = torch.tensor([10.0])
+    grid = torch.linspace(0.2, 0.6, 4001)
+    kl = torch.stack([expected_log_ratio("laplace", fan_in, torch.zeros(1), t.reshape(1)) for t in grid])
+    best = float(grid[kl.argmin()])
+    assert best == pytest.approx(float(fits.data_free_std("laplace", fan_in)), rel=1e-3)
+    assert fits.layers_at_prior(_result("laplace", [best, he(4) * math.sqrt(math.pi) / 2, 0.01]), 10) == "2/2"
+    assert fits.layers_at_prior(_result("laplace", [he(10), he(4), 0.01]), 10) == "0/2"

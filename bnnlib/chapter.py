@@ -222,7 +222,8 @@ def fits_caption(table: pd.DataFrame, figure_number: int) -> str:
             "guide's median std over the network's layers (solid) and its largest layer 90th percentile (dotted; "
             "middle), and the validation corr of the one network at the posterior mean (right).*\n\n"
             f"Verdicts ({counts}), {convergence.CRITERION}. *At prior* counts the hidden layers whose median "
-            f"guide std is within {fits.AT_PRIOR:.0%} of the prior's: the data did not move them. A fit that did not converge reports where the optimiser "
+            f"guide std is within {fits.AT_PRIOR:.0%} of the std the guide takes where the data say nothing (the "
+            "prior's std; for the Laplace prior, its KL-closest Normal's): the data did not move them. A fit that did not converge reports where the optimiser "
             "stopped, not a posterior: its draws' spread and anything computed from it are marked below." + stops)
 
 

@@ -244,8 +244,11 @@ if linear_normal:
     ladder = fits.elbo_ladder(references, fit_table, n_rows=len(y_train))
     results.write_csv(ladder, out / "elbo_ladder.csv")
     glue_all(findings.data_worth(ladder, fit_table, len(y_train), convergence.ELBO_TOL))
-    display(ladder.style.format({"elbo_per_row": "{:.6f}", "over_constant_per_row": "{:.2e}",
-                                 "over_constant_nats": "{:,.0f}"}))
+    headers = {"elbo_per_row": "ELBO per row", "over_constant_per_row": "over the constant, per row",
+               "over_constant_nats": "over the constant, nats in all"}
+    display(ladder.rename(columns=headers).style.format(
+        {headers["elbo_per_row"]: "{:.6f}", headers["over_constant_per_row"]: "{:.2e}",
+         headers["over_constant_nats"]: "{:,.0f}"}))
 else:
     glue_all({"worth_note": findings.NO_EXACT})
 

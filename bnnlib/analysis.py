@@ -596,3 +596,32 @@ def depth_label(hidden: Sequence[int]) -> str:
     hidden = tuple(int(h) for h in hidden)
     return f"{len(hidden)} ({', '.join(map(str, hidden)) if hidden else 'linear'})"
 
+
+
+# --------------------------------------------------------------------------- the data chapter
+
+
+def era_size_summary(sizes: pd.DataFrame) -> pd.DataFrame:
+    """Per split (a `card.era_sizes` table): how many eras, and their mean, smallest and largest
+    number of rows."""
+    return sizes.groupby("split")["rows"].describe()[["count", "mean", "min", "max"]].round(0)
+
+
+def level_share_summary(feature_shares: pd.DataFrame, target_shares: pd.DataFrame, target: str) -> pd.DataFrame:
+    """The mean share of each value over the features and over the main target
+    (`card.level_shares` tables), one row each."""
+    shares = {"features": feature_shares.mean(), target: target_shares.mean()}
+    return pd.DataFrame(shares).T.round(3).rename_axis("mean share of each value")
+
+
+def drifting_features(drift: pd.DataFrame, alpha: float = 0.01) -> tuple[float, pd.DataFrame]:
+    """The Bonferroni threshold (`alpha` over the number of features) and the features whose
+    per-era correlation drifts beyond sampling noise at it (`facts.feature_drift`), most
+    dispersed first."""
+    threshold = alpha / len(drift)
+    return threshold, drift[drift["p_value"] < threshold].sort_values("dispersion", ascending=False)
+
+
+def shifted_eras_mask(truth_eras: pd.DataFrame, eras: pd.Index) -> pd.Series:
+    """Whether each of `eras` was planted as shifted (the synthetic data's truth), in their order."""
+    return truth_eras.set_index("era")["shifted"].astype(bool).reindex(eras)

@@ -49,7 +49,7 @@ from bnnlib.chapter import glue_all, open_chapter  # first: it keeps Pyro's impo
 import pandas as pd
 from IPython.display import display
 
-from bnnlib import findings, results
+from bnnlib import analysis, findings, results
 from bnnlib.data import card, facts, figures
 
 chapter = open_chapter("data", globals(), fits_models=False)
@@ -84,8 +84,7 @@ sizes = card.era_sizes(dataset)
 figure = figures.era_sizes(sizes)
 results.export_figure(out, "era_sizes", figure)
 display(figure)
-per_split = sizes.groupby("split")["rows"].describe()
-per_split[["count", "mean", "min", "max"]].round(0)
+analysis.era_size_summary(sizes)
 
 # %% [markdown]
 # *Figure: rows per era in file order, training eras in blue, validation eras in orange.
@@ -105,8 +104,7 @@ target_shares = card.level_shares(both, [dataset.roles.main])
 figure = figures.level_shares(feature_shares, target_shares, dataset.roles.main)
 results.export_figure(out, "level_shares", figure)
 display(figure)
-shares = {"features": feature_shares.mean(), dataset.roles.main: target_shares.mean()}
-pd.DataFrame(shares).T.round(3).rename_axis("mean share of each value")
+analysis.level_share_summary(feature_shares, target_shares, dataset.roles.main)
 
 # %% [markdown]
 # *Figure: for each value, the spread over eras of the share of rows that take it (box: the
@@ -155,12 +153,11 @@ fact_table.set_index("fact")
 
 # %%
 drift = facts.feature_drift(dataset)
-threshold = 0.01 / len(drift)
+threshold, drifting = analysis.drifting_features(drift)
 figure = figures.feature_drift(drift, threshold)
 results.export_figure(out, "feature_drift", figure)
 display(figure)
-drifting = drift[drift["p_value"] < threshold]
-drifting.sort_values("dispersion", ascending=False).round(4)
+drifting.round(4)
 
 # %% [markdown]
 # *Figure: dispersion of each feature's per-era correlation with the main target over all eras,
@@ -181,7 +178,7 @@ if not chapter.synthetic:
     glue_all({"truth_note": findings.NO_TRUTH})
 else:
     per_era = facts.simple_model_scores(dataset)
-    shifted = dataset.truth.eras.set_index("era")["shifted"].astype(bool).reindex(per_era.index)
+    shifted = analysis.shifted_eras_mask(dataset.truth.eras, per_era.index)
     figure = figures.per_era_with_shifts(per_era, shifted)
     results.export_figure(out, "shifted_eras", figure)
     summary = facts.shift_summary(per_era, dataset.truth.eras)

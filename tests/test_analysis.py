@@ -402,3 +402,18 @@ def test_every_talk_finding_holds_on_the_talks_own_numbers():
 def test_closest_pair_is_shallower_first():
     matrix = pd.DataFrame([[0, 3, 1], [3, 0, 2], [1, 2, 0]], index=[0, 1, 2], columns=[0, 1, 2])
     assert talk.closest_pair(matrix) == (0, 2)
+
+
+def test_data_chapter_helpers_summarise_sizes_shares_drift_and_shifts():
+    sizes = pd.DataFrame({"split": ["train", "train", "validation"], "rows": [10, 20, 30]})
+    summary = analysis.era_size_summary(sizes)
+    assert summary.loc["train", "count"] == 2 and summary.loc["train", "mean"] == 15 and summary.loc["validation", "max"] == 30
+    features = pd.DataFrame({0.0: [0.2, 0.2], 1.0: [0.8, 0.8]})
+    target = pd.DataFrame({0.0: [0.5], 1.0: [0.5]})
+    shares = analysis.level_share_summary(features, target, "target")
+    assert shares.loc["features", 1.0] == 0.8 and shares.loc["target", 0.0] == 0.5
+    drift = pd.DataFrame({"p_value": [0.001, 0.0001, 0.5], "dispersion": [2.0, 3.0, 1.0]}, index=["a", "b", "c"])
+    threshold, drifting = analysis.drifting_features(drift)
+    assert threshold == pytest.approx(0.01 / 3) and list(drifting.index) == ["b", "a"]
+    truth = pd.DataFrame({"era": ["e1", "e2", "e3"], "shifted": [0, 1, 0]})
+    assert analysis.shifted_eras_mask(truth, pd.Index(["e3", "e2"])).tolist() == [False, True]

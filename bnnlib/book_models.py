@@ -36,6 +36,10 @@ def init_check_name(prior: str) -> str:
 PRECISION_CHECK = "normal_float32"
 """Study 1's Normal-prior BNN fitted and scored in float32, beside the chapter's precision."""
 
+FROM_PRIOR = "normal_from_prior"
+"""Study 1's Normal-prior BNN with its guide started at the prior (zero means, the prior's stds),
+where the weights the data cannot pay for end: the other end of the road from the talk's start."""
+
 WIDE_CONTROL = "wide"
 """Study 1's BNN under a proper Normal prior ten times wider than He's, beside the improper flat
 prior (`priors.WIDE`): as vague as the flat prior where the data decide, but with a posterior."""
@@ -44,7 +48,8 @@ prior (`priors.WIDE`): as vague as the flat prior where the data decide, but wit
 def ensembles(params: Mapping) -> list[ModelSpec]:
     """Study 1: the baseline; the baseline with the BNN's optimiser settings (a matched-budget
     control); one BNN per prior; each BNN again from a ten times smaller initial guide scale
-    (init-invariance); beside the flat prior, a wide proper prior; the Normal BNN in float32 when the chapter runs in bf16 (the precision
+    (init-invariance); beside the flat prior, a wide proper prior; the Normal BNN from a guide
+    started at the prior; the Normal BNN in float32 when the chapter runs in bf16 (the precision
     check); and the baseline scored at its best epoch."""
     training = _training(params)
     common = dict(hidden=tuple(params["hidden"]), **training)
@@ -58,6 +63,8 @@ def ensembles(params: Mapping) -> list[ModelSpec]:
     ]
     if "flat" in map(canonical_prior, params["priors"]):
         specs.append(ModelSpec(WIDE_CONTROL, prior="wide", **bnn))
+    if "normal" in map(canonical_prior, params["priors"]):
+        specs.append(ModelSpec(FROM_PRIOR, prior="normal", guide_init="prior", **bnn))
     if resolve_precision(training["precision"]) != "float32" and "normal" in map(canonical_prior, params["priors"]):
         specs.append(ModelSpec(PRECISION_CHECK, prior="normal", **{**bnn, "precision": "float32"}))
     specs.append(ModelSpec("baseline_best_epoch", method="baseline", lr=params["lr_baseline"], best_epoch=True,

@@ -314,6 +314,27 @@ def wide_vs_flat(fit_table: pd.DataFrame, fitted: Mapping, wide: str, flat: str 
            "Neither is a converged posterior, so neither ensemble's corr is a property of a posterior."))}
 
 
+def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, talk_start: str) -> dict:
+    """The fit whose guide started at the prior beside the same model from the talk's start:
+    verdicts, last ELBO per row (higher is closer to the optimum), hidden layers at the prior,
+    the posterior-mean network's corr and the ensembles' corr (`from_prior_note`)."""
+    if started_at_prior not in fit_table.index or talk_start not in fit_table.index:
+        return {"from_prior_note": "This run has no Normal prior, so no fit started at the prior."}
+    a, b = fit_table.loc[started_at_prior], fit_table.loc[talk_start]
+    corr = {name: fitted[name].summary()["mean"] for name in (started_at_prior, talk_start)}
+    higher = "higher" if a.elbo_per_row_last > b.elbo_per_row_last else "lower"
+    ending = ("It converged: this is a posterior, and it is the one the talk's fit is on its way to."
+              if a.verdict == "converged" else
+              "It did not converge either, so where the talk's fit is heading stays open at this budget.")
+    return {"from_prior_note": (
+        f"Started at the prior, the fit is **{a.verdict}** (the talk's start: **{b.verdict}**). Its last ELBO per "
+        f"row, {a.elbo_per_row_last:.5f}, is {higher} than from the talk's start ({b.elbo_per_row_last:.5f}); hidden "
+        f"layers at their prior: {a.layers_at_prior or 'n/a'} (talk's start: {b.layers_at_prior or 'n/a'}); the "
+        f"posterior-mean network's validation corr {a.mean_net_corr_last:.4f} (talk's start: "
+        f"{b.mean_net_corr_last:.4f}); the ensemble's corr {corr[started_at_prior]:.4f} (talk's start: "
+        f"{corr[talk_start]:.4f}). {ending}")}
+
+
 def constant_predictors(names: Sequence[str]) -> dict:
     """The note on models whose ensemble prediction is one value for every row (`fits.constant_predictors`)."""
     if not names:

@@ -22,7 +22,7 @@ from bnnlib.errors import BnnlibError, unknown_name
 from bnnlib.executor import make_executor
 from bnnlib.metrics import era_corr, era_numerai_corr, score_summary
 from bnnlib.models.baseline import PointFit, TrainConfig, train_mlp
-from bnnlib.models.bnn import ESTIMATORS, Posterior, SVIConfig, fit_bnn
+from bnnlib.models.bnn import ESTIMATORS, GUIDE_INITS, Posterior, SVIConfig, fit_bnn
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import TALK_HIDDEN, Architecture, forward, unflatten
 from bnnlib.models.precision import autocast, compute_dtype, resolve_precision
@@ -55,6 +55,7 @@ class ModelSpec:
     precision: str = "float32"  # bnn: the network's products in fits and scoring (float32 | bf16 | auto)
     scale_lr: float | None = None  # bnn: Adam's lr for the guide's log-scales; None: the lr
     estimator: str = "output"  # bnn: the ELBO's gradient estimator (bnnlib.models.bnn.ESTIMATORS)
+    guide_init: str = "he"  # bnn: where the guide starts (bnnlib.models.bnn.GUIDE_INITS)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -74,8 +75,13 @@ class ModelSpec:
             object.__setattr__(self, "precision", resolve_precision(self.precision))
             if self.estimator not in ESTIMATORS:
                 raise unknown_name("ELBO estimator", self.estimator, ESTIMATORS)
+            if self.guide_init not in GUIDE_INITS:
+                raise unknown_name("guide initialisation", self.guide_init, GUIDE_INITS)
+            if self.guide_init == "prior" and self.prior == "flat":
+                raise BnnlibError(f"model {self.name!r}: the flat prior has no std to start the guide from; "
+                                  "use guide_init 'he'")
         else:
-            for name in ("precision", "init_scale", "scale_lr", "estimator"):
+            for name in ("precision", "init_scale", "scale_lr", "estimator", "guide_init"):
                 object.__setattr__(self, name, ModelSpec.__dataclass_fields__[name].default)
 
     @property
@@ -155,7 +161,7 @@ def _fit(spec: ModelSpec, dataset, progress: bool | None) -> dict:
     if spec.method == "bnn":
         config = SVIConfig(spec.epochs, spec.batch_size, spec.learning_rate, spec.init_scale, None, spec.seed,
                            steps=spec.steps, precision=spec.precision, scale_lr=spec.scale_lr,
-                           estimator=spec.estimator)
+                           estimator=spec.estimator, guide_init=spec.guide_init)
         post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress, evaluate=validation_corr)
         return {"loc": post.loc, "scale": post.scale, "sigma": post.sigma, "history": post.history}
 

@@ -92,7 +92,7 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # %%
 specs = book_models.ensembles(params)
 fitted_all = chapter.fit(specs)
-checks = (book_models.PRECISION_CHECK, book_models.WIDE_CONTROL,
+checks = (book_models.PRECISION_CHECK, book_models.WIDE_CONTROL, book_models.FROM_PRIOR,
           *(book_models.init_check_name(p) for p in params["priors"]))
 fitted = {name: r for name, r in fitted_all.items() if name not in checks}
 bnn_names = [name for name, r in fitted.items() if r.spec.method == "bnn"]
@@ -276,6 +276,19 @@ glue_all(findings.wide_vs_flat(fit_table, fitted_all, book_models.WIDE_CONTROL))
 
 # %% [markdown]
 # {glue:text}`wide_note`
+#
+# ## Where the fits are heading: a guide started at the prior
+#
+# The talk's guide starts at He-initialised means with small stds, far from the prior; the
+# weights the data cannot pay for must travel all the way back to it, slowly, under noisy
+# gradients. The Normal BNN is also fitted from the other end: zero means and the prior's
+# stds, a guide that ignores the data (KL 0), from which SVI keeps only what the data pay for.
+
+# %% tags=["remove-input"]
+glue_all(findings.from_prior(fit_table, fitted_all, book_models.FROM_PRIOR, "normal"))
+
+# %% [markdown]
+# {glue:text}`from_prior_note`
 #
 # ## Against the ground truth (synthetic data only)
 #

@@ -175,3 +175,24 @@ def test_a_fit_whose_loss_overflows_stops_with_its_last_finite_guide(monkeypatch
     assert math.isnan(history["elbo_per_row"][-1]) and math.isfinite(history["elbo_per_row"][0])
     assert torch.isfinite(post.loc).all() and torch.isfinite(post.scale).all()
     assert convergence.judge(history).verdict == "diverging"
+
+
+def test_a_guide_started_at_the_prior_has_zero_means_and_the_priors_stds():
+    from bnnlib.errors import BnnlibError
+    from bnnlib.models.bnn import BayesianMLP
+    from bnnlib.models.priors import prior_std
+    from bnnlib.study import ModelSpec
+
+    arch, lik = Architecture(5, (4,), 1), get_likelihood("single")
+    gen = torch.Generator().manual_seed(0)
+    net = BayesianMLP(arch, lik, "laplace", 0.01, torch.tensor([0.2]), gen, guide_init="prior")
+    p = arch.n_params
+    assert torch.all(net.loc[:p] == 0)
+    assert torch.allclose(net.log_scale[:p].exp(), prior_std("laplace", net.fan_in[:p]))
+    with pytest.raises(BnnlibError, match="flat prior has no std"):
+        BayesianMLP(arch, lik, "flat", 0.01, torch.tensor([0.2]), gen, guide_init="prior")
+    with pytest.raises(BnnlibError, match="guide initialisation 'middle'"):
+        ModelSpec("x", prior="normal", guide_init="middle")
+    with pytest.raises(BnnlibError, match="flat prior has no std"):
+        ModelSpec("x", prior="uniform", guide_init="prior")
+    assert ModelSpec("b", method="baseline", guide_init="prior").guide_init == "he"  # no guide to start

@@ -26,11 +26,11 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from bnnlib.errors import unknown_name
+from bnnlib.errors import BnnlibError, unknown_name
 from bnnlib.models.likelihoods import Likelihood, masked_normal_log_prob
 from bnnlib.models.network import Architecture, fan_in_per_param, forward, he_init, unflatten
 from bnnlib.models.precision import autocast, compute_dtype
-from bnnlib.models.priors import expected_log_ratio, make_prior
+from bnnlib.models.priors import expected_log_ratio, make_prior, prior_std
 from bnnlib.models.training import batches, epoch_bar, seed_everything, step_plan
 
 
@@ -50,6 +50,7 @@ class SVIConfig:
     scale_lr: float | None = None  # Adam's lr for the guide's log-scales; None: `lr`
     estimator: str = "output"  # the ELBO's gradient estimator: output | local | weights (see ESTIMATORS)
     average: float = 0.2  # the posterior is the mean of the iterates over this last share of the steps (0: the last)
+    guide_init: str = "he"  # he: He-initialised means, stds init_scale (the talk's); prior: zero means, the prior's stds
 
 
 ESTIMATORS = {
@@ -64,18 +65,34 @@ cost a step; `local` costs about 4 times as much a step on the CPU (a normal dra
 unit)."""
 
 
+GUIDE_INITS = {
+    "he": "He-initialised means and every std at init_scale, as the talk's guide starts",
+    "prior": "zero means and the prior's stds: the guide starts at the prior (KL 0), where the weights the data "
+             "cannot pay for end",
+}
+
+
 class BayesianMLP(torch.nn.Module):
     """Model and guide of one Bayesian MLP; its parameters are the guide's and the noise's."""
 
     def __init__(self, arch: Architecture, likelihood: Likelihood, prior: str, init_scale: float,
-                 sigma_init: torch.Tensor, generator: torch.Generator, learn_sigma: bool = True):
+                 sigma_init: torch.Tensor, generator: torch.Generator, learn_sigma: bool = True,
+                 guide_init: str = "he"):
         super().__init__()
         self.arch, self.likelihood, self.prior_name = arch, likelihood, prior
         head_fan_in = torch.ones(likelihood.n_head_params)
         self.register_buffer("fan_in", torch.cat([fan_in_per_param(arch), head_fan_in]))
         loc = torch.cat([he_init(arch, generator), likelihood.head_init()])
+        log_scale = torch.full_like(loc, math.log(init_scale))
+        if guide_init == "prior":
+            stds = prior_std(prior, self.fan_in[: arch.n_params])
+            if stds is None:
+                raise BnnlibError(f"the {prior} prior has no std to start the guide from; use guide_init 'he'")
+            loc[: arch.n_params], log_scale[: arch.n_params] = 0.0, torch.log(stds)
+        elif guide_init != "he":
+            raise unknown_name("guide initialisation", guide_init, GUIDE_INITS)
         self.loc = torch.nn.Parameter(loc)
-        self.log_scale = torch.nn.Parameter(torch.full_like(loc, math.log(init_scale)))
+        self.log_scale = torch.nn.Parameter(log_scale)
         self.log_sigma = torch.nn.Parameter(torch.log(sigma_init), requires_grad=learn_sigma)
         self.register_buffer("sigma_index", torch.tensor(likelihood.sigma_index))
         self.prior = make_prior(prior, self.fan_in)
@@ -231,7 +248,7 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
     else:
         sigma_init = torch.full((likelihood.n_sigmas,), float(config.sigma))
     net = BayesianMLP(arch, likelihood, prior, config.init_scale, sigma_init, generator,
-                      learn_sigma=config.sigma is None)
+                      learn_sigma=config.sigma is None, guide_init=config.guide_init)
     scale_lr = config.lr if config.scale_lr is None else config.scale_lr
     groups = [{"params": [net.loc], "lr": config.lr}, {"params": [net.log_scale], "lr": scale_lr}]
     if net.log_sigma.requires_grad:

@@ -482,6 +482,21 @@ def _execute(papermill, plan: Plan, running: Path, root: Path) -> None:
         extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # kernel chatter (the shutdown
         # interrupt, plain-TCP notes) would break the progress lines; cell errors still surface
     )
+    hide_injected_parameters(running)
+
+
+def hide_injected_parameters(notebook: Path) -> None:
+    """Tag papermill's injected copy of the parameters `remove-cell`, so the page shows its
+    parameters once (the chapter's own table) and not as code."""
+    content = json.loads(notebook.read_text())
+    changed = False
+    for cell in content.get("cells", []):
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+            changed = True
+    if changed:
+        notebook.write_text(json.dumps(content, indent=1, ensure_ascii=False) + "\n")
 
 
 def _keep_failed(running: Path, failed: Path) -> Path | None:

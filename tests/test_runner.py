@@ -331,3 +331,18 @@ def test_with_jobs_a_failing_chapter_is_still_named_with_its_cell(tmp_path, caps
     assert "[2/2] failing ... failed" in capsys.readouterr().out
     assert (root / "_build" / "failed" / "failing.ipynb").is_file()
     assert not (root / "book" / "failing.ipynb").exists()
+
+
+def test_papermills_injected_parameters_are_removed_from_the_page(tmp_path):
+    import json
+
+    from bnnlib.runner import hide_injected_parameters
+
+    path = tmp_path / "chapter.ipynb"
+    cells = [{"cell_type": "code", "metadata": {"tags": ["parameters", "remove-cell"]}, "source": "a = 1"},
+             {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": "a = 2"},
+             {"cell_type": "markdown", "metadata": {}, "source": "text"}]
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    hide_injected_parameters(path)
+    tags = [c["metadata"].get("tags", []) for c in json.loads(path.read_text())["cells"]]
+    assert tags == [["parameters", "remove-cell"], ["injected-parameters", "remove-cell"], []]

@@ -72,3 +72,13 @@ def test_fits_caption_counts_verdicts_and_says_where_a_diverging_fit_stopped():
     assert "Verdicts (2 converged; 1 diverging)" in caption
     assert "flat's loss stopped being finite at step 1,234" in caption
     assert "stopped being finite" not in chapter.fits_caption(table.drop(index="flat"), 1)
+
+
+def test_nothing_in_the_package_or_the_book_names_a_file_outside_the_repository():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    sources = [*root.glob("bnnlib/**/*.py"), *root.glob("book/*.py"), *root.glob("book/*.md"), root / "README.md"]
+    named = [f"{p.relative_to(root)}: {word}" for p in sources for word in ("DESIGN.md", "shared/")
+             if word in p.read_text()]
+    assert named == []

@@ -1,4 +1,4 @@
-"""Does a dataset show Numerai's statistical facts? One row per fact of DESIGN.md's table.
+"""Does a dataset show Numerai's statistical facts? One row per fact the data chapter shows.
 
 Each fact is measured on the data alone (so it works on real files too); where the data carries
 its ground truth (synthetic), the nonlinearity fact also reads it. The simple model is a linear

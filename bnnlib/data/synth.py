@@ -1,8 +1,8 @@
 """A synthetic dataset in Numerai's v3 schema that knows its own ground truth.
 
 Nobody can download Numerai data here and tests must not touch the network, so the book runs
-by default on data generated to show Numerai's statistical facts (shared/DESIGN.md, "The
-embedded default"): 5-level features and targets, targets correlated like nomi/janet/george,
+by default on data generated to show Numerai's statistical facts (the data chapter's
+table of facts, `bnnlib.data.facts`): 5-level features and targets, targets correlated like nomi/janet/george,
 a weak signal that a linear model finds only partly (the rest is feature interactions),
 relations that drift between eras and sometimes shift suddenly. Beside the data it keeps the
 noise-free signal of every row and the state of every era, so the book can check its methods

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from bnnlib.analysis import percent_range
+from bnnlib.fits import CONSTANT
 from bnnlib.talk import prior_label, prior_labels
 
 FLAT_NOTE = (" (the improper flat prior has no proper posterior for weights the data do not pin down: the guide's "
@@ -341,8 +342,8 @@ def constant_predictors(names: Sequence[str]) -> dict:
         return {"constant_note": "Every model's ensemble prediction varies across the validation rows."}
     listed = ", ".join(f"`{n}`" for n in names)
     return {"constant_note": (
-        f"{listed} {'predicts' if len(names) == 1 else 'predict'} one value for every validation row (a point "
-        "network whose ReLUs all died in training, or a posterior that ignores its inputs): "
+        f"{listed} {'predicts' if len(names) == 1 else 'predict'} one value for every validation row, to within "
+        f"{CONSTANT:g} (a point network whose ReLUs died in training): "
         f"{'its' if len(names) == 1 else 'their'} corr and Sharpe above are an artefact of how ties are ranked, "
         "not a score, and a comparison with a constant shows nothing.")}
 

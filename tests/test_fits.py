@@ -57,8 +57,9 @@ def test_fits_table_reports_layers_at_prior_when_told_the_inputs():
 
 def test_constant_predictors_are_the_models_whose_ensemble_does_not_vary():
     results = {"alive": _result("normal", [0.1]), "dead": _result(None, [], ensemble=np.full(50, 0.4987)),
-               "nearly": _result(None, [], ensemble=np.full(50, 0.5) + np.arange(50) * 1e-6)}
-    assert fits.constant_predictors(results) == ["dead"]
+               "nearly": _result(None, [], ensemble=np.full(50, 0.5) + np.arange(50) * 1e-7),
+               "varies": _result(None, [], ensemble=np.full(50, 0.5) + np.arange(50) * 1e-5)}
+    assert fits.constant_predictors(results) == ["dead", "nearly"]
 
 
 def test_elbo_ladder_puts_every_fit_on_the_constants_scale():

@@ -26,6 +26,28 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+def _send(run: subprocess.Popen, signum: int) -> None:
+    """As Ctrl-C in a terminal (the whole process group, a kernel too) or as `kill` or a CI
+    time-out (the command only)."""
+    if signum == signal.SIGINT:
+        os.killpg(run.pid, signum)
+    else:
+        run.send_signal(signum)
+
+
+def _reap(run: subprocess.Popen, seen: list[psutil.Process]) -> list[tuple]:
+    """Kill the run if it still lives, then every process it had started that outlived it (not
+    left to the next tests); return those as (pid, command line): what the run left behind."""
+    if run.poll() is None:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    _, alive = psutil.wait_procs(seen, timeout=10)
+    left = [(p.pid, _cmdline(p)) for p in alive]
+    for process in alive:
+        process.kill()
+    return left
+
+
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_during_the_warm_up_leaves_no_process_behind(project, signum, status):  # noqa: F811
     command = [sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",
@@ -34,7 +56,6 @@ def test_a_signal_during_the_warm_up_leaves_no_process_behind(project, signum, s
     run = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            start_new_session=True)
     seen: list[psutil.Process] = []
-    alive_after_failure: list[tuple] = []
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and run.poll() is None:
@@ -43,21 +64,12 @@ def test_a_signal_during_the_warm_up_leaves_no_process_behind(project, signum, s
                 break  # two workers and the resource tracker
             time.sleep(0.5)
         assert run.poll() is None, run.communicate()
-        if signum == signal.SIGINT:
-            os.killpg(run.pid, signum)  # as Ctrl-C in a terminal: the whole group
-        else:
-            run.send_signal(signum)  # as `kill` or a CI time-out: the command only
+        _send(run, signum)
         out, err = run.communicate(timeout=120)
     finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
-        _, alive = psutil.wait_procs(seen, timeout=10)
-        for process in alive:  # what the run left behind: recorded, and not left to the next tests
-            alive_after_failure.append((process.pid, _cmdline(process)))
-            process.kill()
+        left = _reap(run, seen)
     assert run.returncode == status, (out, err)
-    assert alive_after_failure == []
+    assert left == []
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.strip().splitlines()[-1].startswith("bnnlib: ")
     assert not list((project / "_build").glob("executing/*.ipynb"))
@@ -103,19 +115,10 @@ def test_a_signal_while_a_chapter_executes_stops_its_kernel_and_removes_partial_
         seen = _descendants(run.pid)
         assert run.poll() is None and seen, run.communicate()
         time.sleep(1)
-        if signum == signal.SIGINT:
-            os.killpg(run.pid, signum)  # Ctrl-C: the kernel gets it too
-        else:
-            run.send_signal(signum)
+        _send(run, signum)
         out, err = run.communicate(timeout=120)
     finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
-        _, alive = psutil.wait_procs(seen, timeout=10)
-        left = [(p.pid, _cmdline(p)) for p in alive]
-        for process in alive:
-            process.kill()
+        left = _reap(run, seen)
     assert run.returncode == status, (out, err)
     assert left == []  # the kernel included
     assert not (root / "_build" / "executing" / "sleeper.ipynb").exists()

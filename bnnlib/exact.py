@@ -68,6 +68,11 @@ def _sufficient_stats(x, y, block_rows: int = BLOCK_ROWS) -> tuple[np.ndarray, n
     return ztz.numpy(), zty.numpy()
 
 
+def _he_prior_std(arch) -> np.ndarray:
+    """The Normal prior's std of every parameter of a network (He's, sqrt(2 / fan_in)), float64."""
+    return he_scale(fan_in_per_param(arch).double()).numpy()
+
+
 def _precision(ztz: np.ndarray, prior_std, sigma: float) -> np.ndarray:
     prior_var = np.broadcast_to(np.asarray(prior_std, dtype=np.float64) ** 2, (len(ztz),))
     return ztz / float(sigma) ** 2 + np.diag(1.0 / prior_var)
@@ -117,7 +122,7 @@ def exact_check(posterior, x, y, feature_names=None, block_rows: int = BLOCK_ROW
     if len(names) != d:
         raise BnnlibError(f"{len(names)} feature names for a model with {d} inputs")
     sigma = float(posterior.sigma.reshape(-1)[0])
-    prior_std = he_scale(fan_in_per_param(arch).double()).numpy()
+    prior_std = _he_prior_std(arch)
     mean, cov, precision = _exact(*_sufficient_stats(x, y, block_rows), prior_std, sigma)
     return pd.DataFrame({
         "parameter": [f"w[{n}]" for n in names] + ["bias"],
@@ -194,5 +199,5 @@ def posterior_elbo_references(posterior, x, y, block_rows: int = BLOCK_ROWS) -> 
     arch = posterior.arch
     if arch.hidden or arch.n_outputs != 1:
         raise BnnlibError(f"the ELBO's exact yardsticks need the linear model, got hidden={list(arch.hidden)}")
-    prior_std = he_scale(fan_in_per_param(arch).double()).numpy()
+    prior_std = _he_prior_std(arch)
     return elbo_references(x, y, prior_std, None, block_rows)

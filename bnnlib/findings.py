@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from bnnlib.analysis import percent_range
-from bnnlib.fits import CONSTANT
+from bnnlib.fits import CONSTANT, LADDER_LABELS
 from bnnlib.talk import prior_label, prior_labels
 
 FLAT_NOTE = (" (the improper flat prior has no proper posterior for weights the data do not pin down: the guide's "
@@ -264,16 +264,16 @@ def data_worth(ladder: pd.DataFrame, fit_table: pd.DataFrame, n_rows: int, elbo_
     """What the inputs are worth in nats (an `elbo_ladder`), which deep fits under a proper prior
     end below the best constant prediction, and how the convergence criterion's ELBO tolerance
     compares with the linear model's whole margin."""
-    evidence = ladder.loc["linear model, log evidence (exact)", "over_constant_nats"]
-    meanfield = ladder.loc["linear model, mean-field optimum (exact)", "over_constant_nats"]
-    constant = ladder.loc["best constant prediction (exact)", "elbo_per_row"]
+    evidence = ladder.loc[LADDER_LABELS["log_evidence"], "over_constant_nats"]
+    meanfield = ladder.loc[LADDER_LABELS["meanfield_elbo"], "over_constant_nats"]
+    constant = ladder.loc[LADDER_LABELS["constant_loglik"], "elbo_per_row"]
     proper = fit_table[fit_table["prior"].isin(["normal", "laplace"])]
     deep, linear = proper[proper["hidden"] != "linear"], proper[proper["hidden"] == "linear"]
     below = (deep["elbo_per_row_last"] - constant)[lambda m: m < 0] * n_rows
     at_prior = "; ".join(f"{name}: {row.layers_at_prior}" for name, row in deep.iterrows() if row.layers_at_prior)
     jitter = ""
     if not linear.empty:  # the live optimiser's ELBO, where the averaged posterior is known to be at the optimum
-        optimum = ladder.loc["linear model, mean-field optimum (exact)", "elbo_per_row"]
+        optimum = ladder.loc[LADDER_LABELS["meanfield_elbo"], "elbo_per_row"]
         gaps = (optimum - linear["elbo_per_row_last"]) * n_rows
         jitter = (f" The SVI rows are each fit's last trace record, the live optimiser's ELBO, not that of its "
                   f"averaged posterior: the linear fits, whose averaged posterior matches the exact optimum above, "

@@ -172,14 +172,17 @@ def verdict_counts(table: pd.DataFrame, priors: Sequence[str] | None = None) -> 
     return table["verdict"].value_counts().to_dict()
 
 
+LADDER_LABELS = {"log_evidence": "linear model, log evidence (exact)",
+                 "meanfield_elbo": "linear model, mean-field optimum (exact)",
+                 "constant_loglik": "best constant prediction (exact)"}
+"""The rows of an `elbo_ladder` that hold `bnnlib.exact.elbo_references`, by its keys."""
+
+
 def elbo_ladder(references: Mapping[str, float], table: pd.DataFrame, n_rows: int) -> pd.DataFrame:
     """The fits' last ELBO per row beside the exact yardsticks (`bnnlib.exact.elbo_references`),
     each as its margin over the best constant prediction, per row and in nats over all `n_rows`
     training rows: how much a model's inputs are worth, on one scale with what the data holds."""
-    labels = {"log_evidence": "linear model, log evidence (exact)",
-              "meanfield_elbo": "linear model, mean-field optimum (exact)",
-              "constant_loglik": "best constant prediction (exact)"}
-    rows = [{"model": label, "elbo_per_row": references[key]} for key, label in labels.items()]
+    rows = [{"model": label, "elbo_per_row": references[key]} for key, label in LADDER_LABELS.items()]
     rows += [{"model": f"{name} (SVI, last record)", "elbo_per_row": value}
              for name, value in table["elbo_per_row_last"].items() if np.isfinite(value)]
     frame = pd.DataFrame(rows).set_index("model")

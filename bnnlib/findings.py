@@ -307,9 +307,9 @@ def wide_vs_flat(fit_table: pd.DataFrame, fitted: Mapping, wide: str, flat: str 
              if stopped is not None and pd.notna(stopped) else "")
     corr = {name: fitted[name].summary()["mean"] for name in (flat, wide)}
     return {"wide_factor": WIDE, "wide_note": (
-        f"Under the flat prior the fit is **{f.verdict}**{where}; its guide's 90th-percentile std ended at "
+        f"Under the flat prior the fit is {f.verdict}{where}; its guide's 90th-percentile std ended at "
         f"{f.scale_p90_last:.3g}, its ensemble's validation corr is {corr[flat]:.4f}. Under the wide prior the "
-        f"fit is **{w.verdict}**: 90th-percentile std {w.scale_p90_last:.3g}, ensemble corr {corr[wide]:.4f}. "
+        f"fit is {w.verdict}: 90th-percentile std {w.scale_p90_last:.3g}, ensemble corr {corr[wide]:.4f}. "
         + ("The wide prior's fit converged, so its numbers are a posterior's, which the flat prior's cannot be."
            if w.verdict == "converged" else
            "Neither is a converged posterior, so neither ensemble's corr is a property of a posterior."))}
@@ -324,11 +324,12 @@ def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, 
     a, b = fit_table.loc[started_at_prior], fit_table.loc[talk_start]
     corr = {name: fitted[name].summary()["mean"] for name in (started_at_prior, talk_start)}
     higher = "higher" if a.elbo_per_row_last > b.elbo_per_row_last else "lower"
-    ending = ("It converged: this is a posterior, and it is the one the talk's fit is on its way to."
+    ending = ("It converged: this one is a posterior. Whether the talk's fit, still on its way, ends at the same "
+              "optimum is more than this budget shows."
               if a.verdict == "converged" else
               "It did not converge either, so where the talk's fit is heading stays open at this budget.")
     return {"from_prior_note": (
-        f"Started at the prior, the fit is **{a.verdict}** (the talk's start: **{b.verdict}**). Its last ELBO per "
+        f"Started at the prior, the fit is {a.verdict} (the talk's start: {b.verdict}). Its last ELBO per "
         f"row, {a.elbo_per_row_last:.5f}, is {higher} than from the talk's start ({b.elbo_per_row_last:.5f}); hidden "
         f"layers at their prior: {a.layers_at_prior or 'n/a'} (talk's start: {b.layers_at_prior or 'n/a'}); the "
         f"posterior-mean network's validation corr {a.mean_net_corr_last:.4f} (talk's start: "

@@ -115,8 +115,8 @@ def test_wide_vs_flat_reports_both_fits_and_whether_either_is_a_posterior():
                           "stopped_at_step": [600.0, None], "scale_p90_last": [3.2, 0.9]}, index=["flat", "wide"])
     fitted = {n: SimpleNamespace(summary=lambda v=v: {"mean": v}) for n, v in (("flat", 0.001), ("wide", 0.012))}
     note = findings.wide_vs_flat(table, fitted, "wide")["wide_note"]
-    assert "**diverging** (its loss stopped being finite at step 600 of 1,000)" in note
-    assert "**converged**" in note and "0.0120" in note and "a posterior's" in note
+    assert "is diverging (its loss stopped being finite at step 600 of 1,000)" in note and "**" not in note
+    assert "fit is converged" in note and "0.0120" in note and "a posterior's" in note
     table.loc["wide", "verdict"] = "still moving"
     assert "Neither is a converged posterior" in findings.wide_vs_flat(table, fitted, "wide")["wide_note"]
     assert "no flat prior" in findings.wide_vs_flat(table.drop("flat"), fitted, "wide")["wide_note"]
@@ -130,8 +130,8 @@ def test_from_prior_compares_the_two_starts_and_says_whether_the_prior_start_con
                          index=["normal_from_prior", "normal"])
     fitted = {n: SimpleNamespace(summary=lambda v=v: {"mean": v}) for n, v in (("normal_from_prior", 0.0), ("normal", 0.005))}
     note = findings.from_prior(table, fitted, "normal_from_prior", "normal")["from_prior_note"]
-    assert "**converged** (the talk's start: **still moving**)" in note and "0.07840, is higher" in note
-    assert "3/3 (talk's start: 2/3)" in note and "It converged" in note
+    assert "converged (the talk's start: still moving)" in note and "**" not in note and "0.07840, is higher" in note
+    assert "3/3 (talk's start: 2/3)" in note and "It converged: this one is a posterior" in note
     table.loc["normal_from_prior", "verdict"] = "still moving"
     assert "did not converge either" in findings.from_prior(table, fitted, "normal_from_prior", "normal")["from_prior_note"]
     assert "no Normal prior" in findings.from_prior(table.drop("normal"), fitted, "normal_from_prior", "normal")["from_prior_note"]

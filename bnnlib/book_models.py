@@ -14,22 +14,39 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from bnnlib.errors import BnnlibError
+from bnnlib.models.bnn import initial_scale
 from bnnlib.models.precision import resolve_precision
-from bnnlib.models.priors import canonical_prior
+from bnnlib.models.priors import canonical_prior, has_std
 from bnnlib.study import ModelSpec
 
 
 def _training(params: Mapping) -> dict:
     """What every model of a chapter shares: the budget, the batch, the seed, the precision
-    (point networks ignore it) and the guide's initial scale (BNNs only)."""
+    (point networks ignore it) and the SVI settings (BNNs only)."""
     return dict(epochs=params["epochs"], batch_size=params["batch_size"], seed=params["seed"],
                 steps=params.get("steps"), precision=params.get("precision", "float32"),
-                init_scale=params.get("init_scale", 1e-2), scale_lr=params.get("lr_bnn_scale"),
-                estimator=params.get("estimator", "output"))
+                scale_lr=params.get("lr_bnn_scale"), estimator=params.get("estimator", "output"))
+
+
+def guide_start(prior: str, params: Mapping, shrink: float = 1.0) -> dict:
+    """Where a prior's guide starts: the chapter's `guide_init` and `init_scale` (divided by
+    `shrink`). The improper flat prior has no std to start from, so under `guide_init: prior` it
+    starts where the talk's guide does (He means, std 0.01)."""
+    chosen = params.get("guide_init", "he")
+    start = chosen if has_std(prior) else "he"
+    scale = initial_scale(start, params.get("init_scale") if start == chosen else None)
+    return dict(guide_init=start, init_scale=scale / shrink)
+
+
+def _bnn(name: str, prior: str, params: Mapping, shrink: float = 1.0, **fields) -> ModelSpec:
+    """One BNN of a chapter: its prior, the chapter's training and the prior's guide start."""
+    settings = dict(method="bnn", prior=prior, hidden=tuple(params["hidden"]), lr=params["lr_bnn"],
+                    draws=params["draws"], **_training(params), **guide_start(prior, params, shrink))
+    return ModelSpec(name, **{**settings, **fields})
 
 
 def init_check_name(prior: str) -> str:
-    """Study 1's refit of a prior's BNN from a smaller initial guide scale."""
+    """Study 1's refit of a prior's BNN from initial guide stds `init_shrink` times smaller."""
     return f"{canonical_prior(prior)}_small_init"
 
 
@@ -38,35 +55,55 @@ PRECISION_CHECK = "normal_float32"
 
 FROM_PRIOR = "normal_from_prior"
 """Study 1's Normal-prior BNN with its guide started at the prior (zero means, the prior's stds),
-where the weights the data cannot pay for end: the other end of the road from the talk's start."""
+when the chapter's BNNs start where the talk's do (`guide_init: he`)."""
+
+TALK_START = "normal_talk_start"
+"""Study 1's Normal-prior BNN started where the talk's guide starts (He means, std 0.01), when the
+chapter's BNNs start at the prior: how far the talk's steps get on the road to the posterior."""
+
+
+def start_comparison(params: Mapping) -> tuple[str, str]:
+    """Study 1's two Normal BNNs from the two starts: (the one started at the prior, the one
+    started at the talk's guide); one of them is the chapter's `normal`, the other a control."""
+    if params.get("guide_init", "he") == "prior":
+        return "normal", TALK_START
+    return FROM_PRIOR, "normal"
 
 WIDE_CONTROL = "wide"
 """Study 1's BNN under a proper Normal prior ten times wider than He's, beside the improper flat
 prior (`priors.WIDE`): as vague as the flat prior where the data decide, but with a posterior."""
 
 
+def study1_controls(params: Mapping) -> set[str]:
+    """Study 1's fits that are checks on the others, not the study's models (shown apart)."""
+    return {PRECISION_CHECK, WIDE_CONTROL, *start_comparison(params), *map(init_check_name, params["priors"])} - {
+        "normal"}
+
+
 def ensembles(params: Mapping) -> list[ModelSpec]:
     """Study 1: the baseline; the baseline with the BNN's optimiser settings (a matched-budget
-    control); one BNN per prior; each BNN again from a ten times smaller initial guide scale
-    (init-invariance); beside the flat prior, a wide proper prior; the Normal BNN from a guide
-    started at the prior; the Normal BNN in float32 when the chapter runs in bf16 (the precision
-    check); and the baseline scored at its best epoch."""
+    control); one BNN per prior; each BNN again from initial guide stds `init_shrink` times
+    smaller (init-invariance); beside the flat prior, a wide proper prior; the Normal BNN from the
+    other start (`start_comparison`); the Normal BNN in float32 when the chapter runs in bf16 (the
+    precision check); and the baseline scored at its best epoch."""
     training = _training(params)
     common = dict(hidden=tuple(params["hidden"]), **training)
-    bnn = dict(method="bnn", lr=params["lr_bnn"], draws=params["draws"], **common)
+    priors = [canonical_prior(p) for p in params["priors"]]
     specs = [
         ModelSpec("baseline", method="baseline", lr=params["lr_baseline"], **common),
         ModelSpec("baseline_bnn_lr", method="baseline", lr=params["lr_bnn"], **common),
-        *[ModelSpec(canonical_prior(p), prior=p, **bnn) for p in params["priors"]],
-        *[ModelSpec(init_check_name(p), prior=p, **{**bnn, "init_scale": params["small_init_scale"]})
-          for p in params["priors"]],
+        *[_bnn(p, p, params) for p in priors],
+        *[_bnn(init_check_name(p), p, params, shrink=params.get("init_shrink", 10.0)) for p in priors],
     ]
-    if "flat" in map(canonical_prior, params["priors"]):
-        specs.append(ModelSpec(WIDE_CONTROL, prior="wide", **bnn))
-    if "normal" in map(canonical_prior, params["priors"]):
-        specs.append(ModelSpec(FROM_PRIOR, prior="normal", guide_init="prior", **bnn))
-    if resolve_precision(training["precision"]) != "float32" and "normal" in map(canonical_prior, params["priors"]):
-        specs.append(ModelSpec(PRECISION_CHECK, prior="normal", **{**bnn, "precision": "float32"}))
+    if "flat" in priors:
+        specs.append(_bnn(WIDE_CONTROL, "wide", params))
+    if "normal" in priors:
+        from_prior, talk_start = start_comparison(params)
+        control = talk_start if from_prior == "normal" else from_prior
+        start = "he" if control == talk_start else "prior"
+        specs.append(_bnn(control, "normal", params, guide_init=start, init_scale=initial_scale(start, None)))
+    if resolve_precision(training["precision"]) != "float32" and "normal" in priors:
+        specs.append(_bnn(PRECISION_CHECK, "normal", params, precision="float32"))
     specs.append(ModelSpec("baseline_best_epoch", method="baseline", lr=params["lr_baseline"], best_epoch=True,
                            **common))
     return specs
@@ -74,18 +111,13 @@ def ensembles(params: Mapping) -> list[ModelSpec]:
 
 def burn_eras(params: Mapping) -> list[ModelSpec]:
     """Study 2: study 1's BNNs (the same settings give the same cache entries)."""
-    return [ModelSpec(canonical_prior(p), method="bnn", prior=p, hidden=tuple(params["hidden"]),
-                      lr=params["lr_bnn"], draws=params["draws"], **_training(params))
-            for p in params["priors"]]
+    return [_bnn(canonical_prior(p), canonical_prior(p), params) for p in params["priors"]]
 
 
 def target_hypotheses(params: Mapping) -> list[ModelSpec]:
     """Study 3: H1-H4 under each prior, then study 1's one-target BNNs (named `single_<prior>`)."""
-    common = dict(method="bnn", hidden=tuple(params["hidden"]), lr=params["lr_bnn"], draws=params["draws"],
-                  **_training(params))
     priors = [canonical_prior(p) for p in params["priors"]]
-    return [ModelSpec(f"{h}_{p}", prior=p, hypothesis=h, **common)
-            for h in [*params["hypotheses"], "single"] for p in priors]
+    return [_bnn(f"{h}_{p}", p, params, hypothesis=h) for h in [*params["hypotheses"], "single"] for p in priors]
 
 
 def architecture(params: Mapping) -> list[ModelSpec]:
@@ -99,8 +131,7 @@ def architecture(params: Mapping) -> list[ModelSpec]:
     for hidden in params["architectures"]:
         depth, common = len(hidden), dict(hidden=tuple(hidden), **_training(params))
         specs.append(ModelSpec(f"baseline_{depth}", method="baseline", lr=params["lr_baseline"], **common))
-        specs += [ModelSpec(f"{p}_{depth}", method="bnn", prior=p, lr=params["lr_bnn"], draws=params["draws"], **common)
-                  for p in priors]
+        specs += [_bnn(f"{p}_{depth}", p, {**params, "hidden": hidden}) for p in priors]
     return specs
 
 

@@ -315,21 +315,36 @@ def wide_vs_flat(fit_table: pd.DataFrame, fitted: Mapping, wide: str, flat: str 
            "Neither is a converged posterior, so neither ensemble's corr is a property of a posterior."))}
 
 
+def guide_start(guide_init: str) -> dict:
+    """Where this run's guides start (`start_note`), in words."""
+    if guide_init == "prior":
+        note = ("Each guide starts at its prior (zero means, the prior's stds: KL 0), where the weights the data "
+                "cannot pay for end, and keeps what the data pay for; under the flat prior, which has no std, it "
+                "starts where the talk's does (He-initialised means, stds 0.01). The talk's start is compared below.")
+    else:
+        note = ("Each guide starts where the talk's does (He-initialised means, stds 0.01); a guide started at the "
+                "prior is compared below.")
+    return {"start_note": note}
+
+
 def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, talk_start: str) -> dict:
-    """The fit whose guide started at the prior beside the same model from the talk's start:
-    verdicts, last ELBO per row (higher is closer to the optimum), hidden layers at the prior,
-    the posterior-mean network's corr and the ensembles' corr (`from_prior_note`)."""
+    """The Normal BNN from the prior beside the same model from the talk's start: verdicts, last
+    ELBO per row (higher is closer to the optimum), hidden layers at the prior, the posterior-mean
+    network's corr and the ensembles' corr, and which of the two is a posterior (`from_prior_note`)."""
     if started_at_prior not in fit_table.index or talk_start not in fit_table.index:
-        return {"from_prior_note": "This run has no Normal prior, so no fit started at the prior."}
+        return {"from_prior_note": "This run has no Normal prior, so there is no second start to compare."}
     a, b = fit_table.loc[started_at_prior], fit_table.loc[talk_start]
     corr = {name: fitted[name].summary()["mean"] for name in (started_at_prior, talk_start)}
     higher = "higher" if a.elbo_per_row_last > b.elbo_per_row_last else "lower"
-    ending = ("It converged: this one is a posterior. Whether the talk's fit, still on its way, ends at the same "
-              "optimum is more than this budget shows."
-              if a.verdict == "converged" else
-              "It did not converge either, so where the talk's fit is heading stays open at this budget.")
+    if a.verdict == "converged" and b.verdict != "converged":
+        ending = (f"Only the fit from the prior is a posterior; the talk's start, after the same {int(b.steps):,} "
+                  "steps, is still on its way, so its scores describe where the optimiser stopped.")
+    elif a.verdict == "converged":
+        ending = "Both converged; a higher ELBO marks the better of the two optima the starts reached."
+    else:
+        ending = "The fit from the prior did not converge either, so where the fits are heading stays open at this budget."
     return {"from_prior_note": (
-        f"Started at the prior, the fit is {a.verdict} (the talk's start: {b.verdict}). Its last ELBO per "
+        f"Started at the prior, the fit is {a.verdict}; from the talk's start, {b.verdict}. Its last ELBO per "
         f"row, {a.elbo_per_row_last:.5f}, is {higher} than from the talk's start ({b.elbo_per_row_last:.5f}); hidden "
         f"layers at their prior: {a.layers_at_prior or 'n/a'} (talk's start: {b.layers_at_prior or 'n/a'}); the "
         f"posterior-mean network's validation corr {a.mean_net_corr_last:.4f} (talk's start: "

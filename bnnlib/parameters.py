@@ -90,6 +90,12 @@ def _estimators() -> tuple[str, ...]:
     return tuple(ESTIMATORS)
 
 
+def _guide_inits() -> tuple[str, ...]:
+    from bnnlib.models.bnn import GUIDE_INITS
+
+    return tuple(GUIDE_INITS)
+
+
 def _precisions() -> tuple[str, ...]:
     from bnnlib.models.precision import CHOICES
 
@@ -283,8 +289,9 @@ RULES: dict[str, tuple[Callable[..., Any], bool]] = {
     "lr_baseline": (_positive_float(), False),
     "lr_bnn": (_positive_float(), False),
     "lr_bnn_scale": (_positive_float(optional=True), False),
-    "init_scale": (_positive_float(), False),
-    "small_init_scale": (_positive_float(), False),
+    "guide_init": (_choice(_guide_inits, "guide initialisation"), True),
+    "init_scale": (_positive_float(optional=True), False),
+    "init_shrink": (_positive_float(), False),
     "estimator": (_choice(_estimators, "ELBO estimator"), True),
     "precision": (_choice(_precisions, "precision"), True),
     "seed": (_seed, False),

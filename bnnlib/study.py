@@ -22,7 +22,7 @@ from bnnlib.errors import BnnlibError, unknown_name
 from bnnlib.executor import make_executor
 from bnnlib.metrics import era_corr, era_numerai_corr, score_summary
 from bnnlib.models.baseline import PointFit, TrainConfig, train_mlp
-from bnnlib.models.bnn import ESTIMATORS, GUIDE_INITS, Posterior, SVIConfig, fit_bnn
+from bnnlib.models.bnn import ESTIMATORS, Posterior, SVIConfig, fit_bnn, initial_scale
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import TALK_HIDDEN, Architecture, forward, unflatten
 from bnnlib.models.precision import autocast, compute_dtype, resolve_precision
@@ -47,7 +47,7 @@ class ModelSpec:
     lr: float | None = None  # None: 1e-2 for point networks, 1e-3 for SVI (the talk's)
     draws: int = 1000
     seed: int = 0
-    init_scale: float = 1e-2  # bnn: the guide's starting standard deviation
+    init_scale: float | None = None  # bnn: the guide's starting std (bnnlib.models.bnn.initial_scale)
     dropout: float = 0.1  # dropout: the rate
     members: int = 10  # ensemble: networks of different seeds
     best_epoch: bool = False  # baseline: score the best-validation epoch (the talk's reference)
@@ -75,8 +75,7 @@ class ModelSpec:
             object.__setattr__(self, "precision", resolve_precision(self.precision))
             if self.estimator not in ESTIMATORS:
                 raise unknown_name("ELBO estimator", self.estimator, ESTIMATORS)
-            if self.guide_init not in GUIDE_INITS:
-                raise unknown_name("guide initialisation", self.guide_init, GUIDE_INITS)
+            object.__setattr__(self, "init_scale", initial_scale(self.guide_init, self.init_scale))
             if self.guide_init == "prior" and self.prior == "flat":
                 raise BnnlibError(f"model {self.name!r}: the flat prior has no std to start the guide from; "
                                   "use guide_init 'he'")

@@ -50,8 +50,9 @@ lr_baseline = 1e-2
 lr_bnn = 1e-3  # the guide's means (the talk's lr)
 lr_bnn_scale = 1e-2  # the guide's log-scales (at 1e-3 they had not settled after the talk's 17,700 steps)
 estimator = "output"  # the ELBO's gradient estimator: output | local | weights (Pyro's Trace_ELBO)
-init_scale = 0.01  # the guide's initial std
-small_init_scale = 0.001  # the init-invariance check refits every BNN from this
+guide_init = "prior"  # where the guide starts: prior (zero means, the prior's stds) | he (the talk's)
+init_scale = None  # initial stds: a multiple of the prior's (prior; None: 1) or the std itself (he; None: 0.01)
+init_shrink = 10  # the init-invariance check refits every BNN from initial stds this many times smaller
 precision = "auto"  # float32 | bf16 | auto (bf16 where the CPU has native bf16)
 draws = 1000  # posterior draws per prior
 seed = 0
@@ -81,19 +82,20 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # The baseline is the simplified NN Starter (MSE, Adam {cite}`kingma2015adam`, lr 1e-2); the
 # BNNs use the same network with a prior on every weight and a mean-field Normal posterior
 # fitted by SVI (lr 1e-3), in Pyro {cite}`bingham2019`, with the local reparameterisation
-# {cite}`kingma2015` and Polyak-Ruppert averaging of the last steps {cite}`polyak1992`. Two
+# {cite}`kingma2015` and Polyak-Ruppert averaging of the last steps {cite}`polyak1992`.
+# {glue:text}`start_note` Two
 # controls stand beside them. `baseline_bnn_lr` is the baseline trained with the BNN's
 # optimiser settings (lr 1e-3, the same steps): if a BNN beats the baseline, is it the posterior
 # or only the smaller step size? The best-epoch reference is the baseline fit scored at the
-# epoch with the highest validation corr. Each BNN is also refitted from a ten times smaller
-# initial guide std, and, when this run uses bf16, the Normal BNN is refitted in float32: both
-# checks are below.
+# epoch with the highest validation corr. Each BNN is also refitted from initial guide stds
+# {glue:text}`param_init_shrink` times smaller, and, when this run uses bf16, the Normal BNN is
+# refitted in float32: both checks are below.
 
 # %%
+glue_all(findings.guide_start(params["guide_init"]))
 specs = book_models.ensembles(params)
 fitted_all = chapter.fit(specs)
-checks = (book_models.PRECISION_CHECK, book_models.WIDE_CONTROL, book_models.FROM_PRIOR,
-          *(book_models.init_check_name(p) for p in params["priors"]))
+checks = book_models.study1_controls(params)
 fitted = {name: r for name, r in fitted_all.items() if name not in checks}
 bnn_names = [name for name, r in fitted.items() if r.spec.method == "bnn"]
 
@@ -220,7 +222,7 @@ check2
 #
 # ## Is the spread the data's or the initialisation's?
 #
-# Each BNN refitted from a guide std ten times smaller: if the spread of the draws is the
+# Each BNN refitted from guide stds {glue:text}`param_init_shrink` times smaller: if the spread of the draws is the
 # posterior's, both fits end with the same guide std in every layer and the same ensemble corr,
 # up to the Monte Carlo error of a finite number of draws (and the optimiser's own noise).
 # Mean-field variational fits are known to prune units and to underfit the data's signal
@@ -277,15 +279,15 @@ glue_all(findings.wide_vs_flat(fit_table, fitted_all, book_models.WIDE_CONTROL))
 # %% [markdown]
 # {glue:text}`wide_note`
 #
-# ## Where the fits are heading: a guide started at the prior
+# ## The talk's start and the prior's
 #
-# The talk's guide starts at He-initialised means with small stds, far from the prior; the
+# The talk's guide starts at He-initialised means with stds of 0.01, far from the prior: the
 # weights the data cannot pay for must travel all the way back to it, slowly, under noisy
-# gradients. The Normal BNN is also fitted from the other end: zero means and the prior's
-# stds, a guide that ignores the data (KL 0), from which SVI keeps only what the data pay for.
+# gradients. A guide started at the prior (zero means, the prior's stds) ignores the data at
+# first (KL 0) and keeps only what the data pay for. The Normal BNN is fitted from both starts.
 
 # %% tags=["remove-input"]
-glue_all(findings.from_prior(fit_table, fitted_all, book_models.FROM_PRIOR, "normal"))
+glue_all(findings.from_prior(fit_table, fitted_all, *book_models.start_comparison(params)))
 
 # %% [markdown]
 # {glue:text}`from_prior_note`

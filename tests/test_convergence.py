@@ -185,10 +185,19 @@ def test_a_guide_started_at_the_prior_has_zero_means_and_the_priors_stds():
 
     arch, lik = Architecture(5, (4,), 1), get_likelihood("single")
     gen = torch.Generator().manual_seed(0)
-    net = BayesianMLP(arch, lik, "laplace", 0.01, torch.tensor([0.2]), gen, guide_init="prior")
+    net = BayesianMLP(arch, lik, "laplace", None, torch.tensor([0.2]), gen, guide_init="prior")
     p = arch.n_params
     assert torch.all(net.loc[:p] == 0)
     assert torch.allclose(net.log_scale[:p].exp(), prior_std("laplace", net.fan_in[:p]))
+    # init_scale is a multiple of the prior's std for this start, an absolute std for the talk's
+    shrunk = BayesianMLP(arch, lik, "laplace", 0.1, torch.tensor([0.2]), gen, guide_init="prior")
+    assert torch.allclose(shrunk.log_scale[:p].exp(), 0.1 * prior_std("laplace", net.fan_in[:p]))
+    talk = BayesianMLP(arch, lik, "laplace", None, torch.tensor([0.2]), gen, guide_init="he")
+    assert torch.allclose(talk.log_scale.exp(), torch.full_like(talk.log_scale, 0.01))
+    assert ModelSpec("x", prior="normal", guide_init="prior").init_scale == 1.0
+    assert ModelSpec("x", prior="normal").init_scale == 0.01
+    with pytest.raises(BnnlibError, match="init_scale must be a positive number"):
+        ModelSpec("x", prior="normal", init_scale=0.0)
     with pytest.raises(BnnlibError, match="flat prior has no std"):
         BayesianMLP(arch, lik, "flat", 0.01, torch.tensor([0.2]), gen, guide_init="prior")
     with pytest.raises(BnnlibError, match="guide initialisation 'middle'"):

@@ -40,9 +40,10 @@ def test_plan_runs_each_shared_fit_once_longest_first(tmp_path):
     assert by_names[("flat",)].chapters == ["ensembles", "burn_eras", "architecture"]
     assert ("baseline_1",) in by_names and ("flat_1",) in by_names
     # study 1's eleven fits (baseline, its lr-1e-3 control, three BNNs, their small-init refits, the
-    # wide proper prior beside the flat one, the Normal BNN from a guide started at the prior, the
-    # Normal BNN in float32 when the run uses bf16); depth 1's baseline and three BNNs
-    assert (book_models.WIDE_CONTROL,) in by_names and (book_models.FROM_PRIOR,) in by_names
+    # wide proper prior beside the flat one, the Normal BNN from the talk's start (the chapters'
+    # guides start at the prior), the Normal BNN in float32 when the run uses bf16); depth 1's
+    # baseline and three BNNs
+    assert (book_models.WIDE_CONTROL,) in by_names and (book_models.TALK_START,) in by_names
     study1 = 11 if ("normal_float32",) in by_names else 10
     assert len(jobs) == study1 + 4
     costs = [job.cost for job in jobs]

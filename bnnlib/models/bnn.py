@@ -41,7 +41,7 @@ class SVIConfig:
     epochs: int = 30
     batch_size: int = 4096
     lr: float = 1e-3
-    init_scale: float = 1e-2  # the guide's starting standard deviation for every parameter
+    init_scale: float | None = None  # the guide's starting std (see `initial_scale`); None: the start's default
     sigma: float | None = None  # a known noise scale, or None to learn one per target
     seed: int = 0
     lr_final_ratio: float = 1.0  # the lr decays geometrically over the steps to lr * this (talk: constant)
@@ -50,7 +50,7 @@ class SVIConfig:
     scale_lr: float | None = None  # Adam's lr for the guide's log-scales; None: `lr`
     estimator: str = "output"  # the ELBO's gradient estimator: output | local | weights (see ESTIMATORS)
     average: float = 0.2  # the posterior is the mean of the iterates over this last share of the steps (0: the last)
-    guide_init: str = "he"  # he: He-initialised means, stds init_scale (the talk's); prior: zero means, the prior's stds
+    guide_init: str = "he"  # he: He-initialised means (the talk's); prior: zero means, stds a multiple of the prior's
 
 
 ESTIMATORS = {
@@ -66,31 +66,45 @@ unit)."""
 
 
 GUIDE_INITS = {
-    "he": "He-initialised means and every std at init_scale, as the talk's guide starts",
-    "prior": "zero means and the prior's stds: the guide starts at the prior (KL 0), where the weights the data "
-             "cannot pay for end",
+    "he": "He-initialised means and every std at init_scale (the talk's start: 0.01)",
+    "prior": "zero means and stds init_scale times the prior's (1: the guide starts at the prior, KL 0), where "
+             "the weights the data cannot pay for end",
 }
+
+DEFAULT_INIT_SCALE = {"he": 1e-2, "prior": 1.0}
+"""Each start's init_scale when none is given: the talk's 0.01 for `he`, the prior itself for `prior`."""
+
+
+def initial_scale(guide_init: str, init_scale: float | None) -> float:
+    """The guide's init_scale for this start: an absolute std for `he`, a multiple of the prior's
+    std for `prior` (so that "ten times smaller" means the same for both); None gives the default."""
+    if guide_init not in GUIDE_INITS:
+        raise unknown_name("guide initialisation", guide_init, GUIDE_INITS)
+    if init_scale is None:
+        return DEFAULT_INIT_SCALE[guide_init]
+    if not init_scale > 0:
+        raise BnnlibError(f"init_scale must be a positive number, got {init_scale!r}")
+    return float(init_scale)
 
 
 class BayesianMLP(torch.nn.Module):
     """Model and guide of one Bayesian MLP; its parameters are the guide's and the noise's."""
 
-    def __init__(self, arch: Architecture, likelihood: Likelihood, prior: str, init_scale: float,
+    def __init__(self, arch: Architecture, likelihood: Likelihood, prior: str, init_scale: float | None,
                  sigma_init: torch.Tensor, generator: torch.Generator, learn_sigma: bool = True,
                  guide_init: str = "he"):
         super().__init__()
         self.arch, self.likelihood, self.prior_name = arch, likelihood, prior
         head_fan_in = torch.ones(likelihood.n_head_params)
         self.register_buffer("fan_in", torch.cat([fan_in_per_param(arch), head_fan_in]))
+        init_scale = initial_scale(guide_init, init_scale)
         loc = torch.cat([he_init(arch, generator), likelihood.head_init()])
-        log_scale = torch.full_like(loc, math.log(init_scale))
+        log_scale = torch.full_like(loc, math.log(DEFAULT_INIT_SCALE["he"] if guide_init == "prior" else init_scale))
         if guide_init == "prior":
             stds = prior_std(prior, self.fan_in[: arch.n_params])
             if stds is None:
                 raise BnnlibError(f"the {prior} prior has no std to start the guide from; use guide_init 'he'")
-            loc[: arch.n_params], log_scale[: arch.n_params] = 0.0, torch.log(stds)
-        elif guide_init != "he":
-            raise unknown_name("guide initialisation", guide_init, GUIDE_INITS)
+            loc[: arch.n_params], log_scale[: arch.n_params] = 0.0, torch.log(stds * init_scale)
         self.loc = torch.nn.Parameter(loc)
         self.log_scale = torch.nn.Parameter(log_scale)
         self.log_sigma = torch.nn.Parameter(torch.log(sigma_init), requires_grad=learn_sigma)

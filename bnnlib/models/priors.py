@@ -50,6 +50,11 @@ def prior_std(name: str, fan_in: torch.Tensor) -> torch.Tensor | None:
     return he_scale(fan_in) * (WIDE if key == "wide" else 1.0)
 
 
+def has_std(name: str) -> bool:
+    """Whether the prior is proper, with a std a guide can start from (all but flat)."""
+    return canonical_prior(name) != "flat"
+
+
 def make_prior(name: str, fan_in: torch.Tensor) -> dist.TorchDistribution:
     """The prior over theta (event shape [P]) for a vector of per-parameter fan-ins."""
     key = canonical_prior(name)

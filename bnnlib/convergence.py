@@ -6,7 +6,8 @@ the improper flat prior the maximum may not exist at all: the guide's entropy pu
 scales of weights the likelihood does not pin down up without bound. So every fit is judged
 on the last `WINDOW` share of its optimiser steps (at least `MIN_POINTS` trace records),
 comparing the mean of the window's first `SMOOTH` records with that of its last `SMOOTH`
-(Adam's jitter moves a layer's 90th-percentile std by a few percent from record to record):
+(each record is itself a mean over the steps since the previous one: Adam's last iterate
+jitters, by several percent for the smallest stds):
 
 - **diverging**: the ELBO is not finite, or it fell by more than `COLLAPSE` nats per row from
   its best value in the window, or some layer's 90th-percentile guide std grew by more than
@@ -17,8 +18,8 @@ comparing the mean of the window's first `SMOOTH` records with that of its last 
   and every layer's median and 90th-percentile guide std by at most `SCALE_TOL` (as a ratio);
 - **still moving**: anything else (or a trace too short to judge).
 
-The ELBO per row is averaged over the steps between records, so its noise is small next to
-these tolerances at the book's sizes; a fit judged *still moving* needs more steps (or a
+The ELBO per row and the scales are averaged over the steps between records, so their noise is
+small next to these tolerances at the book's sizes; a fit judged *still moving* needs more steps (or a
 larger learning rate), a *diverging* one a proper prior or a smaller learning rate.
 """
 

@@ -190,10 +190,11 @@ class BayesianMLP(torch.nn.Module):
         log_likelihood = masked_normal_log_prob(y, mean, sigma).sum() * (n_rows / x.shape[0])
         return expected_log_ratio(self.prior_name, self.fan_in, self.loc, scale) - log_likelihood
 
-    def scale_quantiles(self) -> dict[str, list[float]]:
+    def scale_quantiles(self, log_scale: torch.Tensor | None = None) -> dict[str, list[float]]:
         """The guide's std per layer (weights and biases; the likelihood's head parameters
-        apart): its 10th, 50th and 90th percentile, what a trace shows of the scales."""
-        scale = torch.exp(self.log_scale.detach())
+        apart): its 10th, 50th and 90th percentile, what a trace shows of the scales; of
+        `log_scale` when given (a mean over iterates), else of the current iterate."""
+        scale = torch.exp((self.log_scale if log_scale is None else log_scale).detach())
         groups, start = {}, 0
         for i, (fan_in, fan_out) in enumerate(self.arch.layers, 1):
             size = fan_in * fan_out + fan_out
@@ -248,8 +249,8 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
     `bnnlib.convergence` reads as diverging.
 
     The history is the fit's trace, recorded at every epoch end (or at most 100 times): the
-    ELBO per row (averaged over the steps since the last record), the guide's std percentiles
-    per layer, the noise scales and, with `evaluate(theta)`, the validation corr of the network
+    ELBO per row and the guide's std percentiles per layer (both of the
+    steps since the last record: the mean ELBO, the stds of the mean log-scale), the noise scales and, with `evaluate(theta)`, the validation corr of the network
     at the posterior mean. `bnnlib.convergence` reads a verdict from it."""
     if config.estimator not in ESTIMATORS:
         raise unknown_name("ELBO estimator", config.estimator, ESTIMATORS)
@@ -288,6 +289,9 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
     last_finite = [p.detach().clone() for p in averaged]  # the guide at the last record
     for mark in plan.checkpoints:
         total, rows_seen = 0.0, 0
+        # the scales a record shows are the mean log-scale over the steps since the last record,
+        # as its ELBO is: a single iterate's small stds jitter by several percent with Adam's noise
+        log_scale_sum, n_steps = torch.zeros_like(net.log_scale), 0
         for step, rows in enumerate(itertools.islice(batch_iter, mark - done), done + 1):
             optimizer.zero_grad(set_to_none=True)
             loss = elbo(x.index_select(0, rows), y.index_select(0, rows), n_rows, config.precision)
@@ -306,6 +310,9 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
                         total_p += p
             total += value * len(rows)
             rows_seen += len(rows)
+            with torch.no_grad():
+                log_scale_sum += net.log_scale
+            n_steps += 1
         if stopped is not None:
             with torch.no_grad():
                 for p, kept in zip(averaged, last_finite):
@@ -314,7 +321,7 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
         elbo_per_row = -total / rows_seen / n_rows if stopped is None else math.nan
         history["step"].append(done)
         history["elbo_per_row"].append(elbo_per_row)
-        for name, values in net.scale_quantiles().items():
+        for name, values in net.scale_quantiles(log_scale_sum / n_steps if n_steps else None).items():
             history["scale_quantiles"].setdefault(name, []).append(values)
         history["sigma"].append(torch.exp(net.log_sigma).tolist())
         if evaluate is not None:

@@ -71,7 +71,8 @@ def start_comparison(params: Mapping) -> tuple[str, str]:
 
 WIDE_CONTROL = "wide"
 """Study 1's BNN under a proper Normal prior ten times wider than He's, beside the improper flat
-prior (`priors.WIDE`): as vague as the flat prior where the data decide, but with a posterior."""
+prior (`priors.WIDE`) and from the same start: as vague as the flat prior where the data decide,
+but with a posterior."""
 
 
 def study1_controls(params: Mapping) -> set[str]:
@@ -95,8 +96,8 @@ def ensembles(params: Mapping) -> list[ModelSpec]:
         *[_bnn(p, p, params) for p in priors],
         *[_bnn(init_check_name(p), p, params, shrink=params.get("init_shrink", 10.0)) for p in priors],
     ]
-    if "flat" in priors:
-        specs.append(_bnn(WIDE_CONTROL, "wide", params))
+    if "flat" in priors:  # started as the flat prior is, so that only the prior differs
+        specs.append(_bnn(WIDE_CONTROL, "wide", params, **guide_start("flat", params)))
     if "normal" in priors:
         from_prior, talk_start = start_comparison(params)
         control = talk_start if from_prior == "normal" else from_prior

@@ -359,7 +359,7 @@ def constant_predictors(names: Sequence[str]) -> dict:
     listed = ", ".join(f"`{n}`" for n in names)
     return {"constant_note": (
         f"{listed} {'predicts' if len(names) == 1 else 'predict'} one value for every validation row, to within "
-        f"{CONSTANT:g} (a point network whose ReLUs died in training): "
+        f"{CONSTANT:g} (a point network whose ReLUs died in training, or a posterior pruned to its prior): "
         f"{'its' if len(names) == 1 else 'their'} corr and Sharpe above are an artefact of how ties are ranked, "
         "not a score, and a comparison with a constant shows nothing.")}
 

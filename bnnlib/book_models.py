@@ -23,7 +23,8 @@ def _training(params: Mapping) -> dict:
     """What every model of a chapter shares: the budget, the batch, the seed, the precision
     (point networks ignore it) and the guide's initial scale (BNNs only)."""
     return dict(epochs=params["epochs"], batch_size=params["batch_size"], seed=params["seed"],
-                steps=params.get("steps"), precision=params.get("precision", "float32"),
+                steps=params.get("steps"),
+                precision=resolve_precision(params.get("precision", "float32"), params.get("device", "cpu")),
                 init_scale=params.get("init_scale", 1e-2), scale_lr=params.get("lr_bnn_scale"),
                 estimator=params.get("estimator", "output"))
 

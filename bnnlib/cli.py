@@ -36,10 +36,18 @@ def _jobs(args: argparse.Namespace) -> int:
     return default_jobs() if args.jobs is None else args.jobs
 
 
+def _device(args: argparse.Namespace) -> str:
+    """--device as given, after checking now (one line, status 2) that torch sees that device."""
+    from bnnlib.models.device import resolve_device
+
+    resolve_device(args.device)
+    return args.device
+
+
 def _book(args: argparse.Namespace) -> None:
     from bnnlib.runner import build_book
 
-    build_book(args.profile, data_dir=args.data_dir, force=args.force, jobs=_jobs(args))
+    build_book(args.profile, data_dir=args.data_dir, force=args.force, jobs=_jobs(args), device=_device(args))
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -53,6 +61,7 @@ def _run(args: argparse.Namespace) -> None:
         force=args.force,
         jobs=_jobs(args),
         build=not args.no_build,
+        device=_device(args),
     )
 
 
@@ -63,13 +72,16 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="default", help="a profile in book/params/ (quick, default, numerai)")
+    parser.add_argument("--profile", default="default", help="a profile in book/params/ (quick, default, numerai, numerai-v5)")
     parser.add_argument("--data-dir", default=None, help="folder of real Numerai files (numerai profile)")
     parser.add_argument("--force", action="store_true", help="recompute fits and scores, ignoring the cache")
     parser.add_argument("--jobs", type=int, default=None,
                         help="before executing the chapters, fit and score all their models in N local "
                              "processes (default: one per core, at most 4; 1: each chapter fits its own "
                              "models in its own process)")
+    parser.add_argument("--device", default="auto",
+                        help="where fits and scoring run: auto (a GPU when torch sees one, else the CPU), "
+                             "cpu, cuda or cuda:N; it keys the cache, since numbers may differ by device")
 
 
 def make_parser() -> argparse.ArgumentParser:

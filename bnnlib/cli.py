@@ -15,10 +15,18 @@ from bnnlib.errors import BnnlibError
 
 
 def _data_synth(args: argparse.Namespace) -> None:
-    from bnnlib.data.synth import write_profile
+    from bnnlib.data.sized import SIZED, write_sized
+    from bnnlib.data.synth import PROFILES, write_profile
+    from bnnlib.errors import unknown_name
     from bnnlib.parameters import check_output_folder
 
+    if args.profile not in PROFILES and args.profile not in SIZED:
+        raise unknown_name("synthetic profile", args.profile, [*PROFILES, *SIZED])
     check_output_folder(args.out)  # an unwritable --out fails before generating
+    if args.profile in SIZED:
+        out = write_sized(args.profile, Path(args.out), seed=args.seed)
+        print(f"wrote the '{args.profile}' files (v5's layout and size, random values) to {out}")
+        return
     out = write_profile(args.profile, Path(args.out), seed=args.seed)
     print(f"wrote the synthetic '{args.profile}' dataset to {out}")
 
@@ -92,7 +100,9 @@ def make_parser() -> argparse.ArgumentParser:
         dest="data_command", required=True, metavar="DATA_COMMAND"
     )
     synth = data.add_parser("synth", help="write a synthetic Numerai-like dataset")
-    synth.add_argument("--profile", default="default", help="tiny, quick or default")
+    synth.add_argument("--profile", default="default",
+                       help="tiny, quick or default (Numerai-like statistics, v3 schema), or v5-size (v5's "
+                            "layout and size, 2.7M training rows, random int8 values: for `bnnlib bench --scale v5`)")
     synth.add_argument("--out", required=True, help="folder to write into")
     synth.add_argument("--seed", type=int, default=None, help="override the profile's seed")
     synth.set_defaults(func=_data_synth)

@@ -126,7 +126,8 @@ def make_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     bench = commands.add_parser("bench", help="measure training, drawing and scoring speed")
-    bench.add_argument("--scale", default="small", help="small (default) or v3 (the real data's size)")
+    bench.add_argument("--scale", default="small", help="small (default), v3 (the talk's data's size) or v5 (time and peak memory of each "
+                            "stage of a run at v5's size, FLOP counts, full-size projections)")
     bench.add_argument("--out", default="_build/bench.json", help="where to write the JSON")
     bench.add_argument("--draws", type=int, default=1000, help="posterior draws to time")
     bench.set_defaults(func=_bench)

@@ -97,3 +97,25 @@ def test_a_chapter_runs_end_to_end_on_the_numerai_v5_profile(v5_folder, tmp_path
     text = Path(notebook).read_text()
     assert "target_ender_20" in text and "cpu" in text
     assert (root / "_build" / "results" / "burn_eras").is_dir()
+
+
+def test_bench_v5_measures_every_stage_and_projects_the_books(tmp_path, monkeypatch, capsys):
+    from bnnlib import bench_v5
+    from bnnlib.bench import run_benchmark
+
+    monkeypatch.setitem(SIZED, "v5-size", TINY)
+    monkeypatch.setattr(bench_v5, "SCORED_ERAS", 2)
+    out = tmp_path / "bench.json"
+    figures = run_benchmark(scale="v5", out=out, draws=20)
+    assert json.loads(out.read_text())["scale"] == "v5"
+    stages = figures["stages"]
+    assert {"write_parquet", "read_parquet", "build_tensors", "svi_epoch_float32", "scoring_float32"} <= set(stages)
+    assert all(s["seconds"] > 0 and s["peak_rss_mb"] > 0 for s in stages.values())
+    assert stages["read_parquet"]["train_rows"] == TINY.train_rows
+    assert "extrapolated by rows" in stages["scoring_float32"]["how"]
+    assert not (tmp_path / "bench-v5-data").exists()  # the files are removed
+    for name in ("default", "numerai-v5"):
+        work, plan = figures["workloads"][name], figures["projections"][name]
+        assert work["fits"] > 10 and work["train_flops"] > 0 and work["scoring_flops"] > 0
+        assert plan["one_gpu_hours"] > 0 and plan["cpu_workers_hours"]["64"] <= plan["this_cpu_hours"]
+    assert "extrapolated" in capsys.readouterr().out

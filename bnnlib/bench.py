@@ -110,9 +110,14 @@ def pyro_predictive_seconds(net: BayesianMLP, x: torch.Tensor, draws: int) -> fl
 
 def run_benchmark(scale: str = "small", out: Path = Path("_build/bench.json"), draws: int = 1000,
                   seed: int = 0) -> dict:
-    """Measure, print a table, write JSON; returns the figures."""
+    """Measure, print a table, write JSON; returns the figures. Scale v5 measures the stages of
+    a run at v5's size instead (bnnlib.bench_v5)."""
+    if scale == "v5":
+        from bnnlib.bench_v5 import run_v5
+
+        return _write(run_v5(Path(out), draws, seed), Path(out))
     if scale not in SCALES:
-        raise unknown_name("scale", scale, SCALES)
+        raise unknown_name("scale", scale, [*SCALES, "v5"])
     size = SCALES[scale]
     seed_everything(seed)
     arch = Architecture(N_FEATURES)
@@ -167,13 +172,27 @@ def run_benchmark(scale: str = "small", out: Path = Path("_build/bench.json"), d
         "predictive_speedup_vs_pyro": pyro_s / predictive_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    out = Path(out)
+    return _write(figures, Path(out))
+
+
+def _write(figures: dict, out: Path) -> dict:
+    """Write the figures as JSON (atomically) and print them, one per line."""
     out.parent.mkdir(parents=True, exist_ok=True)
     temp = out.with_suffix(".json.tmp")
     temp.write_text(json.dumps(figures, indent=2) + "\n")
     temp.replace(out)
-    width = max(map(len, figures))
-    for key, value in figures.items():
+    flat = dict(_flatten(figures))
+    width = max(map(len, flat))
+    for key, value in flat.items():
         print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
     print(f"wrote {out}")
     return figures
+
+
+def _flatten(figures: dict, prefix: str = ""):
+    """(dotted key, value) of nested figures, for printing."""
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value

@@ -24,7 +24,8 @@ def _training(params: Mapping) -> dict:
     """What every model of a chapter shares: the budget, the batch, the seed, the precision
     (point networks ignore it) and the SVI settings (BNNs only)."""
     return dict(epochs=params["epochs"], batch_size=params["batch_size"], seed=params["seed"],
-                steps=params.get("steps"), precision=params.get("precision", "float32"),
+                steps=params.get("steps"),
+                precision=resolve_precision(params.get("precision", "float32"), params.get("device", "cpu")),
                 scale_lr=params.get("lr_bnn_scale"), estimator=params.get("estimator", "output"))
 
 

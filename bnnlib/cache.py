@@ -151,8 +151,10 @@ def canonical_json(value: Any) -> str:
     return json.dumps(canonical(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def cache_key(spec: Any, data_fingerprint: str, kind: str) -> str:
-    """A stable hex digest of a result's kind, specification, data, code and library versions."""
+def cache_key(spec: Any, data_fingerprint: str, kind: str, environment: Mapping | None = None) -> str:
+    """A stable hex digest of a result's kind, specification, data, code, library versions and
+    `environment` (where it was computed, e.g. {"device": "cuda:0", "gpu": ...}: numbers may
+    differ by device)."""
     if not isinstance(data_fingerprint, str):
         raise BnnlibError(
             f"the data fingerprint must be a string, not {type(data_fingerprint).__name__}; "
@@ -164,6 +166,7 @@ def cache_key(spec: Any, data_fingerprint: str, kind: str) -> str:
         "data": data_fingerprint,
         "source": engine_hash(),
         "versions": library_versions(),
+        "environment": canonical(dict(environment or {}), "environment"),
     }
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
@@ -375,9 +378,10 @@ class Cache:
         ]
         return pd.DataFrame(rows, columns=["kind", "key", "spec", "from_cache", "seconds", "created"])
 
-    def contains(self, kind: str, spec: Any, data_fingerprint: str) -> bool:
-        """Whether a whole entry for this spec and data is stored (reads nothing, records nothing)."""
-        return _is_complete(self.path(kind, cache_key(spec, data_fingerprint, kind)))
+    def contains(self, kind: str, spec: Any, data_fingerprint: str, environment: Mapping | None = None) -> bool:
+        """Whether a whole entry for this spec, data and environment is stored (reads nothing,
+        records nothing)."""
+        return _is_complete(self.path(kind, cache_key(spec, data_fingerprint, kind, environment)))
 
     def path(self, kind: str, key: str) -> Path:
         """Where the entry of `key` lives."""
@@ -393,15 +397,17 @@ class Cache:
         force: bool = False,
         save: Callable[[T, Path], None] = save_value,
         load: Callable[[Path], T] = load_value,
+        environment: Mapping | None = None,
     ) -> tuple[T, bool]:
         """The cached result of `compute()` for this spec and data, and whether it was a hit.
 
         On a miss (or with `force`) the result is computed, written atomically, and read back,
         so a first run and a cached rerun return exactly the same thing. A damaged entry is a
-        miss. If another process stores the same key first, its entry is kept.
+        miss. If another process stores the same key first, its entry is kept. `environment`
+        (the device) keys the entry beside the spec and is recorded in its meta.json.
         """
         _check_kind(kind)
-        key = cache_key(spec, data_fingerprint, kind)
+        key = cache_key(spec, data_fingerprint, kind, environment)
         final = self.root / kind / key
         summary = summarize(spec)
         if not force:
@@ -421,6 +427,7 @@ class Cache:
             "data": data_fingerprint,
             "source": engine_hash(),
             "versions": library_versions(),
+            "environment": canonical(dict(environment or {}), "environment"),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "compute_seconds": seconds,
         }

@@ -172,7 +172,14 @@ class ChapterRun:
         from bnnlib.study import evaluate_models
 
         return evaluate_models(specs, self.dataset, self.cache, force=self.params.get("force", False),
-                               jobs=self.params.get("jobs", 1))
+                               jobs=self.params.get("jobs", 1), device=self.device)
+
+    @property
+    def device(self) -> str:
+        """The device this chapter fits and scores on (its `device` parameter, resolved)."""
+        from bnnlib.models.device import resolve_device
+
+        return str(resolve_device(self.params.get("device", "cpu")))
 
     def report_fits(self, fitted: dict, figure_number: int) -> pd.DataFrame:
         """Show and export whether each Bayesian fit converged: the verdicts (`fits.csv`) and a
@@ -208,8 +215,13 @@ class ChapterRun:
         # the parameters are shown once, in the page's rerun section (the glued `parameters` table);
         # every row is shown: pandas would cut a long table in the middle, where the cache summary is
         with pd.option_context("display.max_rows", None):
+            device = None
+            if self.cache is not None:
+                from bnnlib.models.device import device_label
+
+                device = device_label(self.device)
             display(provenance({}, dataset_fingerprint=self.dataset.fingerprint, started=self.started,
-                               cache_records=self.cache.events if self.cache is not None else ()))
+                               cache_records=self.cache.events if self.cache is not None else (), device=device))
 
 
 def fits_caption(table: pd.DataFrame, figure_number: int) -> str:

@@ -15,10 +15,18 @@ from bnnlib.errors import BnnlibError
 
 
 def _data_synth(args: argparse.Namespace) -> None:
-    from bnnlib.data.synth import write_profile
+    from bnnlib.data.sized import SIZED, write_sized
+    from bnnlib.data.synth import PROFILES, write_profile
+    from bnnlib.errors import unknown_name
     from bnnlib.parameters import check_output_folder
 
+    if args.profile not in PROFILES and args.profile not in SIZED:
+        raise unknown_name("synthetic profile", args.profile, [*PROFILES, *SIZED])
     check_output_folder(args.out)  # an unwritable --out fails before generating
+    if args.profile in SIZED:
+        out = write_sized(args.profile, Path(args.out), seed=args.seed)
+        print(f"wrote the '{args.profile}' files (v5's layout and size, random values) to {out}")
+        return
     out = write_profile(args.profile, Path(args.out), seed=args.seed)
     print(f"wrote the synthetic '{args.profile}' dataset to {out}")
 
@@ -36,10 +44,18 @@ def _jobs(args: argparse.Namespace) -> int:
     return default_jobs() if args.jobs is None else args.jobs
 
 
+def _device(args: argparse.Namespace) -> str:
+    """--device as given, after checking now (one line, status 2) that torch sees that device."""
+    from bnnlib.models.device import resolve_device
+
+    resolve_device(args.device)
+    return args.device
+
+
 def _book(args: argparse.Namespace) -> None:
     from bnnlib.runner import build_book
 
-    build_book(args.profile, data_dir=args.data_dir, force=args.force, jobs=_jobs(args))
+    build_book(args.profile, data_dir=args.data_dir, force=args.force, jobs=_jobs(args), device=_device(args))
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -53,6 +69,7 @@ def _run(args: argparse.Namespace) -> None:
         force=args.force,
         jobs=_jobs(args),
         build=not args.no_build,
+        device=_device(args),
     )
 
 
@@ -63,13 +80,16 @@ def _bench(args: argparse.Namespace) -> None:
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="default", help="a profile in book/params/ (quick, default, numerai)")
+    parser.add_argument("--profile", default="default", help="a profile in book/params/ (quick, default, numerai, numerai-v5)")
     parser.add_argument("--data-dir", default=None, help="folder of real Numerai files (numerai profile)")
     parser.add_argument("--force", action="store_true", help="recompute fits and scores, ignoring the cache")
     parser.add_argument("--jobs", type=int, default=None,
                         help="before executing the chapters, fit and score all their models in N local "
                              "processes (default: one per core, at most 4; 1: each chapter fits its own "
                              "models in its own process)")
+    parser.add_argument("--device", default="auto",
+                        help="where fits and scoring run: auto (a GPU when torch sees one, else the CPU), "
+                             "cpu, cuda or cuda:N; it keys the cache, since numbers may differ by device")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -80,7 +100,9 @@ def make_parser() -> argparse.ArgumentParser:
         dest="data_command", required=True, metavar="DATA_COMMAND"
     )
     synth = data.add_parser("synth", help="write a synthetic Numerai-like dataset")
-    synth.add_argument("--profile", default="default", help="tiny, quick or default")
+    synth.add_argument("--profile", default="default",
+                       help="tiny, quick or default (Numerai-like statistics, v3 schema), or v5-size (v5's "
+                            "layout and size, 2.7M training rows, random int8 values: for `bnnlib bench --scale v5`)")
     synth.add_argument("--out", required=True, help="folder to write into")
     synth.add_argument("--seed", type=int, default=None, help="override the profile's seed")
     synth.set_defaults(func=_data_synth)
@@ -104,7 +126,8 @@ def make_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     bench = commands.add_parser("bench", help="measure training, drawing and scoring speed")
-    bench.add_argument("--scale", default="small", help="small (default) or v3 (the real data's size)")
+    bench.add_argument("--scale", default="small", help="small (default), v3 (the talk's data's size) or v5 (time and peak memory of each "
+                            "stage of a run at v5's size, FLOP counts, full-size projections)")
     bench.add_argument("--out", default="_build/bench.json", help="where to write the JSON")
     bench.add_argument("--draws", type=int, default=1000, help="posterior draws to time")
     bench.set_defaults(func=_bench)

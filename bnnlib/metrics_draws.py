@@ -147,7 +147,8 @@ class _TorchOps:
 
     @staticmethod
     def array(values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(values).to(like.device)
+        # a copy: the rank tables are read-only, and torch warns (on the chapter's page) at a view of one
+        return torch.tensor(values, device=like.device)
 
     @staticmethod
     def tensor(values: torch.Tensor) -> torch.Tensor:

@@ -133,6 +133,15 @@ def _jobs(name: str, value: Any) -> int:
     return _whole(name, value, 1, "-p jobs 2 (1: fit in the chapter's own process)", maximum=MAX_JOBS)
 
 
+def _device(name: str, value: Any) -> str:
+    """auto | cpu | cuda | cuda:N, checked as written (whether the GPU exists is asked when fitting)."""
+    import re
+
+    if not isinstance(value, str) or not re.fullmatch(r"(auto|cpu|cuda(:\d+)?)", value.strip().lower()):
+        raise _fail(name, value, "is not a device", "use auto, cpu, cuda or cuda:N, e.g. --device cuda:0")
+    return value.strip().lower()
+
+
 def _positive_float(optional: bool = False) -> Callable[[str, Any], Any]:
     def check(name: str, value: Any) -> Any:
         if optional and value is None:
@@ -297,6 +306,7 @@ RULES: dict[str, tuple[Callable[..., Any], bool]] = {
     "seed": (_seed, False),
     "force": (_bool, False),
     "jobs": (_jobs, False),
+    "device": (_device, True),
 }
 PATHS = {"data_root": _writable_folder, "cache_dir": _writable_folder, "results_dir": _writable_folder,
          "data_dir": _data_dir}

@@ -9,6 +9,7 @@ Memory is bounded by the chunk, whatever the number of draws and rows.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from bnnlib.metrics import draws_era_scores, score_summaries
+from bnnlib.models.device import resolve_device
 from bnnlib.models.likelihoods import Likelihood
 from bnnlib.models.network import Architecture, forward_draws, unflatten
 from bnnlib.models.precision import compute_dtype
@@ -28,6 +30,10 @@ fastest when a chunk's activations stay near the cores' caches. On the 2-core ma
 of L2 a core), one 1-thread worker ran the 128-64-64 network at ~60 GFLOP/s with one draw
 of 1,500 rows a chunk (0.75 MiB) against ~45 with five (3.8 MiB); with 2 threads, 48 MiB
 chunks had run at 34 GFLOP/s against ~90 for 2-4 MiB."""
+
+GPU_CHUNK_BYTES = 256 * 2**20
+"""Activation memory a chunk may use on a GPU, where large batched products run best (an
+assumption: no GPU was measured here; CPU sizes would leave a GPU mostly idle)."""
 
 SCORE_BYTES = 8 * 2**20
 """Predictions ranked together: the few draws of one prediction chunk are gathered into
@@ -67,13 +73,17 @@ class ThetaDraws:
         layers[-1] = (weight @ a.unsqueeze(-1), (bias * a).sum(-1, keepdim=True) + c.unsqueeze(-1))
         return forward_draws(x, layers, compute_dtype(self.precision))[..., 0]
 
+    def to(self, device: torch.device) -> "ThetaDraws":
+        """The same draws with their parameters on `device` (moved once, not per chunk)."""
+        return dataclasses.replace(self, thetas=self.thetas.to(device))
+
 
 @dataclass
 class DropoutDraws:
     """MC dropout: each draw is one stochastic forward pass of a network trained with dropout.
 
-    Masks come from a generator seeded by (seed, block, first draw of the chunk), so the same
-    rows and chunking give the same draws."""
+    Masks come from a CPU generator seeded by (seed, block, first draw of the chunk), moved to
+    the rows' device, so the same rows and chunking give the same draws on every device."""
 
     theta: torch.Tensor
     arch: Architecture
@@ -89,9 +99,12 @@ class DropoutDraws:
         for i, (weight, bias) in enumerate(layers):
             h = torch.matmul(h, weight) + bias
             if i < len(layers) - 1:
-                keep = torch.rand(h.shape, generator=generator) >= self.p
+                keep = torch.rand(h.shape, generator=generator).to(h.device) >= self.p
                 h = h.clamp_(min=0.0) * keep / (1.0 - self.p)
         return h[..., 0]
+
+    def to(self, device: torch.device) -> "DropoutDraws":
+        return dataclasses.replace(self, theta=self.theta.to(device))
 
 
 @dataclass
@@ -123,22 +136,31 @@ class DrawScores:
         return score_summaries(self.draw_corr if kind == "corr" else self.draw_numerai_corr)
 
 
-def draw_chunk(n_rows: int, widest: int, chunk_bytes: int | None = None) -> int:
+def draw_chunk(n_rows: int, widest: int, chunk_bytes: int | None = None, device: str = "cpu") -> int:
     """How many draws to push through together for a block of n_rows rows."""
     if chunk_bytes is None:
-        chunk_bytes = CHUNK_BYTES_PER_THREAD * torch.get_num_threads()
+        gpu = torch.device(device).type == "cuda"
+        chunk_bytes = GPU_CHUNK_BYTES if gpu else CHUNK_BYTES_PER_THREAD * torch.get_num_threads()
     return max(1, chunk_bytes // max(1, n_rows * widest * 4))
 
 
-def score_batch(n_rows: int, step: int, score_bytes: int | None = None) -> int:
+def score_batch(n_rows: int, step: int, score_bytes: int | None = None, device: str = "cpu") -> int:
     """How many draws to rank together: a whole number of prediction chunks of `step` draws."""
-    score_bytes = SCORE_BYTES if score_bytes is None else score_bytes
+    if score_bytes is None:
+        score_bytes = GPU_CHUNK_BYTES if torch.device(device).type == "cuda" else SCORE_BYTES
     return step * max(1, score_bytes // max(1, n_rows * step * 4))
 
 
 def score_draws(source: DrawSource, x: torch.Tensor, target: np.ndarray, eras: np.ndarray, ids: pd.Index,
-                widest: int = 128, progress: bool | None = None) -> DrawScores:
-    """Predict every draw on every row and score each draw per era, one era at a time."""
+                widest: int = 128, progress: bool | None = None, device: str | torch.device = "cpu") -> DrawScores:
+    """Predict every draw on every row and score each draw per era, one era at a time.
+
+    The rows and the draws' parameters move once to `device`; predictions, ranks and per-era
+    scores stay there, and only per-era scores and per-row sums come back to the CPU."""
+    device = resolve_device(device)
+    x = x.to(device)
+    if device.type != "cpu" and hasattr(source, "to"):
+        source = source.to(device)
     target = np.asarray(target, dtype=np.float32)
     eras = np.asarray(eras)
     era_names, era_of_row = np.unique(eras, return_inverse=True)
@@ -154,11 +176,11 @@ def score_draws(source: DrawSource, x: torch.Tensor, target: np.ndarray, eras: n
     with torch.inference_mode():
         for e in bar:
             rows = order[bounds[e] : bounds[e + 1]]
-            x_era = x[torch.from_numpy(rows)]
+            x_era = x[torch.from_numpy(rows).to(device)]
             t_era = torch.from_numpy(target[rows])
-            step = draw_chunk(len(rows), widest)
-            batch = score_batch(len(rows), step)
-            preds = torch.empty(min(batch, n_draws), len(rows))
+            step = draw_chunk(len(rows), widest, device=device)
+            batch = score_batch(len(rows), step, device=device)
+            preds = torch.empty(min(batch, n_draws), len(rows), device=device)
             for first in range(0, n_draws, batch):
                 last = min(first + batch, n_draws)
                 for start in range(first, last, step):
@@ -166,10 +188,10 @@ def score_draws(source: DrawSource, x: torch.Tensor, target: np.ndarray, eras: n
                     preds[start - first : stop - first] = source.predict(x_era, slice(start, stop), block=e)
                 block = preds[: last - first]
                 draw_corr, draw_ncorr = draws_era_scores(block, t_era, era_names[e])
-                corr[first:last, e], ncorr[first:last, e] = draw_corr.numpy(), draw_ncorr.numpy()
+                corr[first:last, e], ncorr[first:last, e] = draw_corr.cpu().numpy(), draw_ncorr.cpu().numpy()
                 block64 = block.double()
-                total[rows] += block64.sum(0).numpy()
-                total_sq[rows] += (block64 * block64).sum(0).numpy()
+                total[rows] += block64.sum(0).cpu().numpy()
+                total_sq[rows] += (block64 * block64).sum(0).cpu().numpy()
     mean = total / n_draws
     std = np.sqrt(np.maximum(total_sq / n_draws - mean * mean, 0.0))
     return DrawScores(ids, eras, mean, std, [str(e) for e in era_names], corr, ncorr)

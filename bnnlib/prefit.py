@@ -29,6 +29,7 @@ from bnnlib.chapter import dataset_arguments
 from bnnlib.data import Dataset, open_dataset
 from bnnlib.errors import BnnlibError
 from bnnlib.executor import ProcessExecutor
+from bnnlib.models.device import device_environment, resolve_device
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture
 from bnnlib.study import ModelSpec, evaluate_group
@@ -47,6 +48,7 @@ class Job:
     specs: list[ModelSpec]
     chapters: list[str] = field(default_factory=list)
     cost: float = 0.0
+    device: str = "cpu"  # resolved (e.g. 'cuda:0'): where the job fits and scores
 
     @property
     def label(self) -> str:
@@ -97,6 +99,7 @@ def plan(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool = Fals
             specs = models(params)
             data = dataset_arguments(params)
             key = _data_key(data)
+            device = str(resolve_device(params.get("device", "cpu")))
             if key not in datasets:
                 datasets[key] = open_dataset(**data)
         except BnnlibError as error:
@@ -107,10 +110,11 @@ def plan(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool = Fals
         dataset = datasets[key]
         cache = Cache(params["cache_dir"])
         for spec in specs:
-            if not force and cache.contains("scores", spec.score_spec(), dataset.fingerprint):
+            if not force and cache.contains("scores", spec.score_spec(), dataset.fingerprint,
+                                            device_environment(device)):
                 continue
-            job_key = (key, str(cache.root), canonical_json(spec.fit_spec()))  # one job per fit
-            job = jobs.setdefault(job_key, Job(data, dataset.fingerprint, str(cache.root), []))
+            job_key = (key, str(cache.root), canonical_json(spec.fit_spec()), device)  # one job per fit
+            job = jobs.setdefault(job_key, Job(data, dataset.fingerprint, str(cache.root), [], device=device))
             if all(s.score_spec() != spec.score_spec() for s in job.specs):
                 job.specs.append(spec)
                 job.cost += estimated_cost(spec, dataset)
@@ -132,12 +136,12 @@ def _open(data_json: str) -> Dataset:
 
 def _run_job(item: tuple) -> str | None:
     """Evaluate one job in a worker; None, or the error's message (a failure is not fatal here)."""
-    data_json, fingerprint, cache_dir, specs, force = item
+    data_json, fingerprint, cache_dir, specs, force, device = item
     try:
         dataset = _open(data_json)
         if dataset.fingerprint != fingerprint:
             return "the data changed since the warm-up was planned"
-        evaluate_group(specs, dataset, Cache(cache_dir), force, progress=False)
+        evaluate_group(specs, dataset, Cache(cache_dir), force, progress=False, device=device)
         return None
     except Exception as error:
         return f"{type(error).__name__}: {error}"
@@ -159,7 +163,7 @@ def warm(jobs: list[Job], workers: int, force: bool = False) -> WarmUp:
     def report(done: int, total: int) -> None:
         print(f"[warm-up] {done}/{total} done, {time.perf_counter() - start:.0f} s", flush=True)
 
-    items = [(_data_key(j.data), j.fingerprint, j.cache_dir, j.specs, force) for j in jobs]
+    items = [(_data_key(j.data), j.fingerprint, j.cache_dir, j.specs, force, j.device) for j in jobs]
     try:
         with ProcessExecutor(min(workers, len(jobs)), progress=report, desc="warm-up") as executor:
             errors = executor.map(_run_job, items)

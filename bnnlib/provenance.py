@@ -73,11 +73,13 @@ def provenance(
     started: float,
     cache_records: Iterable[Any] = (),
     now: float | None = None,
+    device: str | None = None,
 ) -> pd.DataFrame:
     """The provenance table of a chapter: rows (section, item) -> value, all text.
 
     `started` is `time.time()` taken in the chapter's first cell; `cache_records` are the
-    chapter's cache lookups (e.g. `cache.events`).
+    chapter's cache lookups (e.g. `cache.events`); `device` is where its fits and scores ran
+    (e.g. 'cpu' or 'cuda:0 (NVIDIA H200)'; numbers may differ by device, and it keys the cache).
     """
     from bnnlib.cache import source_hash
 
@@ -90,6 +92,8 @@ def provenance(
     records = [cache_record(r) for r in cache_records]
     hits = sum(bool(r["hit"]) for r in records)
     rows.append(("run", "wall time", f"{max(now - started, 0.0):.1f} s"))
+    if device is not None:
+        rows.append(("run", "device", device))
     rows.append(("run", "cache", f"{hits} of {len(records)} results read from the cache"))
     for r in records:
         cost = "" if r["seconds"] is None else f", {float(r['seconds']):.1f} s to compute"

@@ -255,10 +255,10 @@ def _for_chapter(value: Any, chapter: str) -> Any:
     return value.replace("{chapter}", chapter) if isinstance(value, str) else value
 
 
-def _runner_values(data_dir, force: bool, jobs: int) -> dict:
+def _runner_values(data_dir, force: bool, jobs: int, device: str = "auto") -> dict:
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise BnnlibError(f"--jobs must be a whole number of at least 1, not {jobs!r}")
-    values: dict[str, Any] = {"force": bool(force), "jobs": jobs}
+    values: dict[str, Any] = {"force": bool(force), "jobs": jobs, "device": device}
     if data_dir is not None:
         path = Path(data_dir).expanduser().resolve()
         if not path.is_dir():
@@ -701,15 +701,16 @@ def build_book(
     jobs: int = 1,
     *,
     root: Path | str | None = None,
+    device: str = "auto",
 ) -> Path:
-    """Execute every chapter under `profile` (skipping unchanged ones unless `force`), then
-    build the HTML. Returns the path of _build/html/index.html."""
+    """Execute every chapter under `profile` (skipping unchanged ones unless `force`), fitting
+    and scoring on `device`, then build the HTML. Returns the path of _build/html/index.html."""
     root = _root(root)
     settings = load_profile(profile, root)
     chapters = list_chapters(root)
     _check_profile_chapters(settings, chapters, profile)
     _check_data_dir_used(settings, data_dir, profile)
-    runner = _runner_values(data_dir, force, jobs)
+    runner = _runner_values(data_dir, force, jobs, device)
     code_hash = _bnnlib_hash()
     plans = [
         plan_chapter(c, settings, profile_name=profile, runner=runner, code_hash=code_hash, root=root)
@@ -729,6 +730,7 @@ def run_chapter(
     build: bool = True,
     *,
     root: Path | str | None = None,
+    device: str = "auto",
 ) -> Path:
     """Execute one chapter under `profile` with `overrides` (names it declares), then rebuild
     the HTML unless `build` is false. Returns index.html, or the executed notebook."""
@@ -739,7 +741,7 @@ def run_chapter(
     target = get_chapter(chapter, root)
     plan = plan_chapter(
         target, settings, profile_name=profile, overrides=overrides,
-        runner=_runner_values(data_dir, force, jobs), root=root,
+        runner=_runner_values(data_dir, force, jobs, device), root=root,
     )
     _run_plans([plan], root, force, jobs)
     return build_html(root) if build else target.notebook

@@ -3,7 +3,8 @@
 A chapter names the models it compares as `ModelSpec`s and calls `evaluate_models`; each model
 is fitted (or read from the cache), its S draws are predicted and scored on the validation set
 (or read from the cache), and a `ModelResult` comes back with everything the studies need. Fits
-are independent jobs, run through an executor (in-process, or local processes with jobs > 1).
+are independent jobs, run through an executor (in-process, or local processes with jobs > 1),
+on a `device` (bnnlib.models.device) that keys the cache beside the specification.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bnnlib.executor import make_executor
 from bnnlib.metrics import era_corr, era_numerai_corr, score_summary
 from bnnlib.models.baseline import PointFit, TrainConfig, train_mlp
 from bnnlib.models.bnn import ESTIMATORS, Posterior, SVIConfig, fit_bnn, initial_scale
+from bnnlib.models.device import device_environment, resolve_device
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import TALK_HIDDEN, Architecture, forward, unflatten
 from bnnlib.models.precision import autocast, compute_dtype, resolve_precision
@@ -128,40 +130,41 @@ def _targets(dataset, likelihood) -> list[str]:
     return [columns[t] for t in likelihood.targets]
 
 
-def _validation_corr(dataset, arch: Architecture, likelihood,
-                     precision: str = "float32") -> Callable[[torch.Tensor], float]:
+def _validation_corr(dataset, arch: Architecture, likelihood, precision: str = "float32",
+                     device: str = "cpu") -> Callable[[torch.Tensor], float]:
     """theta -> the validation corr of that one network's main-target mean (a trace's score).
     The hidden layers run at the fit's precision (a trace record costs one pass over the
     validation rows, about a tenth of a float32 fit at the talk's scale); the output layer
     stays float32, as in scoring, so the predictions' ranks are not tied by rounding."""
     xv, yv, eras_v = dataset.arrays("validation", [dataset.roles.main])
-    xv = _tensor(xv).to(compute_dtype(precision))
+    xv = _tensor(xv).to(device, compute_dtype(precision))
 
     def validation_corr(theta: torch.Tensor) -> float:
         with torch.inference_mode():
+            theta = theta.to(xv.device)
             layers = unflatten(theta[: arch.n_params], arch)
-            with autocast(precision):
+            with autocast(precision, xv.device.type):
                 hidden = forward(xv, layers[:-1], last_relu=True) if len(layers) > 1 else xv
             out = forward(hidden.float(), layers[-1:])
-            pred = likelihood.main_mean(out, theta[arch.n_params:]).numpy()
+            pred = likelihood.main_mean(out, theta[arch.n_params:]).cpu().numpy()
         return float(era_corr(pred, yv[:, 0], eras_v).mean())
 
     return validation_corr
 
 
-def _fit(spec: ModelSpec, dataset, progress: bool | None) -> dict:
-    """Fit one model; returns what the cache stores (tensors and a JSON history)."""
+def _fit(spec: ModelSpec, dataset, progress: bool | None, device: str = "cpu") -> dict:
+    """Fit one model on `device`; returns what the cache stores (CPU tensors and a JSON history)."""
     likelihood = get_likelihood(spec.hypothesis if spec.method == "bnn" else "single")
     x, y, _ = dataset.arrays("train", _targets(dataset, likelihood))
     x, y = _tensor(x), _tensor(y)
     arch = Architecture(x.shape[1], spec.hidden, likelihood.n_outputs)
     validation_corr = _validation_corr(dataset, arch, likelihood,
-                                       spec.precision if spec.method == "bnn" else "float32")
+                                       spec.precision if spec.method == "bnn" else "float32", device)
     if spec.method == "bnn":
         config = SVIConfig(spec.epochs, spec.batch_size, spec.learning_rate, spec.init_scale, None, spec.seed,
                            steps=spec.steps, precision=spec.precision, scale_lr=spec.scale_lr,
                            estimator=spec.estimator, guide_init=spec.guide_init)
-        post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress, evaluate=validation_corr)
+        post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress, evaluate=validation_corr, device=device)
         return {"loc": post.loc, "scale": post.scale, "sigma": post.sigma, "history": post.history}
 
     seeds = [spec.seed + m for m in range(spec.members)] if spec.method == "ensemble" else [spec.seed]
@@ -170,7 +173,7 @@ def _fit(spec: ModelSpec, dataset, progress: bool | None) -> dict:
     for seed in seeds:
         config = TrainConfig(spec.epochs, spec.batch_size, spec.learning_rate, dropout, seed, steps=spec.steps)
         evaluate = validation_corr if spec.method == "baseline" else None
-        fits.append(train_mlp(x, y[:, 0], arch, config, evaluate, progress))
+        fits.append(train_mlp(x, y[:, 0], arch, config, evaluate, progress, device=device))
     best = fits[0].best_theta if fits[0].best_theta is not None else fits[0].theta
     return {
         "thetas": torch.stack([f.theta for f in fits]),
@@ -193,11 +196,11 @@ def _draw_source(spec: ModelSpec, fitted: dict, n_inputs: int):
     return ThetaDraws(fitted["thetas"], arch, likelihood)
 
 
-def _score(spec: ModelSpec, fitted: dict, dataset, progress: bool | None) -> dict:
+def _score(spec: ModelSpec, fitted: dict, dataset, progress: bool | None, device: str = "cpu") -> dict:
     x, y, eras = dataset.arrays("validation", [dataset.roles.main])
     source = _draw_source(spec, fitted, x.shape[1])
     widest = max(spec.hidden, default=1)
-    scores = score_draws(source, _tensor(x), y[:, 0], eras, dataset.validation.index, widest, progress)
+    scores = score_draws(source, _tensor(x), y[:, 0], eras, dataset.validation.index, widest, progress, device)
     per_era = pd.DataFrame({
         "corr": era_corr(scores.ensemble, y[:, 0], eras),
         "numerai_corr": era_numerai_corr(scores.ensemble, y[:, 0], eras),
@@ -234,26 +237,30 @@ def _extras(spec: ModelSpec, fitted: dict, n_inputs: int) -> dict:
 
 
 def evaluate_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False,
-                   progress: bool | None = None, refit: bool | None = None) -> ModelResult:
-    """Fit (or load) and score (or load) one model; `force` recomputes both, `refit` (default:
-    `force`) says whether that includes the fit, which models sharing one fit redo once."""
+                   progress: bool | None = None, refit: bool | None = None, device: str = "cpu") -> ModelResult:
+    """Fit (or load) and score (or load) one model on `device`; `force` recomputes both, `refit`
+    (default: `force`) says whether that includes the fit, which models sharing one fit redo once."""
     refit = force if refit is None else refit
+    environment = device_environment(device)
     fitted, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
-                                     lambda: _fit(spec, dataset, progress), force=refit)
+                                     lambda: _fit(spec, dataset, progress, device), force=refit,
+                                     environment=environment)
     scored, _ = cache.get_or_compute("scores", spec.score_spec(), dataset.fingerprint,
-                                     lambda: _score(spec, fitted, dataset, progress), force=force)
+                                     lambda: _score(spec, fitted, dataset, progress, device), force=force,
+                                     environment=environment)
     scores = DrawScores(pd.Index(scored["ids"], name="id"), scored["eras"], scored["ensemble"], scored["std"],
                         list(scored["era_names"]), scored["draw_corr"], scored["draw_numerai_corr"])
     history = {k: v for k, v in fitted["history"].items()}
     return ModelResult(spec, scores, scored["per_era"], history, _extras(spec, fitted, len(dataset.features)))
 
 
-def fitted_posterior(spec: ModelSpec, dataset, cache: Cache) -> Posterior:
-    """A BNN's fitted mean-field posterior, from the cache (fitted first if missing)."""
+def fitted_posterior(spec: ModelSpec, dataset, cache: Cache, device: str = "cpu") -> Posterior:
+    """A BNN's fitted mean-field posterior on `device`'s key, from the cache (fitted first if missing)."""
     if spec.method != "bnn":
         raise BnnlibError(f"{spec.name!r} is a {spec.method} model; only a BNN has a posterior")
     fitted, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
-                                     lambda: _fit(spec, dataset, progress=False))
+                                     lambda: _fit(spec, dataset, False, device),
+                                     environment=device_environment(device))
     likelihood = get_likelihood(spec.hypothesis)
     arch = Architecture(len(dataset.features), spec.hidden, likelihood.n_outputs)
     return Posterior(fitted["loc"], fitted["scale"], fitted["sigma"], arch, likelihood, fitted["history"])
@@ -269,29 +276,31 @@ def fit_groups(specs: list[ModelSpec]) -> list[list[ModelSpec]]:
 
 
 def evaluate_group(group: list[ModelSpec], dataset, cache: Cache, force: bool = False,
-                   progress: bool | None = None) -> list[ModelResult]:
+                   progress: bool | None = None, device: str = "cpu") -> list[ModelResult]:
     """Models that share one fit: fitted (with `force`, refitted) once, each scored."""
-    return [evaluate_model(spec, dataset, cache, force, progress, refit=force and i == 0)
+    return [evaluate_model(spec, dataset, cache, force, progress, refit=force and i == 0, device=device)
             for i, spec in enumerate(group)]
 
 
 def _evaluate_job(job: tuple) -> tuple[list[ModelResult], list]:
-    group, dataset, cache_root, force = job
+    group, dataset, cache_root, force, device = job
     cache = Cache(cache_root)
-    return evaluate_group(group, dataset, cache, force, progress=False), cache.events
+    return evaluate_group(group, dataset, cache, force, progress=False, device=device), cache.events
 
 
 def evaluate_models(specs: list[ModelSpec], dataset, cache: Cache, force: bool = False,
-                    jobs: int = 1) -> dict[str, ModelResult]:
-    """Evaluate several models, in-process or in `jobs` local processes; keyed by spec name."""
+                    jobs: int = 1, device: str = "cpu") -> dict[str, ModelResult]:
+    """Evaluate several models, in-process or in `jobs` local processes, on `device` (auto |
+    cpu | cuda | cuda:N, resolved once here); keyed by spec name."""
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise BnnlibError(f"model names must be unique, got {names}")
+    device = str(resolve_device(device))
     groups = fit_groups(specs)
     if jobs <= 1:
-        outputs = [(evaluate_group(group, dataset, cache, force), []) for group in groups]
+        outputs = [(evaluate_group(group, dataset, cache, force, device=device), []) for group in groups]
     else:
-        outputs = make_executor(jobs).map(_evaluate_job, [(g, dataset, cache.root, force) for g in groups])
+        outputs = make_executor(jobs).map(_evaluate_job, [(g, dataset, cache.root, force, device) for g in groups])
     results = {}
     for group, (group_results, events) in zip(groups, outputs):
         cache.events.extend(events)

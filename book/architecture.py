@@ -47,6 +47,7 @@ draws = 1000  # posterior draws per BNN
 seed = 0
 force = False  # refit even if cached
 jobs = 1  # local processes for the fits
+device = "auto"  # where fits and scoring run: auto (a GPU when torch sees one) | cpu | cuda | cuda:N
 
 # %% tags=["remove-cell"]
 # %matplotlib inline
@@ -219,7 +220,7 @@ if not linear_normal:
     glue_all({"exact_note": findings.NO_EXACT})
 else:
     x_train, y_train, _ = dataset.arrays("train", [dataset.roles.main])
-    exact_table = exact.exact_check(fitted_posterior(linear_normal[0], dataset, chapter.cache), x_train, y_train,
+    exact_table = exact.exact_check(fitted_posterior(linear_normal[0], dataset, chapter.cache, chapter.device), x_train, y_train,
                                     dataset.features)
     results.write_csv(exact_table, out / "exact_check.csv", index=False)
     glue_all(findings.exact_check(exact_table, exact.exact_check_summary(exact_table)))
@@ -240,7 +241,7 @@ else:
 
 # %% tags=["remove-input"]
 if linear_normal:
-    references = exact.posterior_elbo_references(fitted_posterior(linear_normal[0], dataset, chapter.cache),
+    references = exact.posterior_elbo_references(fitted_posterior(linear_normal[0], dataset, chapter.cache, chapter.device),
                                                  x_train, y_train)
     ladder = fits.elbo_ladder(references, fit_table, n_rows=len(y_train))
     results.write_csv(ladder, out / "elbo_ladder.csv")

@@ -58,6 +58,7 @@ draws = 1000  # posterior draws per prior
 seed = 0
 force = False  # refit even if cached
 jobs = 1  # local processes for the fits
+device = "auto"  # where fits and scoring run: auto (a GPU when torch sees one) | cpu | cuda | cuda:N
 
 # %% tags=["remove-cell"]
 # %matplotlib inline

@@ -55,6 +55,7 @@ draws = 1000  # posterior draws per model
 seed = 0
 force = False  # refit even if cached
 jobs = 1  # local processes for the fits
+device = "auto"  # where fits and scoring run: auto (a GPU when torch sees one) | cpu | cuda | cuda:N
 
 # %% tags=["remove-cell"]
 # %matplotlib inline

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from bnnlib.models.device import resolve_device
 from bnnlib.models.network import Architecture, forward, he_init, unflatten
 from bnnlib.models.training import batches, epoch_bar, seed_everything, step_plan
 
@@ -42,22 +43,28 @@ class PointFit:
 
 
 def forward_dropout(x: torch.Tensor, layers: list, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The MLP with inverted dropout on every hidden activation (training and MC dropout)."""
+    """The MLP with inverted dropout on every hidden activation (training and MC dropout).
+    Masks are drawn by `generator` (a CPU one) and moved to the activations' device, so a seed
+    gives the same masks on every device."""
     h = x
     last = len(layers) - 1
     for i, (weight, bias) in enumerate(layers):
         h = torch.addmm(bias, h, weight)
         if i < last:
-            keep = torch.rand(h.shape, generator=generator) >= p
+            keep = torch.rand(h.shape, generator=generator).to(h.device) >= p
             h = torch.relu(h) * keep / (1.0 - p)
     return h
 
 
 def train_mlp(x: torch.Tensor, y: torch.Tensor, arch: Architecture, config: TrainConfig = TrainConfig(),
-              evaluate: Callable[[torch.Tensor], float] | None = None, progress: bool | None = None) -> PointFit:
-    """Train by mini-batch MSE on y [n] (the main target); `evaluate(theta)` -> validation corr."""
+              evaluate: Callable[[torch.Tensor], float] | None = None, progress: bool | None = None,
+              device: str | torch.device = "cpu") -> PointFit:
+    """Train by mini-batch MSE on y [n] (the main target); `evaluate(theta)` -> validation corr.
+    The data move once to `device`; the weights come back on the CPU."""
     generator = seed_everything(config.seed)
-    theta = torch.nn.Parameter(he_init(arch, generator))
+    device = resolve_device(device)
+    x, y = x.to(device), y.to(device)
+    theta = torch.nn.Parameter(he_init(arch, generator).to(device))
     optimizer = torch.optim.Adam([theta], lr=config.lr, fused=True)
     target = y.reshape(-1, 1)
     plan = step_plan(x.shape[0], config.batch_size, config.epochs, config.steps)
@@ -70,6 +77,7 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, arch: Architecture, config: Trai
     for epoch, mark in enumerate(plan.checkpoints):
         started, total, rows_seen = time.perf_counter(), 0.0, 0
         for rows in itertools.islice(batch_iter, mark - done):
+            rows = rows.to(device)
             optimizer.zero_grad(set_to_none=True)
             layers = unflatten(theta, arch)
             batch = x.index_select(0, rows)
@@ -90,8 +98,8 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, arch: Architecture, config: Trai
             score = float(evaluate(theta.detach()))
             history["validation_corr"].append(score)
             if score > best_score:
-                best_score, best_theta, best_epoch = score, theta.detach().clone(), epoch + 1
+                best_score, best_theta, best_epoch = score, theta.detach().cpu().clone(), epoch + 1
         bar.update()
         bar.set_postfix(mse=f"{total / rows_seen:.5f}")
     bar.close()
-    return PointFit(theta.detach().clone(), arch, best_theta, best_epoch, config.dropout, history)
+    return PointFit(theta.detach().cpu().clone(), arch, best_theta, best_epoch, config.dropout, history)

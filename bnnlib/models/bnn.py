@@ -27,6 +27,7 @@ import pyro.distributions as dist
 import torch
 
 from bnnlib.errors import BnnlibError, unknown_name
+from bnnlib.models.device import resolve_device
 from bnnlib.models.likelihoods import Likelihood, masked_normal_log_prob
 from bnnlib.models.network import Architecture, fan_in_per_param, forward, he_init, unflatten
 from bnnlib.models.precision import autocast, compute_dtype
@@ -148,7 +149,7 @@ class BayesianMLP(torch.nn.Module):
         guide = dist.Normal(self.loc, torch.exp(self.log_scale)).to_event(1)
         theta = guide.rsample()
         layers, head = self.split(theta)
-        with autocast(precision):
+        with autocast(precision, x.device.type):
             hidden = forward(x, layers[:-1], last_relu=True)
         out = forward(hidden.float(), layers[-1:])
         mean = self.likelihood.means(out, head)
@@ -177,7 +178,7 @@ class BayesianMLP(torch.nn.Module):
         for i, ((w, b), (w_mu, b_mu), (w_var, b_var)) in enumerate(zip(sampled, means, variances)):
             if i == last:
                 h = h.float()
-            with autocast(precision if i < last else "float32"):
+            with autocast(precision if i < last else "float32", x.device.type):
                 if i < local_from:
                     a = torch.addmm(b, h, w)
                 else:
@@ -202,14 +203,22 @@ class BayesianMLP(torch.nn.Module):
             start += size
         if start < scale.numel():
             groups["head"] = scale[start:]
-        levels = torch.tensor([0.1, 0.5, 0.9])
+        levels = torch.tensor([0.1, 0.5, 0.9], device=scale.device)
         return {name: torch.quantile(values, levels).tolist() for name, values in groups.items()}
 
+    def to_device(self, device: torch.device) -> "BayesianMLP":
+        """This module on `device`, its prior rebuilt there (a distribution is not a buffer)."""
+        if device.type != "cpu":
+            self.to(device)
+            self.prior = make_prior(self.prior_name, self.fan_in)
+        return self
+
     def posterior(self) -> "Posterior":
+        """The fitted posterior, on the CPU (what the cache stores)."""
         return Posterior(
-            loc=self.loc.detach().clone(),
-            scale=torch.exp(self.log_scale).detach().clone(),
-            sigma=torch.exp(self.log_sigma).detach().clone(),
+            loc=self.loc.detach().cpu().clone(),
+            scale=torch.exp(self.log_scale).detach().cpu().clone(),
+            sigma=torch.exp(self.log_sigma).detach().cpu().clone(),
             arch=self.arch,
             likelihood=self.likelihood,
         )
@@ -227,8 +236,8 @@ class Posterior:
     history: dict = field(default_factory=dict)
 
     def sample(self, n_draws: int, generator: torch.Generator) -> torch.Tensor:
-        """n_draws thetas [n_draws, P]."""
-        eps = torch.randn(n_draws, self.loc.numel(), generator=generator)
+        """n_draws thetas [n_draws, P], on the posterior's device (`generator` is a CPU one)."""
+        eps = torch.randn(n_draws, self.loc.numel(), generator=generator).to(self.loc.device)
         return self.loc + self.scale * eps
 
     def head(self, name: str) -> tuple[float, float]:
@@ -241,8 +250,12 @@ class Posterior:
 
 def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Likelihood, prior: str,
             config: SVIConfig = SVIConfig(), progress: bool | None = None,
-            evaluate: Callable[[torch.Tensor], float] | None = None) -> Posterior:
+            evaluate: Callable[[torch.Tensor], float] | None = None, device: str | torch.device = "cpu") -> Posterior:
     """Fit the mean-field posterior by SVI; x [n, features], y [n, targets] (NaN = missing).
+
+    The data move once to `device` (bnnlib.models.device); initial values and batch orders come
+    from CPU generators, so the CPU fit is the same whatever the device setting, and the
+    posterior comes back on the CPU.
 
     A fit whose loss stops being finite (the improper flat prior's scales can overflow) stops
     there and keeps the guide of its last record; its trace ends with a NaN ELBO, which
@@ -264,6 +277,8 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
         sigma_init = torch.full((likelihood.n_sigmas,), float(config.sigma))
     net = BayesianMLP(arch, likelihood, prior, config.init_scale, sigma_init, generator,
                       learn_sigma=config.sigma is None, guide_init=config.guide_init)
+    device = resolve_device(device)
+    net = net.to_device(device)
     scale_lr = config.lr if config.scale_lr is None else config.scale_lr
     groups = [{"params": [net.loc], "lr": config.lr}, {"params": [net.log_scale], "lr": scale_lr}]
     if net.log_sigma.requires_grad:
@@ -275,7 +290,8 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
                                                                           local_from=local_from)
     plan = step_plan(n_rows, config.batch_size, config.epochs, config.steps)
     decay = config.lr_final_ratio ** (1.0 / plan.total_steps)
-    x = x.to(compute_dtype(config.precision))  # 5-level features are exact in bf16; half the bytes to gather
+    x = x.to(device, compute_dtype(config.precision))  # 5-level features are exact in bf16; half the bytes to gather
+    y = y.to(device)
     history: dict = {"step": [], "elbo_per_row": [], "scale_quantiles": {}, "sigma": [], "validation_corr": [],
                      "seconds": [], "steps_per_epoch": plan.steps_per_epoch}
     # Polyak-Ruppert averaging: Adam's iterates jitter by about the lr around the optimum (3-5
@@ -294,6 +310,7 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
         log_scale_sum, n_steps = torch.zeros_like(net.log_scale), 0
         for step, rows in enumerate(itertools.islice(batch_iter, mark - done), done + 1):
             optimizer.zero_grad(set_to_none=True)
+            rows = rows.to(device)
             loss = elbo(x.index_select(0, rows), y.index_select(0, rows), n_rows, config.precision)
             value = float(loss.detach())
             if not math.isfinite(value):  # diverged (the flat prior's scales overflow): stop here

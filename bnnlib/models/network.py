@@ -107,7 +107,7 @@ def forward_draws(x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor
     float32, so predictions keep float32's resolution and their within-era ranks.
     """
     last = len(layers) - 1
-    if dtype == torch.bfloat16 and last > 0 and fused_linear_relu_available():
+    if dtype == torch.bfloat16 and last > 0 and x.device.type == "cpu" and fused_linear_relu_available():
         return _forward_draws_fused(x, layers)
 
     def cast(i: int, tensor: torch.Tensor) -> torch.Tensor:

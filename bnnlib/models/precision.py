@@ -31,14 +31,17 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(name: str, device: str = "cpu") -> str:
-    """A concrete precision: 'auto' is bf16 where it is native (this CPU, or a CUDA GPU that
-    supports it), else float32. Resolved before a cache key is made, so the key says which."""
+def resolve_precision(name: str, device: "str | torch.device" = "cpu") -> str:
+    """A concrete precision: 'auto' is bf16 where it is native (this CPU, or the CUDA GPU of
+    `device`, a setting such as 'auto' or 'cuda:0', when it supports bf16), else float32.
+    Resolved before a cache key is made, so the key says which."""
     key = str(name).lower()
     if key not in CHOICES:
         raise unknown_name("precision", name, CHOICES)
     if key != "auto":
         return key
+    if str(device) == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if str(device).startswith("cuda"):
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float32"
     return "bf16" if cpu_has_native_bf16() else "float32"
@@ -49,7 +52,8 @@ def compute_dtype(precision: str) -> torch.dtype:
 
 
 def autocast(precision: str, device_type: str = "cpu"):
-    """The context under which a network's products run at `precision` (a no-op for float32)."""
+    """The context under which a network's products run at `precision` (a no-op for float32):
+    torch.autocast on the device's type ('cpu', or 'cuda' for torch.autocast('cuda', bf16))."""
     if resolve_precision(precision) == "float32":
         return contextlib.nullcontext()
     return torch.autocast(device_type, dtype=torch.bfloat16)

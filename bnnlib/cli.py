@@ -31,15 +31,16 @@ def _data_download(args: argparse.Namespace) -> None:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from bnnlib.executor import default_jobs
+    """--jobs, else one worker per core for a local Dask cluster, else executor.default_jobs()."""
+    from bnnlib.cluster import cluster_workers
 
-    return default_jobs() if args.jobs is None else args.jobs
+    return cluster_workers(args.executor, args.jobs)
 
 
 def _book(args: argparse.Namespace) -> None:
     from bnnlib.runner import build_book
 
-    build_book(args.profile, data_dir=args.data_dir, force=args.force, jobs=_jobs(args))
+    build_book(args.profile, data_dir=args.data_dir, force=args.force, jobs=_jobs(args), executor=args.executor)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -53,6 +54,7 @@ def _run(args: argparse.Namespace) -> None:
         force=args.force,
         jobs=_jobs(args),
         build=not args.no_build,
+        executor=args.executor,
     )
 
 
@@ -70,6 +72,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="before executing the chapters, fit and score all their models in N local "
                              "processes (default: one per core, at most 4; 1: each chapter fits its own "
                              "models in its own process)")
+    parser.add_argument("--executor", default="local",
+                        help="where the fits and scorings run: local (this process, or --jobs local "
+                             "processes), dask (a Dask cluster of --jobs workers on this machine, default one "
+                             "per core), or dask://HOST:PORT (an existing Dask scheduler sharing the cache "
+                             "folder); needs pip install 'bnnlib[dask]'; results do not depend on it")
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -127,6 +127,17 @@ def _jobs(name: str, value: Any) -> int:
     return _whole(name, value, 1, "-p jobs 2 (1: fit in the chapter's own process)", maximum=MAX_JOBS)
 
 
+def _executor(name: str, value: Any) -> str:
+    from bnnlib.cluster import FORMS, check_executor
+
+    try:
+        return check_executor(value)
+    except BnnlibError as error:
+        if "not installed" in str(error):
+            raise
+        raise _fail(name, value, "is not a known executor", f"use one of: {FORMS}") from None
+
+
 def _positive_float(optional: bool = False) -> Callable[[str, Any], Any]:
     def check(name: str, value: Any) -> Any:
         if optional and value is None:
@@ -290,6 +301,7 @@ RULES: dict[str, tuple[Callable[..., Any], bool]] = {
     "seed": (_seed, False),
     "force": (_bool, False),
     "jobs": (_jobs, False),
+    "executor": (_executor, True),
 }
 PATHS = {"data_root": _writable_folder, "cache_dir": _writable_folder, "results_dir": _writable_folder,
          "data_dir": _data_dir}

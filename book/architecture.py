@@ -46,6 +46,7 @@ draws = 1000  # posterior draws per BNN
 seed = 0
 force = False  # refit even if cached
 jobs = 1  # local processes for the fits
+executor = "local"  # where fits run: local, dask (a cluster here) or dask://HOST:PORT
 
 # %% tags=["remove-cell"]
 # %matplotlib inline

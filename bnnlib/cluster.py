@@ -148,7 +148,9 @@ class DaskExecutor:
     """Runs the items on a Dask cluster, results in input order (the Executor protocol).
 
     With `address` None it starts a LocalCluster of `workers` processes, one job at a time each,
-    each using cores // workers torch threads; else it connects to the scheduler at `address`.
+    each using cores // workers torch threads, with no memory limit (Dask's default would kill a
+    worker at 95% of an equal share of the memory, which a local process does not do); else it
+    connects to the scheduler at `address`.
     Items are submitted in order with decreasing priority, so a longest-first list starts
     longest first. A failing item cancels the rest and is raised naming the item; a worker that
     died raises WorkerLost. `fn` must be importable by the workers (a top-level function of bnnlib).
@@ -193,7 +195,7 @@ class DaskExecutor:
                 raise _unreachable(self.address, error) from None
         with workers_ignore_ctrl_c():  # the workers leave Ctrl-C to us: we stop them
             self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                         dashboard_address=None, silence_logs=logging.CRITICAL)
+                                         memory_limit=0, dashboard_address=None, silence_logs=logging.CRITICAL)
         try:
             return Client(self._cluster, set_as_default=False)
         except BaseException:

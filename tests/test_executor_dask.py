@@ -114,6 +114,28 @@ def test_dask_map_names_the_failing_item(dask_executor):
     assert dask_executor.map(_fail_on_three, [5]) == [5]  # the cluster is still usable
 
 
+def test_a_chapters_models_on_a_dask_cluster_match_in_process(dask_executor, tmp_path):
+    """A chapter run with executor dask (e.g. under papermill) fits its missing models on the
+    cluster, through the same cache; cached ones are read here, without the cluster."""
+    from bnnlib.cache import Cache
+    from bnnlib.data import load_synthetic
+    from bnnlib.study import ModelSpec, evaluate_models
+
+    dataset = load_synthetic("tiny", root=tmp_path / "data")
+    specs = [ModelSpec("baseline", method="baseline", hidden=(8,), epochs=2, batch_size=256),
+             ModelSpec("flat", prior="flat", hidden=(8,), epochs=2, batch_size=256, draws=7)]
+    here = evaluate_models(specs, dataset, Cache(tmp_path / "here"), jobs=1)
+    cache = Cache(tmp_path / "cluster")
+    there = evaluate_models(specs, dataset, cache, executor=dask_executor)
+    assert [e.hit for e in cache.events] == [False] * 4  # fits and scores, computed by the workers
+    again = Cache(tmp_path / "cluster")
+    evaluate_models(specs, dataset, again, executor=dask_executor)
+    assert [e.hit for e in again.events] == [True] * 4
+    for name in ("baseline", "flat"):
+        np.testing.assert_allclose(there[name].scores.ensemble, here[name].scores.ensemble, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(there[name].scores.draw_corr, here[name].scores.draw_corr, rtol=1e-4, atol=1e-6)
+
+
 def test_a_scheduler_that_vanished_is_one_line(monkeypatch):
     pytest.importorskip("distributed")
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1.0)
@@ -156,7 +178,7 @@ def test_a_chapter_on_a_dask_cluster_gives_the_numbers_of_one_process(tmp_path, 
 # ----------------------------------------------------------------------------- signals
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143)])
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_during_a_dask_warm_up_leaves_no_process_behind(project, signum, status):  # noqa: F811
     pytest.importorskip("distributed")
     command = [sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",

@@ -11,7 +11,8 @@ atomic writes, into the cache folder, and returns only small values (an error me
 scores the chapter reads). Shipping fitted models back to the client instead would move every
 fit over the network twice and need a second way of storing entries; so the cluster must share
 the cache folder with this machine (a LocalCluster always does), and the warm-up checks that
-every entry a worker wrote is visible here, naming the folder when it is not.
+every entry a worker wrote is visible here, naming the folder when it is not. An existing
+cluster's workers also need this version of bnnlib installed: jobs name its functions.
 
 The choice never changes results or cache keys: it is kept out of the chapter's stamp, like --jobs.
 Dask is optional (`pip install 'bnnlib[dask]'`); nothing here imports it until a cluster is used.
@@ -68,8 +69,9 @@ def parse_executor(value: object) -> ExecutorChoice:
     match = _ADDRESS.match(text or "")
     if match and 1 <= int(match["port"]) <= 65535:
         return ExecutorChoice("dask", f"tcp://{match['host']}:{int(match['port'])}")
+    ray = "; Ray is not supported" if (text or "").startswith("ray") else ""
     raise BnnlibError(f"--executor {value!r} is not a known executor; use one of: {FORMS} "
-                      "(an existing Dask scheduler's address)")
+                      f"(an existing Dask scheduler's address){ray}")
 
 
 def require_dask(value: str = "dask") -> None:

@@ -66,7 +66,7 @@ def test_an_unknown_executor_lists_the_valid_forms(value):
 
 def test_an_unknown_executor_on_the_command_line_is_one_line(project, capsys):  # noqa: F811
     err = fails_cleanly(capsys, ["run", "ensembles", *QUICK, "--executor", "ray"], project)
-    assert "'ray'" in err and "dask://HOST:PORT" in err
+    assert "'ray'" in err and "dask://HOST:PORT" in err and "Ray is not supported" in err
 
 
 def test_an_unknown_executor_parameter_is_one_line(project, capsys):  # noqa: F811

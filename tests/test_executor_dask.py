@@ -206,3 +206,14 @@ def test_a_signal_during_a_dask_warm_up_leaves_no_process_behind(project, signum
     assert "Traceback" not in err, err
     assert err.strip().splitlines()[-1].startswith("bnnlib: ")
     assert not list(Path(project, "_build").glob("executing/*.ipynb"))
+
+
+def test_results_a_cluster_wrote_out_of_sight_are_a_failure_naming_the_folder(tmp_path):
+    """Workers that do not share the cache folder finish without error, but nothing lands here:
+    the warm-up reports that job as failed (its chapter computes it), naming the folder."""
+    from bnnlib import prefit
+    from bnnlib.study import ModelSpec
+
+    job = prefit.Job({}, "fingerprint", str(tmp_path / "cache"), [ModelSpec("flat", prior="flat", hidden=(8,))])
+    problem = prefit._missing(job)
+    assert problem is not None and str(tmp_path / "cache") in problem and "share" in problem

@@ -136,6 +136,19 @@ def test_a_chapters_models_on_a_dask_cluster_match_in_process(dask_executor, tmp
         np.testing.assert_allclose(there[name].scores.draw_corr, here[name].scores.draw_corr, rtol=1e-4, atol=1e-6)
 
 
+def test_an_existing_scheduler_by_its_address():
+    """dask://HOST:PORT connects to a running scheduler, and closing leaves that cluster running."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, processes=False, protocol="tcp://", host="127.0.0.1",
+                                  dashboard_address=None) as running:
+        host_port = running.scheduler_address.removeprefix("tcp://")
+        choice = cluster.parse_executor(f"dask://{host_port}")
+        cluster.check_reachable(choice.address)
+        with cluster.open_executor(f"dask://{host_port}", 1) as executor:
+            assert executor.map(_slow_square, [3, 1]) == [9, 1]
+        assert running.scheduler.workers  # still up
+
+
 def test_a_scheduler_that_vanished_is_one_line(monkeypatch):
     pytest.importorskip("distributed")
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1.0)

@@ -197,7 +197,8 @@ class DaskExecutor:
                 raise _unreachable(self.address, error) from None
         with workers_ignore_ctrl_c():  # the workers leave Ctrl-C to us: we stop them
             self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                         memory_limit=0, dashboard_address=None, silence_logs=logging.CRITICAL)
+                                         memory_limit=0, dashboard_address=None, silence_logs=logging.CRITICAL,
+                                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})  # any free port
         try:
             return Client(self._cluster, set_as_default=False)
         except BaseException:

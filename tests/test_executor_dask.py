@@ -140,7 +140,7 @@ def test_an_existing_scheduler_by_its_address():
     """dask://HOST:PORT connects to a running scheduler, and closing leaves that cluster running."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, processes=False, protocol="tcp://", host="127.0.0.1",
-                                  dashboard_address=None) as running:
+                                  dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"}) as running:
         host_port = running.scheduler_address.removeprefix("tcp://")
         choice = cluster.parse_executor(f"dask://{host_port}")
         cluster.check_reachable(choice.address)
@@ -171,6 +171,7 @@ def test_a_chapter_on_a_dask_cluster_gives_the_numbers_of_one_process(tmp_path, 
     monkeypatch.setattr(cluster, "threads_per_worker", lambda workers, cpus=None: 1)
     data = ["-p", "data_root", str(tmp_path / "data")]  # the synthetic data, generated once
     small = ["-p", "epochs", "1", "-p", "draws", "20", *data]
+    before = {p.pid for p in _descendants(os.getpid())}  # (the module's own cluster, for one)
     summaries = {}
     for name, options in (("one", ["--jobs", "1"]), ("dask", ["--executor", "dask", "--jobs", "2"])):
         root = copy_project(tmp_path / name)
@@ -185,7 +186,8 @@ def test_a_chapter_on_a_dask_cluster_gives_the_numbers_of_one_process(tmp_path, 
     assert len(numbers) > 0
     np.testing.assert_allclose(dask[numbers].to_numpy(float), one[numbers].to_numpy(float), rtol=0, atol=1e-9)
     assert one.drop(columns=numbers).equals(dask.drop(columns=numbers))
-    assert not [p for p in _descendants(os.getpid()) if "spawn_main" in " ".join(_cmdline(p))]  # workers gone
+    left = [p for p in _descendants(os.getpid()) if p.pid not in before and "spawn_main" in " ".join(_cmdline(p))]
+    assert not left  # the run's cluster stopped its workers
 
 
 # ----------------------------------------------------------------------------- signals

@@ -192,9 +192,17 @@ class DaskExecutor:
 
         if self.address is not None:
             try:
-                return Client(self.address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+                client = Client(self.address, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError) as error:
                 raise _unreachable(self.address, error) from None
+            try:  # a scheduler without workers would hold the jobs forever
+                client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError):
+                client.close()
+                raise BnnlibError(
+                    f"the Dask scheduler at {self.address} has no workers after {CONNECT_TIMEOUT:.0f} s; start "
+                    f"some (`dask worker {self.address}`, sharing this cache folder) or use --executor dask") from None
+            return client
         with workers_ignore_ctrl_c():  # the workers leave Ctrl-C to us: we stop them
             self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                          memory_limit=0, dashboard_address=None, silence_logs=logging.CRITICAL,

@@ -149,6 +149,15 @@ def test_an_existing_scheduler_by_its_address():
         assert running.scheduler.workers  # still up
 
 
+def test_a_scheduler_without_workers_is_one_line(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1.0)
+    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1",
+                                  dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"}) as empty:
+        with pytest.raises(BnnlibError, match="has no workers after 1 s; start some"):
+            cluster.DaskExecutor(empty.scheduler_address).map(_slow_square, [1])
+
+
 def test_a_scheduler_that_vanished_is_one_line(monkeypatch):
     pytest.importorskip("distributed")
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1.0)

@@ -7,6 +7,7 @@ Modules, one job each:
     predictive drawing S posterior predictions, streamed over rows, and scoring them
     cache      the on-disk cache of fits and scores
     executor   running independent fits in-process or in local processes
+    cluster    --executor: the same jobs on a Dask cluster (local, or an existing scheduler)
     runner     executing the book's chapters with papermill and building the HTML
     bench      the benchmark behind `bnnlib bench`
 """

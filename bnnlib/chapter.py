@@ -34,7 +34,7 @@ PARAMETER_TYPES = (str, bool, int, float, type(None), list, tuple, dict)
 
 IPYTHON_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
 
-RUNNER_ONLY = frozenset({"force", "jobs"})
+RUNNER_ONLY = frozenset({"force", "jobs", "executor"})
 """Parameters the runner sets from its own options, not from a profile."""
 
 
@@ -168,11 +168,17 @@ class ChapterRun:
 
     def fit(self, specs: list) -> dict:
         """Each spec's fitted and scored model, from the cache when it is there (`evaluate_models`
-        with this run's data, cache, `force` and `jobs`)."""
+        with this run's data, cache, `force`, `jobs` and `executor`)."""
+        from bnnlib.cluster import open_executor
         from bnnlib.study import evaluate_models
 
-        return evaluate_models(specs, self.dataset, self.cache, force=self.params.get("force", False),
-                               jobs=self.params.get("jobs", 1), device=self.device)
+        jobs, executor = self.params.get("jobs", 1), self.params.get("executor", "local")
+        force = self.params.get("force", False)
+        if executor == "local":
+            return evaluate_models(specs, self.dataset, self.cache, force=force, jobs=jobs, device=self.device)
+        with open_executor(executor, jobs) as cluster:  # started only if a model is not cached
+            return evaluate_models(specs, self.dataset, self.cache, force=force, jobs=jobs, executor=cluster,
+                                   device=self.device)
 
     @property
     def device(self) -> str:

@@ -39,9 +39,10 @@ def _data_download(args: argparse.Namespace) -> None:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from bnnlib.executor import default_jobs
+    """--jobs, else one worker per core for a local Dask cluster, else executor.default_jobs()."""
+    from bnnlib.cluster import cluster_workers
 
-    return default_jobs() if args.jobs is None else args.jobs
+    return cluster_workers(args.executor, args.jobs)
 
 
 def _device(args: argparse.Namespace) -> str:
@@ -55,7 +56,8 @@ def _device(args: argparse.Namespace) -> str:
 def _book(args: argparse.Namespace) -> None:
     from bnnlib.runner import build_book
 
-    build_book(args.profile, data_dir=args.data_dir, force=args.force, jobs=_jobs(args), device=_device(args))
+    build_book(args.profile, data_dir=args.data_dir, force=args.force, jobs=_jobs(args), device=_device(args),
+               executor=args.executor)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -70,6 +72,7 @@ def _run(args: argparse.Namespace) -> None:
         jobs=_jobs(args),
         build=not args.no_build,
         device=_device(args),
+        executor=args.executor,
     )
 
 
@@ -90,6 +93,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto",
                         help="where fits and scoring run: auto (a GPU when torch sees one, else the CPU), "
                              "cpu, cuda or cuda:N; it keys the cache, since numbers may differ by device")
+    parser.add_argument("--executor", default="local",
+                        help="where the fits and scorings run: local (this process, or --jobs local "
+                             "processes), dask (a Dask cluster of --jobs workers on this machine, default one "
+                             "per core), or dask://HOST:PORT (an existing Dask scheduler sharing the cache "
+                             "folder); needs pip install 'bnnlib[dask]'; results do not depend on it")
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -1,8 +1,10 @@
 """Running independent jobs (fits, scorings) in-process or in local processes.
 
-Anything with a ``map(fn, items) -> list`` method in input order is an executor, so a Ray or
-Dask cluster can later plug in behind the same interface. Workers are started with 'spawn'
-(safe with torch's threads) and share the machine's cores: each uses cpu_count // jobs threads.
+Anything with a ``map(fn, items) -> list`` method in input order is an executor: the Dask
+distributed one (`--executor dask` or `dask://HOST:PORT`) lives in bnnlib.cluster, which also
+parses --executor; it reuses the progress bar, error naming and thread sharing defined here.
+Workers are started with 'spawn' (safe with torch's threads) and share the machine's cores:
+each uses cpu_count // jobs threads.
 """
 
 from __future__ import annotations

@@ -142,6 +142,17 @@ def _device(name: str, value: Any) -> str:
     return value.strip().lower()
 
 
+def _executor(name: str, value: Any) -> str:
+    from bnnlib.cluster import FORMS, check_executor
+
+    try:
+        return check_executor(value)
+    except BnnlibError as error:
+        if "not installed" in str(error):
+            raise
+        raise _fail(name, value, "is not a known executor", f"use one of: {FORMS}") from None
+
+
 def _positive_float(optional: bool = False) -> Callable[[str, Any], Any]:
     def check(name: str, value: Any) -> Any:
         if optional and value is None:
@@ -307,6 +318,7 @@ RULES: dict[str, tuple[Callable[..., Any], bool]] = {
     "force": (_bool, False),
     "jobs": (_jobs, False),
     "device": (_device, True),
+    "executor": (_executor, True),
 }
 PATHS = {"data_root": _writable_folder, "cache_dir": _writable_folder, "results_dir": _writable_folder,
          "data_dir": _data_dir}

@@ -28,6 +28,7 @@ from bnnlib.cache import Cache, canonical_json
 from bnnlib.chapter import dataset_arguments
 from bnnlib.data import Dataset, open_dataset
 from bnnlib.errors import BnnlibError
+from bnnlib.cluster import DaskExecutor, WorkerLost, parse_executor
 from bnnlib.executor import ProcessExecutor
 from bnnlib.models.device import device_environment, resolve_device
 from bnnlib.models.likelihoods import get_likelihood
@@ -147,29 +148,47 @@ def _run_job(item: tuple) -> str | None:
         return f"{type(error).__name__}: {error}"
 
 
+def _missing(job: Job) -> str | None:
+    """None when the job's scores are in the cache as seen from here; else why not (a cluster
+    whose workers do not share the cache folder wrote them where this machine cannot read)."""
+    cache = Cache(job.cache_dir)
+    if all(cache.contains("scores", spec.score_spec(), job.fingerprint) for spec in job.specs):
+        return None
+    return (f"the worker finished but its results are not in {job.cache_dir}: the cluster's workers "
+            "must share that cache folder with this machine (or use --executor local)")
+
+
 def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
 
-def warm(jobs: list[Job], workers: int, force: bool = False) -> WarmUp:
-    """Run the jobs in `workers` local processes; print a line per finished job."""
+def warm(jobs: list[Job], workers: int, force: bool = False, executor: str = "local") -> WarmUp:
+    """Run the jobs in `workers` local processes, or on the `executor`'s Dask cluster (a job is
+    a fit and its scorings, each whole: see bnnlib.cluster); print a line per finished job."""
     start = time.perf_counter()
     if not jobs:
         return WarmUp({}, set())
     chapters = {c for j in jobs for c in j.chapters}
+    choice = parse_executor(executor)
+    workers = min(workers, len(jobs))  # (an existing cluster has its own workers)
+    where = (f"on the Dask scheduler at {choice.address}" if choice.address else
+             f"on a local Dask cluster of {_count(workers, 'worker')}" if choice.kind == "dask" else
+             f"in {_count(workers, 'process', 'processes')}")
     print(f"[warm-up] {_count(len(jobs), 'fit')} to run and score for {_count(len(chapters), 'chapter')}, "
-          f"in {_count(workers, 'process', 'processes')}, longest first", flush=True)
+          f"{where}, longest first", flush=True)
 
     def report(done: int, total: int) -> None:
         print(f"[warm-up] {done}/{total} done, {time.perf_counter() - start:.0f} s", flush=True)
 
     items = [(_data_key(j.data), j.fingerprint, j.cache_dir, j.specs, force, j.device) for j in jobs]
+    pool = (ProcessExecutor(workers, progress=report, desc="warm-up") if choice.kind == "local"
+            else DaskExecutor(choice.address, workers, progress=report, desc="warm-up"))
     try:
-        with ProcessExecutor(min(workers, len(jobs)), progress=report, desc="warm-up") as executor:
-            errors = executor.map(_run_job, items)
+        with pool:
+            errors = [error or _missing(job) for job, error in zip(jobs, pool.map(_run_job, items))]
         failed = {job.label: error for job, error in zip(jobs, errors) if error is not None}
         failed_chapters = {c for j in jobs if j.label in failed for c in j.chapters}
-    except BrokenProcessPool as error:  # a worker died (out of memory?): the chapters do the rest
+    except (BrokenProcessPool, WorkerLost) as error:  # a worker died (out of memory?): the chapters do the rest
         failed, failed_chapters = {"a worker process": f"died ({error})"}, chapters
     for label, error in failed.items():
         print(f"[warm-up] {label} failed: {error}; the chapter will report it", flush=True)

@@ -45,7 +45,7 @@ from bnnlib.publish import locked, staging_folder, swap_in, tree_digest
 TOC = "_toc.yml"
 PARAMS_DIR = Path("book") / "params"
 BUILD = "_build"
-NOT_IN_STAMP = ("force", "jobs")  # do not change a chapter's results
+NOT_IN_STAMP = ("force", "jobs", "executor")  # do not change a chapter's results
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -229,7 +229,7 @@ def chapter_parameters(
     profile_name: str = "?",
 ) -> dict:
     """What papermill injects: the profile's common values, then its block for this chapter,
-    then the runner's (force, jobs, data_dir), then the overrides; kept to declared names.
+    then the runner's (force, jobs, executor, data_dir), then the overrides; kept to declared names.
 
     The chapter block and the overrides must name declared parameters (a typo is an error);
     common values a chapter does not declare are simply not offered to it.
@@ -255,10 +255,16 @@ def _for_chapter(value: Any, chapter: str) -> Any:
     return value.replace("{chapter}", chapter) if isinstance(value, str) else value
 
 
-def _runner_values(data_dir, force: bool, jobs: int, device: str = "auto") -> dict:
+def _runner_values(data_dir, force: bool, jobs: int, device: str = "auto", executor: str = "local") -> dict:
+    from bnnlib.cluster import check_executor, check_reachable, parse_executor
+
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise BnnlibError(f"--jobs must be a whole number of at least 1, not {jobs!r}")
-    values: dict[str, Any] = {"force": bool(force), "jobs": jobs, "device": device}
+    values: dict[str, Any] = {"force": bool(force), "jobs": jobs, "device": device,
+                              "executor": check_executor(executor)}
+    address = parse_executor(executor).address
+    if address is not None:  # an unreachable scheduler fails now, not after the planning
+        check_reachable(address)
     if data_dir is not None:
         path = Path(data_dir).expanduser().resolve()
         if not path.is_dir():
@@ -540,14 +546,14 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _warm_cache(plans: list[Plan], root: Path, jobs: int, force: bool) -> list[Plan]:
-    """Fit and score the models of these chapters in one pool of `jobs` processes (see
-    bnnlib.prefit); returns the plans to execute. After a forced warm-up, a chapter whose models
+def _warm_cache(plans: list[Plan], root: Path, jobs: int, force: bool, executor: str = "local") -> list[Plan]:
+    """Fit and score the models of these chapters in one pool of `jobs` processes, or on the
+    `executor`'s cluster (see bnnlib.prefit); returns the plans to execute. After a forced warm-up, a chapter whose models
     all refitted runs with force off, so that nothing is fitted twice."""
     from bnnlib import prefit
 
     chapters = [(p.chapter.name, {**declared_parameters(p.notebook), **p.params}) for p in plans]
-    done = prefit.warm(prefit.plan(chapters, root, force), jobs, force)
+    done = prefit.warm(prefit.plan(chapters, root, force), jobs, force, executor)
     if not force:
         return plans
     return [
@@ -557,14 +563,14 @@ def _warm_cache(plans: list[Plan], root: Path, jobs: int, force: bool) -> list[P
     ]
 
 
-def _run_plans(plans: list[Plan], root: Path, force: bool, jobs: int = 1) -> None:
+def _run_plans(plans: list[Plan], root: Path, force: bool, jobs: int = 1, executor: str = "local") -> None:
     """Execute the plans (skipping those unchanged since their last run), one line each, holding
-    each chapter's lock throughout. With jobs > 1, first warm the cache for all the chapters to
-    execute, then execute up to `jobs` chapters at a time. On Ctrl-C or SIGTERM, the chapters'
+    each chapter's lock throughout. With jobs > 1 or a cluster `executor`, first warm the cache
+    for all the chapters to execute there, then execute up to `jobs` chapters at a time. On Ctrl-C or SIGTERM, the chapters'
     partial notebooks and staging folders are removed."""
     with locked(root, [p.chapter.name for p in plans]):
         try:
-            _run_locked(plans, root, force, jobs)
+            _run_locked(plans, root, force, jobs, executor)
         except KeyboardInterrupt:
             for plan in plans:
                 (root / BUILD / "executing" / f"{plan.chapter.name}.ipynb").unlink(missing_ok=True)
@@ -574,10 +580,10 @@ def _run_plans(plans: list[Plan], root: Path, force: bool, jobs: int = 1) -> Non
             raise
 
 
-def _run_locked(plans: list[Plan], root: Path, force: bool, jobs: int) -> None:
+def _run_locked(plans: list[Plan], root: Path, force: bool, jobs: int, executor: str = "local") -> None:
     stale = {p.chapter.name for p in plans if force or not _is_current(root, p)}
-    if jobs > 1 and stale:
-        warmed = _warm_cache([p for p in plans if p.chapter.name in stale], root, jobs, force)
+    if (jobs > 1 or executor != "local") and stale:
+        warmed = _warm_cache([p for p in plans if p.chapter.name in stale], root, jobs, force, executor)
         plans = [next((w for w in warmed if w.chapter == p.chapter), p) for p in plans]
     todo = []
     for number, plan in enumerate(plans, 1):
@@ -702,21 +708,23 @@ def build_book(
     *,
     root: Path | str | None = None,
     device: str = "auto",
+    executor: str = "local",
 ) -> Path:
     """Execute every chapter under `profile` (skipping unchanged ones unless `force`), fitting
-    and scoring on `device`, then build the HTML. Returns the path of _build/html/index.html."""
+    and scoring on `device`, then build the HTML; `executor` says where the warm-up's fits run
+    (bnnlib.cluster). Returns the path of _build/html/index.html."""
     root = _root(root)
     settings = load_profile(profile, root)
     chapters = list_chapters(root)
     _check_profile_chapters(settings, chapters, profile)
     _check_data_dir_used(settings, data_dir, profile)
-    runner = _runner_values(data_dir, force, jobs, device)
+    runner = _runner_values(data_dir, force, jobs, device, executor)
     code_hash = _bnnlib_hash()
     plans = [
         plan_chapter(c, settings, profile_name=profile, runner=runner, code_hash=code_hash, root=root)
         for c in chapters
     ]
-    _run_plans(plans, root, force, jobs)
+    _run_plans(plans, root, force, jobs, runner["executor"])
     return build_html(root)
 
 
@@ -731,6 +739,7 @@ def run_chapter(
     *,
     root: Path | str | None = None,
     device: str = "auto",
+    executor: str = "local",
 ) -> Path:
     """Execute one chapter under `profile` with `overrides` (names it declares), then rebuild
     the HTML unless `build` is false. Returns index.html, or the executed notebook."""
@@ -739,11 +748,9 @@ def run_chapter(
     _check_profile_chapters(settings, list_chapters(root), profile)
     _check_data_dir_used(settings, data_dir, profile)
     target = get_chapter(chapter, root)
-    plan = plan_chapter(
-        target, settings, profile_name=profile, overrides=overrides,
-        runner=_runner_values(data_dir, force, jobs, device), root=root,
-    )
-    _run_plans([plan], root, force, jobs)
+    runner = _runner_values(data_dir, force, jobs, device, executor)
+    plan = plan_chapter(target, settings, profile_name=profile, overrides=overrides, runner=runner, root=root)
+    _run_plans([plan], root, force, jobs, runner["executor"])
     return build_html(root) if build else target.notebook
 
 

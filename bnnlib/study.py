@@ -20,7 +20,7 @@ import torch
 
 from bnnlib.cache import Cache, canonical_json
 from bnnlib.errors import BnnlibError, unknown_name
-from bnnlib.executor import make_executor
+from bnnlib.executor import Executor, make_executor
 from bnnlib.metrics import era_corr, era_numerai_corr, score_summary
 from bnnlib.models.baseline import PointFit, TrainConfig, train_mlp
 from bnnlib.models.bnn import ESTIMATORS, Posterior, SVIConfig, fit_bnn, initial_scale
@@ -289,18 +289,26 @@ def _evaluate_job(job: tuple) -> tuple[list[ModelResult], list]:
 
 
 def evaluate_models(specs: list[ModelSpec], dataset, cache: Cache, force: bool = False,
-                    jobs: int = 1, device: str = "cpu") -> dict[str, ModelResult]:
-    """Evaluate several models, in-process or in `jobs` local processes, on `device` (auto |
-    cpu | cuda | cuda:N, resolved once here); keyed by spec name."""
+                    jobs: int = 1, executor: Executor | None = None, device: str = "cpu") -> dict[str, ModelResult]:
+    """Evaluate several models, in-process, in `jobs` local processes, or through `executor`
+    (e.g. a Dask cluster's), on `device` (auto | cpu | cuda | cuda:N, resolved once here); keyed
+    by spec name. Groups whose scores are all cached are read here: starting workers only to
+    read the cache would cost more than reading it."""
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise BnnlibError(f"model names must be unique, got {names}")
     device = str(resolve_device(device))
     groups = fit_groups(specs)
-    if jobs <= 1:
+    if jobs <= 1 and executor is None:
         outputs = [(evaluate_group(group, dataset, cache, force, device=device), []) for group in groups]
     else:
-        outputs = make_executor(jobs).map(_evaluate_job, [(g, dataset, cache.root, force, device) for g in groups])
+        outputs = [None if force or not all(cache.contains("scores", s.score_spec(), dataset.fingerprint) for s in g)
+                   else (evaluate_group(g, dataset, cache, device=device), []) for g in groups]
+        todo = [i for i, output in enumerate(outputs) if output is None]
+        remote = (executor or make_executor(jobs)).map(
+            _evaluate_job, [(groups[i], dataset, cache.root, force, device) for i in todo])
+        for i, output in zip(todo, remote):
+            outputs[i] = output
     results = {}
     for group, (group_results, events) in zip(groups, outputs):
         cache.events.extend(events)

@@ -48,6 +48,7 @@ seed = 0
 force = False  # refit even if cached
 jobs = 1  # local processes for the fits
 device = "auto"  # where fits and scoring run: auto (a GPU when torch sees one) | cpu | cuda | cuda:N
+executor = "local"  # where fits run: local, dask (a cluster here) or dask://HOST:PORT
 
 # %% tags=["remove-cell"]
 # %matplotlib inline

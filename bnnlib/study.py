@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import TypeVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -236,6 +237,23 @@ def _extras(spec: ModelSpec, fitted: dict, n_inputs: int) -> dict:
     return extras
 
 
+T = TypeVar("T")
+
+
+def single_threaded(fn: Callable[..., T], *args) -> T:
+    """fn(*args) on one torch thread. A matrix product whose sums are split over threads rounds
+    differently, and over thousands of SVI steps that moved the scores by ~1e-4: with one thread
+    per fit and scoring, the numbers do not depend on --jobs, the executor or the machine's cores.
+    Parallelism comes from running jobs side by side (one 1-thread worker per core,
+    `executor.default_jobs`, was the faster use of the 2-core machine anyway)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(before)
+
+
 def evaluate_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False,
                    progress: bool | None = None, refit: bool | None = None, device: str = "cpu") -> ModelResult:
     """Fit (or load) and score (or load) one model on `device`; `force` recomputes both, `refit`
@@ -243,10 +261,11 @@ def evaluate_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False,
     refit = force if refit is None else refit
     environment = device_environment(device)
     fitted, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
-                                     lambda: _fit(spec, dataset, progress, device), force=refit,
+                                     lambda: single_threaded(_fit, spec, dataset, progress, device), force=refit,
                                      environment=environment)
     scored, _ = cache.get_or_compute("scores", spec.score_spec(), dataset.fingerprint,
-                                     lambda: _score(spec, fitted, dataset, progress, device), force=force,
+                                     lambda: single_threaded(_score, spec, fitted, dataset, progress, device),
+                                     force=force,
                                      environment=environment)
     scores = DrawScores(pd.Index(scored["ids"], name="id"), scored["eras"], scored["ensemble"], scored["std"],
                         list(scored["era_names"]), scored["draw_corr"], scored["draw_numerai_corr"])
@@ -259,7 +278,7 @@ def fitted_posterior(spec: ModelSpec, dataset, cache: Cache, device: str = "cpu"
     if spec.method != "bnn":
         raise BnnlibError(f"{spec.name!r} is a {spec.method} model; only a BNN has a posterior")
     fitted, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
-                                     lambda: _fit(spec, dataset, False, device),
+                                     lambda: single_threaded(_fit, spec, dataset, False, device),
                                      environment=device_environment(device))
     likelihood = get_likelihood(spec.hypothesis)
     arch = Architecture(len(dataset.features), spec.hidden, likelihood.n_outputs)

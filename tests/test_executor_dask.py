@@ -22,7 +22,7 @@ import pytest
 from bnnlib import cli, cluster
 from bnnlib.errors import BnnlibError
 from test_cli import fails_cleanly, project  # noqa: F401  (the fixture: a copy of the book in tmp_path)
-from test_interrupt import _cmdline, _descendants, _reap, _send
+from test_interrupt import _cmdline, _descendants, interrupt_when_started
 
 QUICK = ["--profile", "quick", "--no-build"]
 
@@ -206,24 +206,9 @@ def test_a_signal_during_a_dask_warm_up_leaves_no_process_behind(project, signum
     command = [sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",
                "run", "burn_eras", *QUICK, "--executor", "dask", "--jobs", "2",
                "-p", "epochs", "1", "-p", "draws", "5"]
-    run = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           start_new_session=True)
-    seen: list = []
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and run.poll() is None:
-            seen = _descendants(run.pid)
-            if len([p for p in seen if "multiprocessing" in " ".join(_cmdline(p))]) >= 2:
-                break  # the two workers
-            time.sleep(0.5)
-        assert run.poll() is None, run.communicate()
-        time.sleep(2)  # the workers running their first jobs
-        seen = _descendants(run.pid) or seen
-        _send(run, signum)
-        out, err = run.communicate(timeout=120)
-    finally:
-        left = _reap(run, seen)
-    assert run.returncode == status, (out, err)
+    # the two workers running their first jobs
+    returncode, err, left = interrupt_when_started(command, project, signum, processes=2, settle=2.0)
+    assert returncode == status, err
     assert left == []
     assert "Traceback" not in err, err
     assert err.strip().splitlines()[-1].startswith("bnnlib: ")

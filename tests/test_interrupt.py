@@ -48,11 +48,11 @@ def _reap(run: subprocess.Popen, seen: list[psutil.Process]) -> list[tuple]:
     return left
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_during_the_warm_up_leaves_no_process_behind(project, signum, status):  # noqa: F811
-    command = [sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",
-               "run", "burn_eras", "--profile", "quick", "--jobs", "2", "--no-build",
-               "-p", "epochs", "1", "-p", "draws", "5"]
+def interrupt_when_started(command: list[str], project, signum: int, processes: int,
+                           settle: float = 0.0) -> tuple[int, str, list[tuple]]:
+    """Run `command` in `project`, send `signum` as a terminal would once `processes` of its
+    multiprocessing children run (and `settle` seconds more), and reap what is left: (exit
+    status, stderr, the processes it left behind)."""
     run = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            start_new_session=True)
     seen: list[psutil.Process] = []
@@ -60,15 +60,26 @@ def test_a_signal_during_the_warm_up_leaves_no_process_behind(project, signum, s
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and run.poll() is None:
             seen = _descendants(run.pid)
-            if len([p for p in seen if "multiprocessing" in " ".join(_cmdline(p))]) >= 3:
-                break  # two workers and the resource tracker
+            if len([p for p in seen if "multiprocessing" in " ".join(_cmdline(p))]) >= processes:
+                break
             time.sleep(0.5)
         assert run.poll() is None, run.communicate()
+        time.sleep(settle)
+        seen = _descendants(run.pid) or seen
         _send(run, signum)
-        out, err = run.communicate(timeout=120)
+        _, err = run.communicate(timeout=120)
     finally:
         left = _reap(run, seen)
-    assert run.returncode == status, (out, err)
+    return run.returncode, err, left
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_the_warm_up_leaves_no_process_behind(project, signum, status):  # noqa: F811
+    command = [sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",
+               "run", "burn_eras", "--profile", "quick", "--jobs", "2", "--no-build",
+               "-p", "epochs", "1", "-p", "draws", "5"]
+    returncode, err, left = interrupt_when_started(command, project, signum, processes=3)  # 2 workers, tracker
+    assert returncode == status, err
     assert left == []
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.strip().splitlines()[-1].startswith("bnnlib: ")

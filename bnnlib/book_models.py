@@ -31,10 +31,13 @@ def _training(params: Mapping) -> dict:
 
 def guide_start(prior: str, params: Mapping, shrink: float = 1.0) -> dict:
     """Where a prior's guide starts: the chapter's `guide_init` and `init_scale` (divided by
-    `shrink`). The improper flat prior has no std to start from, so under `guide_init: prior` it
-    starts where the talk's guide does (He means, std 0.01)."""
+    `shrink`). Under `guide_init: prior`, two guides start where the talk's does (He means, std
+    0.01) instead: the improper flat prior's, which has no std to start from, and the linear
+    model's (no hidden layer), whose every weight the data pin down: its posterior stds are ~1/1000
+    of the prior's, further than the talk's budget of steps shrinks them from the prior (measured
+    on the default data: 42% above the exact mean-field optimum after 17,730 steps, 7% from 0.01)."""
     chosen = params.get("guide_init", "he")
-    start = chosen if has_std(prior) else "he"
+    start = chosen if has_std(prior) and len(params["hidden"]) > 0 else "he"
     scale = initial_scale(start, params.get("init_scale") if start == chosen else None)
     return dict(guide_init=start, init_scale=scale / shrink)
 

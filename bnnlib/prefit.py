@@ -152,7 +152,8 @@ def _missing(job: Job) -> str | None:
     """None when the job's scores are in the cache as seen from here; else why not (a cluster
     whose workers do not share the cache folder wrote them where this machine cannot read)."""
     cache = Cache(job.cache_dir)
-    if all(cache.contains("scores", spec.score_spec(), job.fingerprint) for spec in job.specs):
+    environment = device_environment(job.device)  # the device keys the entries, as in the worker
+    if all(cache.contains("scores", spec.score_spec(), job.fingerprint, environment) for spec in job.specs):
         return None
     return (f"the worker finished but its results are not in {job.cache_dir}: the cluster's workers "
             "must share that cache folder with this machine (or use --executor local)")

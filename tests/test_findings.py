@@ -122,16 +122,21 @@ def test_wide_vs_flat_reports_both_fits_and_whether_either_is_a_posterior():
     assert "no flat prior" in findings.wide_vs_flat(table.drop("flat"), fitted, "wide")["wide_note"]
 
 
-def test_from_prior_compares_the_two_starts_and_says_whether_the_prior_start_converged():
+def test_from_prior_compares_the_two_starts_and_says_which_is_a_posterior():
     from types import SimpleNamespace
 
     table = pd.DataFrame({"verdict": ["converged", "still moving"], "elbo_per_row_last": [0.0784, 0.0779],
-                          "layers_at_prior": ["3/3", "2/3"], "mean_net_corr_last": [-0.0003, 0.0001]},
-                         index=["normal_from_prior", "normal"])
-    fitted = {n: SimpleNamespace(summary=lambda v=v: {"mean": v}) for n, v in (("normal_from_prior", 0.0), ("normal", 0.005))}
-    note = findings.from_prior(table, fitted, "normal_from_prior", "normal")["from_prior_note"]
-    assert "converged (the talk's start: still moving)" in note and "**" not in note and "0.07840, is higher" in note
-    assert "3/3 (talk's start: 2/3)" in note and "It converged: this one is a posterior" in note
-    table.loc["normal_from_prior", "verdict"] = "still moving"
-    assert "did not converge either" in findings.from_prior(table, fitted, "normal_from_prior", "normal")["from_prior_note"]
-    assert "no Normal prior" in findings.from_prior(table.drop("normal"), fitted, "normal_from_prior", "normal")["from_prior_note"]
+                          "layers_at_prior": ["3/3", "2/3"], "mean_net_corr_last": [-0.0003, 0.0001],
+                          "steps": [17730, 17730]},
+                         index=["normal", "normal_talk_start"])
+    fitted = {n: SimpleNamespace(summary=lambda v=v: {"mean": v}) for n, v in (("normal", 0.0),
+                                                                              ("normal_talk_start", 0.005))}
+    note = findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
+    assert "fit is converged; from the talk's start, still moving" in note and "**" not in note
+    assert "0.07840, is higher" in note and "3/3 (talk's start: 2/3)" in note
+    assert "Only the fit from the prior is a posterior" in note and "17,730 steps" in note
+    table["verdict"] = "converged"
+    assert "Both converged" in findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
+    table.loc["normal", "verdict"] = "still moving"
+    assert "did not converge either" in findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
+    assert "no Normal prior" in findings.from_prior(table.drop("normal"), fitted, "normal", "normal_talk_start")["from_prior_note"]

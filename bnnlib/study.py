@@ -321,13 +321,16 @@ def evaluate_models(specs: list[ModelSpec], dataset, cache: Cache, force: bool =
     if jobs <= 1 and executor is None:
         outputs = [(evaluate_group(group, dataset, cache, force, device=device), []) for group in groups]
     else:
-        outputs = [None if force or not all(cache.contains("scores", s.score_spec(), dataset.fingerprint) for s in g)
+        environment = device_environment(device)  # the device keys the entries
+        outputs = [None if force or not all(cache.contains("scores", s.score_spec(), dataset.fingerprint, environment)
+                                            for s in g)
                    else (evaluate_group(g, dataset, cache, device=device), []) for g in groups]
         todo = [i for i, output in enumerate(outputs) if output is None]
-        remote = (executor or make_executor(jobs)).map(
-            _evaluate_job, [(groups[i], dataset, cache.root, force, device) for i in todo])
-        for i, output in zip(todo, remote):
-            outputs[i] = output
+        if todo:
+            remote = (executor or make_executor(jobs)).map(
+                _evaluate_job, [(groups[i], dataset, cache.root, force, device) for i in todo])
+            for i, output in zip(todo, remote):
+                outputs[i] = output
     results = {}
     for group, (group_results, events) in zip(groups, outputs):
         cache.events.extend(events)

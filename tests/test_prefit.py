@@ -8,7 +8,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from bnnlib import book_models, prefit, runner
+from bnnlib import book_models, prefit, runner, study
 from bnnlib.cache import Cache
 from bnnlib.chapter import dataset_arguments
 from bnnlib.data import open_dataset
@@ -71,6 +71,10 @@ def test_after_the_warm_up_the_chapters_only_read_the_cache(tmp_path):
         evaluate_models(specs, open_dataset(**dataset_arguments(params)), cache)
         assert cache.misses == [] and len(cache.hits) == 2 * len(specs)  # a fit and a score each
         assert all(event.created for event in cache.events)  # when, for the provenance table
+        # with several jobs too, cached models are read here: no worker is started to read them
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(study, "make_executor", lambda jobs: pytest.fail("started workers to read the cache"))
+            evaluate_models(specs, open_dataset(**dataset_arguments(params)), Cache(params["cache_dir"]), jobs=2)
 
 
 def test_a_failing_job_is_reported_and_the_others_still_run(tmp_path, capsys):

@@ -102,10 +102,8 @@ def ensembles(params: Mapping) -> list[ModelSpec]:
     ]
     if "flat" in priors:  # started as the flat prior is, so that only the prior differs
         specs.append(_bnn(WIDE_CONTROL, "wide", params, **guide_start("flat", params)))
-    if "normal" in priors:
-        from_prior, talk_start = start_comparison(params)
-        control = talk_start if from_prior == "normal" else from_prior
-        start = "he" if control == talk_start else "prior"
+    if "normal" in priors:  # the Normal BNN from the start the chapter's BNNs do not use
+        control, start = (TALK_START, "he") if params.get("guide_init", "he") == "prior" else (FROM_PRIOR, "prior")
         specs.append(_bnn(control, "normal", params, guide_init=start, init_scale=initial_scale(start, None)))
     if resolve_precision(training["precision"]) != "float32" and "normal" in priors:
         specs.append(_bnn(PRECISION_CHECK, "normal", params, precision="float32"))

@@ -317,13 +317,15 @@ def wide_vs_flat(fit_table: pd.DataFrame, fitted: Mapping, wide: str, flat: str 
 
 def guide_start(guide_init: str) -> dict:
     """Where this run's guides start (`start_note`), in words."""
+    from bnnlib.models.bnn import DEFAULT_INIT_SCALE
+
+    talk = f"He-initialised means, stds {DEFAULT_INIT_SCALE['he']:g}"
     if guide_init == "prior":
         note = ("Each guide starts at its prior (zero means, the prior's stds: KL 0), where the weights the data "
                 "cannot pay for end, and keeps what the data pay for; under the flat prior, which has no std, it "
-                "starts where the talk's does (He-initialised means, stds 0.01). The talk's start is compared below.")
+                f"starts where the talk's does ({talk}). The talk's start is compared below.")
     else:
-        note = ("Each guide starts where the talk's does (He-initialised means, stds 0.01); a guide started at the "
-                "prior is compared below.")
+        note = f"Each guide starts where the talk's does ({talk}); a guide started at the prior is compared below."
     return {"start_note": note}
 
 

@@ -30,10 +30,10 @@ from bnnlib.data import Dataset, open_dataset
 from bnnlib.errors import BnnlibError
 from bnnlib.cluster import DaskExecutor, WorkerLost, parse_executor
 from bnnlib.executor import ProcessExecutor
-from bnnlib.models.device import device_environment, resolve_device
+from bnnlib.models.device import resolve_device
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture
-from bnnlib.study import ModelSpec, evaluate_group
+from bnnlib.study import ModelSpec, evaluate_group, is_scored
 
 PATH_PARAMETERS = ("data_dir", "data_root", "cache_dir")
 """Parameters that are paths, relative to the project folder the chapters run in."""
@@ -111,8 +111,7 @@ def plan(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool = Fals
         dataset = datasets[key]
         cache = Cache(params["cache_dir"])
         for spec in specs:
-            if not force and cache.contains("scores", spec.score_spec(), dataset.fingerprint,
-                                            device_environment(device)):
+            if not force and is_scored(spec, dataset.fingerprint, cache, device):
                 continue
             job_key = (key, str(cache.root), canonical_json(spec.fit_spec()), device)  # one job per fit
             job = jobs.setdefault(job_key, Job(data, dataset.fingerprint, str(cache.root), [], device=device))
@@ -152,8 +151,7 @@ def _missing(job: Job) -> str | None:
     """None when the job's scores are in the cache as seen from here; else why not (a cluster
     whose workers do not share the cache folder wrote them where this machine cannot read)."""
     cache = Cache(job.cache_dir)
-    environment = device_environment(job.device)  # the device keys the entries, as in the worker
-    if all(cache.contains("scores", spec.score_spec(), job.fingerprint, environment) for spec in job.specs):
+    if all(is_scored(spec, job.fingerprint, cache, job.device) for spec in job.specs):
         return None
     return (f"the worker finished but its results are not in {job.cache_dir}: the cluster's workers "
             "must share that cache folder with this machine (or use --executor local)")

@@ -240,6 +240,12 @@ def _extras(spec: ModelSpec, fitted: dict, n_inputs: int) -> dict:
 T = TypeVar("T")
 
 
+def is_scored(spec: ModelSpec, fingerprint: str, cache: Cache, device: str = "cpu") -> bool:
+    """Whether `evaluate_model` would find this model's scores in the cache: the one place that
+    keys them (spec, data and device) for a lookup without reading."""
+    return cache.contains("scores", spec.score_spec(), fingerprint, device_environment(device))
+
+
 def single_threaded(fn: Callable[..., T], *args) -> T:
     """fn(*args) on one torch thread. A matrix product whose sums are split over threads rounds
     differently, and over thousands of SVI steps that moved the scores by ~1e-4: with one thread
@@ -321,9 +327,7 @@ def evaluate_models(specs: list[ModelSpec], dataset, cache: Cache, force: bool =
     if jobs <= 1 and executor is None:
         outputs = [(evaluate_group(group, dataset, cache, force, device=device), []) for group in groups]
     else:
-        environment = device_environment(device)  # the device keys the entries
-        outputs = [None if force or not all(cache.contains("scores", s.score_spec(), dataset.fingerprint, environment)
-                                            for s in g)
+        outputs = [None if force or not all(is_scored(s, dataset.fingerprint, cache, device) for s in g)
                    else (evaluate_group(g, dataset, cache, device=device), []) for g in groups]
         todo = [i for i, output in enumerate(outputs) if output is None]
         if todo:

@@ -383,6 +383,12 @@ class Cache:
         records nothing)."""
         return _is_complete(self.path(kind, cache_key(spec, data_fingerprint, kind, environment)))
 
+    def stored(self, kind: str, spec: Any, data_fingerprint: str, environment: Mapping | None = None) -> Any:
+        """The stored value of an entry, or None, without recording a lookup: for the parts of
+        a result (a range of a model's draws), which the provenance table does not list."""
+        found = self._read(self.path(kind, cache_key(spec, data_fingerprint, kind, environment)), load_value)
+        return None if found is None else found[0]
+
     def path(self, kind: str, key: str) -> Path:
         """Where the entry of `key` lives."""
         return self.root / _check_kind(kind) / key

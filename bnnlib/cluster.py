@@ -204,9 +204,13 @@ class DaskExecutor:
                     f"some (`dask worker {self.address}`, sharing this cache folder) or use --executor dask") from None
             return client
         with workers_ignore_ctrl_c():  # the workers leave Ctrl-C to us: we stop them
-            self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                         memory_limit=0, dashboard_address=None, silence_logs=logging.CRITICAL,
-                                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})  # any free port
+            try:
+                self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                             memory_limit=0, dashboard_address=None, silence_logs=logging.CRITICAL,
+                                             scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})  # any free port
+            except BaseException:  # a signal while the workers start: their half-started tasks would
+                logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # print tracebacks as we exit
+                raise
         try:
             return Client(self._cluster, set_as_default=False)
         except BaseException:

@@ -82,8 +82,9 @@ class ThetaDraws:
 class DropoutDraws:
     """MC dropout: each draw is one stochastic forward pass of a network trained with dropout.
 
-    Masks come from a CPU generator seeded by (seed, block, first draw of the chunk), moved to
-    the rows' device, so the same rows and chunking give the same draws on every device."""
+    Each draw's masks come from a CPU generator seeded by (seed, block, draw), moved to the rows'
+    device, so a draw is the same on every device and however the draws are chunked or split
+    over workers."""
 
     theta: torch.Tensor
     arch: Architecture
@@ -93,13 +94,13 @@ class DropoutDraws:
 
     def predict(self, x: torch.Tensor, draws: slice, block: int = 0) -> torch.Tensor:
         start, stop, _ = draws.indices(self.n_draws)
-        generator = torch.Generator().manual_seed(hash((self.seed, block, start)) % 2**63)
+        generators = [torch.Generator().manual_seed(hash((self.seed, block, d)) % 2**63) for d in range(start, stop)]
         h = x.unsqueeze(0).expand(stop - start, -1, -1)
         layers = unflatten(self.theta, self.arch)
         for i, (weight, bias) in enumerate(layers):
             h = torch.matmul(h, weight) + bias
             if i < len(layers) - 1:
-                keep = torch.rand(h.shape, generator=generator).to(h.device) >= self.p
+                keep = torch.stack([torch.rand(h.shape[1:], generator=g) for g in generators]).to(h.device) >= self.p
                 h = h.clamp_(min=0.0) * keep / (1.0 - self.p)
         return h[..., 0]
 
@@ -151,47 +152,130 @@ def score_batch(n_rows: int, step: int, score_bytes: int | None = None, device: 
     return step * max(1, score_bytes // max(1, n_rows * step * 4))
 
 
-def score_draws(source: DrawSource, x: torch.Tensor, target: np.ndarray, eras: np.ndarray, ids: pd.Index,
-                widest: int = 128, progress: bool | None = None, device: str | torch.device = "cpu") -> DrawScores:
-    """Predict every draw on every row and score each draw per era, one era at a time.
+DRAW_RANGE = 250
+"""Draws scored as one unit of work. Scoring splits into ranges of this many draws whose partial
+sums combine exactly (`combine_partials`), so a cluster can score one model's ranges on many
+workers and get the very bits one process gets: a draw's scores depend on that draw alone, and
+the per-row sums are accumulated draw by draw within a range, then range by range in order.
+It is a constant, not a setting: a different size sums in another order."""
+
+
+def draw_ranges(n_draws: int) -> list[tuple[int, int]]:
+    """The [start, stop) ranges that scoring `n_draws` draws splits into."""
+    size = DRAW_RANGE
+    return [(start, min(start + size, n_draws)) for start in range(0, n_draws, size)]
+
+
+@dataclass
+class PartialScores:
+    """What scoring one range of draws leaves: per-row sums and per-draw scores of those draws."""
+
+    draws: tuple[int, int]  # [start, stop)
+    total: np.ndarray  # float64 sum over the range's draws of each row's prediction
+    total_sq: np.ndarray  # float64 sum of the squared predictions
+    draw_corr: np.ndarray  # [stop - start, E]
+    draw_numerai_corr: np.ndarray  # [stop - start, E]
+
+    def as_dict(self) -> dict:
+        """The arrays the cache stores."""
+        return {"draws": np.asarray(self.draws), "total": self.total, "total_sq": self.total_sq,
+                "draw_corr": self.draw_corr, "draw_numerai_corr": self.draw_numerai_corr}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> "PartialScores":
+        start, stop = (int(v) for v in stored["draws"])
+        return cls((start, stop), stored["total"], stored["total_sq"], stored["draw_corr"],
+                   stored["draw_numerai_corr"])
+
+
+@dataclass(frozen=True)
+class EraLayout:
+    """The validation rows grouped by era: scoring walks one era at a time."""
+
+    names: np.ndarray
+    order: np.ndarray  # row indices sorted by era
+    bounds: np.ndarray  # era e's rows are order[bounds[e]:bounds[e + 1]]
+
+    @classmethod
+    def of(cls, eras: np.ndarray) -> "EraLayout":
+        names, era_of_row = np.unique(np.asarray(eras), return_inverse=True)
+        order = np.argsort(era_of_row, kind="stable")
+        return cls(names, order, np.searchsorted(era_of_row[order], np.arange(len(names) + 1)))
+
+
+def score_draw_range(source: DrawSource, x: torch.Tensor, target: np.ndarray, eras: np.ndarray,
+                     draws: tuple[int, int], widest: int = 128, progress: bool | None = None,
+                     device: str | torch.device = "cpu") -> PartialScores:
+    """Predict draws [start, stop) on every row and score each per era, one era at a time.
 
     The rows and the draws' parameters move once to `device`; predictions, ranks and per-era
-    scores stay there, and only per-era scores and per-row sums come back to the CPU."""
+    scores stay there, and only per-era scores and per-row sums come back to the CPU. The per-row
+    sums add one draw at a time, in draw order, so they do not depend on how draws are chunked."""
     device = resolve_device(device)
     x = x.to(device)
     if device.type != "cpu" and hasattr(source, "to"):
         source = source.to(device)
     target = np.asarray(target, dtype=np.float32)
-    eras = np.asarray(eras)
-    era_names, era_of_row = np.unique(eras, return_inverse=True)
-    order = np.argsort(era_of_row, kind="stable")
-    bounds = np.searchsorted(era_of_row[order], np.arange(len(era_names) + 1))
-    n_draws = source.n_draws
+    layout = EraLayout.of(eras)
+    start, stop = draws
+    if not 0 <= start < stop <= source.n_draws:
+        raise ValueError(f"draws {draws} are not a range of the source's {source.n_draws} draws")
     total = np.zeros(len(target))
     total_sq = np.zeros(len(target))
-    corr = np.zeros((n_draws, len(era_names)), dtype=np.float32)
+    corr = np.zeros((stop - start, len(layout.names)), dtype=np.float32)
     ncorr = np.zeros_like(corr)
-    bar = tqdm(range(len(era_names)), desc="scoring eras", unit="era",
+    bar = tqdm(range(len(layout.names)), desc="scoring eras", unit="era",
                disable=None if progress is None else not progress, leave=False)
     with torch.inference_mode():
         for e in bar:
-            rows = order[bounds[e] : bounds[e + 1]]
+            rows = layout.order[layout.bounds[e] : layout.bounds[e + 1]]
             x_era = x[torch.from_numpy(rows).to(device)]
             t_era = torch.from_numpy(target[rows])
             step = draw_chunk(len(rows), widest, device=device)
             batch = score_batch(len(rows), step, device=device)
-            preds = torch.empty(min(batch, n_draws), len(rows), device=device)
-            for first in range(0, n_draws, batch):
-                last = min(first + batch, n_draws)
-                for start in range(first, last, step):
-                    stop = min(start + step, last)
-                    preds[start - first : stop - first] = source.predict(x_era, slice(start, stop), block=e)
+            preds = torch.empty(min(batch, stop - start), len(rows), device=device)
+            era_total = torch.zeros(len(rows), dtype=torch.float64, device=device)
+            era_total_sq = torch.zeros_like(era_total)
+            for first in range(start, stop, batch):
+                last = min(first + batch, stop)
+                for chunk in range(first, last, step):
+                    end = min(chunk + step, last)
+                    preds[chunk - first : end - first] = source.predict(x_era, slice(chunk, end), block=e)
                 block = preds[: last - first]
-                draw_corr, draw_ncorr = draws_era_scores(block, t_era, era_names[e])
-                corr[first:last, e], ncorr[first:last, e] = draw_corr.cpu().numpy(), draw_ncorr.cpu().numpy()
-                block64 = block.double()
-                total[rows] += block64.sum(0).cpu().numpy()
-                total_sq[rows] += (block64 * block64).sum(0).cpu().numpy()
+                draw_corr, draw_ncorr = draws_era_scores(block, t_era, layout.names[e])
+                corr[first - start : last - start, e] = draw_corr.cpu().numpy()
+                ncorr[first - start : last - start, e] = draw_ncorr.cpu().numpy()
+                for prediction in block.double():  # draw by draw: the same sums however draws are batched
+                    era_total += prediction
+                    era_total_sq += prediction * prediction
+            total[rows], total_sq[rows] = era_total.cpu().numpy(), era_total_sq.cpu().numpy()
+    return PartialScores((start, stop), total, total_sq, corr, ncorr)
+
+
+def combine_partials(partials: list[PartialScores], ids: pd.Index, eras: np.ndarray) -> DrawScores:
+    """The scores of all draws from the partial scores of consecutive ranges covering them:
+    the per-row sums added range after range, in draw order, the per-draw scores stacked."""
+    partials = sorted(partials, key=lambda p: p.draws)
+    covered = [p.draws for p in partials]
+    if not covered or covered[0][0] != 0 or any(a[1] != b[0] for a, b in zip(covered, covered[1:])):
+        raise ValueError(f"partial scores must cover consecutive draw ranges from 0, got {covered}")
+    n_draws = covered[-1][1]
+    total, total_sq = np.zeros_like(partials[0].total), np.zeros_like(partials[0].total_sq)
+    for partial in partials:
+        total += partial.total
+        total_sq += partial.total_sq
     mean = total / n_draws
     std = np.sqrt(np.maximum(total_sq / n_draws - mean * mean, 0.0))
-    return DrawScores(ids, eras, mean, std, [str(e) for e in era_names], corr, ncorr)
+    era_names = [str(e) for e in EraLayout.of(eras).names]
+    return DrawScores(ids, np.asarray(eras), mean, std, era_names,
+                      np.concatenate([p.draw_corr for p in partials]),
+                      np.concatenate([p.draw_numerai_corr for p in partials]))
+
+
+def score_draws(source: DrawSource, x: torch.Tensor, target: np.ndarray, eras: np.ndarray, ids: pd.Index,
+                widest: int = 128, progress: bool | None = None, device: str | torch.device = "cpu") -> DrawScores:
+    """Every draw scored, range after range (`DRAW_RANGE`): the same numbers as scoring the
+    ranges on separate workers and combining them."""
+    partials = [score_draw_range(source, x, target, eras, draws, widest, progress, device)
+                for draws in draw_ranges(source.n_draws)]
+    return combine_partials(partials, ids, eras)

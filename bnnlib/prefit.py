@@ -4,10 +4,13 @@ A chapter evaluates its models through its own executor, one chapter after anoth
 three BNNs on two workers leave one worker idle for a third of the chapter, and each chapter
 starts its own workers. So before executing the chapters, the runner asks `bnnlib.book_models`
 for the models of all of them, drops those already in the cache and the duplicates (study 2
-reuses study 1's BNNs), and evaluates the rest in one pool of workers, longest first: with the
-longest jobs started first, the workers finish within about one short job of each other. The
-chapters then read every model from the cache, and their provenance tables say when each was
-computed.
+reuses study 1's BNNs), and evaluates the rest in one pool of workers (or a Dask cluster's), in
+three steps: every fit, longest first (with the longest started first, the workers finish within
+about one short job of each other); then every model's draws, in ranges of
+`bnnlib.predictive.DRAW_RANGE` draws scored apart (1000 draws are 4 units of work, so many workers
+share one model's scoring); then, here, each model's ranges combined into its scores (exactly the
+numbers one process gets). The chapters then read every model from the cache, and their provenance
+tables say when each was computed.
 
 A model that fails here is reported and skipped: the chapter that needs it computes it again
 and stops at its own cell, naming it, as it would without this step.
@@ -33,7 +36,8 @@ from bnnlib.executor import ProcessExecutor
 from bnnlib.models.device import resolve_device
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture
-from bnnlib.study import ModelSpec, evaluate_group, is_scored
+from bnnlib.predictive import draw_ranges
+from bnnlib.study import ModelSpec, evaluate_model, fit_model, is_fitted, is_scored, score_range
 
 PATH_PARAMETERS = ("data_dir", "data_root", "cache_dir")
 """Parameters that are paths, relative to the project folder the chapters run in."""
@@ -50,6 +54,7 @@ class Job:
     chapters: list[str] = field(default_factory=list)
     cost: float = 0.0
     device: str = "cpu"  # resolved (e.g. 'cuda:0'): where the job fits and scores
+    macs: dict[str, float] = field(default_factory=dict)  # per model: scoring's multiply-adds per draw
 
     @property
     def label(self) -> str:
@@ -74,13 +79,18 @@ def absolute_paths(params: Mapping, root: Path) -> dict:
     return out
 
 
-def estimated_cost(spec: ModelSpec, dataset: Dataset) -> float:
-    """Multiply-adds of the fit and of scoring the draws: only their order matters (scheduling)."""
+def scoring_cost(spec: ModelSpec, dataset: Dataset) -> float:
+    """Multiply-adds of scoring one draw on the validation rows."""
     hypothesis = spec.hypothesis if spec.method == "bnn" else "single"
     macs = Architecture(len(dataset.features), spec.hidden, get_likelihood(hypothesis).n_outputs).macs_per_row
+    return float(macs * len(dataset.validation))
+
+
+def estimated_cost(spec: ModelSpec, dataset: Dataset) -> float:
+    """Multiply-adds of the fit and of scoring the draws: only their order matters (scheduling)."""
     fits = spec.members if spec.method == "ensemble" else 1
-    train = 3 * spec.epochs * len(dataset.train) * fits  # forward and backward
-    return float(macs * (train + spec.n_draws * len(dataset.validation)))
+    train = 3 * spec.epochs * len(dataset.train) * fits  # forward and backward, per validation row's cost
+    return scoring_cost(spec, dataset) * (train / len(dataset.validation) + spec.n_draws)
 
 
 def plan(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool = False) -> list[Job]:
@@ -118,6 +128,7 @@ def plan(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool = Fals
             if all(s.score_spec() != spec.score_spec() for s in job.specs):
                 job.specs.append(spec)
                 job.cost += estimated_cost(spec, dataset)
+                job.macs[spec.name] = scoring_cost(spec, dataset)
             if chapter not in job.chapters:
                 job.chapters.append(chapter)
     return sorted(jobs.values(), key=lambda j: j.cost, reverse=True)
@@ -134,27 +145,49 @@ def _open(data_json: str) -> Dataset:
     return open_dataset(**json.loads(data_json))
 
 
-def _run_job(item: tuple) -> str | None:
-    """Evaluate one job in a worker; None, or the error's message (a failure is not fatal here)."""
-    data_json, fingerprint, cache_dir, specs, force, device = item
+def _in_worker(item: tuple, work) -> str | None:
+    """work(dataset, cache) in a worker; None, or the error's message (a failure is not fatal here)."""
+    data_json, fingerprint, cache_dir = item
     try:
         dataset = _open(data_json)
         if dataset.fingerprint != fingerprint:
             return "the data changed since the warm-up was planned"
-        evaluate_group(specs, dataset, Cache(cache_dir), force, progress=False, device=device)
+        work(dataset, Cache(cache_dir))
         return None
     except Exception as error:
         return f"{type(error).__name__}: {error}"
 
 
-def _missing(job: Job) -> str | None:
-    """None when the job's scores are in the cache as seen from here; else why not (a cluster
-    whose workers do not share the cache folder wrote them where this machine cannot read)."""
+def _run_job(item: tuple) -> str | None:
+    """Fit one job's model (the first step)."""
+    where, spec, force, device = item
+    return _in_worker(where, lambda dataset, cache: fit_model(spec, dataset, cache, force, device))
+
+
+def _run_range(item: tuple) -> str | None:
+    """Score one range of one model's draws from its cached fit (the second step)."""
+    where, spec, draws, force, device = item
+    return _in_worker(where, lambda dataset, cache: score_range(spec, draws, dataset, cache, device, force))
+
+
+def _missing(job: Job, what: str = "scores") -> str | None:
+    """None when the job's fit (`what`="fit") or scores are in the cache as seen from here; else
+    why not (a cluster whose workers do not share the cache folder wrote them where this machine
+    cannot read)."""
     cache = Cache(job.cache_dir)
-    if all(is_scored(spec, job.fingerprint, cache, job.device) for spec in job.specs):
+    check = is_fitted if what == "fit" else is_scored
+    if all(check(spec, job.fingerprint, cache, job.device) for spec in job.specs):
         return None
     return (f"the worker finished but its results are not in {job.cache_dir}: the cluster's workers "
             "must share that cache folder with this machine (or use --executor local)")
+
+
+def _combine(job: Job, force: bool) -> str | None:
+    """Each of the job's models scored from its fit and its scored ranges (the third step, here)."""
+    def work(dataset, cache):
+        for spec in job.specs:
+            evaluate_model(spec, dataset, cache, force=force, refit=False, device=job.device, read_ranges=True)
+    return _in_worker((_data_key(job.data), job.fingerprint, job.cache_dir), work)
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
@@ -162,30 +195,57 @@ def _count(n: int, one: str, many: str | None = None) -> str:
 
 
 def warm(jobs: list[Job], workers: int, force: bool = False, executor: str = "local") -> WarmUp:
-    """Run the jobs in `workers` local processes, or on the `executor`'s Dask cluster (a job is
-    a fit and its scorings, each whole: see bnnlib.cluster); print a line per finished job."""
+    """Run the jobs in `workers` local processes, or on the `executor`'s Dask cluster: every fit,
+    then every range of draws, then (here) each model's scores from its ranges; print a line
+    per finished unit of work."""
     start = time.perf_counter()
     if not jobs:
         return WarmUp({}, set())
     chapters = {c for j in jobs for c in j.chapters}
     choice = parse_executor(executor)
-    workers = min(workers, len(jobs))  # (an existing cluster has its own workers)
+    units = max(len(jobs), sum(len(draw_ranges(s.n_draws)) for j in jobs for s in j.specs))
+    workers = min(workers, units)  # (an existing cluster has its own workers)
     where = (f"on the Dask scheduler at {choice.address}" if choice.address else
              f"on a local Dask cluster of {_count(workers, 'worker')}" if choice.kind == "dask" else
              f"in {_count(workers, 'process', 'processes')}")
     print(f"[warm-up] {_count(len(jobs), 'fit')} to run and score for {_count(len(chapters), 'chapter')}, "
           f"{where}, longest first", flush=True)
 
-    def report(done: int, total: int) -> None:
-        print(f"[warm-up] {done}/{total} done, {time.perf_counter() - start:.0f} s", flush=True)
+    def report(step: str):
+        def line(done: int, total: int) -> None:
+            print(f"[warm-up] {step} {done}/{total} done, {time.perf_counter() - start:.0f} s", flush=True)
+        return line
 
-    items = [(_data_key(j.data), j.fingerprint, j.cache_dir, j.specs, force, j.device) for j in jobs]
-    pool = (ProcessExecutor(workers, progress=report, desc="warm-up") if choice.kind == "local"
-            else DaskExecutor(choice.address, workers, progress=report, desc="warm-up"))
+    def place(job: Job) -> tuple:
+        return _data_key(job.data), job.fingerprint, job.cache_dir
+
+    failed: dict[str, str] = {}
+    pool = (ProcessExecutor(workers, desc="warm-up") if choice.kind == "local"
+            else DaskExecutor(choice.address, workers, desc="warm-up"))
     try:
-        with pool:
-            errors = [error or _missing(job) for job, error in zip(jobs, pool.map(_run_job, items))]
-        failed = {job.label: error for job, error in zip(jobs, errors) if error is not None}
+        with pool:  # one pool (one cluster) for the fits and the ranges
+            pool.progress = report("fits")
+            items = [(place(j), j.specs[0], force, j.device) for j in jobs]
+            for job, error in zip(jobs, pool.map(_run_job, items)):
+                if error or _missing(job, "fit"):
+                    failed[job.label] = error or _missing(job, "fit")
+            fitted = [j for j in jobs if j.label not in failed]
+            ranges = sorted(((job, spec, draws) for job in fitted for spec in job.specs
+                             for draws in draw_ranges(spec.n_draws)),
+                            key=lambda r: (r[2][1] - r[2][0]) * r[0].macs.get(r[1].name, 1.0), reverse=True)
+            if ranges:
+                print(f"[warm-up] {_count(len(ranges), 'range')} of draws to score (up to "
+                      f"{max(r[2][1] - r[2][0] for r in ranges)} draws each)", flush=True)
+                pool.progress = report("draw ranges")
+                items = [(place(j), spec, draws, force, j.device) for j, spec, draws in ranges]
+                for (job, spec, draws), error in zip(ranges, pool.map(_run_range, items)):
+                    if error and job.label not in failed:
+                        failed[job.label] = f"{spec.name}, draws {draws[0]}-{draws[1]}: {error}"
+        for job in fitted:
+            if job.label not in failed:
+                error = _combine(job, force) or _missing(job)
+                if error:
+                    failed[job.label] = error
         failed_chapters = {c for j in jobs if j.label in failed for c in j.chapters}
     except (BrokenProcessPool, WorkerLost) as error:  # a worker died (out of memory?): the chapters do the rest
         failed, failed_chapters = {"a worker process": f"died ({error})"}, chapters

@@ -30,7 +30,8 @@ from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import TALK_HIDDEN, Architecture, forward, unflatten
 from bnnlib.models.precision import autocast, compute_dtype, resolve_precision
 from bnnlib.models.priors import canonical_prior
-from bnnlib.predictive import DrawScores, DropoutDraws, ThetaDraws, score_draws
+from bnnlib.predictive import (DrawScores, DropoutDraws, PartialScores, ThetaDraws, combine_partials,
+                                draw_ranges, score_draw_range)
 
 METHODS = ("baseline", "bnn", "dropout", "ensemble")
 _SCORING_ONLY = ("name", "draws", "best_epoch")
@@ -197,11 +198,43 @@ def _draw_source(spec: ModelSpec, fitted: dict, n_inputs: int):
     return ThetaDraws(fitted["thetas"], arch, likelihood)
 
 
-def _score(spec: ModelSpec, fitted: dict, dataset, progress: bool | None, device: str = "cpu") -> dict:
+def range_spec(spec: ModelSpec, draws: tuple[int, int]) -> dict:
+    """The cache spec of one range of a model's draws (`bnnlib.predictive.DRAW_RANGE`)."""
+    return {**spec.score_spec(), "draw_range": list(draws)}
+
+
+def _score_range(spec: ModelSpec, fitted: dict, dataset, draws: tuple[int, int], progress: bool | None,
+                 device: str) -> PartialScores:
     x, y, eras = dataset.arrays("validation", [dataset.roles.main])
     source = _draw_source(spec, fitted, x.shape[1])
-    widest = max(spec.hidden, default=1)
-    scores = score_draws(source, _tensor(x), y[:, 0], eras, dataset.validation.index, widest, progress, device)
+    return score_draw_range(source, _tensor(x), y[:, 0], eras, draws, max(spec.hidden, default=1), progress, device)
+
+
+def score_range(spec: ModelSpec, draws: tuple[int, int], dataset, cache: Cache, device: str = "cpu",
+                force: bool = False) -> None:
+    """Score one range of a model's draws into the cache, from its cached fit: a unit of work a
+    cluster's worker can take (the fit must be cached first: this never fits)."""
+    environment = device_environment(device)
+    fitted = cache.stored("fit", spec.fit_spec(), dataset.fingerprint, environment)
+    if fitted is None:
+        raise BnnlibError(f"{spec.name!r} is not fitted in {cache.root}; fit it before scoring its draws {draws}")
+    cache.get_or_compute("score_range", range_spec(spec, draws), dataset.fingerprint,
+                         lambda: single_threaded(_score_range, spec, fitted, dataset, draws, False, device).as_dict(),
+                         force=force, environment=environment)
+
+
+def _score(spec: ModelSpec, fitted: dict, dataset, progress: bool | None, device: str = "cpu",
+           cache: Cache | None = None) -> dict:
+    """Score every draw: ranges a cluster already scored come from the cache, the rest here."""
+    x, y, eras = dataset.arrays("validation", [dataset.roles.main])
+    environment = device_environment(device)
+    partials = []
+    for draws in draw_ranges(spec.n_draws):
+        stored = None if cache is None else cache.stored("score_range", range_spec(spec, draws),
+                                                         dataset.fingerprint, environment)
+        partials.append(PartialScores.from_dict(stored) if stored is not None
+                        else _score_range(spec, fitted, dataset, draws, progress, device))
+    scores = combine_partials(partials, dataset.validation.index, eras)
     per_era = pd.DataFrame({
         "corr": era_corr(scores.ensemble, y[:, 0], eras),
         "numerai_corr": era_numerai_corr(scores.ensemble, y[:, 0], eras),
@@ -260,17 +293,34 @@ def single_threaded(fn: Callable[..., T], *args) -> T:
         torch.set_num_threads(before)
 
 
-def evaluate_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False,
-                   progress: bool | None = None, refit: bool | None = None, device: str = "cpu") -> ModelResult:
-    """Fit (or load) and score (or load) one model on `device`; `force` recomputes both, `refit`
-    (default: `force`) says whether that includes the fit, which models sharing one fit redo once."""
-    refit = force if refit is None else refit
-    environment = device_environment(device)
+def is_fitted(spec: ModelSpec, fingerprint: str, cache: Cache, device: str = "cpu") -> bool:
+    """Whether this model's fit is in the cache (keyed like `is_scored`)."""
+    return cache.contains("fit", spec.fit_spec(), fingerprint, device_environment(device))
+
+
+def fit_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False, progress: bool | None = None,
+              device: str = "cpu") -> dict:
+    """Fit (or load) one model on `device`: what the cache stores for it."""
     fitted, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
-                                     lambda: single_threaded(_fit, spec, dataset, progress, device), force=refit,
-                                     environment=environment)
+                                     lambda: single_threaded(_fit, spec, dataset, progress, device), force=force,
+                                     environment=device_environment(device))
+    return fitted
+
+
+def evaluate_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False,
+                   progress: bool | None = None, refit: bool | None = None, device: str = "cpu",
+                   read_ranges: bool | None = None) -> ModelResult:
+    """Fit (or load) and score (or load) one model on `device`; `force` recomputes both, `refit`
+    (default: `force`) says whether that includes the fit, which models sharing one fit redo once.
+    Ranges of draws a cluster scored into the cache are combined, not rescored, unless `force`
+    (`read_ranges` overrides: the warm-up reads the ranges it has just forced)."""
+    refit = force if refit is None else refit
+    read_ranges = not force if read_ranges is None else read_ranges
+    environment = device_environment(device)
+    fitted = fit_model(spec, dataset, cache, refit, progress, device)
     scored, _ = cache.get_or_compute("scores", spec.score_spec(), dataset.fingerprint,
-                                     lambda: single_threaded(_score, spec, fitted, dataset, progress, device),
+                                     lambda: single_threaded(_score, spec, fitted, dataset, progress, device,
+                                                             cache if read_ranges else None),
                                      force=force,
                                      environment=environment)
     scores = DrawScores(pd.Index(scored["ids"], name="id"), scored["eras"], scored["ensemble"], scored["std"],

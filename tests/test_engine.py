@@ -170,3 +170,36 @@ def test_models_in_worker_processes_match_in_process(tmp_path):
     for name in ("baseline", "flat"):
         np.testing.assert_allclose(workers[name].scores.ensemble, here[name].scores.ensemble, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(workers[name].scores.draw_corr, here[name].scores.draw_corr, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["posterior", "dropout"])
+def test_draw_ranges_scored_apart_combine_to_the_same_bits(kind):
+    """A cluster scores one model's draw ranges on separate workers: combined, they must be the
+    very numbers one process gets, in any order the ranges come back."""
+    import bnnlib.predictive as predictive
+    from bnnlib.predictive import DropoutDraws, PartialScores, combine_partials, draw_ranges, score_draw_range
+
+    arch = Architecture(4, (8,), 1)
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(90, 4, generator=gen)
+    eras = np.repeat(["0001", "0002", "0003"], 30)
+    target = np.random.default_rng(1).choice([0, 0.25, 0.5, 0.75, 1.0], 90).astype(np.float32)
+    ids = pd.RangeIndex(90)
+    if kind == "posterior":
+        source = ThetaDraws(torch.randn(23, arch.n_params, generator=gen) * 0.5, arch, get_likelihood("single"))
+    else:
+        source = DropoutDraws(torch.randn(arch.n_params, generator=gen) * 0.5, arch, 0.3, 23, seed=2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(predictive, "DRAW_RANGE", 5)
+        assert draw_ranges(23) == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
+        whole = score_draws(source, x, target, eras, ids, widest=8, progress=False)
+        partials = [score_draw_range(source, x, target, eras, r, widest=8, progress=False) for r in draw_ranges(23)]
+    stored = [PartialScores.from_dict(p.as_dict()) for p in reversed(partials)]  # as a cache returns them
+    combined = combine_partials(stored, ids, eras)
+    for name in ("ensemble", "std", "draw_corr", "draw_numerai_corr"):
+        np.testing.assert_array_equal(getattr(combined, name), getattr(whole, name))
+    if kind == "posterior":  # one chunk of every draw: the same draws (dropout's masks differ by era)
+        all_preds = source.predict(x, slice(None)).numpy()
+        np.testing.assert_allclose(whole.ensemble, all_preds.mean(0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="consecutive draw ranges"):
+        combine_partials(stored[:2] + stored[3:], ids, eras)  # a range missing in the middle

@@ -28,6 +28,9 @@ runs_of = None  # the chapters whose runs are gathered; None: every chapter of t
 # %% tags=["remove-cell"]
 from bnnlib.chapter import glue, glue_all, open_page
 
+import pandas as pd
+from IPython.display import display
+
 from bnnlib import registry, results
 
 page = open_page("registry", globals())
@@ -51,7 +54,8 @@ glue("registry_csv", str(page.results_root / registry.REGISTRY_FILE))
 columns = {"chapter": "chapter", "model": "model", "method": "method", "prior": "prior", "hidden": "hidden",
            "precision": "precision", "corr_mean": "corr", "corr_sharpe": "Sharpe", "verdict": "verdict",
            "fit_seconds": "fit s", "cached": "cached"}
-runs[list(columns)].rename(columns=columns).round(4)
+with pd.option_context("display.max_rows", None):  # every fit, never cut in the middle
+    display(runs[list(columns)].rename(columns=columns).round(4))
 
 # %% [markdown]
 # ## The same runs in MLflow

@@ -34,7 +34,7 @@ PARAMETER_TYPES = (str, bool, int, float, type(None), list, tuple, dict)
 
 IPYTHON_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
 
-RUNNER_ONLY = frozenset({"force", "jobs", "executor"})
+RUNNER_ONLY = frozenset({"force", "jobs", "executor", "mlflow_uri"})
 """Parameters the runner sets from its own options, not from a profile."""
 
 
@@ -149,6 +149,9 @@ class ChapterRun:
     cache: Cache | None
     out: Path  # the chapter's results folder
     started: float = field(default_factory=time.time)
+    fitted: dict = field(default_factory=dict)  # every model `fit` returned, for the run registry
+    _events: list = field(default_factory=list)  # their cache lookups (the chapter's own, e.g. of a
+    # posterior, are not counted in)
 
     @property
     def synthetic(self) -> bool:
@@ -174,11 +177,22 @@ class ChapterRun:
 
         jobs, executor = self.params.get("jobs", 1), self.params.get("executor", "local")
         force = self.params.get("force", False)
+        before = len(self.cache.events)
         if executor == "local":
-            return evaluate_models(specs, self.dataset, self.cache, force=force, jobs=jobs, device=self.device)
-        with open_executor(executor, jobs) as cluster:  # started only if a model is not cached
-            return evaluate_models(specs, self.dataset, self.cache, force=force, jobs=jobs, executor=cluster,
-                                   device=self.device)
+            fitted = evaluate_models(specs, self.dataset, self.cache, force=force, jobs=jobs, device=self.device)
+        else:
+            with open_executor(executor, jobs) as cluster:  # started only if a model is not cached
+                fitted = evaluate_models(specs, self.dataset, self.cache, force=force, jobs=jobs, executor=cluster,
+                                         device=self.device)
+        self.fitted.update(fitted)
+        self._events.extend(self.cache.events[before:])
+        return fitted
+
+    def runs(self) -> pd.DataFrame:
+        """This chapter's rows of the run registry: one per model `fit` returned."""
+        from bnnlib.registry import run_rows
+
+        return run_rows(self.name, self.fitted, self._events, self.dataset.fingerprint, self.device)
 
     @property
     def device(self) -> str:
@@ -209,13 +223,23 @@ class ChapterRun:
         return table
 
     def close(self, fitted: dict | None = None, summary: pd.DataFrame | None = None) -> None:
-        """Export each model's predictions and per-era scores with the chapter's `summary`
-        (glue `written`: how many files), then show how the numbers were produced."""
+        """Export each model's predictions and per-era scores with the chapter's `summary`, and
+        its rows of the run registry (`runs.csv`; also logged to MLflow with a `mlflow_uri`);
+        glue `written` (how many files), then show how the numbers were produced."""
         from IPython.display import display
 
         from bnnlib.provenance import provenance
 
         written = results.export_results(self.out, fitted, summary) if fitted else []
+        if self.fitted:  # the chapter's rows of the run registry, and MLflow's runs if asked
+            from bnnlib.registry import RUNS_FILE
+
+            runs = self.runs()
+            written.append(results.write_csv(runs, self.out / RUNS_FILE, index=False))
+            if self.params.get("mlflow_uri"):
+                from bnnlib.tracking import log_fits
+
+                log_fits(self.params["mlflow_uri"], runs, self.fitted)
         glue("written", len(written))
         glue("results_folder", str(self.params["results_dir"]))  # as given: self.out may be a staging folder
         # the parameters are shown once, in the page's rerun section (the glued `parameters` table);
@@ -268,3 +292,44 @@ def open_chapter(name: str, namespace: dict, *, fits_models: bool = True) -> Cha
               "validation_eras": dataset.validation["era"].nunique(), "features": len(dataset.features)})
     glue_md("rerun", f"```text\n{rerun_command(name, params)}\n```")
     return run
+
+
+@dataclass
+class Page:
+    """A page of the book that reads what the chapters wrote (the run registry): its checked
+    parameters and results folder, without data or cache."""
+
+    name: str
+    params: dict
+    out: Path  # the page's results folder (a staging folder under the runner)
+    started: float = field(default_factory=time.time)
+
+    @property
+    def results_root(self) -> Path:
+        """The book's results folder, holding one folder a chapter (`results_dir`'s parent)."""
+        return results.book_folder(self.params["results_dir"], self.name).parent
+
+    def close(self) -> None:
+        """Show how the page was produced (the provenance table, with no data and no cache)."""
+        from IPython.display import display
+
+        from bnnlib.provenance import provenance
+
+        with pd.option_context("display.max_rows", None):
+            display(provenance({}, dataset_fingerprint=None, started=self.started))
+
+
+def open_page(name: str, namespace: dict) -> Page:
+    """The opening call of a page that reads the chapters' results: check its parameters, set
+    display options, glue `parameters`, each `param_<name>` and `rerun`; no data is opened."""
+    from bnnlib.parameters import checked_parameters
+
+    pd.set_option("display.max_columns", 40)
+    pd.set_option("display.max_colwidth", None)
+    params = checked_parameters(captured_parameters(namespace))
+    page = Page(name, params, results.chapter_folder(params["results_dir"], name))
+    glue("parameters", parameters_table(params))
+    for key, value in params.items():
+        glue(f"param_{key}", value)
+    glue_md("rerun", f"```text\n{rerun_command(name, params)}\n```")
+    return page

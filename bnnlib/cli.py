@@ -57,7 +57,7 @@ def _book(args: argparse.Namespace) -> None:
     from bnnlib.runner import build_book
 
     build_book(args.profile, data_dir=args.data_dir, force=args.force, jobs=_jobs(args), device=_device(args),
-               executor=args.executor)
+               executor=args.executor, mlflow_uri=args.mlflow_uri)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -73,6 +73,7 @@ def _run(args: argparse.Namespace) -> None:
         build=not args.no_build,
         device=_device(args),
         executor=args.executor,
+        mlflow_uri=args.mlflow_uri,
     )
 
 
@@ -98,6 +99,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                              "processes), dask (a Dask cluster of --jobs workers on this machine, default one "
                              "per core), or dask://HOST:PORT (an existing Dask scheduler sharing the cache "
                              "folder); needs pip install 'bnnlib[dask]'; results do not depend on it")
+    parser.add_argument("--mlflow-uri", default=None, metavar="URI",
+                        help="also log every fit as an MLflow run (parameters, metrics, per-era scores): "
+                             "file:/path/to/folder or http(s)://HOST[:PORT]; needs pip install 'bnnlib[mlflow]'")
 
 
 def make_parser() -> argparse.ArgumentParser:

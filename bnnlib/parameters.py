@@ -153,6 +153,23 @@ def _executor(name: str, value: Any) -> str:
         raise _fail(name, value, "is not a known executor", f"use one of: {FORMS}") from None
 
 
+def _mlflow_uri(name: str, value: Any) -> str | None:
+    """None (no MLflow logging), or a tracking URI of a known form with MLflow installed (the
+    runner checks that it is reachable too; a chapter finds out when it logs)."""
+    from bnnlib.tracking import check_form, require_mlflow
+
+    if value is None or (isinstance(value, str) and value.strip() in ("None", "null", "~", "")):
+        return None
+    try:
+        check_form(value, name)
+    except BnnlibError:
+        from bnnlib.tracking import FORMS
+
+        raise _fail(name, value, "is not an MLflow tracking URI", f"use {FORMS}, or null") from None
+    require_mlflow(f"parameter {name}")
+    return value.strip()
+
+
 def _positive_float(optional: bool = False) -> Callable[[str, Any], Any]:
     def check(name: str, value: Any) -> Any:
         if optional and value is None:
@@ -319,6 +336,7 @@ RULES: dict[str, tuple[Callable[..., Any], bool]] = {
     "jobs": (_jobs, False),
     "device": (_device, True),
     "executor": (_executor, True),
+    "mlflow_uri": (_mlflow_uri, True),
 }
 PATHS = {"data_root": _writable_folder, "cache_dir": _writable_folder, "results_dir": _writable_folder,
          "data_dir": _data_dir}

@@ -255,7 +255,8 @@ def _for_chapter(value: Any, chapter: str) -> Any:
     return value.replace("{chapter}", chapter) if isinstance(value, str) else value
 
 
-def _runner_values(data_dir, force: bool, jobs: int, device: str = "auto", executor: str = "local") -> dict:
+def _runner_values(data_dir, force: bool, jobs: int, device: str = "auto", executor: str = "local",
+                   mlflow_uri: str | None = None) -> dict:
     from bnnlib.cluster import check_executor, check_reachable, parse_executor
 
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
@@ -265,6 +266,10 @@ def _runner_values(data_dir, force: bool, jobs: int, device: str = "auto", execu
     address = parse_executor(executor).address
     if address is not None:  # an unreachable scheduler fails now, not after the planning
         check_reachable(address)
+    if mlflow_uri is not None:  # MLflow missing, a bad URI or a server down: now, not after the fits
+        from bnnlib.tracking import check_tracking_uri
+
+        values["mlflow_uri"] = check_tracking_uri(mlflow_uri)
     if data_dir is not None:
         path = Path(data_dir).expanduser().resolve()
         if not path.is_dir():
@@ -580,21 +585,58 @@ def _run_plans(plans: list[Plan], root: Path, force: bool, jobs: int = 1, execut
             raise
 
 
+def reads_runs(plan: Plan) -> bool:
+    """Whether the chapter is a page that reads the other chapters' runs (it declares
+    `registry.RUNS_OF`): it runs after them, and their runs are part of its stamp."""
+    from bnnlib.registry import RUNS_OF
+
+    return RUNS_OF in declared_parameters(plan.notebook)
+
+
+def with_runs(plan: Plan, root: Path) -> Plan:
+    """A runs-reading page's plan with the chapters' current `runs.csv` in its stamp key, taken
+    when it is about to run (after the chapters), so that a changed run executes it again."""
+    from bnnlib.registry import RUNS_OF, book_chapters, inputs_digest
+
+    chapters = {**declared_parameters(plan.notebook), **plan.params}.get(RUNS_OF) or book_chapters(
+        plan.chapter.name, root)
+    results_root = plan.results.parent if plan.results is not None else root / BUILD / "results"
+    key = hashlib.sha256(f"{plan.key}\0{inputs_digest(results_root, chapters)}".encode()).hexdigest()
+    return dataclasses.replace(plan, key=key)
+
+
 def _run_locked(plans: list[Plan], root: Path, force: bool, jobs: int, executor: str = "local") -> None:
+    """Execute the chapters that are not current, then the pages reading their runs (one by one,
+    after every chapter has finished, whatever `jobs`)."""
+    labels = {p.chapter.name: f"[{number}/{len(plans)}] {p.chapter.name} ..." for number, p in enumerate(plans, 1)}
+    last = [p for p in plans if reads_runs(p)]
+    plans = [p for p in plans if not reads_runs(p)]
     stale = {p.chapter.name for p in plans if force or not _is_current(root, p)}
     if (jobs > 1 or executor != "local") and stale:
         warmed = _warm_cache([p for p in plans if p.chapter.name in stale], root, jobs, force, executor)
         plans = [next((w for w in warmed if w.chapter == p.chapter), p) for p in plans]
     todo = []
-    for number, plan in enumerate(plans, 1):
-        label = f"[{number}/{len(plans)}] {plan.chapter.name} ..."
+    for plan in plans:
+        label = labels[plan.chapter.name]
         if plan.chapter.name in stale:
             todo.append((label, plan))
         else:
             print(f"{label} unchanged, kept", flush=True)
     if jobs > 1 and len(todo) > 1:
         _execute_concurrently(todo, root, jobs)
-        return
+    else:
+        _execute_in_turn(todo, root)
+    pages = []
+    for plan in (with_runs(p, root) for p in last):
+        if force or not _is_current(root, plan):
+            pages.append((labels[plan.chapter.name], plan))
+        else:
+            print(f"{labels[plan.chapter.name]} unchanged, kept", flush=True)
+    _execute_in_turn(pages, root)
+
+
+def _execute_in_turn(todo: list[tuple[str, Plan]], root: Path) -> None:
+    """Execute the plans one after the other, a line each."""
     from bnnlib.interrupt import raise_if_interrupted
 
     for label, plan in todo:
@@ -709,16 +751,18 @@ def build_book(
     root: Path | str | None = None,
     device: str = "auto",
     executor: str = "local",
+    mlflow_uri: str | None = None,
 ) -> Path:
     """Execute every chapter under `profile` (skipping unchanged ones unless `force`), fitting
     and scoring on `device`, then build the HTML; `executor` says where the warm-up's fits run
-    (bnnlib.cluster). Returns the path of _build/html/index.html."""
+    (bnnlib.cluster); with `mlflow_uri`, each chapter logs its fits there (bnnlib.tracking).
+    Returns the path of _build/html/index.html."""
     root = _root(root)
     settings = load_profile(profile, root)
     chapters = list_chapters(root)
     _check_profile_chapters(settings, chapters, profile)
     _check_data_dir_used(settings, data_dir, profile)
-    runner = _runner_values(data_dir, force, jobs, device, executor)
+    runner = _runner_values(data_dir, force, jobs, device, executor, mlflow_uri)
     code_hash = _bnnlib_hash()
     plans = [
         plan_chapter(c, settings, profile_name=profile, runner=runner, code_hash=code_hash, root=root)
@@ -740,6 +784,7 @@ def run_chapter(
     root: Path | str | None = None,
     device: str = "auto",
     executor: str = "local",
+    mlflow_uri: str | None = None,
 ) -> Path:
     """Execute one chapter under `profile` with `overrides` (names it declares), then rebuild
     the HTML unless `build` is false. Returns index.html, or the executed notebook."""
@@ -748,7 +793,7 @@ def run_chapter(
     _check_profile_chapters(settings, list_chapters(root), profile)
     _check_data_dir_used(settings, data_dir, profile)
     target = get_chapter(chapter, root)
-    runner = _runner_values(data_dir, force, jobs, device, executor)
+    runner = _runner_values(data_dir, force, jobs, device, executor, mlflow_uri)
     plan = plan_chapter(target, settings, profile_name=profile, overrides=overrides, runner=runner, root=root)
     _run_plans([plan], root, force, jobs, runner["executor"])
     return build_html(root) if build else target.notebook

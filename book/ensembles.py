@@ -60,6 +60,7 @@ force = False  # refit even if cached
 jobs = 1  # local processes for the fits
 device = "auto"  # where fits and scoring run: auto (a GPU when torch sees one) | cpu | cuda | cuda:N
 executor = "local"  # where fits run: local, dask (a cluster here) or dask://HOST:PORT
+mlflow_uri = None  # also log every fit to MLflow: file:/folder or http(s)://HOST[:PORT]
 
 # %% tags=["remove-cell"]
 # %matplotlib inline

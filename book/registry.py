@@ -1,0 +1,93 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Run registry
+#
+# Every fit this book made, one row each: the chapter that used it, the model's specification,
+# a fingerprint of the data it was fitted on, the device, its validation corr and Sharpe, what
+# fitting and scoring it cost when it was computed, its precision, the convergence verdict of a
+# Bayesian fit, and whether the chapter read it from the cache. A model two chapters share is
+# fitted once (one cache key) and listed under each. Each chapter writes its rows as `runs.csv`
+# in its results folder when it closes; this page, executed after every chapter, gathers them.
+
+# %% tags=["parameters", "remove-cell"]
+results_dir = "_build/results/registry"
+runs_of = None  # the chapters whose runs are gathered; None: every chapter of the book
+
+# %% tags=["remove-cell"]
+from bnnlib.chapter import glue, glue_all, open_page
+
+import pandas as pd
+from IPython.display import display
+
+from bnnlib import registry, results
+
+page = open_page("registry", globals())
+chapters = page.params["runs_of"] or registry.book_chapters(page.name)
+runs = registry.collect(page.results_root, chapters)
+registry_csv = results.write_csv(runs, page.out.parent / registry.REGISTRY_FILE, index=False)
+glue_all(registry.summary(runs))
+glue("registry_csv", str(page.results_root / registry.REGISTRY_FILE))
+
+# %% [markdown]
+# The book made {glue:text}`registry_rows` fits in {glue:text}`registry_chapters` chapters,
+# {glue:text}`registry_models` of them distinct models; the chapters read
+# {glue:text}`registry_cached` of the {glue:text}`registry_rows` from the cache (computed before
+# the chapter ran: by an earlier run, or by the runner's warm-up, which fits every chapter's
+# models first). Of the {glue:text}`registry_bnn` Bayesian fits, {glue:text}`registry_converged`
+# converged. Fitting and scoring the distinct models took {glue:text}`registry_compute_minutes`
+# minutes of compute when they were computed. The whole table, with every field of each model's
+# specification (`spec`) and the cache key of its scores, is {glue:text}`registry_csv`.
+
+# %% tags=["remove-input"]
+columns = {"chapter": "chapter", "model": "model", "method": "method", "prior": "prior", "hidden": "hidden",
+           "precision": "precision", "corr_mean": "corr", "corr_sharpe": "Sharpe", "verdict": "verdict",
+           "fit_seconds": "fit s", "cached": "cached"}
+with pd.option_context("display.max_rows", None):  # every fit, never cut in the middle
+    display(runs[list(columns)].rename(columns=columns).round(4))
+
+# %% [markdown]
+# ## The same runs in MLflow
+#
+# Run with `--mlflow-uri URI` (`bnnlib book` or `bnnlib run`; `pip install 'bnnlib[mlflow]'`),
+# each chapter also logs its fits as MLflow runs in the experiment `bnnlib`: the model's
+# specification as parameters, its scores, compute seconds and ELBO trace as metrics, its
+# verdict, chapter and data fingerprint as tags, and its per-era scores as the artifact
+# `per_era.csv`. A run is tagged with its cache key, so a model read again from the cache adds
+# its chapter to the run it already has instead of logging a second one:
+#
+# ```text
+# bnnlib book --profile default --mlflow-uri file:/path/to/mlruns
+# bnnlib run ensembles --profile quick --mlflow-uri http://localhost:5000 --no-build
+# ```
+#
+# (rerun-registry)=
+# ## Rerun this page
+#
+# ```{glue:md} rerun
+# :format: myst
+# ```
+#
+# Parameters of this run:
+#
+# ```{glue:} parameters
+# ```
+#
+# Source: {download}`registry.py <registry.py>` (jupytext percent); executed notebook:
+# {download}`registry.ipynb <registry.ipynb>`. Papers and talk cited: [References](references.md).
+#
+# ## Provenance
+
+# %% tags=["remove-input", "hide-output"]
+page.close()

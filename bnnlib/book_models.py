@@ -45,7 +45,7 @@ def guide_start(prior: str, params: Mapping, shrink: float = 1.0) -> dict:
 def _bnn(name: str, prior: str, params: Mapping, shrink: float = 1.0, **fields) -> ModelSpec:
     """One BNN of a chapter: its prior, the chapter's training and the prior's guide start."""
     settings = dict(method="bnn", prior=prior, hidden=tuple(params["hidden"]), lr=params["lr_bnn"],
-                    draws=params["draws"], **_training(params), **guide_start(prior, params, shrink))
+                    lr_final=params.get("lr_bnn_final", 1.0), draws=params["draws"], **_training(params), **guide_start(prior, params, shrink))
     return ModelSpec(name, **{**settings, **fields})
 
 
@@ -96,7 +96,8 @@ def ensembles(params: Mapping) -> list[ModelSpec]:
     priors = [canonical_prior(p) for p in params["priors"]]
     specs = [
         ModelSpec("baseline", method="baseline", lr=params["lr_baseline"], **common),
-        ModelSpec("baseline_bnn_lr", method="baseline", lr=params["lr_bnn"], **common),
+        ModelSpec("baseline_bnn_lr", method="baseline", lr=params["lr_bnn"], lr_final=params.get("lr_bnn_final", 1.0),
+                  **common),
         *[_bnn(p, p, params) for p in priors],
         *[_bnn(init_check_name(p), p, params, shrink=params.get("init_shrink", 10.0)) for p in priors],
     ]

@@ -329,6 +329,18 @@ def guide_start(guide_init: str) -> dict:
     return {"start_note": note}
 
 
+def lr_schedule(lr_final: float) -> dict:
+    """How SVI's learning rates move over the steps (`schedule_note`), in words."""
+    if lr_final >= 1:
+        return {"schedule_note": "Its learning rates stay constant, as the talk's did."}
+    return {"schedule_note": (
+        f"Its learning rates decay geometrically to {lr_final:g} of their start by the last step (the talk's "
+        "stayed constant): Adam at a constant rate never settles, its iterates wander wherever the ELBO is "
+        "nearly flat (the output-layer stds of a network the prior pruned), so a fit that had reached its "
+        "optimum could not be told apart from one still on its way. With the decay they settle (`-p "
+        "lr_bnn_final 1` restores the constant rate). The `baseline_bnn_lr` control below decays the same way.")}
+
+
 def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, talk_start: str) -> dict:
     """The Normal BNN from the prior beside the same model from the talk's start: verdicts, last
     ELBO per row (higher is closer to the optimum), hidden layers at the prior, the posterior-mean

@@ -326,6 +326,7 @@ RULES: dict[str, tuple[Callable[..., Any], bool]] = {
     "lr_baseline": (_positive_float(), False),
     "lr_bnn": (_positive_float(), False),
     "lr_bnn_scale": (_positive_float(optional=True), False),
+    "lr_bnn_final": (_positive_float(), False),
     "guide_init": (_choice(_guide_inits, "guide initialisation"), True),
     "init_scale": (_positive_float(optional=True), False),
     "init_shrink": (_positive_float(), False),

@@ -60,6 +60,7 @@ class ModelSpec:
     scale_lr: float | None = None  # bnn: Adam's lr for the guide's log-scales; None: the lr
     estimator: str = "output"  # bnn: the ELBO's gradient estimator (bnnlib.models.bnn.ESTIMATORS)
     guide_init: str = "he"  # bnn: where the guide starts (bnnlib.models.bnn.GUIDE_INITS)
+    lr_final: float = 1.0  # the lr decays geometrically to lr * this by the last step (1: constant, the talk's)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -71,6 +72,8 @@ class ModelSpec:
         for name in ("epochs", "batch_size", "draws", "members"):
             if int(getattr(self, name)) < 1:
                 raise BnnlibError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not 0 < self.lr_final <= 1:
+            raise BnnlibError(f"lr_final must be in (0, 1] (1: a constant lr), got {self.lr_final!r}")
         if self.steps is not None and (int(self.steps) != self.steps or self.steps < 1):
             raise BnnlibError(f"steps must be a positive integer or None (use epochs), got {self.steps!r}")
         # a concrete precision keys the cache; point networks train and score in float32 and
@@ -165,7 +168,7 @@ def _fit(spec: ModelSpec, dataset, progress: bool | None, device: str = "cpu") -
     if spec.method == "bnn":
         config = SVIConfig(spec.epochs, spec.batch_size, spec.learning_rate, spec.init_scale, None, spec.seed,
                            steps=spec.steps, precision=spec.precision, scale_lr=spec.scale_lr,
-                           estimator=spec.estimator, guide_init=spec.guide_init)
+                           estimator=spec.estimator, guide_init=spec.guide_init, lr_final_ratio=spec.lr_final)
         post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress, evaluate=validation_corr, device=device)
         return {"loc": post.loc, "scale": post.scale, "sigma": post.sigma, "history": post.history}
 
@@ -173,7 +176,8 @@ def _fit(spec: ModelSpec, dataset, progress: bool | None, device: str = "cpu") -
     dropout = spec.dropout if spec.method == "dropout" else 0.0
     fits: list[PointFit] = []
     for seed in seeds:
-        config = TrainConfig(spec.epochs, spec.batch_size, spec.learning_rate, dropout, seed, steps=spec.steps)
+        config = TrainConfig(spec.epochs, spec.batch_size, spec.learning_rate, dropout, seed, steps=spec.steps,
+                             lr_final_ratio=spec.lr_final)
         evaluate = validation_corr if spec.method == "baseline" else None
         fits.append(train_mlp(x, y[:, 0], arch, config, evaluate, progress, device=device))
     best = fits[0].best_theta if fits[0].best_theta is not None else fits[0].theta

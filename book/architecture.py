@@ -39,6 +39,7 @@ batch_size = 4096
 lr_baseline = 1e-2
 lr_bnn = 1e-3  # the guide's means (the talk's lr)
 lr_bnn_scale = 1e-2  # the guide's log-scales (at 1e-3 they had not settled after the talk's 17,700 steps)
+lr_bnn_final = 0.1  # SVI's lrs decay geometrically to this share by the last step (1: constant, the talk's)
 estimator = "output"  # the ELBO's gradient estimator: output | local | weights (Pyro's Trace_ELBO)
 guide_init = "prior"  # where the guide starts: prior (zero means, the prior's stds) | he (the talk's)
 init_scale = None  # initial stds: a multiple of the prior's (prior; None: 1) or the std itself (he; None: 0.01)

@@ -49,6 +49,7 @@ batch_size = 4096
 lr_baseline = 1e-2
 lr_bnn = 1e-3  # the guide's means (the talk's lr)
 lr_bnn_scale = 1e-2  # the guide's log-scales (at 1e-3 they had not settled after the talk's 17,700 steps)
+lr_bnn_final = 0.1  # SVI's lrs decay geometrically to this share by the last step (1: constant, the talk's)
 estimator = "output"  # the ELBO's gradient estimator: output | local | weights (Pyro's Trace_ELBO)
 guide_init = "prior"  # where the guide starts: prior (zero means, the prior's stds) | he (the talk's)
 init_scale = None  # initial stds: a multiple of the prior's (prior; None: 1) or the std itself (he; None: 0.01)
@@ -86,7 +87,7 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # BNNs use the same network with a prior on every weight and a mean-field Normal posterior
 # fitted by SVI (lr 1e-3), in Pyro {cite}`bingham2019`, with the local reparameterisation
 # {cite}`kingma2015` and Polyak-Ruppert averaging of the last steps {cite}`polyak1992`.
-# {glue:text}`start_note` Two
+# {glue:text}`schedule_note` {glue:text}`start_note` Two
 # controls stand beside them. `baseline_bnn_lr` is the baseline trained with the BNN's
 # optimiser settings (lr 1e-3, the same steps): if a BNN beats the baseline, is it the posterior
 # or only the smaller step size? The best-epoch reference is the baseline fit scored at the
@@ -96,6 +97,7 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 
 # %%
 glue_all(findings.guide_start(params["guide_init"]))
+glue_all(findings.lr_schedule(params["lr_bnn_final"]))
 specs = book_models.ensembles(params)
 fitted_all = chapter.fit(specs)
 checks = book_models.study1_controls(params)

@@ -106,3 +106,29 @@ def test_after_a_forced_warm_up_the_chapters_do_not_refit(tmp_path):
     (warmed,) = runner._warm_cache([plan], tmp_path, jobs=2, force=True)
     assert plan.params["force"] is True and warmed.params["force"] is False
     assert warmed.key == plan.key  # force does not change what the chapter computes
+
+
+def test_the_bnns_and_their_matched_control_decay_their_lr_and_the_talks_baseline_does_not():
+    specs = {s.name: s for s in book_models.ensembles(chapter_params("ensembles", lr_bnn_final=0.1))}
+    assert {n for n, s in specs.items() if s.lr_final == 0.1} == {
+        n for n, s in specs.items() if s.method == "bnn"} | {"baseline_bnn_lr"}
+    assert specs["baseline"].lr_final == specs["baseline_best_epoch"].lr_final == 1.0
+    with pytest.raises(BnnlibError, match=r"lr_final must be in \(0, 1\]"):
+        ModelSpec("too_fast", lr_final=2.0)
+
+
+def test_a_decaying_lr_moves_the_weights_less_than_a_constant_one():
+    """The same seed, batches and steps: decaying to a millionth of the lr, Adam's steps shrink, so
+    the network ends nearer its initial weights than at a constant lr."""
+    import torch
+
+    from bnnlib.models.baseline import TrainConfig, train_mlp
+    from bnnlib.models.network import Architecture, he_init
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(256, 4, generator=gen), torch.rand(256, generator=gen)
+    arch = Architecture(4, (8,), 1)
+    start = he_init(arch, torch.Generator().manual_seed(0))
+    moved = {ratio: float((train_mlp(x, y, arch, TrainConfig(batch_size=64, lr=1e-2, steps=200, lr_final_ratio=ratio),
+                                     progress=False).theta - start).norm()) for ratio in (1.0, 1e-6)}
+    assert 0 < moved[1e-6] < 0.7 * moved[1.0]

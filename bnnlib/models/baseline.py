@@ -28,6 +28,7 @@ class TrainConfig:
     dropout: float = 0.0  # > 0 trains with dropout before every hidden layer's output (MC dropout)
     seed: int = 0
     steps: int | None = None  # the optimiser's budget in steps; None: `epochs` passes over the rows
+    lr_final_ratio: float = 1.0  # the lr decays geometrically over the steps to lr * this (talk: constant)
 
 
 @dataclass
@@ -68,6 +69,7 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, arch: Architecture, config: Trai
     optimizer = torch.optim.Adam([theta], lr=config.lr, fused=True)
     target = y.reshape(-1, 1)
     plan = step_plan(x.shape[0], config.batch_size, config.epochs, config.steps)
+    decay = config.lr_final_ratio ** (1.0 / plan.total_steps)
     history: dict[str, list] = {"step": [], "train_mse": [], "validation_corr": [], "epoch_seconds": []}
     best_score, best_theta, best_epoch = -float("inf"), None, None
     label = "MLP" if config.dropout == 0 else f"MLP dropout {config.dropout}"
@@ -88,6 +90,8 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, arch: Architecture, config: Trai
             loss = torch.nn.functional.mse_loss(out, target.index_select(0, rows))
             loss.backward()
             optimizer.step()
+            if decay != 1.0:
+                optimizer.param_groups[0]["lr"] *= decay
             total += float(loss.detach()) * len(rows)
             rows_seen += len(rows)
         done = mark

@@ -290,3 +290,44 @@ def exact_check(table: pd.DataFrame, *, title: str) -> Figure:
         ax.grid(alpha=0.3)
     figure.suptitle(title)
     return figure
+
+
+EPISTEMIC = OURS
+ALEATORIC = "#2ca02c"
+
+
+def _marked_runs(marked: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) positions of each run of consecutive True values."""
+    edges = np.diff(np.concatenate([[0], marked.astype(int), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1))
+
+
+def epistemic_aleatoric(per_era: Mapping[str, pd.DataFrame], marked: pd.Series | None = None, *, title: str,
+                        marked_label: str = "marked eras", log: bool = True) -> Figure:
+    """One panel per model: each era's mean epistemic and aleatoric variance (columns of
+    `VarianceSplit.per_era`, index era) in era order, the eras where `marked` (a boolean per era,
+    e.g. burn or shifted eras) is true shaded, so one sees which part rises where. The y axis is
+    logarithmic by default: the parts can differ by orders of magnitude."""
+    if not per_era or any(f.empty for f in per_era.values()):
+        raise BnnlibError(f"nothing to plot for {title!r}: pass at least one model's per-era variances")
+    figure, axes = _figure(len(per_era), width=5.0, share_y=True)
+    for ax, (name, frame) in zip(axes, per_era.items()):
+        frame = frame.sort_index()
+        x = np.arange(len(frame))
+        ax.plot(x, frame["epistemic"].to_numpy(dtype=float), color=EPISTEMIC, lw=1.2, label="epistemic")
+        ax.plot(x, frame["aleatoric"].to_numpy(dtype=float), color=ALEATORIC, lw=1.2, label="aleatoric")
+        if marked is not None:
+            flags = marked.reindex(frame.index.astype(marked.index.dtype), fill_value=False).to_numpy(dtype=bool)
+            for i, (first, last) in enumerate(_marked_runs(flags)):
+                ax.axvspan(first - 0.5, last + 0.5, color=BURN, alpha=0.15, lw=0,
+                           label=marked_label if i == 0 else None)
+        if log:
+            ax.set_yscale("log")
+        ticks = np.unique(np.linspace(0, len(frame) - 1, min(6, len(frame))).round().astype(int))
+        ax.set_xticks(ticks, [str(frame.index[t]) for t in ticks])
+        ax.set_title(str(name))
+        ax.set_xlabel("era")
+        ax.set_ylabel("mean predictive variance")
+        ax.legend(fontsize="x-small")
+    figure.suptitle(title)
+    return figure

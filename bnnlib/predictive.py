@@ -73,6 +73,13 @@ class ThetaDraws:
         layers[-1] = (weight @ a.unsqueeze(-1), (bias * a).sum(-1, keepdim=True) + c.unsqueeze(-1))
         return forward_draws(x, layers, compute_dtype(self.precision))[..., 0]
 
+    def outputs(self, x: torch.Tensor, draws: slice, block: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every output of the draws' networks [len(draws), n, n_outputs] and their head
+        parameters [len(draws), H]: what the means and the noise are computed from."""
+        theta = self.thetas[draws]
+        p = self.arch.n_params
+        return forward_draws(x, unflatten(theta[:, :p], self.arch), compute_dtype(self.precision)), theta[:, p:]
+
     def to(self, device: torch.device) -> "ThetaDraws":
         """The same draws with their parameters on `device` (moved once, not per chunk)."""
         return dataclasses.replace(self, thetas=self.thetas.to(device))
@@ -93,6 +100,10 @@ class DropoutDraws:
     seed: int = 0
 
     def predict(self, x: torch.Tensor, draws: slice, block: int = 0) -> torch.Tensor:
+        return self.outputs(x, draws, block)[0][..., 0]
+
+    def outputs(self, x: torch.Tensor, draws: slice, block: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every output of the draws' passes [len(draws), n, n_outputs], and no head parameters."""
         start, stop, _ = draws.indices(self.n_draws)
         generators = [torch.Generator().manual_seed(hash((self.seed, block, d)) % 2**63) for d in range(start, stop)]
         h = x.unsqueeze(0).expand(stop - start, -1, -1)
@@ -102,7 +113,7 @@ class DropoutDraws:
             if i < len(layers) - 1:
                 keep = torch.stack([torch.rand(h.shape[1:], generator=g) for g in generators]).to(h.device) >= self.p
                 h = h.clamp_(min=0.0) * keep / (1.0 - self.p)
-        return h[..., 0]
+        return h, h.new_zeros(stop - start, 0)
 
     def to(self, device: torch.device) -> "DropoutDraws":
         return dataclasses.replace(self, theta=self.theta.to(device))
@@ -279,3 +290,88 @@ def score_draws(source: DrawSource, x: torch.Tensor, target: np.ndarray, eras: n
     partials = [score_draw_range(source, x, target, eras, draws, widest, progress, device)
                 for draws in draw_ranges(source.n_draws)]
     return combine_partials(partials, ids, eras)
+
+
+# --------------------------------------------------------------------------- epistemic and aleatoric
+
+
+@dataclass
+class NoisyDraws:
+    """Draws with their noise: each draw's main mean and noise std per row.
+
+    `sigma` is the fit's learned noise scales [n_sigmas], or one row of them per draw [S, n_sigmas]
+    (an ensemble's members): the noise std itself for a homoscedastic likelihood, the scale of
+    the per-row noise for a heteroscedastic one."""
+
+    source: ThetaDraws | DropoutDraws
+    likelihood: Likelihood
+    sigma: torch.Tensor
+
+    @property
+    def n_draws(self) -> int:
+        return self.source.n_draws
+
+    def mean_and_noise(self, x: torch.Tensor, draws: slice, block: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The main target's mean and noise std, each [len(draws), n]."""
+        out, head = self.source.outputs(x, draws, block)
+        mean = self.likelihood.main_mean(out, head)
+        sigma = self.sigma.to(out.device)
+        sigma = sigma[draws] if sigma.dim() == 2 else sigma.unsqueeze(0)
+        scales = sigma[:, list(self.likelihood.sigma_index)].unsqueeze(-2)  # [S or 1, 1, T]
+        return mean, self.likelihood.noise_scales(out, scales)[..., 0].expand_as(mean)
+
+    def to(self, device: torch.device) -> "NoisyDraws":
+        return dataclasses.replace(self, source=self.source.to(device), sigma=self.sigma.to(device))
+
+
+@dataclass
+class VarianceSplit:
+    """The predictive variance of the main target per row, split by the law of total variance:
+    Var(y) = Var_draws(mean) (epistemic: the draws disagree) + E_draws(sigma(x)^2) (aleatoric:
+    the noise each draw expects)."""
+
+    ids: pd.Index
+    eras: np.ndarray
+    mean: np.ndarray  # the predictive mean (the mean over draws of the main mean)
+    epistemic: np.ndarray  # variance over draws of the main mean (over S, not S - 1)
+    aleatoric: np.ndarray  # mean over draws of the noise variance
+
+    @property
+    def total(self) -> np.ndarray:
+        return self.epistemic + self.aleatoric
+
+    def frame(self) -> pd.DataFrame:
+        """Per row: era, mean, epistemic, aleatoric, total; index id."""
+        return pd.DataFrame({"era": self.eras, "mean": self.mean, "epistemic": self.epistemic,
+                             "aleatoric": self.aleatoric, "total": self.total}, index=self.ids)
+
+    def per_era(self) -> pd.DataFrame:
+        """Per era (index era): the mean over its rows of the epistemic, aleatoric and total variance."""
+        return self.frame().drop(columns="mean").groupby("era").mean()
+
+
+def split_variance(source: NoisyDraws, x: torch.Tensor, eras: np.ndarray, ids: pd.Index, widest: int = 128,
+                   device: str | torch.device = "cpu") -> VarianceSplit:
+    """Every draw's mean and noise on every row, one era and one chunk of draws at a time (the
+    chunks `score_draws` uses, so MC dropout draws the same masks), keeping running sums per row:
+    memory is bounded by the chunk whatever the number of draws and rows."""
+    device = resolve_device(device)
+    x = x.to(device)
+    if device.type != "cpu":
+        source = source.to(device)
+    eras = np.asarray(eras)
+    era_names, era_of_row = np.unique(eras, return_inverse=True)
+    order = np.argsort(era_of_row, kind="stable")
+    bounds = np.searchsorted(era_of_row[order], np.arange(len(era_names) + 1))
+    sums = np.zeros((3, len(eras)))  # sum of means, of squared means, of noise variances
+    with torch.inference_mode():
+        for e in range(len(era_names)):
+            rows = order[bounds[e] : bounds[e + 1]]
+            x_era = x[torch.from_numpy(rows).to(device)]
+            step = draw_chunk(len(rows), widest, device=device)
+            for start in range(0, source.n_draws, step):
+                mean, noise = source.mean_and_noise(x_era, slice(start, min(start + step, source.n_draws)), block=e)
+                mean, noise = mean.double(), noise.double()
+                sums[:, rows] += torch.stack([mean.sum(0), (mean * mean).sum(0), (noise * noise).sum(0)]).cpu().numpy()
+    mean, mean_sq, noise_var = sums / source.n_draws
+    return VarianceSplit(ids, eras, mean, np.maximum(mean_sq - mean * mean, 0.0), noise_var)

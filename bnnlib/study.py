@@ -10,6 +10,7 @@ on a `device` (bnnlib.models.device) that keys the cache beside the specificatio
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import TypeVar
 from dataclasses import dataclass, field
@@ -30,10 +31,13 @@ from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import TALK_HIDDEN, Architecture, forward, unflatten
 from bnnlib.models.precision import autocast, compute_dtype, resolve_precision
 from bnnlib.models.priors import canonical_prior
-from bnnlib.predictive import (DrawScores, DropoutDraws, PartialScores, ThetaDraws, combine_partials,
-                                draw_ranges, score_draw_range)
+from bnnlib.predictive import (DrawScores, DropoutDraws, NoisyDraws, PartialScores, ThetaDraws, VarianceSplit,
+                               combine_partials, draw_ranges, score_draw_range, split_variance)
 
 METHODS = ("baseline", "bnn", "dropout", "ensemble")
+POINT_HYPOTHESES = ("single", "hetero")
+"""The likelihoods a point network (baseline, dropout, ensemble) trains with: MSE, or the
+heteroscedastic Gaussian NLL; the multi-target hypotheses are the BNN's."""
 _SCORING_ONLY = ("name", "draws", "best_epoch")
 
 
@@ -44,7 +48,7 @@ class ModelSpec:
     name: str
     method: str = "bnn"  # baseline | bnn | dropout | ensemble
     prior: str | None = None  # bnn only: flat (the talk's uniform) | normal | laplace
-    hypothesis: str = "single"  # bnn only: single | h1 | h2 | h3 | h4
+    hypothesis: str = "single"  # single | h1 | h2 | h3 | h4 (bnn only) | hetero (noise depends on x; every method)
     hidden: tuple[int, ...] = TALK_HIDDEN
     epochs: int = 30
     batch_size: int = 4096
@@ -68,6 +72,10 @@ class ModelSpec:
         if self.method == "bnn":
             object.__setattr__(self, "prior", canonical_prior(self.prior or "flat"))
             get_likelihood(self.hypothesis)
+        elif self.hypothesis not in POINT_HYPOTHESES:
+            raise BnnlibError(f"model {self.name!r}: a {self.method} network trains with hypothesis "
+                              f"{' or '.join(map(repr, POINT_HYPOTHESES))}, not {self.hypothesis!r}; "
+                              "the multi-target hypotheses are the BNN's")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         for name in ("epochs", "batch_size", "draws", "members"):
             if int(getattr(self, name)) < 1:
@@ -159,7 +167,7 @@ def _validation_corr(dataset, arch: Architecture, likelihood, precision: str = "
 
 def _fit(spec: ModelSpec, dataset, progress: bool | None, device: str = "cpu") -> dict:
     """Fit one model on `device`; returns what the cache stores (CPU tensors and a JSON history)."""
-    likelihood = get_likelihood(spec.hypothesis if spec.method == "bnn" else "single")
+    likelihood = get_likelihood(spec.hypothesis)
     x, y, _ = dataset.arrays("train", _targets(dataset, likelihood))
     x, y = _tensor(x), _tensor(y)
     arch = Architecture(x.shape[1], spec.hidden, likelihood.n_outputs)
@@ -177,19 +185,22 @@ def _fit(spec: ModelSpec, dataset, progress: bool | None, device: str = "cpu") -
     fits: list[PointFit] = []
     for seed in seeds:
         config = TrainConfig(spec.epochs, spec.batch_size, spec.learning_rate, dropout, seed, steps=spec.steps,
-                             lr_final_ratio=spec.lr_final)
+                             lr_final_ratio=spec.lr_final, heteroscedastic=likelihood.heteroscedastic)
         evaluate = validation_corr if spec.method == "baseline" else None
         fits.append(train_mlp(x, y[:, 0], arch, config, evaluate, progress, device=device))
     best = fits[0].best_theta if fits[0].best_theta is not None else fits[0].theta
-    return {
+    fitted = {
         "thetas": torch.stack([f.theta for f in fits]),
         "best_theta": best,
         "history": {**fits[0].history, "best_epoch": fits[0].best_epoch},
     }
+    if likelihood.heteroscedastic:  # each network's learned noise scale [members, 1]
+        fitted["sigmas"] = torch.stack([f.sigma for f in fits])
+    return fitted
 
 
 def _draw_source(spec: ModelSpec, fitted: dict, n_inputs: int):
-    likelihood = get_likelihood(spec.hypothesis if spec.method == "bnn" else "single")
+    likelihood = get_likelihood(spec.hypothesis)
     arch = Architecture(n_inputs, spec.hidden, likelihood.n_outputs)
     if spec.method == "bnn":
         posterior = Posterior(fitted["loc"], fitted["scale"], fitted["sigma"], arch, likelihood)
@@ -255,6 +266,45 @@ def _score(spec: ModelSpec, fitted: dict, dataset, progress: bool | None, device
         "draw_numerai_corr": scores.draw_numerai_corr,
         "per_era": per_era,
     }
+
+
+def noisy_draws(spec: ModelSpec, fitted: dict, n_inputs: int) -> NoisyDraws:
+    """The model's draws with their noise, for `predictive.split_variance`: a BNN's learned sigma;
+    a heteroscedastic point network's own scale (one per ensemble member). An MSE-trained network
+    learns no noise: its last epoch's training MSE stands for sigma^2 (the Gaussian maximum-
+    likelihood noise of its mean; for an ensemble, its first member's)."""
+    source = _draw_source(spec, fitted, n_inputs)
+    if spec.method == "bnn":
+        sigma = fitted["sigma"]
+    elif "sigmas" in fitted:
+        sigma = fitted["sigmas"] if spec.method == "ensemble" else fitted["sigmas"][0]
+    else:
+        sigma = torch.tensor([math.sqrt(fitted["history"]["train_mse"][-1])])
+    return NoisyDraws(source, get_likelihood(spec.hypothesis), sigma)
+
+
+def _split(spec: ModelSpec, fitted: dict, dataset, device: str = "cpu") -> dict:
+    x, _, eras = dataset.arrays("validation", [dataset.roles.main])
+    split = split_variance(noisy_draws(spec, fitted, x.shape[1]), _tensor(x), eras, dataset.validation.index,
+                           max(spec.hidden, default=1), device)
+    return {"ids": np.asarray(split.ids, dtype=str), "eras": np.asarray(split.eras, dtype=str), "mean": split.mean,
+            "epistemic": split.epistemic, "aleatoric": split.aleatoric}
+
+
+def evaluate_variance_split(spec: ModelSpec, dataset, cache: Cache, force: bool = False,
+                            device: str = "cpu") -> VarianceSplit:
+    """The model's predictive variance on the validation rows split into epistemic and aleatoric
+    parts (`predictive.split_variance`), from its cached fit (fitted first if missing), cached
+    under the key of its scores."""
+    environment = device_environment(device)
+    fitted, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
+                                     lambda: single_threaded(_fit, spec, dataset, False, device),
+                                     environment=environment)
+    value, _ = cache.get_or_compute("variance_split", spec.score_spec(), dataset.fingerprint,
+                                    lambda: single_threaded(_split, spec, fitted, dataset, device), force=force,
+                                    environment=environment)
+    return VarianceSplit(pd.Index(value["ids"], name="id"), value["eras"], value["mean"], value["epistemic"],
+                         value["aleatoric"])
 
 
 def _extras(spec: ModelSpec, fitted: dict, n_inputs: int) -> dict:

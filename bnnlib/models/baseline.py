@@ -1,5 +1,8 @@
 """The talk's simplified NN Starter baseline: He initialisation, MSE, Adam lr 1e-2, batch 4096,
-30 epochs, no early stopping, no regularisation.
+30 epochs, no early stopping, no regularisation. With `heteroscedastic`, the network has a second
+output for the noise and trains by the Gaussian negative log-likelihood (the heteroscedastic
+likelihood's, with a learned sigma), so a deep ensemble or MC dropout can split its predictive
+variance into epistemic and aleatoric parts as the BNN does.
 
 It records per-epoch training loss and, when given an evaluation function, validation corr, and
 keeps the weights of the epoch with the best validation corr: the talk's "best epoch" reference,
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from bnnlib.models.device import resolve_device
+from bnnlib.models.likelihoods import get_likelihood, masked_normal_log_prob
 from bnnlib.models.network import Architecture, forward, he_init, unflatten
 from bnnlib.models.training import batches, epoch_bar, seed_everything, step_plan
 
@@ -29,6 +33,7 @@ class TrainConfig:
     seed: int = 0
     steps: int | None = None  # the optimiser's budget in steps; None: `epochs` passes over the rows
     lr_final_ratio: float = 1.0  # the lr decays geometrically over the steps to lr * this (talk: constant)
+    heteroscedastic: bool = False  # train output 0 as the mean, output 1 as the noise (Gaussian NLL), not MSE
 
 
 @dataclass
@@ -41,6 +46,15 @@ class PointFit:
     best_epoch: int | None = None  # 1-based
     dropout: float = 0.0
     history: dict = field(default_factory=dict)
+    sigma: torch.Tensor | None = None  # heteroscedastic: the learned noise scale (`Likelihood.noise_scales`)
+
+
+def heteroscedastic_nll(out: torch.Tensor, y: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+    """The mean Gaussian negative log-likelihood per row of the heteroscedastic likelihood: the
+    BNN's likelihood term at one theta; a missing (NaN) target adds nothing."""
+    likelihood = get_likelihood("hetero")
+    sigma = likelihood.noise_scales(out, torch.exp(log_sigma))
+    return -masked_normal_log_prob(y, likelihood.means(out, out.new_zeros(0)), sigma).mean()
 
 
 def forward_dropout(x: torch.Tensor, layers: list, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -60,13 +74,20 @@ def forward_dropout(x: torch.Tensor, layers: list, p: float, generator: torch.Ge
 def train_mlp(x: torch.Tensor, y: torch.Tensor, arch: Architecture, config: TrainConfig = TrainConfig(),
               evaluate: Callable[[torch.Tensor], float] | None = None, progress: bool | None = None,
               device: str | torch.device = "cpu") -> PointFit:
-    """Train by mini-batch MSE on y [n] (the main target); `evaluate(theta)` -> validation corr.
-    The data move once to `device`; the weights come back on the CPU."""
+    """Train by mini-batch MSE on y [n] (the main target), or with `config.heteroscedastic` by
+    the Gaussian NLL of a mean and a noise output (arch has two outputs) and a learned sigma that
+    starts at y's std; `evaluate(theta)` -> validation corr. The data move once to `device`; the
+    weights come back on the CPU."""
     generator = seed_everything(config.seed)
     device = resolve_device(device)
     x, y = x.to(device), y.to(device)
     theta = torch.nn.Parameter(he_init(arch, generator).to(device))
-    optimizer = torch.optim.Adam([theta], lr=config.lr, fused=True)
+    params = [theta]
+    if config.heteroscedastic:
+        log_sigma = torch.nn.Parameter(torch.log(torch.nan_to_num(y[~torch.isnan(y)].std(), nan=1.0)
+                                                 .clamp(min=1e-3)).reshape(1))
+        params.append(log_sigma)
+    optimizer = torch.optim.Adam(params, lr=config.lr, fused=True)
     target = y.reshape(-1, 1)
     plan = step_plan(x.shape[0], config.batch_size, config.epochs, config.steps)
     decay = config.lr_final_ratio ** (1.0 / plan.total_steps)
@@ -87,12 +108,17 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, arch: Architecture, config: Trai
                 out = forward_dropout(batch, layers, config.dropout, generator)
             else:
                 out = forward(batch, layers)
-            loss = torch.nn.functional.mse_loss(out, target.index_select(0, rows))
+            if config.heteroscedastic:
+                loss = heteroscedastic_nll(out, target.index_select(0, rows), log_sigma)
+                mse = torch.nanmean((out[:, :1].detach() - target.index_select(0, rows)) ** 2)
+            else:
+                loss = mse = torch.nn.functional.mse_loss(out, target.index_select(0, rows))
             loss.backward()
             optimizer.step()
             if decay != 1.0:
-                optimizer.param_groups[0]["lr"] *= decay
-            total += float(loss.detach()) * len(rows)
+                for group in optimizer.param_groups:
+                    group["lr"] *= decay
+            total += float(mse.detach()) * len(rows)
             rows_seen += len(rows)
         done = mark
         history["step"].append(done)
@@ -106,4 +132,5 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, arch: Architecture, config: Trai
         bar.update()
         bar.set_postfix(mse=f"{total / rows_seen:.5f}")
     bar.close()
-    return PointFit(theta.detach().cpu().clone(), arch, best_theta, best_epoch, config.dropout, history)
+    sigma = torch.exp(log_sigma).detach().cpu().clone() if config.heteroscedastic else None
+    return PointFit(theta.detach().cpu().clone(), arch, best_theta, best_epoch, config.dropout, history, sigma)

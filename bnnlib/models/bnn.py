@@ -1,7 +1,8 @@
 """The Bayesian MLP on Pyro: a network, a prior, a likelihood and a guide, each swappable.
 
 Generative model: theta ~ prior (one flat site for every weight, bias and head parameter);
-for each row, every target ~ Normal(mean_k(f_theta(x)), sigma_k), a missing target masked out.
+for each row, every target ~ Normal(mean_k(f_theta(x)), sigma_k), a missing target masked out
+(with the heteroscedastic likelihood, sigma_k times a function of a second output: per row).
 Guide: mean-field Normal over theta. The noise scales sigma_k are point estimates learned with
 the ELBO (type-II maximum likelihood). Inference: Pyro's Trace_ELBO estimate (one particle,
 mini-batches of rows whose likelihood is scaled by n_rows / batch_size, as Pyro's subsampled
@@ -121,11 +122,17 @@ class BayesianMLP(torch.nn.Module):
         p = self.n_network_params
         return unflatten(theta[..., :p], self.arch), theta[..., p:]
 
+    def noise_scales(self, out: torch.Tensor) -> torch.Tensor:
+        """Each target's noise std given the network's outputs: the learned sigma_k, or per row for a
+        heteroscedastic likelihood (`Likelihood.noise_scales`)."""
+        return self.likelihood.noise_scales(out, torch.exp(self.log_sigma)[self.sigma_index])
+
     def model(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor, n_rows: int) -> None:
         theta = pyro.sample("theta", self.prior)
         layers, head = self.split(theta)
-        mean = self.likelihood.means(forward(x, layers), head)
-        sigma = torch.exp(self.log_sigma)[self.sigma_index]
+        out = forward(x, layers)
+        mean = self.likelihood.means(out, head)
+        sigma = self.noise_scales(out)
         observed = ~torch.isnan(y)
         with pyro.plate("rows", n_rows, subsample=rows):
             pyro.sample(
@@ -153,7 +160,7 @@ class BayesianMLP(torch.nn.Module):
             hidden = forward(x, layers[:-1], last_relu=True)
         out = forward(hidden.float(), layers[-1:])
         mean = self.likelihood.means(out, head)
-        sigma = torch.exp(self.log_sigma)[self.sigma_index]
+        sigma = self.noise_scales(out)
         log_likelihood = masked_normal_log_prob(y, mean, sigma).sum() * (n_rows / x.shape[0])
         return guide.log_prob(theta) - self.prior.log_prob(theta) - log_likelihood
 
@@ -187,7 +194,7 @@ class BayesianMLP(torch.nn.Module):
                     a = mean + torch.sqrt(var + 1e-12) * torch.randn_like(mean)
             h = torch.relu(a) if i < last else a.float()
         mean = self.likelihood.means(h, head)
-        sigma = torch.exp(self.log_sigma)[self.sigma_index]
+        sigma = self.noise_scales(h)
         log_likelihood = masked_normal_log_prob(y, mean, sigma).sum() * (n_rows / x.shape[0])
         return expected_log_ratio(self.prior_name, self.fan_in, self.loc, scale) - log_likelihood
 

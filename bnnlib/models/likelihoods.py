@@ -10,6 +10,8 @@ with the network unchanged. Every model is scored on the main target's mean.
 - h3: as h2, for the 20-day and the 60-day main target.
 - h4: the network gives two outputs (u, v); the 60-day mean is v and the 20-day mean is u + beta v,
   so the posterior of beta says how much the 60-day mean explains the 20-day mean.
+- hetero: y_main ~ Normal(f_0(x), sigma * r(f_1(x))): a second output sets the noise per row
+  (heteroscedastic), so the predictive variance splits into an epistemic and an aleatoric part.
 
 The head parameters (a, c, beta) are Bayesian: they sit in theta after the network's and get the
 same prior, with fan-in 1. A missing (NaN) target masks only its own term, not the row.
@@ -17,6 +19,7 @@ same prior, with fan-in 1. A missing (NaN) target masks only its own term, not t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +37,7 @@ class Likelihood:
     n_head_params: int  # Bayesian parameters of its own, appended to theta
     sigma_index: tuple[int, ...]  # which noise scale each target uses
     description: str
+    heteroscedastic: bool = False  # the last output sets the main target's noise per row (`noise_scales`)
 
     @property
     def n_sigmas(self) -> int:
@@ -50,6 +54,8 @@ class Likelihood:
         """Means of every target: out [..., n, n_outputs], head [..., H] -> [..., n, T]."""
         if self.name == "single":
             return out
+        if self.heteroscedastic:
+            return out[..., :1]
         if self.name == "h1":
             return out.expand(*out.shape[:-1], len(self.targets))
         if self.name in ("h2", "h3"):
@@ -68,6 +74,8 @@ class Likelihood:
         one, zero = head.new_ones(*head.shape[:-1], 1), head.new_zeros(head.shape[:-1])
         if self.name in ("single", "h1"):
             return one, zero
+        if self.heteroscedastic:  # the mean is output 0; output 1 is the noise
+            return torch.cat([one, zero.unsqueeze(-1)], dim=-1), zero
         if self.name in ("h2", "h3"):
             return head[..., 0:1], head[..., len(self.targets)]
         return torch.cat([one, head[..., 0:1]], dim=-1), zero  # h4: u + beta v
@@ -76,6 +84,33 @@ class Likelihood:
         """The mean of the main target, [..., n]: the prediction every model is scored on."""
         a, c = self.main_weights(head)
         return (out * a.unsqueeze(-2)).sum(-1) + c.unsqueeze(-1)
+
+    def noise_scales(self, out: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Each target's noise std: out [..., n, n_outputs], sigma [T] the learned scales (one per
+        target, indexed by `sigma_index`) -> [..., n, T], or [T] (broadcastable) when the noise does
+        not depend on x. A heteroscedastic likelihood scales sigma by `noise_ratio` of its last output."""
+        if not self.heteroscedastic:
+            return sigma
+        return sigma * noise_ratio(out[..., -1:])
+
+
+NOISE_FLOOR = 0.01
+"""The smallest noise a heteroscedastic likelihood allows, as a share of its learned sigma."""
+
+_UNIT_SHIFT = math.log(math.expm1(1.0 - NOISE_FLOOR))  # softplus(0 + shift) + floor = 1
+
+
+def noise_ratio(output: torch.Tensor) -> torch.Tensor:
+    """sigma(x) / sigma: softplus(output + shift) + NOISE_FLOOR, equal to 1 at output 0.
+
+    Why this form: the log density has -log sigma(x) and z^2 / sigma(x)^2. exp(output) overflows
+    for large outputs and makes 1 / sigma^2 explode for very negative ones (a few rows would
+    then carry a mini-batch's gradient); softplus grows only linearly, and the floor bounds
+    1 / sigma(x)^2 by 1 / (0.01 sigma)^2. Scaling a learned sigma (started at the target's std,
+    as the homoscedastic fits start) rather than using softplus(output) alone puts the prior's
+    centre, output 0, at "the noise of the homoscedastic model", not at softplus(0) = 0.69 (three
+    times Numerai's target std), and keeps the learned sigma's trace meaningful."""
+    return torch.nn.functional.softplus(output + _UNIT_SHIFT) + NOISE_FLOOR
 
 
 LIKELIHOODS = {
@@ -96,6 +131,10 @@ LIKELIHOODS = {
         "h4", ("main", "long"), 2, 1, (0, 1),
         "H4: the 60-day mean is an explanatory variable of the 20-day mean (weight beta)",
     ),
+    "hetero": Likelihood(
+        "hetero", ("main",), 2, 0, (0,),
+        "heteroscedastic: y ~ Normal(f_0(x), sigma r(f_1(x))), the noise depends on x", heteroscedastic=True,
+    ),
 }
 HYPOTHESES = tuple(LIKELIHOODS)
 
@@ -108,7 +147,8 @@ def get_likelihood(name: str) -> Likelihood:
 
 
 def masked_normal_log_prob(y: torch.Tensor, mean: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Normal log density per row, summed over targets, with NaN targets contributing 0."""
+    """Normal log density per row, summed over targets, with NaN targets contributing 0; sigma is
+    one std per target ([T]) or one per row and target ([n, T], heteroscedastic)."""
     observed = ~torch.isnan(y)
     z = (torch.where(observed, y, mean) - mean) / sigma
     log_prob = -0.5 * z * z - torch.log(sigma) - 0.9189385332046727  # log sqrt(2 pi)

@@ -1,0 +1,76 @@
+"""The uncertainty chapter's measures: controls that need no model, AUCs against planted truth,
+interval coverage, and the spread of draws or seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bnnlib.errors import BnnlibError
+from bnnlib.uncertainty import (covariance_distance, detection_aucs, feature_correlation, interval_coverage,
+                                prediction_dispersion, signal_on_target_scale, spread)
+
+
+def eras_with_a_shift(n_eras=12, rows=200, shifted=(3, 7, 10), seed=0):
+    """Features independent in ordinary eras, driven by one common factor in `shifted` ones."""
+    rng = np.random.default_rng(seed)
+    blocks, eras = [], []
+    for e in range(n_eras):
+        x = rng.normal(size=(rows, 6))
+        if e in shifted:
+            x += 1.5 * rng.normal(size=(rows, 1))
+        blocks.append(x)
+        eras += [f"{e:04d}"] * rows
+    truth = pd.Series([e in shifted for e in range(n_eras)], index=[f"{e:04d}" for e in range(n_eras)])
+    return np.vstack(blocks), np.array(eras), truth
+
+
+def test_input_statistics_flag_eras_whose_features_move_together():
+    x, eras, truth = eras_with_a_shift()
+    corr = feature_correlation(x, eras)
+    distance = covariance_distance(x, eras, reference=x[eras == "0000"])
+    assert corr[truth].min() > 0.4 > 0.1 > corr[~truth].max()
+    aucs = detection_aucs({"corr": corr, "distance": distance}, {"shift": truth})
+    assert aucs.loc["corr", "shift"] == 1.0 and aucs.loc["distance", "shift"] == 1.0
+
+
+def test_a_detector_blind_to_the_change_scores_about_one_half_and_a_missing_era_is_named():
+    x, eras, truth = eras_with_a_shift()
+    noise = pd.Series(np.random.default_rng(3).random(len(truth)), index=truth.index)
+    aucs = detection_aucs({"noise": noise}, {"shift": truth, "nothing": truth & False})
+    assert 0.0 < aucs.loc["noise", "shift"] < 1.0 and np.isnan(aucs.loc["noise", "nothing"])
+    with pytest.raises(BnnlibError, match="no value for 1 eras of 'shift'"):
+        detection_aucs({"short": noise.iloc[1:]}, {"shift": truth})
+
+
+def test_prediction_dispersion_is_the_within_era_std():
+    eras = np.array(["a", "a", "b", "b", "b"])
+    got = prediction_dispersion([0.0, 2.0, 1.0, 1.0, 1.0], eras)
+    assert got.to_dict() == {"a": 1.0, "b": 0.0}
+
+
+def test_calibrated_intervals_cover_their_level_and_narrow_ones_less():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=200_000)
+    mean, std = np.zeros_like(truth), np.ones_like(truth)
+    assert interval_coverage(mean, std, truth, 0.5) == pytest.approx(0.5, abs=0.005)
+    assert interval_coverage(mean, std, truth, 0.9) == pytest.approx(0.9, abs=0.005)
+    assert interval_coverage(mean, std / 3, truth, 0.9) < 0.5
+    with pytest.raises(BnnlibError, match="lies in"):
+        interval_coverage(mean, std, truth, 90)
+
+
+def test_the_signal_is_mapped_to_the_targets_units_by_the_training_rows_line():
+    rng = np.random.default_rng(1)
+    signal = rng.normal(scale=0.05, size=50_000)
+    target = 0.5 + 2.0 * signal + rng.normal(scale=0.2, size=signal.size)
+    target[::100] = np.nan  # missing targets are left out of the fit
+    mapped = signal_on_target_scale([0.0, 0.1], signal, target)
+    assert mapped == pytest.approx([0.5, 0.7], abs=0.01)
+
+
+def test_spread_of_draws():
+    summary = pd.DataFrame({"mean": [0.01, 0.02, 0.03], "sharpe": [0.5, 0.6, 0.7]})
+    got = spread(summary)
+    assert got["corr_std"] == pytest.approx(0.01) and got["n"] == 3 and got["corr_max"] == 0.03

@@ -192,7 +192,7 @@ class ChapterRun:
         """This chapter's rows of the run registry: one per model `fit` returned."""
         from bnnlib.registry import run_rows
 
-        return run_rows(self.name, self.fitted, self._events, self.dataset.fingerprint, self.device)
+        return run_rows(self.name, self.fitted, self._events, self.dataset.fingerprint, self.device, self.cache)
 
     @property
     def device(self) -> str:

@@ -66,10 +66,33 @@ def _steps(result: Any) -> Any:
     return int(steps[-1]) if steps else result.spec.steps
 
 
+def range_seconds(cache: Any, spec: Any, fingerprint: str, device: str) -> float:
+    """What scoring a model's ranges of draws cost where they were scored apart (the warm-up's
+    workers): the sum of the compute time their cache entries recorded; 0 when none is stored
+    (the model was scored whole, and its scores' own entry holds the time)."""
+    import json
+
+    from bnnlib.cache import cache_key
+    from bnnlib.models.device import device_environment
+    from bnnlib.predictive import draw_ranges
+    from bnnlib.study import range_spec
+
+    environment = device_environment(device)
+    total = 0.0
+    for draws in draw_ranges(spec.n_draws):
+        key = cache_key(range_spec(spec, draws), fingerprint, "score_range", environment)
+        try:
+            total += float(json.loads((cache.path("score_range", key) / "meta.json").read_text())["compute_seconds"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return total
+
+
 def run_rows(chapter: str, fitted: Mapping[str, Any], events: Iterable[Any], fingerprint: str,
-             device: str) -> pd.DataFrame:
+             device: str, cache: Any = None) -> pd.DataFrame:
     """One row per model of `fitted` (name -> `bnnlib.study.ModelResult`), with what the cache
-    recorded of it in `events` (the chapter's lookups); the columns of `COLUMNS`."""
+    recorded of it in `events` (the chapter's lookups); the columns of `COLUMNS`. With `cache`,
+    a model's scoring time includes its ranges of draws scored apart."""
     from bnnlib.cache import canonical_json
 
     first = _first_events(events)
@@ -91,7 +114,8 @@ def run_rows(chapter: str, fitted: Mapping[str, Any], events: Iterable[Any], fin
             "numerai_corr_mean": numerai["mean"], "numerai_corr_sharpe": numerai["sharpe"],
             "elbo_per_row_last": elbo, "verdict": verdict, "converged": converged,
             "fit_seconds": fit_event.seconds if fit_event is not None else np.nan,
-            "score_seconds": score_event.seconds if score_event is not None else np.nan,
+            "score_seconds": (score_event.seconds + (range_seconds(cache, spec, fingerprint, device) if cache else 0.0)
+                              if score_event is not None else np.nan),
             "cached": bool(looked_up) and all(e.hit for e in looked_up),
             "created": fit_event.created if fit_event is not None else "",
         })

@@ -238,3 +238,26 @@ def test_a_page_reading_runs_executes_after_every_chapter_and_again_when_they_ch
     runner.run_chapter("two", "tiny", {"model": "b"}, build=False, root=root)
     runner.run_chapter("page", "tiny", build=False, root=root)  # two's runs changed: executed again
     assert (root / "_build" / "results" / "seen.txt").read_text() == "a,b"
+
+
+def test_a_model_whose_draws_were_scored_in_ranges_shows_what_the_ranges_cost(tiny, tmp_path):
+    """The warm-up scores ranges of draws on its workers and only combines them into the model's
+    scores, whose own entry then took a moment: the row adds the ranges' recorded time."""
+    from bnnlib import predictive
+    from bnnlib.study import fit_model, score_range
+
+    dataset, _, specs, _, _ = tiny
+    cache = Cache(tmp_path / "cache")
+    spec = specs[1]
+    fit_model(spec, dataset, cache)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(predictive, "DRAW_RANGE", 2)
+        for draws in predictive.draw_ranges(spec.n_draws):
+            score_range(spec, draws, dataset, cache)
+        spent = registry.range_seconds(cache, spec, dataset.fingerprint, "cpu")
+        reader = Cache(tmp_path / "cache")
+        fitted = evaluate_models([spec], dataset, reader)
+        row = registry.run_rows("ensembles", fitted, reader.events, dataset.fingerprint, "cpu", reader).iloc[0]
+    scores_event = [e for e in reader.events if e.kind == "scores"][0]
+    assert spent > 0 and row["score_seconds"] == pytest.approx(scores_event.seconds + spent)
+    assert registry.range_seconds(cache, specs[0], dataset.fingerprint, "cpu") == 0.0

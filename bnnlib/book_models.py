@@ -139,10 +139,34 @@ def architecture(params: Mapping) -> list[ModelSpec]:
     return specs
 
 
+HETERO = "hetero"
+"""The uncertainty chapter's BNN whose noise depends on the row (the heteroscedastic likelihood),
+whose predictive variance splits into epistemic and aleatoric parts."""
+
+
+def uncertainty(params: Mapping) -> list[ModelSpec]:
+    """The uncertainty chapter: study 1's baseline and BNNs (the same cache entries), MC dropout
+    (the baseline network trained with dropout, `draws` masks), a deep ensemble (`members` seeds
+    of the baseline) and a heteroscedastic BNN under `hetero_prior`."""
+    common = dict(hidden=tuple(params["hidden"]), **_training(params))
+    specs = [
+        ModelSpec("baseline", method="baseline", lr=params["lr_baseline"], **common),
+        *[_bnn(canonical_prior(p), canonical_prior(p), params) for p in params["priors"]],
+        ModelSpec("mc_dropout", method="dropout", lr=params["lr_baseline"], dropout=params["dropout"],
+                  draws=params["draws"], **common),
+        ModelSpec("deep_ensemble", method="ensemble", lr=params["lr_baseline"], members=params["members"], **common),
+    ]
+    if params.get("hetero_prior"):
+        prior = canonical_prior(params["hetero_prior"])
+        specs.append(_bnn(HETERO, prior, params, hypothesis="hetero"))
+    return specs
+
+
 CHAPTER_MODELS: dict[str, Callable[[Mapping], list[ModelSpec]]] = {
     "ensembles": ensembles,
     "burn_eras": burn_eras,
     "target_hypotheses": target_hypotheses,
     "architecture": architecture,
+    "uncertainty": uncertainty,
 }
 """Chapter name -> its models. A chapter not listed (the data chapter) fits nothing."""

@@ -420,3 +420,82 @@ def data_truth(shifted: pd.Series, truth_eras: pd.DataFrame, summary: pd.DataFra
              f"{check.truth_linear:.3f}, a linear model that is also given the interaction signal "
              f"{check.truth_knowing:.3f}.")
     return {"truth_note": note}
+
+
+# --------------------------------------------------------------------------- which uncertainty
+
+
+def _best(table: pd.DataFrame, column: str) -> tuple[str, float] | None:
+    values = table[column].dropna()
+    return (str(values.idxmax()), float(values.max())) if len(values) else None
+
+
+def uncertainty_detection(detections: pd.DataFrame, unconverged: Sequence[str]) -> dict:
+    """Per question (burn eras, each planted change): the best method against the best control,
+    by the difference of their AUCs and its 95% interval over resampled eras
+    (`uncertainty.best_against_control`), as `detect_<question>` notes."""
+    out = {}
+    for question, row in detections.iterrows():
+        what = {"burn": "the eras where each model burns", "covariate_shift": "the eras of covariate shift",
+                "concept_drift": "the eras of concept drift"}.get(question, question)
+        if pd.isna(row["method"]):
+            out[f"detect_{question}"] = f"No method with a spread of draws was scored for {what}."
+            continue
+        text = f"For {what}, the best method is `{row['method']}` (AUC {row['method_auc']:.3f})"
+        if pd.notna(row["control"]):
+            text += (f"; the best control, `{row['control']}`, reaches {row['control_auc']:.3f}: a difference of "
+                     f"{row['difference']:+.3f} (95% interval over resampled eras {row['low']:+.3f} to "
+                     f"{row['high']:+.3f}), so the uncertainty ")
+            text += ("adds something the control does not see." if row["low"] > 0 else
+                     "does worse than a plain statistic." if row["high"] < 0 else
+                     "adds nothing that chance could not give (the interval holds 0).")
+        else:
+            text += "."
+        if row["method"] in unconverged:
+            text += f" `{row['method']}`'s fit did not converge: its AUC describes where the optimiser stopped."
+        out[f"detect_{question}"] = text
+    return out
+
+
+def uncertainty_truth(methods: pd.DataFrame, ceiling: float) -> dict:
+    """How much of the noise-free signal each method found, and whether its intervals hold the
+    noise-free target as often as they claim (`truth_signal`, `truth_coverage`)."""
+    best = _best(methods, "signal_corr")
+    signal = (f"The noise-free signal itself scores a validation corr of {ceiling:.4f} with the target: no model "
+              "can do better on average. ")
+    if best is not None:
+        signal += f"The ensemble closest to the signal is `{best[0]}`'s (correlation {best[1]:.3f} with it)."
+    covered = methods.dropna(subset=["coverage_90"])
+    if covered.empty:
+        coverage = "No method has a spread of draws, so there is no interval to check."
+    else:
+        parts = [f"`{name}` {row.coverage_50:.0%} / {row.coverage_90:.0%}" for name, row in covered.iterrows()]
+        narrow = [f"`{n}`" for n, row in covered.iterrows() if row.coverage_90 < 0.8]
+        wide = [f"`{n}`" for n, row in covered.iterrows() if row.coverage_50 > 0.75]
+        coverage = ("The central 50% / 90% intervals of the draws hold the noise-free target in: "
+                    + "; ".join(parts) + ". ")
+        if narrow:
+            coverage += (f"Far too narrow (the 90% interval misses the truth more than one time in five): "
+                         f"{', '.join(narrow)}. ")
+        if wide:
+            coverage += f"Far too wide (the 50% interval holds it more than three times in four): {', '.join(wide)}. "
+        if not narrow and not wide:
+            coverage += "None is far from its level."
+    return {"truth_signal": signal, "truth_coverage": coverage}
+
+
+def seed_spread(spreads: pd.DataFrame) -> dict:
+    """The spread over seeds of the point network beside the spread over draws of each
+    posterior (`spread_note`): does the posterior vary as much as retraining does?"""
+    if "deep_ensemble" not in spreads.index:
+        return {"spread_note": "This run has no deep ensemble, so there is no seed spread to compare."}
+    seeds = spreads.loc["deep_ensemble"]
+    others = spreads.drop(index="deep_ensemble")
+    parts = [f"`{name}` {row.corr_std:.4f}" for name, row in others.iterrows()]
+    wider = [name for name, row in others.iterrows() if row.corr_std >= 0.5 * seeds.corr_std]
+    return {"spread_note": (
+        f"Retraining the network with {int(seeds.n)} seeds moves its validation corr by a std of {seeds.corr_std:.4f} "
+        f"(from {seeds.corr_min:.4f} to {seeds.corr_max:.4f}); over draws the std is " + "; ".join(parts) + ". "
+        + (f"Only {', '.join(f'`{n}`' for n in wider)} spread at least half as much as the seeds do."
+           if wider else "No posterior spreads even half as much as the seeds do: its draws do not stand for "
+                         "retraining."))}

@@ -161,7 +161,7 @@ def _in_worker(item: tuple, work) -> str | None:
 def _run_job(item: tuple) -> str | None:
     """Fit one job's model (the first step)."""
     where, spec, force, device = item
-    return _in_worker(where, lambda dataset, cache: fit_model(spec, dataset, cache, force, device))
+    return _in_worker(where, lambda dataset, cache: fit_model(spec, dataset, cache, force, False, device))
 
 
 def _run_range(item: tuple) -> str | None:

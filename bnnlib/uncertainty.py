@@ -125,3 +125,127 @@ def spread(draw_summary: pd.DataFrame) -> pd.Series:
         "sharpe_std": float(draw_summary["sharpe"].std(ddof=1)),
         "n": int(len(draw_summary)),
     })
+
+
+# --------------------------------------------------------------------------- the chapter's tables
+
+CONCEPT_DRIFT_SHARE = 0.25
+"""The validation eras whose linear weights drifted furthest from the training eras' (this top
+share of the truth's `drift_distance`, sudden shifts apart) count as concept-drift eras."""
+
+
+def planted_changes(truth_eras: pd.DataFrame) -> dict[str, pd.Series]:
+    """The synthetic data's planted changes, per validation era (True = the era has it):
+    `covariate_shift`, the sudden shifts, which raise the features' common loading (visible in
+    the inputs; the generator also flips some weights in those eras); `concept_drift`, the eras
+    whose weights drifted furthest (`CONCEPT_DRIFT_SHARE`) without a sudden shift, which leaves
+    the features' distribution alone."""
+    table = truth_eras.assign(era=truth_eras["era"].astype(str)).set_index("era")
+    shifted = table["shifted"].astype(bool)
+    calm = table.loc[~shifted, "drift_distance"]
+    threshold = calm.quantile(1.0 - CONCEPT_DRIFT_SHARE)
+    drifted = (table["drift_distance"] >= threshold) & ~shifted
+    return {"covariate_shift": shifted.rename("covariate_shift"), "concept_drift": drifted.rename("concept_drift")}
+
+
+def method_rows(fitted: Mapping, changes: Mapping[str, pd.Series], signal, signal_target, runs: pd.DataFrame
+                ) -> pd.DataFrame:
+    """One row per model of `fitted` (`bnnlib.study.ModelResult`s): its ensemble's corr and
+    Sharpe; the AUC of its per-era mean predictive std against its own burn eras and against each
+    planted change; its ensemble's correlation with the noise-free signal; how often the central
+    50% and 90% intervals of its draws hold the noise-free target (`signal_target`, in the
+    target's units); what fitting and scoring it cost (`runs`, the chapter's registry rows).
+    A one-draw model has no spread: its uncertainty columns are NaN."""
+    seconds = runs.set_index("model")[["fit_seconds", "score_seconds"]] if len(runs) else None
+    rows = {}
+    for name, result in fitted.items():
+        corr = result.summary("corr")
+        many = result.spec.n_draws > 1 and float(np.max(result.scores.std)) > 0
+        era_std = result.scores.era_std()
+        era_std.index = era_std.index.astype(str)
+        burn = burn_flags(result)
+        aucs = detection_aucs({name: era_std}, {"burn": burn, **changes}).loc[name] if many else {}
+        prediction = np.asarray(result.scores.ensemble, dtype=np.float64)
+        rows[name] = {
+            "corr_mean": corr["mean"], "corr_sharpe": corr["sharpe"],
+            "burn_eras": int(burn.sum()),
+            "burn_auc": aucs.get("burn", np.nan),
+            "covariate_shift_auc": aucs.get("covariate_shift", np.nan),
+            "concept_drift_auc": aucs.get("concept_drift", np.nan),
+            "signal_corr": float(np.corrcoef(prediction, signal)[0, 1]) if prediction.std() > 0 else np.nan,
+            "coverage_50": interval_coverage(prediction, result.scores.std, signal_target, 0.5) if many else np.nan,
+            "coverage_90": interval_coverage(prediction, result.scores.std, signal_target, 0.9) if many else np.nan,
+            "fit_seconds": float(seconds.loc[name, "fit_seconds"]) if seconds is not None else np.nan,
+            "score_seconds": float(seconds.loc[name, "score_seconds"]) if seconds is not None else np.nan,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
+
+
+def burn_flags(result) -> pd.Series:
+    """A model's burn eras (its ensemble's corr < 0), per era name."""
+    per_era = result.per_era
+    return pd.Series((per_era["corr"] < 0).to_numpy(), index=per_era["era"].astype(str), name="burn")
+
+
+def control_rows(controls: Mapping[str, pd.Series], burn: pd.Series, changes: Mapping[str, pd.Series]
+                 ) -> pd.DataFrame:
+    """The AUCs of the controls (per-era statistics that need no Bayesian model) against `burn`
+    (the plain network's burn eras) and each planted change, as rows beside the methods'."""
+    aucs = detection_aucs(controls, {"burn": burn, **changes})
+    return aucs.rename(columns={"burn": "burn_auc", **{k: f"{k}_auc" for k in changes}})
+
+
+def auc_difference(first: pd.Series, second: pd.Series, labels: pd.Series, n_boot: int = 2000,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """AUC(first) - AUC(second) as detectors of the same per-era `labels`, with a 95% interval
+    from resampling the eras (both detectors on the same resampled eras, so their shared
+    luck cancels): (difference, low, high). With ~100 eras and a few flagged, single AUCs move by
+    0.1 from luck alone, so a method "adds" to a control only when the interval excludes 0."""
+    eras = labels.index.astype(str)
+    a = first.set_axis(first.index.astype(str)).loc[eras].to_numpy(dtype=float)
+    b = second.set_axis(second.index.astype(str)).loc[eras].to_numpy(dtype=float)
+    flags = labels.to_numpy(dtype=bool)
+    difference = mann_whitney_auc(a, flags) - mann_whitney_auc(b, flags)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(eras), len(eras))
+        if flags[pick].all() or not flags[pick].any():
+            continue
+        samples.append(mann_whitney_auc(a[pick], flags[pick]) - mann_whitney_auc(b[pick], flags[pick]))
+    if not samples:
+        return difference, float("nan"), float("nan")
+    low, high = np.quantile(samples, [0.025, 0.975])
+    return float(difference), float(low), float(high)
+
+
+def best_against_control(detectors: Mapping[str, pd.Series], controls: Mapping[str, pd.Series],
+                         truths: Mapping[str, pd.Series | Mapping[str, pd.Series]]) -> pd.DataFrame:
+    """Per question (a truth: one per-era flag, or one per method such as each model's own burn
+    eras, keyed like `detectors`): the method with the highest AUC, the control with the highest
+    AUC against the same flags, and `auc_difference` of the two. One row per question."""
+    rows = {}
+    for question, truth in truths.items():
+        def flags_for(name: str) -> pd.Series:
+            return truth[name] if isinstance(truth, Mapping) else truth
+
+        method_aucs = {n: mann_whitney_auc(s.set_axis(s.index.astype(str)).loc[flags_for(n).index.astype(str)]
+                                           .to_numpy(dtype=float), flags_for(n).to_numpy(dtype=bool))
+                       for n, s in detectors.items() if not isinstance(truth, Mapping) or n in truth}
+        method_aucs = {n: a for n, a in method_aucs.items() if np.isfinite(a)}
+        if not method_aucs:
+            rows[question] = {"method": None, "method_auc": np.nan, "control": None, "control_auc": np.nan,
+                              "difference": np.nan, "low": np.nan, "high": np.nan}
+            continue
+        method = max(method_aucs, key=method_aucs.get)
+        flags = flags_for(method)
+        control_aucs = detection_aucs(controls, {"q": flags})["q"].dropna() if controls else pd.Series(dtype=float)
+        row = {"method": method, "method_auc": method_aucs[method], "control": None, "control_auc": np.nan,
+               "difference": np.nan, "low": np.nan, "high": np.nan}
+        if len(control_aucs):
+            control = str(control_aucs.idxmax())
+            difference, low, high = auc_difference(detectors[method], controls[control], flags)
+            row.update(control=control, control_auc=float(control_aucs.max()), difference=difference, low=low,
+                       high=high)
+        rows[question] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("question")

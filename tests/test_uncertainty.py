@@ -74,3 +74,21 @@ def test_spread_of_draws():
     summary = pd.DataFrame({"mean": [0.01, 0.02, 0.03], "sharpe": [0.5, 0.6, 0.7]})
     got = spread(summary)
     assert got["corr_std"] == pytest.approx(0.01) and got["n"] == 3 and got["corr_max"] == 0.03
+
+
+def test_a_method_adds_to_a_control_only_when_the_resampled_interval_excludes_zero():
+    from bnnlib.uncertainty import auc_difference, best_against_control
+
+    rng = np.random.default_rng(0)
+    eras = [f"{e:04d}" for e in range(100)]
+    flags = pd.Series(rng.random(100) < 0.2, index=eras)
+    perfect = pd.Series(flags.to_numpy(dtype=float) + 0.01 * rng.random(100), index=eras)
+    blind = pd.Series(rng.random(100), index=eras)
+    difference, low, high = auc_difference(perfect, blind, flags)
+    assert difference > 0.2 and 0 < low < difference < high
+    same = auc_difference(blind, blind, flags)
+    assert same == (0.0, 0.0, 0.0)
+    table = best_against_control({"blind": blind, "perfect": perfect}, {"control": blind},
+                                 {"shift": flags, "own": {"blind": flags, "perfect": ~flags}})
+    assert table.loc["shift", "method"] == "perfect" and table.loc["shift", "low"] > 0
+    assert table.loc["own", "method"] == "blind"  # against its own flags `perfect` is inverted

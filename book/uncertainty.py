@@ -1,0 +1,269 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Beyond the talk: which uncertainty finds failing eras?
+#
+# Study 2 asked whether one kind of uncertainty, the spread of a BNN's posterior draws, flags
+# the eras where the model burns. A Numerai participant has more choices: MC dropout
+# {cite}`gal2016`, a deep ensemble of networks trained from different seeds
+# {cite}`lakshminarayanan2017`, or no model of uncertainty at all. This chapter scores them
+# side by side, on the same data and the same network, and asks three questions:
+#
+# 1. **Detection.** Does a method's per-era mean predictive std rank its own burn eras, and the
+#    eras where the synthetic data planted a change, above the others (AUC)?
+# 2. **Controls.** Does it see more than a plain statistic that needs no Bayesian model: how
+#    strongly the era's features move together, how far their correlations lie from the
+#    training eras', or how widely the plain network's own predictions spread in the era?
+#    In this data the sudden shifts raise the features' common loading, so the inputs alone may
+#    flag them; an uncertainty earns its cost only by what it adds beyond such a control.
+# 3. **Truth.** Against what the generator knows: how close each ensemble gets to the
+#    noise-free signal, and how often its intervals hold the noise-free target.
+#
+# It also splits a heteroscedastic BNN's predictive variance into its epistemic part (the
+# spread of the mean over draws) and its aleatoric part (the noise the model expects), and
+# compares the spread over posterior draws with the spread over retraining seeds, the talk's
+# own starting point.
+
+# %% tags=["parameters", "remove-cell"]
+data_source = "synthetic"  # synthetic | numerai
+synthetic_profile = "default"  # synthetic data: tiny | quick | default
+data_dir = None  # real data: the folder holding Numerai's files
+feature_set = "small"  # the NN Starter's 38 features
+main_target = "target_nomi_20"
+aux_targets = ["target_janet_20", "target_george_20"]
+long_target = "target_nomi_60"
+data_root = "_build/data"  # where synthetic data is written
+cache_dir = "_build/cache"
+results_dir = "_build/results/uncertainty"
+priors = ["flat", "normal", "laplace"]  # flat is the talk's "uniform"
+hidden = [128, 64, 64]  # hidden units per layer (the talk's)
+epochs = 30
+steps = None  # optimiser steps; None: `epochs` passes (on a smaller dataset, 17700 matches the talk)
+batch_size = 4096
+lr_baseline = 1e-2  # the point networks: baseline, MC dropout, the deep ensemble's members
+lr_bnn = 1e-3  # the guide's means (the talk's lr)
+lr_bnn_scale = 1e-2  # the guide's log-scales (at 1e-3 they had not settled after the talk's 17,700 steps)
+lr_bnn_final = 0.1  # SVI's lrs decay geometrically to this share by the last step (1: constant, the talk's)
+estimator = "output"  # the ELBO's gradient estimator: output | local | weights (Pyro's Trace_ELBO)
+guide_init = "prior"  # where the guide starts: prior (zero means, the prior's stds) | he (the talk's)
+init_scale = None  # initial stds: a multiple of the prior's (prior; None: 1) or the std itself (he; None: 0.01)
+precision = "auto"  # float32 | bf16 | auto (bf16 where the CPU has native bf16)
+draws = 1000  # posterior draws per prior, and MC dropout's passes
+dropout = 0.1  # MC dropout's rate
+members = 10  # the deep ensemble's networks (seeds seed .. seed + members - 1)
+hetero_prior = "normal"  # the heteroscedastic BNN's prior (None: no epistemic/aleatoric split)
+seed = 0
+force = False  # refit even if cached
+jobs = 1  # local processes for the fits
+device = "auto"  # where fits and scoring run: auto (a GPU when torch sees one) | cpu | cuda | cuda:N
+executor = "local"  # where fits run: local, dask (a cluster here) or dask://HOST:PORT
+mlflow_uri = None  # also log every fit to MLflow: file:/folder or http(s)://HOST[:PORT]
+
+# %% tags=["remove-cell"]
+# %matplotlib inline
+from bnnlib.chapter import glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
+
+import pandas as pd
+from IPython.display import display
+
+from bnnlib import analysis, book_models, findings, fits, plots, results, uncertainty
+from bnnlib.study import evaluate_variance_split
+
+chapter = open_chapter("uncertainty", globals())
+params, dataset, out = chapter.params, chapter.dataset, chapter.out
+
+# %% [markdown]
+# {glue:text}`data_note` This run has {glue:text}`validation_eras`, with {glue:text}`param_epochs`
+# epochs, {glue:text}`param_draws` draws per BNN and for MC dropout, and a deep ensemble of
+# {glue:text}`param_members` networks. The command that reruns this page, its parameters and its
+# source are {ref}`at its end <rerun-uncertainty>`.
+#
+# ## The methods
+#
+# The baseline and the BNNs are study 1's (with the same settings they come from the cache). MC
+# dropout trains the baseline network with dropout (rate {glue:text}`param_dropout`) and keeps
+# dropping units when it predicts, one random mask per draw. The deep ensemble trains the
+# baseline network from {glue:text}`param_members` seeds; its "draws" are its members. The
+# heteroscedastic BNN (`hetero`) has a second output that sets each row's noise.
+
+# %%
+specs = book_models.uncertainty(params)
+fitted = chapter.fit(specs)
+bnn_names = [name for name, r in fitted.items() if r.spec.method == "bnn"]
+
+# %% [markdown]
+# ## Did the Bayesian fits converge?
+#
+# A posterior's spread means something only where its fit converged.
+
+# %% tags=["remove-input"]
+fit_table = chapter.report_fits({n: fitted[n] for n in bnn_names}, figure_number=1)
+glue_all(findings.convergence(fit_table, bnn_names, "its uncertainty is the optimiser's state, not a posterior's."))
+glue_all(findings.constant_predictors(fits.constant_predictors(fitted)))
+unconverged = [n for n in bnn_names if fit_table.loc[n, "verdict"] != "converged"]
+
+# %% [markdown]
+# ```{glue:md} fits_caption
+# :format: myst
+# ```
+#
+# Converged: {glue:text}`converged`. {glue:text}`unconverged_note` {glue:text}`constant_note`
+#
+# ## Scores and uncertainty, side by side
+#
+# Per method: the ensemble's validation corr and Sharpe; the AUC of its per-era mean predictive
+# std as a detector of its own burn eras (corr < 0) and of each planted change; how close its
+# ensemble is to the noise-free signal; how often its central 50% and 90% intervals (a Normal
+# with the row's mean and std over draws) hold the noise-free target; and what fitting and
+# scoring it cost, from the cache's records (a fit read from the cache shows what it cost when it
+# was computed). The baseline alone has one prediction per row, hence no spread: its uncertainty
+# columns are empty.
+#
+# The controls need no model of uncertainty: per era, the mean absolute correlation between
+# features (`feature_correlation`), the distance of the era's feature correlations from the
+# training eras' (`covariance_distance`), and the spread of the baseline's predictions within
+# the era (`baseline_dispersion`). Their burn AUC is against the baseline's burn eras.
+
+# %%
+x_valid, y_valid, valid_eras = dataset.arrays("validation", [dataset.roles.main])
+x_train, y_train, _ = dataset.arrays("train", [dataset.roles.main])
+truth_eras = analysis.truth_eras(dataset)
+signals = analysis.truth_signals(dataset)
+if truth_eras is not None and signals is not None:
+    changes = uncertainty.planted_changes(truth_eras)
+    train_signal = analysis.truth_signals(dataset, "train")["signal"].to_numpy()
+    signal_target = uncertainty.signal_on_target_scale(signals["signal"], train_signal, y_train[:, 0])
+    signal = signals["signal"].to_numpy()
+else:  # real data: no planted changes, no noise-free signal
+    changes, signal, signal_target = {}, None, None
+methods = uncertainty.method_rows(fitted, changes, signal, signal_target, chapter.runs())
+control_series = {
+    "feature_correlation": uncertainty.feature_correlation(x_valid, valid_eras),
+    "covariance_distance": uncertainty.covariance_distance(x_valid, valid_eras, reference=x_train[::10]),
+    "baseline_dispersion": uncertainty.prediction_dispersion(fitted["baseline"].scores.ensemble, valid_eras)}
+controls = uncertainty.control_rows(control_series, uncertainty.burn_flags(fitted["baseline"]), changes)
+summary = pd.concat([methods, controls.rename_axis("method")])
+summary.round(4)
+
+# %% [markdown]
+# ## What an uncertainty adds beyond the controls
+
+# %% tags=["hide-input"]
+with_spread = methods.dropna(subset=["burn_auc"]).index
+detections = uncertainty.best_against_control(
+    {n: fitted[n].scores.era_std() for n in with_spread}, control_series,
+    {"burn": {n: uncertainty.burn_flags(fitted[n]) for n in with_spread}, **changes})
+results.write_csv(detections, out / "detection.csv")
+glue_all(findings.uncertainty_detection(detections, unconverged))
+detections.round(3)
+
+# %% [markdown]
+# Per question, the method with the highest AUC against the control with the highest AUC on
+# the same eras, and the difference of the two with its 95% interval from resampling the eras
+# (with about a hundred eras, luck alone moves an AUC by several hundredths). The best of several
+# methods is also the luckiest, so an interval that only just excludes 0 is weak evidence.
+#
+# {glue:text}`detect_burn`
+#
+# {glue:text}`detect_covariate_shift`
+#
+# {glue:text}`detect_concept_drift`
+#
+# The planted changes: *covariate shift* marks the validation eras of a sudden shift, in which
+# the generator raises the features' common loading (visible in the inputs) and also flips the
+# sign of some weights; *concept drift* marks the quarter of the other validation eras whose
+# weights drifted furthest from the training eras', which leaves the features' distribution
+# alone. So a control built on the features should see the first and not the second.
+#
+# ## Against the noise-free truth
+
+# %% tags=["remove-input"]
+if signal is not None:
+    ceiling = analysis.signal_ceiling(signals, y_valid[:, 0], valid_eras, ["signal"]).loc["signal", "mean"]
+    glue_all(findings.uncertainty_truth(methods, ceiling))
+else:
+    glue_all({"truth_signal": findings.NO_TRUTH, "truth_coverage": ""})
+
+# %% [markdown]
+# {glue:text}`truth_signal`
+#
+# {glue:text}`truth_coverage` The noise-free target is the signal mapped to the target's units by
+# the least-squares line on the training rows: the best any model of this target could predict.
+#
+# ## Epistemic and aleatoric
+#
+# The heteroscedastic BNN's predictive variance per row is the variance over draws of its mean
+# (epistemic: what more data would shrink) plus the mean over draws of its noise variance
+# (aleatoric: what the model expects the target to scatter by). Per era, which part rises where
+# the data changed?
+
+# %%
+if book_models.HETERO in fitted:
+    split = evaluate_variance_split(fitted[book_models.HETERO].spec, dataset, chapter.cache,
+                                    force=params["force"], device=chapter.device)
+    per_era = split.per_era()
+    parts = {part: per_era[part] for part in ("epistemic", "aleatoric")}
+    split_aucs = uncertainty.detection_aucs(parts, changes) if changes else None
+    marked = changes.get("covariate_shift")
+    figure = plots.epistemic_aleatoric({"hetero": per_era}, marked=marked, title="Epistemic and aleatoric variance per era",
+                                       marked_label="covariate-shift eras")
+    results.export_figure(out, "epistemic_aleatoric", figure)
+    results.write_csv(per_era, out / "variance_split.csv")
+    display(figure)
+    display(split_aucs.round(3) if split_aucs is not None else per_era.describe().round(5))
+
+# %% [markdown]
+# *Figure 2. Per validation era, the mean over its rows of the heteroscedastic BNN's epistemic and
+# aleatoric variance (log scale); shaded: the eras of covariate shift. The table gives the AUC
+# of each part's per-era mean as a detector of each planted change.*
+#
+# ## Seeds against posterior draws
+#
+# The talk started from an observation: retraining the network with another seed moves its
+# score. If a posterior's draws stood for that uncertainty, they would spread about as much.
+
+# %%
+spreads = pd.DataFrame({name: uncertainty.spread(r.scores.draw_summary()) for name, r in fitted.items()
+                        if r.spec.n_draws > 1}).T.rename_axis("method")
+glue_all(findings.seed_spread(spreads))
+spreads.round(4)
+
+# %% [markdown]
+# {glue:text}`spread_note`
+#
+# (rerun-uncertainty)=
+# ## Rerun this page
+#
+# ```{glue:md} rerun
+# :format: myst
+# ```
+#
+# Parameters of this run:
+#
+# ```{glue:} parameters
+# ```
+#
+# Source: {download}`uncertainty.py <uncertainty.py>` (jupytext percent); executed notebook:
+# {download}`uncertainty.ipynb <uncertainty.ipynb>`. Papers and talk cited: [References](references.md).
+#
+# ## Exported results and provenance
+#
+# One row per method and per control: `summary.csv`; per model, its predictions and per-era
+# scores (`per_era.csv`); the heteroscedastic BNN's per-era variances, `variance_split.csv`.
+
+# %% tags=["remove-input", "hide-output"]
+chapter.close(fitted, summary)
+
+# %% [markdown]
+# {glue:text}`written` files written under {glue:text}`results_folder`.

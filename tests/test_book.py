@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from bnnlib import runner
@@ -113,6 +114,13 @@ def test_the_whole_book_builds_on_the_quick_profile(tmp_path):
     assert {name: p for name, p in problems.items() if p} == {}
     for chapter in runner.list_chapters(root):
         assert "Markdown(f" not in chapter.source.read_text(encoding="utf-8"), chapter.name
+    methods = pd.read_csv(root / "_build" / "results" / "uncertainty" / "summary.csv", index_col=0)
+    assert {"flat", "normal", "laplace", "mc_dropout", "deep_ensemble", "baseline", "feature_correlation",
+            "covariance_distance", "baseline_dispersion"} <= set(methods.index)
+    assert {"corr_mean", "corr_sharpe", "burn_auc", "covariate_shift_auc", "concept_drift_auc", "signal_corr",
+            "coverage_50", "coverage_90", "fit_seconds", "score_seconds"} <= set(methods.columns)
+    assert methods.loc[["normal", "mc_dropout", "deep_ensemble"], "coverage_90"].between(0, 1).all()
+    assert methods.loc["feature_correlation", "covariate_shift_auc"] > 0.5  # the shifts move the features
 
     entries = cache_entries(root)
     plots = root / "bnnlib" / "plots.py"

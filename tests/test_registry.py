@@ -4,7 +4,6 @@ On the tiny synthetic data with one-epoch fits."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import textwrap
 from pathlib import Path
@@ -17,6 +16,7 @@ from bnnlib.cache import Cache
 from bnnlib.data import load_synthetic
 from bnnlib.errors import BnnlibError
 from bnnlib.study import ModelSpec, evaluate_models
+from test_cli import project  # noqa: F401  (the fixture: a copy of the book in tmp_path)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["-p", "synthetic_profile", "tiny", "-p", "epochs", "1", "-p", "draws", "4", "-p", "batch_size", "512"]
@@ -33,20 +33,6 @@ def tiny(tmp_path_factory):
     fitted = evaluate_models(specs, dataset, cache)
     return dataset, folder / "cache", specs, fitted, list(cache.events)
 
-
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A copy of the repository's book (chapters, profiles, toc) in tmp_path, as the cwd."""
-    root = tmp_path / "book-copy"
-    (root / "book").mkdir(parents=True)
-    for name in ("_toc.yml", "_config.yml"):
-        shutil.copy(REPO / name, root / name)
-    for path in (REPO / "book").iterdir():
-        if path.suffix in (".py", ".md"):
-            shutil.copy(path, root / "book" / path.name)
-    shutil.copytree(REPO / "book" / "params", root / "book" / "params")
-    monkeypatch.chdir(root)
-    return root
 
 
 def test_a_chapters_rows_say_what_was_computed_and_what_came_from_the_cache(tiny):

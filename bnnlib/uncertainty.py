@@ -137,14 +137,17 @@ share of the truth's `drift_distance`, sudden shifts apart) count as concept-dri
 def planted_changes(truth_eras: pd.DataFrame) -> dict[str, pd.Series]:
     """The synthetic data's planted changes, per validation era (True = the era has it):
     `covariate_shift`, the sudden shifts, which raise the features' common loading (visible in
-    the inputs; the generator also flips some weights in those eras); `concept_drift`, the eras
-    whose weights drifted furthest (`CONCEPT_DRIFT_SHARE`) without a sudden shift, which leaves
-    the features' distribution alone."""
+    the inputs; the generator also flips some weights in those eras); `concept_drift`, changes
+    of the relation that leave the features' distribution alone: the eras of a concept shift
+    where the profile plants them (the `-drift` profiles), else the eras whose weights drifted
+    furthest (`CONCEPT_DRIFT_SHARE`) without a sudden shift."""
     table = truth_eras.assign(era=truth_eras["era"].astype(str)).set_index("era")
     shifted = table["shifted"].astype(bool)
-    calm = table.loc[~shifted, "drift_distance"]
-    threshold = calm.quantile(1.0 - CONCEPT_DRIFT_SHARE)
-    drifted = (table["drift_distance"] >= threshold) & ~shifted
+    if "concept_shift" in table.columns and table["concept_shift"].astype(bool).any():
+        drifted = table["concept_shift"].astype(bool)
+    else:
+        calm = table.loc[~shifted, "drift_distance"]
+        drifted = (table["drift_distance"] >= calm.quantile(1.0 - CONCEPT_DRIFT_SHARE)) & ~shifted
     return {"covariate_shift": shifted.rename("covariate_shift"), "concept_drift": drifted.rename("concept_drift")}
 
 

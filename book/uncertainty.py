@@ -182,9 +182,11 @@ detections.round(3)
 #
 # The planted changes: *covariate shift* marks the validation eras of a sudden shift, in which
 # the generator raises the features' common loading (visible in the inputs) and also flips the
-# sign of some weights; *concept drift* marks the quarter of the other validation eras whose
-# weights drifted furthest from the training eras', which leaves the features' distribution
-# alone. So a control built on the features should see the first and not the second.
+# sign of some weights; *concept drift* marks changes of the relation alone, which leave the
+# features' distribution as it was: on a `-drift` profile (`-p synthetic_profile default-drift`)
+# the eras where the generator flipped weights without touching the features, otherwise the
+# quarter of the other validation eras whose weights drifted furthest from the training eras'.
+# So a control built on the features should see the first and not the second.
 #
 # ## Against the noise-free truth
 

@@ -310,3 +310,30 @@ def test_write_profile_to_a_place_that_cannot_be_written_is_a_bnnlib_error(tmp_p
     for out in (Path("/proc/bnnlib-test/data"), tmp_path / "a-file" / "below" / "data"):
         with pytest.raises(BnnlibError, match="cannot write the synthetic data to"):
             synth.write_profile("tiny", out)
+
+
+def test_a_concept_shift_flips_weights_leaves_the_features_and_changes_nothing_else(tiny):
+    """The `-drift` profiles plant concept drift the inputs cannot show: eras whose weights flip
+    as in a shift while the features keep their loading. Drawn from a stream of its own, so the
+    features, and every era without it, are the data the profile makes without it."""
+    from bnnlib.data.profiles import PROFILES
+    from bnnlib.uncertainty import planted_changes
+
+    drifting = synth.generate(dataclasses.replace(PROFILES["tiny"], concept_shift_rate=0.5))
+    eras = drifting.truth_eras
+    concept = eras["concept_shift"].astype(bool)
+    assert concept.any() and not (concept & eras["shifted"]).any()
+    assert (eras.loc[concept, "shift_flipped"] > 0).all()
+    assert (eras.loc[concept, "feature_loading"] == eras.loc[~eras["shifted"], "feature_loading"].iloc[0]).all()
+    assert not tiny.truth_eras["concept_shift"].any()  # the book's profiles plant none
+    features = [c for c in tiny.train.columns if c.startswith("feature_")]
+    pd.testing.assert_frame_equal(drifting.train[features], tiny.train[features])
+    pd.testing.assert_frame_equal(drifting.truth_eras.drop(columns=["concept_shift", "shift_flipped", "shift_features",
+                                                                    "drift_distance", "alignment", "signal_sd"]),
+                                  tiny.truth_eras.drop(columns=["concept_shift", "shift_flipped", "shift_features",
+                                                                "drift_distance", "alignment", "signal_sd"]))
+    changes = planted_changes(eras[eras["data_type"] == "validation"])
+    assert changes["concept_drift"].equals(concept[eras["data_type"] == "validation"].set_axis(
+        eras.loc[eras["data_type"] == "validation", "era"].astype(str)).rename("concept_drift"))
+    assert {"quick-drift", "default-drift"} <= set(PROFILES)
+    assert PROFILES["default-drift"].train_rows == PROFILES["default"].train_rows

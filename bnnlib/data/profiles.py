@@ -39,7 +39,9 @@ class SynthProfile:
     `factor_scale`, plus a part that follows the regimes, std `factor_regime_scale`) with mean
     zero over the train eras, and sudden shifts (probability `shift_rate` per
     era) that flip a fraction `shift_flip` of the linear weights and raise the feature
-    correlations. The other targets share part of the signal (`signal_overlap`) and of the
+    correlations. With `concept_shift_rate` > 0, other eras flip weights the same way but leave
+    the features alone: concept drift that no statistic of the inputs can see (0 in the book's
+    own profiles, so their data stay as they were; the `-drift` profiles set it). The other targets share part of the signal (`signal_overlap`) and of the
     noise, tuned so their binned correlations with the main target equal `target_corrs`.
     """
 
@@ -69,6 +71,7 @@ class SynthProfile:
     shift_flip: float = 0.5
     feature_loading: float = 0.5
     shift_loading: float = 0.8
+    concept_shift_rate: float = 0.0
     target_corrs: tuple[float, float, float] = (0.66, 0.72, 0.50)
     signal_overlap: tuple[float, float, float] = (0.8, 0.8, 0.6)
 
@@ -89,6 +92,8 @@ class SynthProfile:
             problems.append("factor_features cannot exceed n_small")
         if not 0 < self.linear_share < 1:
             problems.append("linear_share must lie strictly between 0 and 1")
+        if not 0 <= self.concept_shift_rate < 1:
+            problems.append("concept_shift_rate must lie in [0, 1)")
         if self.gap_eras < 0:
             problems.append("gap_eras cannot be negative")
         if problems:
@@ -112,6 +117,8 @@ PROFILES: dict[str, SynthProfile] = {
     "default": SynthProfile("default", train_eras=574, train_rows=4200, validation_eras=105,
                             validation_rows=1500, gap_eras=30, unresolved_eras=4, signal_corr=0.027),
 }
+for _name in ("quick", "default"):  # the same data with eras of concept drift alone planted beside the shifts
+    PROFILES[f"{_name}-drift"] = dataclasses.replace(PROFILES[_name], name=f"{_name}-drift", concept_shift_rate=0.08)
 
 
 def get_profile(name: str | SynthProfile) -> SynthProfile:

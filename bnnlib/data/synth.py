@@ -155,6 +155,7 @@ def _truth_eras(profile: SynthProfile, world: World, path: EraPath, eras: np.nda
         "drift_distance": np.linalg.norm(linear - base, axis=1) / np.linalg.norm(base),
         "alignment": linear @ base / (np.linalg.norm(linear, axis=1) * np.linalg.norm(base)),
         "shifted": path.shifted[eras],
+        "concept_shift": path.concept_shifted[eras],
         "shift_flipped": path.flipped[eras].sum(axis=1),
         "shift_features": [";".join(world.features[j] for j in np.flatnonzero(row)) for row in path.flipped[eras]],
         "feature_loading": path.loading[eras],

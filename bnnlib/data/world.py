@@ -66,10 +66,11 @@ class EraPath:
     regime: np.ndarray  # [T] int
     mix: np.ndarray  # [T, K] drift state: the regimes' weights, moving slowly to the current one
     shifted: np.ndarray  # [T] bool
-    flipped: np.ndarray  # [T, F] bool: linear weights whose sign a shift flipped
+    flipped: np.ndarray  # [T, F] bool: linear weights whose sign a shift (or a concept shift) flipped
     loading: np.ndarray  # [T] within-group feature loading (raised in shifted eras)
     linear: np.ndarray  # [T, F] the era's linear weights of the main signal
     factor: np.ndarray  # [T, F] the era's factor relation (latent scale; zero off factor features)
+    concept_shifted: np.ndarray | None = None  # [T] bool: weights flipped, features left alone
 
 
 def standardize(levels: np.ndarray, dtype=np.float64) -> np.ndarray:
@@ -194,6 +195,12 @@ def make_era_path(profile: SynthProfile, world: World, rng: np.random.Generator)
     n_flip = max(1, round(profile.shift_flip * len(world.steady)))
     for e in np.flatnonzero(shifted):
         flipped[e, rng.choice(world.steady, n_flip, replace=False)] = True
+    concept = np.zeros(total, dtype=bool)
+    if profile.concept_shift_rate > 0:  # a stream of its own: the rest of the data stays as without it
+        own = np.random.default_rng([profile.seed, 1])
+        concept = (own.random(total) < profile.concept_shift_rate) & ~shifted
+        for e in np.flatnonzero(concept):
+            flipped[e, own.choice(world.steady, n_flip, replace=False)] = True
     linear = world.main.weights + mix @ world.regimes
     linear = np.where(flipped, -linear, linear)
     loading = np.where(shifted, profile.shift_loading, profile.feature_loading)
@@ -204,4 +211,4 @@ def make_era_path(profile: SynthProfile, world: World, rng: np.random.Generator)
     swings = np.where(shifted[:, None], swings + jumps, swings)
     factor = np.zeros((total, n_features))
     factor[:, world.factor_index] = swings
-    return EraPath(regime, mix, shifted, flipped, loading, linear, factor)
+    return EraPath(regime, mix, shifted, flipped, loading, linear, factor, concept)

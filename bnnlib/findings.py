@@ -441,9 +441,9 @@ def uncertainty_detection(detections: pd.DataFrame, unconverged: Sequence[str]) 
         if pd.isna(row["method"]):
             out[f"detect_{question}"] = f"No method with a spread of draws was scored for {what}."
             continue
-        text = f"For {what}, the best method is `{row['method']}` (AUC {row['method_auc']:.3f})"
+        text = f"For {what}, the best method is {row['method']} (AUC {row['method_auc']:.3f})"
         if pd.notna(row["control"]):
-            text += (f"; the best control, `{row['control']}`, reaches {row['control_auc']:.3f}: a difference of "
+            text += (f"; the best control, {row['control']}, reaches {row['control_auc']:.3f}: a difference of "
                      f"{row['difference']:+.3f} (95% interval over resampled eras {row['low']:+.3f} to "
                      f"{row['high']:+.3f}), so the uncertainty ")
             text += ("adds something the control does not see." if row["low"] > 0 else
@@ -452,7 +452,7 @@ def uncertainty_detection(detections: pd.DataFrame, unconverged: Sequence[str]) 
         else:
             text += "."
         if row["method"] in unconverged:
-            text += f" `{row['method']}`'s fit did not converge: its AUC describes where the optimiser stopped."
+            text += f" {row['method']}'s fit did not converge: its AUC describes where the optimiser stopped."
         out[f"detect_{question}"] = text
     return out
 
@@ -464,14 +464,14 @@ def uncertainty_truth(methods: pd.DataFrame, ceiling: float) -> dict:
     signal = (f"The noise-free signal itself scores a validation corr of {ceiling:.4f} with the target: no model "
               "can do better on average. ")
     if best is not None:
-        signal += f"The ensemble closest to the signal is `{best[0]}`'s (correlation {best[1]:.3f} with it)."
+        signal += f"The ensemble closest to the signal is {best[0]}'s (correlation {best[1]:.3f} with it)."
     covered = methods.dropna(subset=["coverage_90"])
     if covered.empty:
         coverage = "No method has a spread of draws, so there is no interval to check."
     else:
-        parts = [f"`{name}` {row.coverage_50:.0%} / {row.coverage_90:.0%}" for name, row in covered.iterrows()]
-        narrow = [f"`{n}`" for n, row in covered.iterrows() if row.coverage_90 < 0.8]
-        wide = [f"`{n}`" for n, row in covered.iterrows() if row.coverage_50 > 0.75]
+        parts = [f"{name} {row.coverage_50:.0%} / {row.coverage_90:.0%}" for name, row in covered.iterrows()]
+        narrow = [n for n, row in covered.iterrows() if row.coverage_90 < 0.8]
+        wide = [n for n, row in covered.iterrows() if row.coverage_50 > 0.75]
         coverage = ("The central 50% / 90% intervals of the draws hold the noise-free target in: "
                     + "; ".join(parts) + ". ")
         if narrow:
@@ -491,11 +491,11 @@ def seed_spread(spreads: pd.DataFrame) -> dict:
         return {"spread_note": "This run has no deep ensemble, so there is no seed spread to compare."}
     seeds = spreads.loc["deep_ensemble"]
     others = spreads.drop(index="deep_ensemble")
-    parts = [f"`{name}` {row.corr_std:.4f}" for name, row in others.iterrows()]
+    parts = [f"{name} {row.corr_std:.4f}" for name, row in others.iterrows()]
     wider = [name for name, row in others.iterrows() if row.corr_std >= 0.5 * seeds.corr_std]
     return {"spread_note": (
         f"Retraining the network with {int(seeds.n)} seeds moves its validation corr by a std of {seeds.corr_std:.4f} "
         f"(from {seeds.corr_min:.4f} to {seeds.corr_max:.4f}); over draws the std is " + "; ".join(parts) + ". "
-        + (f"Only {', '.join(f'`{n}`' for n in wider)} spread at least half as much as the seeds do."
+        + (f"Only {', '.join(wider)} spread at least half as much as the seeds do."
            if wider else "No posterior spreads even half as much as the seeds do: its draws do not stand for "
                          "retraining."))}

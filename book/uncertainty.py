@@ -84,7 +84,7 @@ chapter = open_chapter("uncertainty", globals())
 params, dataset, out = chapter.params, chapter.dataset, chapter.out
 
 # %% [markdown]
-# {glue:text}`data_note` This run has {glue:text}`validation_eras`, with {glue:text}`param_epochs`
+# {glue:text}`data_note` This run has {glue:text}`validation_eras` validation eras, with {glue:text}`param_epochs`
 # epochs, {glue:text}`param_draws` draws per BNN and for MC dropout, and a deep ensemble of
 # {glue:text}`param_members` networks. The command that reruns this page, its parameters and its
 # source are {ref}`at its end <rerun-uncertainty>`.

@@ -227,8 +227,9 @@ def warm(jobs: list[Job], workers: int, force: bool = False, executor: str = "lo
             pool.progress = report("fits")
             items = [(place(j), j.specs[0], force, j.device) for j in jobs]
             for job, error in zip(jobs, pool.map(_run_job, items)):
-                if error or _missing(job, "fit"):
-                    failed[job.label] = error or _missing(job, "fit")
+                error = error or _missing(job, "fit")
+                if error:
+                    failed[job.label] = error
             fitted = [j for j in jobs if j.label not in failed]
             ranges = sorted(((job, spec, draws) for job in fitted for spec in job.specs
                              for draws in draw_ranges(spec.n_draws)),

@@ -297,9 +297,7 @@ def evaluate_variance_split(spec: ModelSpec, dataset, cache: Cache, force: bool 
     parts (`predictive.split_variance`), from its cached fit (fitted first if missing), cached
     under the key of its scores."""
     environment = device_environment(device)
-    fitted, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
-                                     lambda: single_threaded(_fit, spec, dataset, False, device),
-                                     environment=environment)
+    fitted = fit_model(spec, dataset, cache, progress=False, device=device)
     value, _ = cache.get_or_compute("variance_split", spec.score_spec(), dataset.fingerprint,
                                     lambda: single_threaded(_split, spec, fitted, dataset, device), force=force,
                                     environment=environment)

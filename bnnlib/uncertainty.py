@@ -185,9 +185,36 @@ def method_rows(fitted: Mapping, changes: Mapping[str, pd.Series], signal, signa
 
 
 def burn_flags(result) -> pd.Series:
-    """A model's burn eras (its ensemble's corr < 0), per era name."""
-    per_era = result.per_era
-    return pd.Series((per_era["corr"] < 0).to_numpy(), index=per_era["era"].astype(str), name="burn")
+    """A model's burn eras (its ensemble's corr < 0, `analysis.burn_eras`), per era name."""
+    from bnnlib.analysis import burn_eras
+
+    eras = burn_eras(result.per_era)
+    return pd.Series(eras["burn"].to_numpy(), index=eras["era"].astype(str), name="burn")
+
+
+def ground_truth(dataset) -> tuple[dict[str, pd.Series], np.ndarray | None, np.ndarray | None]:
+    """What the synthetic data knows of its validation eras and rows: the planted changes, the
+    noise-free signal, and that signal in the target's units; empty and None on real data."""
+    from bnnlib.analysis import truth_eras, truth_signals
+
+    eras, signals = truth_eras(dataset), truth_signals(dataset)
+    if eras is None or signals is None:
+        return {}, None, None
+    _, y_train, _ = dataset.arrays("train", [dataset.roles.main])
+    train_signal = truth_signals(dataset, "train")["signal"].to_numpy()
+    signal = signals["signal"].to_numpy()
+    return planted_changes(eras), signal, signal_on_target_scale(signal, train_signal, y_train[:, 0])
+
+
+def controls(dataset, baseline) -> dict[str, pd.Series]:
+    """The per-era controls that need no model of uncertainty, on the validation eras: the
+    inputs' own statistics (against the training rows, every tenth) and the plain network's
+    prediction dispersion (`baseline`, a `ModelResult`)."""
+    x_valid, _, eras = dataset.arrays("validation", [dataset.roles.main])
+    x_train, _, _ = dataset.arrays("train", [dataset.roles.main])
+    return {"feature_correlation": feature_correlation(x_valid, eras),
+            "covariance_distance": covariance_distance(x_valid, eras, reference=x_train[::10]),
+            "baseline_dispersion": prediction_dispersion(baseline.scores.ensemble, eras)}
 
 
 def control_rows(controls: Mapping[str, pd.Series], burn: pd.Series, changes: Mapping[str, pd.Series]
@@ -232,8 +259,7 @@ def best_against_control(detectors: Mapping[str, pd.Series], controls: Mapping[s
         def flags_for(name: str) -> pd.Series:
             return truth[name] if isinstance(truth, Mapping) else truth
 
-        method_aucs = {n: mann_whitney_auc(s.set_axis(s.index.astype(str)).loc[flags_for(n).index.astype(str)]
-                                           .to_numpy(dtype=float), flags_for(n).to_numpy(dtype=bool))
+        method_aucs = {n: detection_aucs({n: s}, {"q": flags_for(n)}).iloc[0, 0]
                        for n, s in detectors.items() if not isinstance(truth, Mapping) or n in truth}
         method_aucs = {n: a for n, a in method_aucs.items() if np.isfinite(a)}
         if not method_aucs:

@@ -136,22 +136,9 @@ unconverged = [n for n in bnn_names if fit_table.loc[n, "verdict"] != "converged
 # the era (`baseline_dispersion`). Their burn AUC is against the baseline's burn eras.
 
 # %%
-x_valid, y_valid, valid_eras = dataset.arrays("validation", [dataset.roles.main])
-x_train, y_train, _ = dataset.arrays("train", [dataset.roles.main])
-truth_eras = analysis.truth_eras(dataset)
-signals = analysis.truth_signals(dataset)
-if truth_eras is not None and signals is not None:
-    changes = uncertainty.planted_changes(truth_eras)
-    train_signal = analysis.truth_signals(dataset, "train")["signal"].to_numpy()
-    signal_target = uncertainty.signal_on_target_scale(signals["signal"], train_signal, y_train[:, 0])
-    signal = signals["signal"].to_numpy()
-else:  # real data: no planted changes, no noise-free signal
-    changes, signal, signal_target = {}, None, None
+changes, signal, signal_target = uncertainty.ground_truth(dataset)  # empty on real data
 methods = uncertainty.method_rows(fitted, changes, signal, signal_target, chapter.runs())
-control_series = {
-    "feature_correlation": uncertainty.feature_correlation(x_valid, valid_eras),
-    "covariance_distance": uncertainty.covariance_distance(x_valid, valid_eras, reference=x_train[::10]),
-    "baseline_dispersion": uncertainty.prediction_dispersion(fitted["baseline"].scores.ensemble, valid_eras)}
+control_series = uncertainty.controls(dataset, fitted["baseline"])
 controls = uncertainty.control_rows(control_series, uncertainty.burn_flags(fitted["baseline"]), changes)
 summary = pd.concat([methods, controls.rename_axis("method")])
 summary.round(4)
@@ -192,7 +179,9 @@ detections.round(3)
 
 # %% tags=["remove-input"]
 if signal is not None:
-    ceiling = analysis.signal_ceiling(signals, y_valid[:, 0], valid_eras, ["signal"]).loc["signal", "mean"]
+    _, y_valid, valid_eras = dataset.arrays("validation", [dataset.roles.main])
+    ceiling = analysis.signal_ceiling(analysis.truth_signals(dataset), y_valid[:, 0], valid_eras,
+                                      ["signal"]).loc["signal", "mean"]
     glue_all(findings.uncertainty_truth(methods, ceiling))
 else:
     glue_all({"truth_signal": findings.NO_TRUTH, "truth_coverage": ""})

@@ -337,8 +337,8 @@ def lr_schedule(lr_final: float) -> dict:
         f"Its learning rates decay geometrically to {lr_final:g} of their start by the last step (the talk's "
         "stayed constant): Adam at a constant rate never settles, its iterates wander wherever the ELBO is "
         "nearly flat (the output-layer stds of a network the prior pruned), so a fit that had reached its "
-        "optimum could not be told apart from one still on its way. With the decay they settle (`-p "
-        "lr_bnn_final 1` restores the constant rate). The `baseline_bnn_lr` control below decays the same way.")}
+        "optimum could not be told apart from one still on its way. With the decay they settle (-p "
+        "lr_bnn_final 1 restores the constant rate). The baseline_bnn_lr control below decays the same way.")}
 
 
 def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, talk_start: str) -> dict:

@@ -370,7 +370,7 @@ def constant_predictors(names: Sequence[str]) -> dict:
     """The note on models whose ensemble prediction is one value for every row (`fits.constant_predictors`)."""
     if not names:
         return {"constant_note": "Every model's ensemble prediction varies across the validation rows."}
-    listed = ", ".join(f"`{n}`" for n in names)
+    listed = ", ".join(names)
     return {"constant_note": (
         f"{listed} {'predicts' if len(names) == 1 else 'predict'} one value for every validation row, to within "
         f"{CONSTANT:g} (a point network whose ReLUs died in training, or a posterior pruned to its prior): "

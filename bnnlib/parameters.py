@@ -324,6 +324,7 @@ RULES: dict[str, tuple[Callable[..., Any], bool]] = {
     "draws": (_positive_int("-p draws 50"), False),
     "steps": (_optional_steps, False),
     "lr_baseline": (_positive_float(), False),
+    "lr_baseline_final": (_positive_float(), False),
     "lr_bnn": (_positive_float(), False),
     "lr_bnn_scale": (_positive_float(optional=True), False),
     "lr_bnn_final": (_positive_float(), False),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from bnnlib.analysis import percent_range
@@ -96,12 +97,37 @@ def study1_draws(draw_table: pd.DataFrame, talk_draws: pd.DataFrame, converged: 
             "spreads": spreads}
 
 
-def init_invariance(check: pd.DataFrame, names: Sequence[str], tolerance: float = 0.1) -> dict:
-    """Which fits end at the same guide stds from two starting points, and how far apart
-    their ensembles' corrs are in Monte Carlo errors (a `fits.paired_comparison` table)."""
+def init_invariance(check: pd.DataFrame, names: Sequence[str], tolerance: float = 0.1,
+                    n_rows: int | None = None) -> dict:
+    """Which fits end at the same guide stds from two starting points, how far apart their
+    ensembles' corrs are in Monte Carlo errors (a `fits.paired_comparison` table), and, where
+    the starts end apart, which reached the higher ELBO (`elbo_note`; in nats over the `n_rows`
+    training rows when given): two ends are two optima, and only the higher one is the
+    mean-field posterior."""
     same = [p for p in names if check.loc[p, "largest_std_change"] <= tolerance]
+    apart = [p for p in names if p not in same]
+    parts = []
+    for p in apart:
+        row = check.loc[p]
+        if "elbo_per_row_first" not in row or not np.isfinite(row["elbo_per_row_first"] - row["elbo_per_row_second"]):
+            continue
+        gap = row["elbo_per_row_first"] - row["elbo_per_row_second"]
+        nats = f" ({abs(gap) * n_rows:,.0f} nats over the training rows)" if n_rows else ""
+        layer = max((c for c in row.index if c.startswith("std_ratio_")), key=lambda c: abs(np.log(row[c])))
+        parts.append(
+            f"{prior_label(p)}: the smaller start ends with {layer.removeprefix('std_ratio_')}'s median std "
+            f"{row[layer]:.3g} times the first fit's, at an ELBO per row {abs(gap):.5f} "
+            f"{'lower' if gap > 0 else 'higher'}{nats}, after {row['steps_second']:,.0f} steps against "
+            f"{row['steps_first']:,.0f}")
+    if not apart:
+        note = "Both starts end at one optimum for every prior."
+    elif parts:
+        note = ("Where the starts end apart, each fit settled (see the verdicts), so they found two optima of the "
+                "mean-field ELBO, and only the higher one is the variational posterior: " + "; ".join(parts) + ".")
+    else:
+        note = "The fits that end apart have no ELBO trace to say which optimum is the better one."
     return {"same": int(len(same)), "of": int(len(names)), "same_names": prior_labels(same),
-            "tolerance": 100 * tolerance,
+            "tolerance": 100 * tolerance, "elbo_note": note,
             "mc_errors": ", ".join(f"{prior_label(p)} {check.loc[p, 'difference_in_mc_errors']:.1f}" for p in names)}
 
 

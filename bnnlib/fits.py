@@ -147,11 +147,19 @@ def ensemble_corr_mc_error(result: Any, target: Any, eras: Any, replicates: int 
     return float(np.std(corrs, ddof=1))
 
 
+def _last(history: Mapping, key: str) -> float:
+    """The last record of a fit's trace, NaN where it has none."""
+    values = history.get(key) or []
+    return float(values[-1]) if len(values) else np.nan
+
+
 def paired_comparison(results: Mapping[str, Any], pairs: Mapping[str, tuple[str, str]], target: Any,
                       eras: Any) -> pd.DataFrame:
     """Two fits of one model side by side (e.g. from two initial scales, or in two precisions):
     per pair, each fit's ensemble corr and its Monte Carlo error, their difference in units of
-    the difference's MC error, and each layer's median guide std as a ratio second / first."""
+    the difference's MC error, each fit's steps and last ELBO per row (which optimum is the
+    better one, where two starts end apart), and each layer's median guide std as a ratio
+    second / first."""
     rows = []
     for label, (first, second) in pairs.items():
         a, b = results[first], results[second]
@@ -160,6 +168,9 @@ def paired_comparison(results: Mapping[str, Any], pairs: Mapping[str, tuple[str,
         ratios = layer_medians(b) / layer_medians(a)
         rows.append({"pair": label, "first": first, "second": second, "corr_first": corr_a, "corr_second": corr_b,
                      "corr_difference": corr_b - corr_a, "mc_error": error,
+                     "steps_first": _last(a.history, "step"), "steps_second": _last(b.history, "step"),
+                     "elbo_per_row_first": _last(a.history, "elbo_per_row"),
+                     "elbo_per_row_second": _last(b.history, "elbo_per_row"),
                      "difference_in_mc_errors": abs(corr_b - corr_a) / error if error > 0 else np.inf,
                      **{f"std_ratio_{k}": v for k, v in ratios.items()},
                      "largest_std_change": float(np.max(np.abs(ratios.to_numpy() - 1.0)))})

@@ -227,7 +227,9 @@ check2
 #
 # ## Is the spread the data's or the initialisation's?
 #
-# Each BNN refitted from guide stds {glue:text}`param_init_shrink` times smaller: if the spread of the draws is the
+# Each BNN refitted from guide stds {glue:text}`param_init_shrink` times smaller, with
+# {glue:text}`init_budget` times the steps (a start that far off needs more of them to settle;
+# the verdicts table says whether it did): if the spread of the draws is the
 # posterior's, both fits end with the same guide std in every layer and the same ensemble corr,
 # up to the Monte Carlo error of a finite number of draws (and the optimiser's own noise).
 # Mean-field variational fits are known to prune units and to underfit the data's signal
@@ -239,8 +241,8 @@ init_pairs = {p: (p, book_models.init_check_name(p)) for p in bnn_names}
 init_check = fits.paired_comparison(fitted_all, init_pairs, y_valid[:, 0],
                                    valid_eras)
 results.write_csv(init_check, out / "init_invariance.csv")
-init = findings.init_invariance(init_check, bnn_names)
-glue_all(findings.prefixed("init", init))
+init = findings.init_invariance(init_check, bnn_names, n_rows=len(dataset.train))
+glue_all(findings.prefixed("init", {**init, "budget": book_models.INIT_CHECK_BUDGET}))
 init_check.round(4)
 
 # %% [markdown]
@@ -248,7 +250,7 @@ init_check.round(4)
 # starting points for {glue:text}`init_same` of {glue:text}`init_of` priors
 # ({glue:text}`init_same_names`); for the others the spread of the draws is the
 # initialisation's, not the data's. The ensemble corrs differ by this many times their Monte
-# Carlo error: {glue:text}`init_mc_errors`.
+# Carlo error: {glue:text}`init_mc_errors`. {glue:text}`init_elbo_note`
 #
 # ## bf16 against float32
 #

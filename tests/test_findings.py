@@ -47,6 +47,19 @@ def test_init_invariance_counts_fits_within_the_tolerance():
     out = findings.init_invariance(check, ["normal", "laplace"])
     assert (out["same"], out["of"], out["same_names"]) == (1, 2, "normal")
     assert out["mc_errors"] == "normal 0.4, Laplace 2.5"
+    assert "no ELBO trace" in out["elbo_note"]
+
+
+def test_init_invariance_says_which_start_reached_the_higher_elbo():
+    check = pd.DataFrame({"largest_std_change": [0.05, 0.9], "difference_in_mc_errors": [0.4, 2.5],
+                          "steps_first": [100, 100], "steps_second": [200, 200],
+                          "elbo_per_row_first": [0.5, 0.0785], "elbo_per_row_second": [0.5, 0.0783],
+                          "std_ratio_layer1": [1.0, 0.95], "std_ratio_layer4": [1.0, 0.013]},
+                         index=["normal", "laplace"])
+    note = findings.init_invariance(check, ["normal", "laplace"], n_rows=1000)["elbo_note"]
+    assert "two optima" in note and "layer4's median std 0.013 times" in note
+    assert "0.00020 lower (0 nats" in note and "200 steps against 100" in note and "normal" not in note
+    assert findings.init_invariance(check.iloc[:1], ["normal"])["elbo_note"].startswith("Both starts end at one")
 
 
 def test_burn_detection_on_the_talk_table():

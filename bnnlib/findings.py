@@ -483,6 +483,22 @@ def uncertainty_detection(detections: pd.DataFrame, unconverged: Sequence[str]) 
     return out
 
 
+def std_direction(shifts: pd.DataFrame, aucs: pd.Series, what: str = "covariate shift") -> dict:
+    """For the converged methods whose std separates the eras of a change in the wrong direction
+    (AUC below 0.2: lower where the data changed), how small that move is (`direction_note`;
+    `shifts`: per method, `uncertainty.std_shift`'s ratio and spread_others)."""
+    low = [m for m in shifts.index if m in aucs.index and aucs[m] < 0.2 and np.isfinite(shifts.loc[m, "ratio"])]
+    if not low:
+        return {"direction_note": ""}
+    parts = [f"{m} {1 - shifts.loc[m, 'ratio']:.1%} lower (AUC {aucs[m]:.3f}; era-to-era spread elsewhere "
+             f"{shifts.loc[m, 'spread_others']:.1%})" for m in low]
+    return {"direction_note": (
+        f"Some stds are lower, not higher, in the eras of {what}: " + "; ".join(parts) + ". The AUC is extreme "
+        "because the move is consistent, not because it is large: these stds hardly vary from era to era at all. "
+        "Read with the sign reversed the AUC would look like a detector, but a sign chosen after seeing the "
+        "result is not one, and a std that falls where the inputs move is not an alarm.")}
+
+
 def uncertainty_truth(methods: pd.DataFrame, ceiling: float) -> dict:
     """How much of the noise-free signal each method found, and whether its intervals hold the
     noise-free target as often as they claim (`truth_signal`, `truth_coverage`)."""

@@ -92,6 +92,22 @@ def detection_aucs(detectors: Mapping[str, pd.Series], truths: Mapping[str, pd.S
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("detector")
 
 
+def std_shift(detector: pd.Series, truth: pd.Series) -> dict[str, float]:
+    """How far a per-era std moves in the eras of a change, against how much it varies anyway:
+    the ratio of its mean in the changed eras to its mean in the others, and its relative spread
+    (std over mean) among the others. An AUC says only which way and how cleanly the two sets of
+    eras separate; a ratio of 0.98 against a spread of 0.006 is a clean but tiny move."""
+    detector = detector.copy()
+    detector.index = detector.index.astype(str)
+    truth = truth.copy()
+    truth.index = truth.index.astype(str)
+    flagged = truth.astype(bool)
+    changed, others = detector.loc[truth.index[flagged]], detector.loc[truth.index[~flagged]]
+    if changed.empty or others.empty or not others.mean() > 0:
+        return {"ratio": float("nan"), "spread_others": float("nan")}
+    return {"ratio": float(changed.mean() / others.mean()), "spread_others": float(others.std() / others.mean())}
+
+
 def signal_on_target_scale(signal, fit_signal, fit_target) -> np.ndarray:
     """The noise-free signal in the target's units: `signal` mapped by the least-squares line
     from the signal to the target on (`fit_signal`, `fit_target`) (the training rows). The

@@ -160,6 +160,13 @@ detections = uncertainty.best_against_control(
     {"burn": {n: uncertainty.burn_flags(fitted[n]) for n in with_spread}, **changes})
 results.write_csv(detections, out / "detection.csv")
 glue_all(findings.uncertainty_detection(detections, unconverged))
+if "covariate_shift" in changes:
+    trusted = [n for n in with_spread if n not in unconverged]  # no unconverged BNN
+    shifts = pd.DataFrame({n: uncertainty.std_shift(fitted[n].scores.era_std(), changes["covariate_shift"])
+                           for n in trusted}).T
+    glue_all(findings.std_direction(shifts, methods.loc[trusted, "covariate_shift_auc"]))
+else:
+    glue_all({"direction_note": ""})
 detections.round(3)
 
 # %% [markdown]
@@ -170,7 +177,7 @@ detections.round(3)
 #
 # {glue:text}`detect_burn`
 #
-# {glue:text}`detect_covariate_shift`
+# {glue:text}`detect_covariate_shift` {glue:text}`direction_note`
 #
 # {glue:text}`detect_concept_drift`
 #

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bnnlib import uncertainty
 from bnnlib.errors import BnnlibError
 from bnnlib.uncertainty import (covariance_distance, detection_aucs, feature_correlation, interval_coverage,
                                 prediction_dispersion, signal_on_target_scale, spread)
@@ -92,3 +93,20 @@ def test_a_method_adds_to_a_control_only_when_the_resampled_interval_excludes_ze
                                  {"shift": flags, "own": {"blind": flags, "perfect": ~flags}})
     assert table.loc["shift", "method"] == "perfect" and table.loc["shift", "low"] > 0
     assert table.loc["own", "method"] == "blind"  # against its own flags `perfect` is inverted
+
+
+def test_std_shift_measures_the_move_against_the_spread_elsewhere():
+    truth = pd.Series([True, True, False, False, False, False], index=[f"e{i}" for i in range(6)])
+    std = pd.Series([0.98, 0.98, 1.0, 1.01, 0.99, 1.0], index=truth.index)
+    out = uncertainty.std_shift(std, truth)
+    assert out["ratio"] == pytest.approx(0.98) and out["spread_others"] == pytest.approx(np.std([1, 1.01, 0.99, 1], ddof=1))
+    assert np.isnan(uncertainty.std_shift(std, truth & False)["ratio"])
+
+
+def test_std_direction_names_only_stds_that_fall_where_the_data_changed():
+    from bnnlib import findings
+
+    shifts = pd.DataFrame({"ratio": [0.98, 1.5], "spread_others": [0.006, 0.1]}, index=["normal", "flat"])
+    note = findings.std_direction(shifts, pd.Series({"normal": 0.006, "flat": 0.84}))["direction_note"]
+    assert "normal 2.0% lower (AUC 0.006" in note and "flat" not in note
+    assert findings.std_direction(shifts, pd.Series({"normal": 0.5, "flat": 0.84}))["direction_note"] == ""

@@ -52,7 +52,7 @@ epochs = 30
 steps = None  # optimiser steps; None: `epochs` passes (on a smaller dataset, 17700 matches the talk)
 batch_size = 4096
 lr_baseline = 1e-3  # the point networks: baseline, MC dropout, the deep ensemble's members (SVI's lr)
-lr_baseline_final = 0.1  # their lr decays to this share, as SVI's does (the talk's 1e-2, constant, killed some seeds)
+lr_baseline_final = 0.1  # their lr decays to this share, as SVI's does (1: constant; the talk's 1e-2 can kill a seed)
 lr_bnn = 1e-3  # the guide's means (the talk's lr)
 lr_bnn_scale = 1e-2  # the guide's log-scales (at 1e-3 they had not settled after the talk's 17,700 steps)
 lr_bnn_final = 0.1  # SVI's lrs decay geometrically to this share by the last step (1: constant, the talk's)
@@ -96,9 +96,9 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # (the baseline, MC dropout and the deep ensemble's members) train with SVI's optimiser: Adam at
 # lr {glue:text}`param_lr_baseline`, decaying to {glue:text}`param_lr_baseline_final` of it by
 # the last step, so the baseline is study 1's matched-budget control. At the talk's constant
-# 1e-2, study 1's baseline and some seeds of the ensemble died (every ReLU off: one prediction
-# for every row), and a seed spread made of dead and live networks measures the optimiser's
-# failures, not the seeds' effect. MC dropout trains the baseline network with dropout (rate
+# 1e-2 a network can die (every ReLU off: one prediction for every row; study 1 names any of its
+# networks that did), and a seed spread made of dead and live networks would measure the
+# optimiser's failures, not the seeds' effect. MC dropout trains the baseline network with dropout (rate
 # {glue:text}`param_dropout`) and keeps dropping units when it predicts, one random mask per
 # draw. The deep ensemble trains the baseline network from {glue:text}`param_members` seeds; its
 # "draws" are its members. The heteroscedastic BNN (hetero) has a second output that sets each

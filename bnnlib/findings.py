@@ -98,18 +98,20 @@ def study1_draws(draw_table: pd.DataFrame, talk_draws: pd.DataFrame, converged: 
 
 
 def init_invariance(check: pd.DataFrame, names: Sequence[str], tolerance: float = 0.1,
-                    n_rows: int | None = None) -> dict:
+                    n_rows: int | None = None, verdicts: Mapping[str, str] | None = None) -> dict:
     """Which fits end at the same guide stds from two starting points, how far apart their
     ensembles' corrs are in Monte Carlo errors (a `fits.paired_comparison` table), and, where
-    the starts end apart, which reached the higher ELBO (`elbo_note`; in nats over the `n_rows`
-    training rows when given): two ends are two optima, and only the higher one is the
-    mean-field posterior."""
+    two converged fits (`verdicts`: fit name -> verdict) end apart, which reached the higher
+    ELBO (`elbo_note`; in nats over the `n_rows` training rows when given): two ends are two
+    optima, and only the higher one is the mean-field posterior."""
     same = [p for p in names if check.loc[p, "largest_std_change"] <= tolerance]
     apart = [p for p in names if p not in same]
     parts = []
     for p in apart:
         row = check.loc[p]
         if "elbo_per_row_first" not in row or not np.isfinite(row["elbo_per_row_first"] - row["elbo_per_row_second"]):
+            continue
+        if verdicts is not None and any(verdicts.get(row[k]) != "converged" for k in ("first", "second")):
             continue
         gap = row["elbo_per_row_first"] - row["elbo_per_row_second"]
         nats = f" ({abs(gap) * n_rows:,.0f} nats over the training rows)" if n_rows else ""
@@ -118,14 +120,15 @@ def init_invariance(check: pd.DataFrame, names: Sequence[str], tolerance: float 
             f"{prior_label(p)}: the smaller start ends with {layer.removeprefix('std_ratio_')}'s median std "
             f"{row[layer]:.3g} times the first fit's, at an ELBO per row {abs(gap):.5f} "
             f"{'lower' if gap > 0 else 'higher'}{nats}, after {row['steps_second']:,.0f} steps against "
-            f"{row['steps_first']:,.0f}")
+            f"{row['steps_first']:,.0f}; its ensemble's corr is {row['corr_second']:.4f} against {row['corr_first']:.4f}")
     if not apart:
         note = "Both starts end at one optimum for every prior."
     elif parts:
-        note = ("Where the starts end apart, each fit settled (see the verdicts), so they found two optima of the "
-                "mean-field ELBO, and only the higher one is the variational posterior: " + "; ".join(parts) + ".")
+        note = ("Where both fits converged and ended apart, they found two optima of the mean-field ELBO, and only "
+                "the higher one is the variational posterior (whichever predicts better): " + "; ".join(parts) + ".")
     else:
-        note = "The fits that end apart have no ELBO trace to say which optimum is the better one."
+        note = ("No pair that ends apart has two converged fits with an ELBO to say which optimum is the better "
+                "one.")
     return {"same": int(len(same)), "of": int(len(names)), "same_names": prior_labels(same),
             "tolerance": 100 * tolerance, "elbo_note": note,
             "mc_errors": ", ".join(f"{prior_label(p)} {check.loc[p, 'difference_in_mc_errors']:.1f}" for p in names)}
@@ -456,11 +459,15 @@ def _best(table: pd.DataFrame, column: str) -> tuple[str, float] | None:
     return (str(values.idxmax()), float(values.max())) if len(values) else None
 
 
-def uncertainty_detection(detections: pd.DataFrame, unconverged: Sequence[str]) -> dict:
+def uncertainty_detection(detections: pd.DataFrame, left_out: Sequence[str] = ()) -> dict:
     """Per question (burn eras, each planted change): the best method against the best control,
     by the difference of their AUCs and its 95% interval over resampled eras
-    (`uncertainty.best_against_control`), as `detect_<question>` notes."""
+    (`uncertainty.best_against_control`), as `detect_<question>` notes. `left_out`: the
+    methods not in the running because their fit did not converge (their spread is the
+    optimiser's state: the best of them would be the luckiest stop, not a method)."""
     out = {}
+    excluded = (f" Left out: {', '.join(left_out)}, whose fit did not converge (its AUC is in the table above)."
+                if left_out else "")
     for question, row in detections.iterrows():
         what = {"burn": "the eras where each model burns", "covariate_shift": "the eras of covariate shift",
                 "concept_drift": "the eras of concept drift"}.get(question, question)
@@ -477,9 +484,7 @@ def uncertainty_detection(detections: pd.DataFrame, unconverged: Sequence[str]) 
                      "adds nothing that chance could not give (the interval holds 0).")
         else:
             text += "."
-        if row["method"] in unconverged:
-            text += f" {row['method']}'s fit did not converge: its AUC describes where the optimiser stopped."
-        out[f"detect_{question}"] = text
+        out[f"detect_{question}"] = text + excluded
     return out
 
 

@@ -241,7 +241,8 @@ init_pairs = {p: (p, book_models.init_check_name(p)) for p in bnn_names}
 init_check = fits.paired_comparison(fitted_all, init_pairs, y_valid[:, 0],
                                    valid_eras)
 results.write_csv(init_check, out / "init_invariance.csv")
-init = findings.init_invariance(init_check, bnn_names, n_rows=len(dataset.train))
+init = findings.init_invariance(init_check, bnn_names, n_rows=len(dataset.train),
+                                verdicts=fit_table["verdict"])
 glue_all(findings.prefixed("init", {**init, "budget": book_models.INIT_CHECK_BUDGET}))
 init_check.round(4)
 

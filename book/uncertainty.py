@@ -155,13 +155,13 @@ summary.round(4)
 
 # %% tags=["hide-input"]
 with_spread = methods.dropna(subset=["burn_auc"]).index
+trusted = [n for n in with_spread if n not in unconverged]  # point networks and converged posteriors
 detections = uncertainty.best_against_control(
-    {n: fitted[n].scores.era_std() for n in with_spread}, control_series,
-    {"burn": {n: uncertainty.burn_flags(fitted[n]) for n in with_spread}, **changes})
+    {n: fitted[n].scores.era_std() for n in trusted}, control_series,
+    {"burn": {n: uncertainty.burn_flags(fitted[n]) for n in trusted}, **changes})
 results.write_csv(detections, out / "detection.csv")
-glue_all(findings.uncertainty_detection(detections, unconverged))
+glue_all(findings.uncertainty_detection(detections, [n for n in with_spread if n in unconverged]))
 if "covariate_shift" in changes:
-    trusted = [n for n in with_spread if n not in unconverged]  # no unconverged BNN
     shifts = pd.DataFrame({n: uncertainty.std_shift(fitted[n].scores.era_std(), changes["covariate_shift"])
                            for n in trusted}).T
     glue_all(findings.std_direction(shifts, methods.loc[trusted, "covariate_shift_auc"]))
@@ -170,8 +170,8 @@ else:
 detections.round(3)
 
 # %% [markdown]
-# Per question, the method with the highest AUC against the control with the highest AUC on
-# the same eras, and the difference of the two with its 95% interval from resampling the eras
+# Per question, the method with the highest AUC (among those whose spread is a converged
+# posterior's or a point method's) against the control with the highest AUC on the same eras, and the difference of the two with its 95% interval from resampling the eras
 # (with about a hundred eras, luck alone moves an AUC by several hundredths). The best of several
 # methods is also the luckiest, so an interval that only just excludes 0 is weak evidence.
 #

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -47,7 +48,7 @@ def test_init_invariance_counts_fits_within_the_tolerance():
     out = findings.init_invariance(check, ["normal", "laplace"])
     assert (out["same"], out["of"], out["same_names"]) == (1, 2, "normal")
     assert out["mc_errors"] == "normal 0.4, Laplace 2.5"
-    assert "no ELBO trace" in out["elbo_note"]
+    assert "No pair that ends apart" in out["elbo_note"]
 
 
 def test_init_invariance_says_which_start_reached_the_higher_elbo():
@@ -56,9 +57,15 @@ def test_init_invariance_says_which_start_reached_the_higher_elbo():
                           "elbo_per_row_first": [0.5, 0.0785], "elbo_per_row_second": [0.5, 0.0783],
                           "std_ratio_layer1": [1.0, 0.95], "std_ratio_layer4": [1.0, 0.013]},
                          index=["normal", "laplace"])
-    note = findings.init_invariance(check, ["normal", "laplace"], n_rows=1000)["elbo_note"]
+    check = check.assign(first=["normal", "laplace"], second=["normal_small", "laplace_small"],
+                         corr_first=[0.01, -0.001], corr_second=[0.01, 0.0065])
+    converged = {name: "converged" for name in ("normal", "normal_small", "laplace", "laplace_small")}
+    note = findings.init_invariance(check, ["normal", "laplace"], n_rows=1000, verdicts=converged)["elbo_note"]
     assert "two optima" in note and "layer4's median std 0.013 times" in note
     assert "0.00020 lower (0 nats" in note and "200 steps against 100" in note and "normal" not in note
+    assert "corr is 0.0065 against -0.0010" in note
+    still = {**converged, "laplace_small": "still moving"}
+    assert "No pair" in findings.init_invariance(check, ["normal", "laplace"], verdicts=still)["elbo_note"]
     assert findings.init_invariance(check.iloc[:1], ["normal"])["elbo_note"].startswith("Both starts end at one")
 
 
@@ -153,3 +160,16 @@ def test_from_prior_compares_the_two_starts_and_says_which_is_a_posterior():
     table.loc["normal", "verdict"] = "still moving"
     assert "did not converge either" in findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
     assert "no Normal prior" in findings.from_prior(table.drop("normal"), fitted, "normal", "normal_talk_start")["from_prior_note"]
+
+
+def test_uncertainty_detection_weighs_the_best_method_against_the_best_control_and_names_what_it_left_out():
+    detections = pd.DataFrame({"method": ["deep_ensemble", None], "method_auc": [0.62, np.nan],
+                               "control": ["feature_correlation", None], "control_auc": [0.5, np.nan],
+                               "difference": [0.12, np.nan], "low": [0.02, np.nan], "high": [0.22, np.nan]},
+                              index=pd.Index(["burn", "concept_drift"], name="question"))
+    out = findings.uncertainty_detection(detections, ["flat"])
+    assert "best method is deep_ensemble (AUC 0.620)" in out["detect_burn"]
+    assert "adds something the control does not see" in out["detect_burn"]
+    assert out["detect_burn"].endswith("Left out: flat, whose fit did not converge (its AUC is in the table above).")
+    assert out["detect_concept_drift"].startswith("No method with a spread of draws was scored")
+    assert "Left out" not in findings.uncertainty_detection(detections)["detect_burn"]

@@ -125,7 +125,7 @@ def init_invariance(check: pd.DataFrame, names: Sequence[str], tolerance: float 
         note = "Both starts end at one optimum for every prior."
     elif parts:
         note = ("Where both fits converged and ended apart, they found two optima of the mean-field ELBO, and only "
-                "the higher one is the variational posterior (whichever predicts better): " + "; ".join(parts) + ".")
+                "the higher one is the variational posterior, whichever of the two predicts better: " + "; ".join(parts) + ".")
     else:
         note = ("No pair that ends apart has two converged fits with an ELBO to say which optimum is the better "
                 "one.")

@@ -187,7 +187,9 @@ detections.round(3)
 # features' distribution as it was: on a `-drift` profile (`-p synthetic_profile default-drift`)
 # the eras where the generator flipped weights without touching the features, otherwise the
 # quarter of the other validation eras whose weights drifted furthest from the training eras'.
-# So a control built on the features should see the first and not the second.
+# Concept drift is judged against the calm eras alone (the eras of a sudden shift are left out
+# of it), so no detector scores on it, above or below 0.5, by reacting to the shifts. So a
+# control built on the features should see the first and not the second.
 #
 # ## Against the noise-free truth
 

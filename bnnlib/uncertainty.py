@@ -41,6 +41,11 @@ def _correlation(block: np.ndarray) -> np.ndarray:
     return unit.T @ unit
 
 
+def _by_era_name(series: pd.Series) -> pd.Series:
+    """`series` indexed by era names as strings (eras come as strings or numbers by source)."""
+    return series.set_axis(series.index.astype(str))
+
+
 def feature_correlation(x, eras) -> pd.Series:
     """Per era, the mean absolute correlation between distinct features: an input statistic that
     sees a shift which makes features move together (no model involved)."""
@@ -77,12 +82,10 @@ def detection_aucs(detectors: Mapping[str, pd.Series], truths: Mapping[str, pd.S
     detector missing an era of the truth is an error naming it."""
     rows = {}
     for name, detector in detectors.items():
-        detector = detector.copy()
-        detector.index = detector.index.astype(str)
+        detector = _by_era_name(detector)
         row = {}
         for truth_name, truth in truths.items():
-            truth = truth.copy()
-            truth.index = truth.index.astype(str)
+            truth = _by_era_name(truth)
             missing = truth.index.difference(detector.index)
             if len(missing):
                 raise BnnlibError(f"detector {name!r} has no value for {len(missing)} eras of {truth_name!r} "
@@ -97,15 +100,20 @@ def std_shift(detector: pd.Series, truth: pd.Series) -> dict[str, float]:
     the ratio of its mean in the changed eras to its mean in the others, and its relative spread
     (std over mean) among the others. An AUC says only which way and how cleanly the two sets of
     eras separate; a ratio of 0.98 against a spread of 0.006 is a clean but tiny move."""
-    detector = detector.copy()
-    detector.index = detector.index.astype(str)
-    truth = truth.copy()
-    truth.index = truth.index.astype(str)
+    detector, truth = _by_era_name(detector), _by_era_name(truth)
     flagged = truth.astype(bool)
     changed, others = detector.loc[truth.index[flagged]], detector.loc[truth.index[~flagged]]
     if changed.empty or others.empty or not others.mean() > 0:
         return {"ratio": float("nan"), "spread_others": float("nan")}
     return {"ratio": float(changed.mean() / others.mean()), "spread_others": float(others.std() / others.mean())}
+
+
+def std_shifts(detectors: Mapping[str, pd.Series], truth: pd.Series | None) -> pd.DataFrame:
+    """`std_shift` of every per-era std against one change, a row per method (empty when the
+    data plant no such change: real data)."""
+    if truth is None:
+        return pd.DataFrame(columns=["ratio", "spread_others"], dtype=float)
+    return pd.DataFrame({name: std_shift(std, truth) for name, std in detectors.items()}).T
 
 
 def signal_on_target_scale(signal, fit_signal, fit_target) -> np.ndarray:
@@ -253,8 +261,8 @@ def auc_difference(first: pd.Series, second: pd.Series, labels: pd.Series, n_boo
     luck cancels): (difference, low, high). With ~100 eras and a few flagged, single AUCs move by
     0.1 from luck alone, so a method "adds" to a control only when the interval excludes 0."""
     eras = labels.index.astype(str)
-    a = first.set_axis(first.index.astype(str)).loc[eras].to_numpy(dtype=float)
-    b = second.set_axis(second.index.astype(str)).loc[eras].to_numpy(dtype=float)
+    a = _by_era_name(first).loc[eras].to_numpy(dtype=float)
+    b = _by_era_name(second).loc[eras].to_numpy(dtype=float)
     flags = labels.to_numpy(dtype=bool)
     difference = mann_whitney_auc(a, flags) - mann_whitney_auc(b, flags)
     rng = np.random.default_rng(seed)

@@ -156,17 +156,13 @@ summary.round(4)
 # %% tags=["hide-input"]
 with_spread = methods.dropna(subset=["burn_auc"]).index
 trusted = [n for n in with_spread if n not in unconverged]  # point networks and converged posteriors
+era_stds = {n: fitted[n].scores.era_std() for n in trusted}
 detections = uncertainty.best_against_control(
-    {n: fitted[n].scores.era_std() for n in trusted}, control_series,
-    {"burn": {n: uncertainty.burn_flags(fitted[n]) for n in trusted}, **changes})
+    era_stds, control_series, {"burn": {n: uncertainty.burn_flags(fitted[n]) for n in trusted}, **changes})
 results.write_csv(detections, out / "detection.csv")
 glue_all(findings.uncertainty_detection(detections, [n for n in with_spread if n in unconverged]))
-if "covariate_shift" in changes:
-    shifts = pd.DataFrame({n: uncertainty.std_shift(fitted[n].scores.era_std(), changes["covariate_shift"])
-                           for n in trusted}).T
-    glue_all(findings.std_direction(shifts, methods.loc[trusted, "covariate_shift_auc"]))
-else:
-    glue_all({"direction_note": ""})
+glue_all(findings.std_direction(uncertainty.std_shifts(era_stds, changes.get("covariate_shift")),
+                                methods.get("covariate_shift_auc", pd.Series(dtype=float))))
 detections.round(3)
 
 # %% [markdown]

@@ -101,6 +101,9 @@ def test_std_shift_measures_the_move_against_the_spread_elsewhere():
     out = uncertainty.std_shift(std, truth)
     assert out["ratio"] == pytest.approx(0.98) and out["spread_others"] == pytest.approx(np.std([1, 1.01, 0.99, 1], ddof=1))
     assert np.isnan(uncertainty.std_shift(std, truth & False)["ratio"])
+    table = uncertainty.std_shifts({"a": std, "b": std * 2}, truth)
+    assert list(table.index) == ["a", "b"] and table.loc["b", "ratio"] == pytest.approx(0.98)
+    assert uncertainty.std_shifts({"a": std}, None).empty
 
 
 def test_std_direction_names_only_stds_that_fall_where_the_data_changed():

@@ -12,7 +12,7 @@ from bnnlib.models.bnn import SVIConfig, fit_bnn
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture, fan_in_per_param, forward, forward_draws, he_init, unflatten
 from bnnlib.models.priors import make_prior
-from bnnlib.predictive import ThetaDraws, draw_chunk, score_draws
+from bnnlib.predictive import EraLayout, ThetaDraws, draw_chunk, score_draws
 
 
 def test_svi_matches_analytic_bayesian_linear_regression():
@@ -112,6 +112,19 @@ def test_scored_ensemble_is_mean_of_draws_and_chunking_changes_nothing():
         chunked = score_draws(source, x, target, eras, ids, widest=8, progress=False)
     np.testing.assert_allclose(chunked.draw_corr, scores.draw_corr, atol=1e-6)
     np.testing.assert_allclose(chunked.ensemble, scores.ensemble, atol=1e-6)
+    with pytest.MonkeyPatch.context() as patch:  # one era a group: the same scores as three eras in one
+        patch.setattr(predictive, "ROW_GROUP", 1)
+        per_era = score_draws(source, x, target, eras, ids, widest=8, progress=False)
+    np.testing.assert_allclose(per_era.draw_corr, scores.draw_corr, atol=1e-6)
+    np.testing.assert_allclose(per_era.ensemble, scores.ensemble, atol=1e-6)
+
+
+def test_eras_group_until_a_group_holds_enough_rows():
+    layout = EraLayout.of(np.array(["b"] * 3 + ["a"] * 5 + ["c"] * 2 + ["d"] * 4))
+    assert layout.groups(6) == [range(0, 2), range(2, 4)]  # a+b: 8 rows; c+d: 6
+    assert layout.groups(1) == [range(e, e + 1) for e in range(4)]
+    assert layout.groups(100) == [range(0, 4)]
+    assert list(layout.rows(range(1, 2))) == [0, 1, 2]  # era "b", the second in sorted order
 
 
 def test_draw_chunk_bounds_memory():

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from bnnlib.metrics import draws_era_scores, score_summaries
 from bnnlib.models.device import resolve_device
 from bnnlib.models.likelihoods import Likelihood
+from bnnlib.models.baseline import dropout_mask_
 from bnnlib.models.network import Architecture, forward_draws, unflatten
 from bnnlib.models.precision import compute_dtype
 
@@ -111,8 +112,10 @@ class DropoutDraws:
         for i, (weight, bias) in enumerate(layers):
             h = torch.matmul(h, weight) + bias
             if i < len(layers) - 1:
-                keep = torch.stack([torch.rand(h.shape[1:], generator=g) for g in generators]).to(h.device) >= self.p
-                h = h.clamp_(min=0.0) * keep / (1.0 - self.p)
+                keep = torch.empty(h.shape)
+                for uniform, generator in zip(keep, generators):
+                    uniform.uniform_(generator=generator)
+                h = h.clamp_(min=0.0).mul_(dropout_mask_(keep.to(h.device), self.p))
         return h, h.new_zeros(stop - start, 0)
 
     def to(self, device: torch.device) -> "DropoutDraws":

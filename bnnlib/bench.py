@@ -29,7 +29,7 @@ from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture, forward, unflatten
 from bnnlib.models.precision import PRECISIONS
 from bnnlib.models.training import seed_everything
-from bnnlib.predictive import ThetaDraws, draw_chunk, score_draws
+from bnnlib.predictive import EraLayout, ThetaDraws, draw_chunk, input_dtype, score_draws
 
 
 @dataclass(frozen=True)
@@ -78,15 +78,19 @@ def epoch_seconds(x: torch.Tensor, y: torch.Tensor, arch: Architecture, epochs: 
 
 
 def predict_all(source: ThetaDraws, x: torch.Tensor, eras: np.ndarray, widest: int) -> float:
-    """Seconds to push every draw through every row, era by era, keeping only a running sum."""
-    bounds = np.flatnonzero(np.r_[True, eras[1:] != eras[:-1], True])
+    """Seconds to push every draw through every row, a group of eras at a time as scoring does
+    (`bnnlib.predictive.ROW_GROUP`), keeping only a running sum."""
+    layout = EraLayout.of(eras)
+    x = x.to(input_dtype(source))
     total = torch.zeros(x.shape[0], dtype=torch.float64)
     started = time.perf_counter()
     with torch.inference_mode():
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            step = draw_chunk(hi - lo, widest)
+        for group in layout.groups():
+            rows = torch.from_numpy(layout.rows(group))
+            x_group = x[rows]
+            step = draw_chunk(len(rows), widest)
             for start in range(0, source.n_draws, step):
-                total[lo:hi] += source.predict(x[lo:hi], slice(start, start + step)).sum(0)
+                total[rows] += source.predict(x_group, slice(start, start + step)).sum(0)
     return time.perf_counter() - started
 
 

@@ -22,7 +22,7 @@ from bnnlib.study import ModelSpec
 
 def _training(params: Mapping) -> dict:
     """What every model of a chapter shares: the budget, the batch, the seed, the precision
-    (point networks ignore it) and the SVI settings (BNNs only)."""
+    and the SVI settings (BNNs only)."""
     return dict(epochs=params["epochs"], batch_size=params["batch_size"], seed=params["seed"],
                 steps=params.get("steps"),
                 precision=resolve_precision(params.get("precision", "float32"), params.get("device", "cpu")),
@@ -159,14 +159,20 @@ HETERO = "hetero"
 whose predictive variance splits into epistemic and aleatoric parts."""
 
 
+POINT_PRECISION_CHECK = "baseline_float32"
+"""The uncertainty chapter's baseline trained and scored in float32, beside the chapter's precision."""
+
+
 def uncertainty(params: Mapping) -> list[ModelSpec]:
     """The uncertainty chapter: the baseline and study 1's BNNs (the same cache entries), MC
     dropout (the baseline network trained with dropout, `draws` masks), a deep ensemble (`members`
     seeds of the baseline) and a heteroscedastic BNN under `hetero_prior`. The point networks
     train at `lr_baseline`, decaying to `lr_baseline_final` of it (at lr 1e-3 and 0.1, the
-    baseline is study 1's matched-budget control, baseline_bnn_lr)."""
+    baseline is study 1's matched-budget control, baseline_bnn_lr). When they train in bf16, the
+    baseline is trained in float32 too (the point networks' precision check)."""
+    training = _training(params)
     common = dict(hidden=tuple(params["hidden"]), lr=params["lr_baseline"],
-                  lr_final=params.get("lr_baseline_final", 1.0), **_training(params))
+                  lr_final=params.get("lr_baseline_final", 1.0), **training)
     specs = [
         ModelSpec("baseline", method="baseline", **common),
         *[_bnn(canonical_prior(p), canonical_prior(p), params) for p in params["priors"]],
@@ -176,6 +182,8 @@ def uncertainty(params: Mapping) -> list[ModelSpec]:
     if params.get("hetero_prior"):
         prior = canonical_prior(params["hetero_prior"])
         specs.append(_bnn(HETERO, prior, params, hypothesis="hetero"))
+    if training["precision"] != "float32":
+        specs.append(ModelSpec(POINT_PRECISION_CHECK, method="baseline", **{**common, "precision": "float32"}))
     return specs
 
 

@@ -546,3 +546,23 @@ def seed_spread(spreads: pd.DataFrame) -> dict:
         + (f"Only {', '.join(wider)} spread at least half as much as the seeds do."
            if wider else "No posterior spreads even half as much as the seeds do: its draws do not stand for "
                          "retraining."))}
+
+
+def point_precision(check: pd.DataFrame | None, spreads: pd.DataFrame, precision: str) -> dict:
+    """bf16 against float32 for a point network (`point_note`): the baseline's corr both ways
+    against the spread over the deep ensemble's seeds, the yardstick of a network without draws."""
+    if check is None:
+        return {"point_note": f"This run trains its point networks in {precision} throughout; there is nothing to compare."}
+    bf16, float32 = check.loc["bf16"], check.loc["float32"]
+    difference = abs(bf16["corr"] - float32["corr"])
+    note = (f"Trained in bf16 the baseline's validation corr is {bf16['corr']:.4f}, in float32 {float32['corr']:.4f}: "
+            f"a difference of {difference:.5f}. Training took {bf16['fit_seconds']:.0f} s in bf16 against "
+            f"{float32['fit_seconds']:.0f} s in float32.")
+    if "deep_ensemble" in spreads.index:
+        seeds = spreads.loc["deep_ensemble"]
+        note += (f" Retraining with another seed moves the corr by a std of {seeds.corr_std:.4f}, so the precision "
+                 f"moved it by {difference / seeds.corr_std:.2f} of a seed's effect"
+                 + (": less than a third, and one network is one draw of that spread."
+                    if difference < seeds.corr_std / 3 else
+                    ": as much as a seed does; compare the two precisions over several seeds before trusting bf16 here."))
+    return {"point_note": note}

@@ -60,7 +60,7 @@ class ModelSpec:
     members: int = 10  # ensemble: networks of different seeds
     best_epoch: bool = False  # baseline: score the best-validation epoch (the talk's reference)
     steps: int | None = None  # the optimiser's budget in steps; None: `epochs` passes over the rows
-    precision: str = "float32"  # bnn: the network's products in fits and scoring (float32 | bf16 | auto)
+    precision: str = "float32"  # the hidden layers' products in fits and scoring (float32 | bf16 | auto; MC dropout scores in float32)
     scale_lr: float | None = None  # bnn: Adam's lr for the guide's log-scales; None: the lr
     estimator: str = "output"  # bnn: the ELBO's gradient estimator (bnnlib.models.bnn.ESTIMATORS)
     guide_init: str = "he"  # bnn: where the guide starts (bnnlib.models.bnn.GUIDE_INITS)
@@ -84,10 +84,10 @@ class ModelSpec:
             raise BnnlibError(f"lr_final must be in (0, 1] (1: a constant lr), got {self.lr_final!r}")
         if self.steps is not None and (int(self.steps) != self.steps or self.steps < 1):
             raise BnnlibError(f"steps must be a positive integer or None (use epochs), got {self.steps!r}")
-        # a concrete precision keys the cache; point networks train and score in float32 and
-        # have no guide, so the guide's settings do not split their cache entries
+        # a concrete precision keys the cache; point networks have no guide, so the guide's
+        # settings do not split their cache entries
+        object.__setattr__(self, "precision", resolve_precision(self.precision))
         if self.method == "bnn":
-            object.__setattr__(self, "precision", resolve_precision(self.precision))
             if self.estimator not in ESTIMATORS:
                 raise unknown_name("ELBO estimator", self.estimator, ESTIMATORS)
             object.__setattr__(self, "init_scale", initial_scale(self.guide_init, self.init_scale))
@@ -95,7 +95,7 @@ class ModelSpec:
                 raise BnnlibError(f"model {self.name!r}: the flat prior has no std to start the guide from; "
                                   "use guide_init 'he'")
         else:
-            for name in ("precision", "init_scale", "scale_lr", "estimator", "guide_init"):
+            for name in ("init_scale", "scale_lr", "estimator", "guide_init"):
                 object.__setattr__(self, name, ModelSpec.__dataclass_fields__[name].default)
 
     @property
@@ -171,8 +171,7 @@ def _fit(spec: ModelSpec, dataset, progress: bool | None, device: str = "cpu") -
     x, y, _ = dataset.arrays("train", _targets(dataset, likelihood))
     x, y = _tensor(x), _tensor(y)
     arch = Architecture(x.shape[1], spec.hidden, likelihood.n_outputs)
-    validation_corr = _validation_corr(dataset, arch, likelihood,
-                                       spec.precision if spec.method == "bnn" else "float32", device)
+    validation_corr = _validation_corr(dataset, arch, likelihood, spec.precision, device)
     if spec.method == "bnn":
         config = SVIConfig(spec.epochs, spec.batch_size, spec.learning_rate, spec.init_scale, None, spec.seed,
                            steps=spec.steps, precision=spec.precision, scale_lr=spec.scale_lr,
@@ -185,7 +184,8 @@ def _fit(spec: ModelSpec, dataset, progress: bool | None, device: str = "cpu") -
     fits: list[PointFit] = []
     for seed in seeds:
         config = TrainConfig(spec.epochs, spec.batch_size, spec.learning_rate, dropout, seed, steps=spec.steps,
-                             lr_final_ratio=spec.lr_final, heteroscedastic=likelihood.heteroscedastic)
+                             lr_final_ratio=spec.lr_final, heteroscedastic=likelihood.heteroscedastic,
+                             precision=spec.precision)
         evaluate = validation_corr if spec.method == "baseline" else None
         fits.append(train_mlp(x, y[:, 0], arch, config, evaluate, progress, device=device))
     best = fits[0].best_theta if fits[0].best_theta is not None else fits[0].theta
@@ -209,8 +209,8 @@ def _draw_source(spec: ModelSpec, fitted: dict, n_inputs: int):
     if spec.method == "dropout":
         return DropoutDraws(fitted["thetas"][0], arch, spec.dropout, spec.draws, spec.seed)
     if spec.best_epoch:
-        return ThetaDraws(fitted["best_theta"].unsqueeze(0), arch, likelihood)
-    return ThetaDraws(fitted["thetas"], arch, likelihood)
+        return ThetaDraws(fitted["best_theta"].unsqueeze(0), arch, likelihood, spec.precision)
+    return ThetaDraws(fitted["thetas"], arch, likelihood, spec.precision)
 
 
 def range_spec(spec: ModelSpec, draws: tuple[int, int]) -> dict:

@@ -151,6 +151,14 @@ def spread(draw_summary: pd.DataFrame) -> pd.Series:
     })
 
 
+def precision_pair(bf16, float32) -> pd.DataFrame:
+    """One point network trained in bf16 and in float32 (two `ModelResult`s): its validation
+    corr and its training seconds, per precision."""
+    rows = {label: {"corr": float(r.summary()["mean"]), "fit_seconds": float(sum(r.history["epoch_seconds"]))}
+            for label, r in (("bf16", bf16), ("float32", float32))}
+    return pd.DataFrame(rows).T.rename_axis("precision")
+
+
 # --------------------------------------------------------------------------- the chapter's tables
 
 CONCEPT_DRIFT_SHARE = 0.25

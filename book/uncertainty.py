@@ -107,6 +107,7 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # %%
 specs = book_models.uncertainty(params)
 fitted = chapter.fit(specs)
+checks = {n: fitted.pop(n) for n in [book_models.POINT_PRECISION_CHECK] if n in fitted}  # not a method
 bnn_names = [name for name, r in fitted.items() if r.spec.method == "bnn"]
 
 # %% [markdown]
@@ -244,6 +245,24 @@ spreads.round(4)
 
 # %% [markdown]
 # {glue:text}`spread_note`
+#
+# ## bf16 against float32 for the point networks
+#
+# Where the CPU multiplies bf16 natively, the point networks train with their hidden layers'
+# products in bf16, as the BNNs do (study 1 compares the Normal BNN both ways against the Monte
+# Carlo error of its draws). A network without draws has another yardstick: the spread over
+# seeds above. The baseline trained again in float32 says what bf16 changes.
+
+# %% tags=["hide-input"]
+point_check = (uncertainty.precision_pair(fitted["baseline"], checks[book_models.POINT_PRECISION_CHECK])
+               if book_models.POINT_PRECISION_CHECK in checks else None)
+glue_all(findings.point_precision(point_check, spreads, specs[0].precision))
+if point_check is not None:
+    results.write_csv(point_check, out / "point_precision.csv")
+    display(point_check.round(4))
+
+# %% [markdown]
+# {glue:text}`point_note`
 #
 # (rerun-uncertainty)=
 # ## Rerun this page

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from bnnlib.errors import BnnlibError
+from bnnlib.models.baseline import TrainConfig, train_mlp
 from bnnlib.models.bnn import SVIConfig, fit_bnn
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture, forward_draws, he_init, unflatten
@@ -18,7 +19,8 @@ def test_auto_resolves_to_a_concrete_precision_and_bad_names_are_refused():
     with pytest.raises(BnnlibError, match="unknown precision 'fp8'.*'bf16'.*'float32'"):
         resolve_precision("fp8")
     assert ModelSpec("x", precision="auto").precision in ("float32", "bf16")  # the cache key is concrete
-    assert ModelSpec("b", method="baseline", precision="bf16").precision == "float32"  # point nets: float32
+    assert ModelSpec("b", method="baseline", precision="bf16").precision == "bf16"  # point nets too
+    assert ModelSpec("b", method="baseline", precision="auto").precision in ("float32", "bf16")
 
 
 def test_bf16_hidden_layers_keep_float32_outputs_and_predictions():
@@ -48,6 +50,23 @@ def test_a_bf16_fit_lands_near_the_float32_fit():
     a, b = fits["float32"], fits["bf16"]
     assert abs(a.history["elbo_per_row"][-1] - b.history["elbo_per_row"][-1]) < 0.01
     assert abs(float(a.scale.median()) / float(b.scale.median()) - 1) < 0.1
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_a_bf16_point_network_trains_like_the_float32_one(dropout):
+    """The same seed and batches in both precisions: the fits end close, and both learn."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 5, (4000, 8), generator=gen).float() / 4
+    y = (x[:, 0] - 0.5) * 0.6 + 0.2 * torch.randn(4000, generator=gen) + 0.5
+    arch = Architecture(8, (16, 8), 1)
+    fits = {p: train_mlp(x, y, arch, TrainConfig(epochs=10, batch_size=256, lr=1e-2, dropout=dropout, precision=p),
+                         progress=False) for p in ("float32", "bf16")}
+    a, b = fits["float32"], fits["bf16"]
+    assert not torch.equal(a.theta, b.theta)  # bf16 did run
+    start = float(torch.var(y))
+    for fit in (a, b):
+        assert fit.history["train_mse"][-1] < 0.7 * start
+    assert abs(a.history["train_mse"][-1] / b.history["train_mse"][-1] - 1) < 0.02
 
 
 def test_fused_and_plain_bf16_paths_agree(monkeypatch):

@@ -21,6 +21,7 @@ import torch
 from bnnlib.models.device import resolve_device
 from bnnlib.models.likelihoods import get_likelihood, masked_normal_log_prob
 from bnnlib.models.network import Architecture, forward, he_init, unflatten
+from bnnlib.models.precision import autocast, compute_dtype
 from bnnlib.models.training import batches, epoch_bar, seed_everything, step_plan
 
 
@@ -34,6 +35,7 @@ class TrainConfig:
     steps: int | None = None  # the optimiser's budget in steps; None: `epochs` passes over the rows
     lr_final_ratio: float = 1.0  # the lr decays geometrically over the steps to lr * this (talk: constant)
     heteroscedastic: bool = False  # train output 0 as the mean, output 1 as the noise (Gaussian NLL), not MSE
+    precision: str = "float32"  # the hidden layers' products (bnnlib.models.precision); the output layer stays float32
 
 
 @dataclass
@@ -57,12 +59,14 @@ def heteroscedastic_nll(out: torch.Tensor, y: torch.Tensor, log_sigma: torch.Ten
     return -masked_normal_log_prob(y, likelihood.means(out, out.new_zeros(0)), sigma).mean()
 
 
-def forward_dropout(x: torch.Tensor, layers: list, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def forward_dropout(x: torch.Tensor, layers: list, p: float, generator: torch.Generator | None = None,
+                    hidden_only: bool = False) -> torch.Tensor:
     """The MLP with inverted dropout on every hidden activation (training and MC dropout).
     Masks are drawn by `generator` (a CPU one) and moved to the activations' device, so a seed
-    gives the same masks on every device."""
+    gives the same masks on every device. With `hidden_only`, `layers` are the hidden layers
+    alone: ReLU and dropout follow the last of them too."""
     h = x
-    last = len(layers) - 1
+    last = len(layers) - 1 + int(hidden_only)
     for i, (weight, bias) in enumerate(layers):
         h = torch.addmm(bias, h, weight)
         if i < last:
@@ -85,7 +89,7 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, arch: Architecture, config: Trai
     weights come back on the CPU."""
     generator = seed_everything(config.seed)
     device = resolve_device(device)
-    x, y = x.to(device), y.to(device)
+    x, y = x.to(device, compute_dtype(config.precision)), y.to(device)  # 5-level features are exact in bf16
     theta = torch.nn.Parameter(he_init(arch, generator).to(device))
     params = [theta]
     if config.heteroscedastic:
@@ -109,10 +113,12 @@ def train_mlp(x: torch.Tensor, y: torch.Tensor, arch: Architecture, config: Trai
             optimizer.zero_grad(set_to_none=True)
             layers = unflatten(theta, arch)
             batch = x.index_select(0, rows)
-            if config.dropout > 0:
-                out = forward_dropout(batch, layers, config.dropout, generator)
-            else:
-                out = forward(batch, layers)
+            with autocast(config.precision, device.type):
+                if config.dropout > 0:
+                    hidden = forward_dropout(batch, layers[:-1], config.dropout, generator, hidden_only=True)
+                else:
+                    hidden = forward(batch, layers[:-1], last_relu=True)
+            out = forward(hidden.float(), layers[-1:])
             if config.heteroscedastic:
                 loss = heteroscedastic_nll(out, target.index_select(0, rows), log_sigma)
                 mse = torch.nanmean((out[:, :1].detach() - target.index_select(0, rows)) ** 2)

@@ -259,7 +259,9 @@ init_check.round(4)
 # hidden layers' products in bf16 (parameters, likelihood and outputs stay float32). The Normal
 # BNN fitted and scored in float32 says what that changes, against two yardsticks: the Monte
 # Carlo error of the ensemble, and the difference between two fits of one posterior from two
-# starting points (the table above).
+# starting points (the table above). The point networks train in bf16 too; the uncertainty
+# chapter retrains its baseline in float32 and measures the difference against the spread over
+# seeds, a network without draws having no Monte Carlo error.
 
 # %% tags=["hide-input"]
 precision_check = fits.paired_comparison(

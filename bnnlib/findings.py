@@ -540,12 +540,16 @@ def seed_spread(spreads: pd.DataFrame) -> dict:
     others = spreads.drop(index="deep_ensemble")
     parts = [f"{name} {row.corr_std:.4f}" for name, row in others.iterrows()]
     wider = [name for name, row in others.iterrows() if row.corr_std >= 0.5 * seeds.corr_std]
+    if len(wider) == len(others):
+        verdict = "Every method's draws spread at least half as much as the seeds do."
+    elif wider:
+        verdict = f"Only {', '.join(wider)} spread at least half as much as the seeds do."
+    else:
+        verdict = "No posterior spreads even half as much as the seeds do: its draws do not stand for retraining."
     return {"spread_note": (
         f"Retraining the network with {int(seeds.n)} seeds moves its validation corr by a std of {seeds.corr_std:.4f} "
         f"(from {seeds.corr_min:.4f} to {seeds.corr_max:.4f}); over draws the std is " + "; ".join(parts) + ". "
-        + (f"Only {', '.join(wider)} spread at least half as much as the seeds do."
-           if wider else "No posterior spreads even half as much as the seeds do: its draws do not stand for "
-                         "retraining."))}
+        + verdict)}
 
 
 def point_precision(check: pd.DataFrame | None, spreads: pd.DataFrame, precision: str) -> dict:
@@ -560,9 +564,11 @@ def point_precision(check: pd.DataFrame | None, spreads: pd.DataFrame, precision
             f"{float32['fit_seconds']:.0f} s in float32.")
     if "deep_ensemble" in spreads.index:
         seeds = spreads.loc["deep_ensemble"]
+        ratio = difference / seeds.corr_std
         note += (f" Retraining with another seed moves the corr by a std of {seeds.corr_std:.4f}, so the precision "
-                 f"moved it by {difference / seeds.corr_std:.2f} of a seed's effect"
-                 + (": less than a third, and one network is one draw of that spread."
-                    if difference < seeds.corr_std / 3 else
-                    ": as much as a seed does; compare the two precisions over several seeds before trusting bf16 here."))
+                 f"moved it by {ratio:.2f} of that std: "
+                 + ("well within what a seed does. One pair of networks is one draw, though: it bounds the effect of "
+                    "bf16, it does not measure it precisely." if ratio < 1 else
+                    "as much as a seed does or more; compare the two precisions over several seeds before trusting "
+                    "bf16 here."))
     return {"point_note": note}

@@ -173,3 +173,25 @@ def test_uncertainty_detection_weighs_the_best_method_against_the_best_control_a
     assert out["detect_burn"].endswith("Left out: flat, whose fit did not converge (its AUC is in the table above).")
     assert out["detect_concept_drift"].startswith("No method with a spread of draws was scored")
     assert "Left out" not in findings.uncertainty_detection(detections)["detect_burn"]
+
+
+def _spreads(seed_std: float, draw_stds: dict) -> pd.DataFrame:
+    rows = {"deep_ensemble": {"corr_std": seed_std, "corr_min": 0.010, "corr_max": 0.014, "n": 10}}
+    rows.update({name: {"corr_std": std, "corr_min": 0.0, "corr_max": 0.0, "n": 1000} for name, std in draw_stds.items()})
+    return pd.DataFrame(rows).T
+
+
+def test_seed_spread_says_which_posteriors_spread_as_retraining_does():
+    assert "Every method's draws spread" in findings.seed_spread(_spreads(0.002, {"a": 0.0015, "b": 0.0012}))["spread_note"]
+    assert "Only a spread" in findings.seed_spread(_spreads(0.002, {"a": 0.0015, "b": 0.0002}))["spread_note"]
+    assert "No posterior spreads" in findings.seed_spread(_spreads(0.002, {"a": 0.0001}))["spread_note"]
+    assert "no seed spread" in findings.seed_spread(_spreads(0.002, {}).drop(index="deep_ensemble"))["spread_note"]
+
+
+def test_point_precision_weighs_the_difference_against_the_seed_spread():
+    check = pd.DataFrame({"corr": [0.0118, 0.0114], "fit_seconds": [80.0, 118.0]}, index=["bf16", "float32"])
+    small = findings.point_precision(check, _spreads(0.0014, {}), "bf16")["point_note"]
+    assert "a difference of 0.00040" in small and "0.29 of that std: well within" in small
+    large = findings.point_precision(check, _spreads(0.0002, {}), "bf16")["point_note"]
+    assert "as much as a seed does or more" in large
+    assert "nothing to compare" in findings.point_precision(None, _spreads(0.001, {}), "float32")["point_note"]

@@ -567,8 +567,9 @@ def point_precision(check: pd.DataFrame | None, spreads: pd.DataFrame, precision
         ratio = difference / seeds.corr_std
         note += (f" Retraining with another seed moves the corr by a std of {seeds.corr_std:.4f}, so the precision "
                  f"moved it by {ratio:.2f} of that std: "
-                 + ("well within what a seed does. One pair of networks is one draw, though: it bounds the effect of "
-                    "bf16, it does not measure it precisely." if ratio < 1 else
+                 + ("less than a seed does. One pair of networks is one draw of that spread, so this shows bf16 "
+                    "does not move the score beyond what retraining does; it is no precise measure of bf16's effect."
+                    if ratio < 1 else
                     "as much as a seed does or more; compare the two precisions over several seeds before trusting "
                     "bf16 here."))
     return {"point_note": note}

@@ -191,7 +191,7 @@ def test_seed_spread_says_which_posteriors_spread_as_retraining_does():
 def test_point_precision_weighs_the_difference_against_the_seed_spread():
     check = pd.DataFrame({"corr": [0.0118, 0.0114], "fit_seconds": [80.0, 118.0]}, index=["bf16", "float32"])
     small = findings.point_precision(check, _spreads(0.0014, {}), "bf16")["point_note"]
-    assert "a difference of 0.00040" in small and "0.29 of that std: well within" in small
+    assert "a difference of 0.00040" in small and "0.29 of that std: less than a seed does" in small
     large = findings.point_precision(check, _spreads(0.0002, {}), "bf16")["point_note"]
     assert "as much as a seed does or more" in large
     assert "nothing to compare" in findings.point_precision(None, _spreads(0.001, {}), "float32")["point_note"]

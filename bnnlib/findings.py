@@ -273,12 +273,24 @@ def divergences(main_js: pd.DataFrame, jeffreys: pd.DataFrame, talk_div: pd.Data
             "talk_closest": " and ".join(map(str, closest_pair(talk_div)))}
 
 
-def exact_check(table: pd.DataFrame, worst: Mapping[str, float], tolerance: float = 0.1) -> dict:
+def exact_check(table: pd.DataFrame, worst: Mapping[str, float], tolerance: float = 0.1,
+                at_budget: Mapping[str, float] | None = None, steps: tuple[int, int] | None = None) -> dict:
     """How far SVI's linear model is from the exact posterior mean and the mean-field optimum,
     each against the tolerance we ask for, and what the mean-field family itself gives up, as
-    the section's `exact_note` (with the caption of its figure)."""
+    the section's `exact_note` (with the caption of its figure); with `at_budget` (the worst
+    errors of the same model fitted with the chapter's budget) and `steps` (this fit's and that
+    one's), how far the chapter's budget gets."""
     ratio = table["meanfield_std"] / table["exact_std"]
     mean_error, std_error = worst["max_mean_error_in_std"], worst["max_std_ratio_error"]
+    budget = ""
+    if at_budget is not None and steps is not None:
+        budget_mean = at_budget["max_mean_error_in_std"]
+        budget = (f" This fit took {steps[0]:,.0f} steps. The depth study's linear fit, at the chapter's "
+                  f"{steps[1]:,.0f}, ends with its worst mean {budget_mean:.3f} exact posterior stds from the exact "
+                  f"mean ({'within' if budget_mean <= tolerance else 'outside'} {tolerance:g}) and its worst std "
+                  f"{at_budget['max_std_ratio_error']:.1%} from the optimum"
+                  + (": its means were still drifting from their start, more slowly than the convergence verdict "
+                     "can see." if budget_mean > tolerance else "."))
     return {"exact_note": (
         "Figure 5 shows one point per parameter of the linear BNN: SVI's mean against the exact posterior mean "
         "(left); SVI's std against the mean-field optimum (dots) and the exact marginal std (crosses; right). "
@@ -286,7 +298,7 @@ def exact_check(table: pd.DataFrame, worst: Mapping[str, float], tolerance: floa
         f"({'within' if mean_error <= tolerance else 'outside'} the {tolerance:g} we ask for), and the worst SVI std "
         f"is {std_error:.1%} from the mean-field optimum ({'within' if std_error <= tolerance else 'outside'} "
         f"{tolerance:.0%}). The mean-field stds are {ratio.min():.0%} to {ratio.max():.0%} of the exact marginal "
-        "stds: what the mean-field family itself gives up, whatever the optimiser does.")}
+        "stds: what the mean-field family itself gives up, whatever the optimiser does." + budget)}
 
 
 def data_worth(ladder: pd.DataFrame, fit_table: pd.DataFrame, n_rows: int, elbo_tolerance: float) -> dict:

@@ -89,6 +89,14 @@ def test_exact_check_marks_errors_outside_the_tolerance():
     table = pd.DataFrame({"meanfield_std": [0.5, 1.0], "exact_std": [1.0, 1.0]})
     inside = findings.exact_check(table, {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.2})["exact_note"]
     assert "(within the 0.1 we ask for)" in inside and "(outside 10%)" in inside and "50% to 100%" in inside
+    assert "steps" not in inside
+    worst = {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.07}
+    drifting = findings.exact_check(table, worst, at_budget={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.07},
+                                    steps=(35460, 17730))["exact_note"]
+    assert "This fit took 35,460 steps" in drifting and "chapter's 17,730" in drifting
+    assert "0.170 exact posterior stds from the exact mean (outside 0.1)" in drifting and "still drifting" in drifting
+    settled = findings.exact_check(table, worst, at_budget=worst, steps=(35460, 17730))["exact_note"]
+    assert "(within 0.1)" in settled and "drifting" not in settled
 
 
 def test_divergences_of_the_talk_matrix_exceed_the_js_bound():

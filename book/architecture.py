@@ -228,8 +228,8 @@ if not exact_specs:
 else:
     exact_fit = fitted_posterior(exact_specs[0], dataset, chapter.cache, chapter.device)
     exact_table = exact.exact_check(exact_fit, x_train, y_train, dataset.features)
-    at_budget = exact.exact_check(fitted_posterior(linear_normal[0], dataset, chapter.cache, chapter.device),
-                                  x_train, y_train, dataset.features)
+    linear_fit = fitted_posterior(linear_normal[0], dataset, chapter.cache, chapter.device)
+    at_budget = exact.exact_check(linear_fit, x_train, y_train, dataset.features)
     results.write_csv(exact_table, out / "exact_check.csv", index=False)
     glue_all(findings.exact_check(exact_table, exact.exact_check_summary(exact_table),
                                   at_budget=exact.exact_check_summary(at_budget),
@@ -250,9 +250,8 @@ else:
 # constant, per row and in nats over all {glue:text}`train_rows:,` training rows.
 
 # %% tags=["remove-input"]
-if linear_normal:
-    references = exact.posterior_elbo_references(fitted_posterior(linear_normal[0], dataset, chapter.cache, chapter.device),
-                                                 x_train, y_train)
+if exact_specs:
+    references = exact.posterior_elbo_references(linear_fit, x_train, y_train)
     ladder = fits.elbo_ladder(references, fit_table, n_rows=len(y_train))
     results.write_csv(ladder, out / "elbo_ladder.csv")
     glue_all(findings.data_worth(ladder, fit_table, len(y_train), convergence.ELBO_TOL))

@@ -317,7 +317,7 @@ def data_worth(ladder: pd.DataFrame, fit_table: pd.DataFrame, n_rows: int, elbo_
         optimum = ladder.loc[LADDER_LABELS["meanfield_elbo"], "elbo_per_row"]
         gaps = (optimum - linear["elbo_per_row_last"]) * n_rows
         jitter = (f" The SVI rows are each fit's last trace record, the live optimiser's ELBO, not that of its "
-                  f"averaged posterior: the linear fits, whose averaged posterior matches the exact optimum above, "
+                  f"averaged posterior: the linear fits, whose averaged posterior lies close to the exact optimum (the check above), "
                   f"record {gaps.min():,.0f} to {gaps.max():,.0f} nats below it, what Adam's jitter costs.")
     if below.empty:
         deep_note = f"None of the {len(deep)} deep fits under a proper prior ends below the best constant prediction."
@@ -543,21 +543,28 @@ def uncertainty_truth(methods: pd.DataFrame, ceiling: float) -> dict:
     return {"truth_signal": signal, "truth_coverage": coverage}
 
 
-def seed_spread(spreads: pd.DataFrame) -> dict:
+def seed_spread(spreads: pd.DataFrame, left_out: Sequence[str] = ()) -> dict:
     """The spread over seeds of the point network beside the spread over draws of each
-    posterior (`spread_note`): does the posterior vary as much as retraining does?"""
+    posterior (`spread_note`): does the posterior vary as much as retraining does? The methods
+    `left_out` (fits that did not converge) are listed but not judged: their spread is where
+    the optimiser stopped."""
     if "deep_ensemble" not in spreads.index:
         return {"spread_note": "This run has no deep ensemble, so there is no seed spread to compare."}
     seeds = spreads.loc["deep_ensemble"]
     others = spreads.drop(index="deep_ensemble")
     parts = [f"{name} {row.corr_std:.4f}" for name, row in others.iterrows()]
-    wider = [name for name, row in others.iterrows() if row.corr_std >= 0.5 * seeds.corr_std]
-    if len(wider) == len(others):
+    judged = others.drop(index=[n for n in left_out if n in others.index])
+    wider = [name for name, row in judged.iterrows() if row.corr_std >= 0.5 * seeds.corr_std]
+    if len(wider) == len(judged):
         verdict = "Every method's draws spread at least half as much as the seeds do."
     elif wider:
         verdict = f"Only {', '.join(wider)} spread at least half as much as the seeds do."
     else:
         verdict = "No posterior spreads even half as much as the seeds do: its draws do not stand for retraining."
+    excluded = [n for n in left_out if n in others.index]
+    if excluded:
+        verdict += (f" Not judged: {', '.join(excluded)}, whose fit did not converge, so its spread is where the "
+                    "optimiser stopped.")
     return {"spread_note": (
         f"Retraining the network with {int(seeds.n)} seeds moves its validation corr by a std of {seeds.corr_std:.4f} "
         f"(from {seeds.corr_min:.4f} to {seeds.corr_max:.4f}); over draws the std is " + "; ".join(parts) + ". "

@@ -240,7 +240,7 @@ if book_models.HETERO in fitted:
 # %%
 spreads = pd.DataFrame({name: uncertainty.spread(r.scores.draw_summary()) for name, r in fitted.items()
                         if r.spec.n_draws > 1}).T.rename_axis("method")
-glue_all(findings.seed_spread(spreads))
+glue_all(findings.seed_spread(spreads, unconverged))
 spreads.round(4)
 
 # %% [markdown]

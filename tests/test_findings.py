@@ -194,6 +194,9 @@ def test_seed_spread_says_which_posteriors_spread_as_retraining_does():
     assert "Only a spread" in findings.seed_spread(_spreads(0.002, {"a": 0.0015, "b": 0.0002}))["spread_note"]
     assert "No posterior spreads" in findings.seed_spread(_spreads(0.002, {"a": 0.0001}))["spread_note"]
     assert "no seed spread" in findings.seed_spread(_spreads(0.002, {}).drop(index="deep_ensemble"))["spread_note"]
+    mixed = findings.seed_spread(_spreads(0.002, {"a": 0.0015, "flat": 0.0001}), left_out=["flat"])["spread_note"]
+    assert "Every method's draws spread" in mixed and "Not judged: flat, whose fit did not converge" in mixed
+    assert "flat 0.0001" in mixed
 
 
 def test_point_precision_weighs_the_difference_against_the_seed_spread():

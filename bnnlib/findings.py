@@ -344,16 +344,29 @@ def wide_vs_flat(fit_table: pd.DataFrame, fitted: Mapping, wide: str, flat: str 
         return {"wide_factor": WIDE, "wide_note": "This run has no flat prior, so no wide prior beside it."}
     f, w = fit_table.loc[flat], fit_table.loc[wide]
     stopped = f.get("stopped_at_step")
-    where = (f" (its loss stopped being finite at step {int(stopped):,} of {int(w.steps):,})"
+    where = (f" (its loss stopped being finite at step {int(stopped):,} of its {int(f.budget_steps):,})"
              if stopped is not None and pd.notna(stopped) else "")
     corr = {name: fitted[name].summary()["mean"] for name in (flat, wide)}
     return {"wide_factor": WIDE, "wide_note": (
         f"Under the flat prior the fit is {f.verdict}{where}; its guide's 90th-percentile std ended at "
         f"{f.scale_p90_last:.3g}, its ensemble's validation corr is {corr[flat]:.4f}. Under the wide prior the "
-        f"fit is {w.verdict}: 90th-percentile std {w.scale_p90_last:.3g}, ensemble corr {corr[wide]:.4f}. "
+        f"fit is {w.verdict} after {int(w.steps):,} steps: 90th-percentile std {w.scale_p90_last:.3g}, ensemble "
+        f"corr {corr[wide]:.4f}. "
         + ("The wide prior's fit converged, so its numbers are a posterior's, which the flat prior's cannot be."
-           if w.verdict == "converged" else
-           "Neither is a converged posterior, so neither ensemble's corr is a property of a posterior."))}
+           if w.verdict == "converged" else _wide_unsettled(w)))}
+
+
+def _wide_unsettled(w: pd.Series) -> str:
+    """Why the wide prior's fit is not a posterior yet, from its verdict's window."""
+    from bnnlib.convergence import ELBO_TOL
+
+    flat_elbo = ""
+    if pd.notna(w.get("elbo_change_window")) and abs(w.elbo_change_window) <= ELBO_TOL:
+        flat_elbo = (f"Its ELBO per row has settled (it moved {abs(w.elbo_change_window):.4f} over the last fifth of "
+                     f"the steps) while a layer's stds still moved {w.scale_change_window:.0%}: the ELBO is nearly "
+                     "flat along the stds of the weights the data barely use, so where they stop is the optimiser's "
+                     "doing, bounded by the prior where the flat prior's are not. ")
+    return flat_elbo + "Neither is a converged posterior, so neither ensemble's corr is a property of a posterior."
 
 
 def guide_start(guide_init: str) -> dict:
@@ -382,29 +395,43 @@ def lr_schedule(lr_final: float) -> dict:
         "lr_bnn_final 1 restores the constant rate). The baseline_bnn_lr control below decays the same way.")}
 
 
-def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, talk_start: str) -> dict:
-    """The Normal BNN from the prior beside the same model from the talk's start: verdicts, last
-    ELBO per row (higher is closer to the optimum), hidden layers at the prior, the posterior-mean
-    network's corr and the ensembles' corr, and which of the two is a posterior (`from_prior_note`)."""
+def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, talk_start: str,
+               pair: pd.Series | None = None, tolerance: float = 0.1) -> dict:
+    """The Normal BNN from the prior beside the same model from the talk's start: verdicts and
+    steps, last ELBO per row (higher is closer to the optimum), hidden layers at the prior, the
+    posterior-mean network's corr and the ensembles' corr, and whether both reach one posterior
+    (`from_prior_note`). `pair` is the two fits' row of a `fits.paired_comparison` (first: the
+    prior's start): with it, the corrs' distance in Monte Carlo errors and the largest change of a
+    layer's median std, which decide "one posterior" when both converged (within `tolerance`)."""
     if started_at_prior not in fit_table.index or talk_start not in fit_table.index:
         return {"from_prior_note": "This run has no Normal prior, so there is no second start to compare."}
     a, b = fit_table.loc[started_at_prior], fit_table.loc[talk_start]
     corr = {name: fitted[name].summary()["mean"] for name in (started_at_prior, talk_start)}
     higher = "higher" if a.elbo_per_row_last > b.elbo_per_row_last else "lower"
+    apart = ""
+    if pair is not None:
+        apart = (f", {pair['difference_in_mc_errors']:.1f} times their Monte Carlo error apart; the largest change "
+                 f"of a layer's median std between the two is {pair['largest_std_change']:.0%}")
     if a.verdict == "converged" and b.verdict != "converged":
-        ending = (f"Only the fit from the prior is a posterior; the talk's start, after the same {int(b.steps):,} "
-                  "steps, is still on its way, so its scores describe where the optimiser stopped.")
-    elif a.verdict == "converged":
+        ending = (f"Only the fit from the prior is a posterior; the talk's start, after {int(b.steps):,} steps, is "
+                  "still on its way, so its scores describe where the optimiser stopped.")
+    elif a.verdict == "converged" and pair is None:
         ending = "Both converged; a higher ELBO marks the better of the two optima the starts reached."
+    elif a.verdict == "converged" and pair["largest_std_change"] <= tolerance:
+        ending = (f"Both converged, to one posterior (every layer's median std within {tolerance:.0%}): the talk's "
+                  "start is not a different model, only a longer road to the same one.")
+    elif a.verdict == "converged":
+        ending = ("Both converged, but to different ends: two optima of the mean-field ELBO, of which only the one "
+                  "with the higher ELBO is the variational posterior.")
     else:
         ending = "The fit from the prior did not converge either, so where the fits are heading stays open at this budget."
     return {"from_prior_note": (
-        f"Started at the prior, the fit is {a.verdict}; from the talk's start, {b.verdict}. Its last ELBO per "
-        f"row, {a.elbo_per_row_last:.5f}, is {higher} than from the talk's start ({b.elbo_per_row_last:.5f}); hidden "
-        f"layers at their prior: {a.layers_at_prior or 'n/a'} (talk's start: {b.layers_at_prior or 'n/a'}); the "
-        f"posterior-mean network's validation corr {a.mean_net_corr_last:.4f} (talk's start: "
-        f"{b.mean_net_corr_last:.4f}); the ensemble's corr {corr[started_at_prior]:.4f} (talk's start: "
-        f"{corr[talk_start]:.4f}). {ending}")}
+        f"Started at the prior, the fit is {a.verdict} after {int(a.steps):,} steps; from the talk's start, "
+        f"{b.verdict} after {int(b.steps):,}. Its last ELBO per row, {a.elbo_per_row_last:.5f}, is {higher} than "
+        f"from the talk's start ({b.elbo_per_row_last:.5f}); hidden layers at their prior: "
+        f"{a.layers_at_prior or 'n/a'} (talk's start: {b.layers_at_prior or 'n/a'}); the posterior-mean network's "
+        f"validation corr {a.mean_net_corr_last:.4f} (talk's start: {b.mean_net_corr_last:.4f}); the ensemble's corr "
+        f"{corr[started_at_prior]:.4f} (talk's start: {corr[talk_start]:.4f}){apart}. {ending}")}
 
 
 def constant_predictors(names: Sequence[str]) -> dict:

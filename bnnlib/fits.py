@@ -20,8 +20,8 @@ from bnnlib.convergence import judge
 from bnnlib.metrics import era_corr
 from bnnlib.models.priors import canonical_prior, prior_std
 
-FITS_COLUMNS = ("model", "prior", "hypothesis", "hidden", "precision", "guide_init", "init_scale", "steps", "epochs",
-                "elbo_per_row_last", "elbo_change_window", "scale_p10_last", "scale_p50_last", "scale_p90_last",
+FITS_COLUMNS = ("model", "prior", "hypothesis", "hidden", "precision", "guide_init", "init_scale", "steps", "budget_steps",
+                "epochs", "elbo_per_row_last", "elbo_change_window", "scale_p10_last", "scale_p50_last", "scale_p90_last",
                 "scale_change_window", "scale_growth_window", "mean_net_corr_last", "layers_at_prior", "fit_seconds",
                 "stopped_at_step", "verdict")
 
@@ -85,7 +85,8 @@ def constant_predictors(results: Mapping[str, Any], tolerance: float = CONSTANT)
 
 
 def fits_table(results: Mapping[str, Any], n_inputs: int | None = None) -> pd.DataFrame:
-    """One row per Bayesian fit: its budget, where its trace ended, and its verdict
+    """One row per Bayesian fit: its budget (`budget_steps`; `steps` is where it ended, earlier
+    for a fit that stopped diverging), where its trace ended, and its verdict
     (what `_build/results/<chapter>/fits.csv` holds); with `n_inputs` (the number of
     features), also how many hidden layers sit at their prior."""
     rows = []
@@ -100,7 +101,8 @@ def fits_table(results: Mapping[str, Any], n_inputs: int | None = None) -> pd.Da
             "model": name, "prior": spec.prior, "hypothesis": spec.hypothesis,
             "hidden": "-".join(map(str, spec.hidden)) or "linear", "precision": spec.precision,
             "guide_init": spec.guide_init, "init_scale": spec.init_scale,
-            "steps": steps, "epochs": steps / history["steps_per_epoch"],
+            "steps": steps, "budget_steps": spec.steps or spec.epochs * history["steps_per_epoch"],
+            "epochs": steps / history["steps_per_epoch"],
             "elbo_per_row_last": history["elbo_per_row"][-1],
             "scale_p10_last": result.extras["scale_p10"], "scale_p50_last": result.extras["scale_p50"],
             "scale_p90_last": result.extras["scale_p90"], "mean_net_corr_last": corr[-1],

@@ -139,14 +139,19 @@ def test_constant_predictors_note_names_them_or_says_there_are_none():
 def test_wide_vs_flat_reports_both_fits_and_whether_either_is_a_posterior():
     from types import SimpleNamespace
 
-    table = pd.DataFrame({"verdict": ["diverging", "converged"], "steps": [600, 1000],
+    table = pd.DataFrame({"verdict": ["diverging", "converged"], "steps": [600, 5000], "budget_steps": [1000, 5000],
                           "stopped_at_step": [600.0, None], "scale_p90_last": [3.2, 0.9]}, index=["flat", "wide"])
     fitted = {n: SimpleNamespace(summary=lambda v=v: {"mean": v}) for n, v in (("flat", 0.001), ("wide", 0.012))}
     note = findings.wide_vs_flat(table, fitted, "wide")["wide_note"]
-    assert "is diverging (its loss stopped being finite at step 600 of 1,000)" in note and "**" not in note
-    assert "fit is converged" in note and "0.0120" in note and "a posterior's" in note
+    assert "is diverging (its loss stopped being finite at step 600 of its 1,000)" in note and "**" not in note
+    assert "fit is converged after 5,000 steps" in note and "0.0120" in note and "a posterior's" in note
     table.loc["wide", "verdict"] = "still moving"
     assert "Neither is a converged posterior" in findings.wide_vs_flat(table, fitted, "wide")["wide_note"]
+    table["elbo_change_window"], table["scale_change_window"] = [np.nan, 0.0009], [np.nan, 0.29]
+    note = findings.wide_vs_flat(table, fitted, "wide")["wide_note"]
+    assert "has settled (it moved 0.0009" in note and "still moved 29%" in note and "Neither is" in note
+    table.loc["wide", "elbo_change_window"] = 0.01
+    assert "has settled" not in findings.wide_vs_flat(table, fitted, "wide")["wide_note"]
     assert "no flat prior" in findings.wide_vs_flat(table.drop("flat"), fitted, "wide")["wide_note"]
 
 
@@ -155,16 +160,22 @@ def test_from_prior_compares_the_two_starts_and_says_which_is_a_posterior():
 
     table = pd.DataFrame({"verdict": ["converged", "still moving"], "elbo_per_row_last": [0.0784, 0.0779],
                           "layers_at_prior": ["3/3", "2/3"], "mean_net_corr_last": [-0.0003, 0.0001],
-                          "steps": [17730, 17730]},
+                          "steps": [17730, 53190]},
                          index=["normal", "normal_talk_start"])
     fitted = {n: SimpleNamespace(summary=lambda v=v: {"mean": v}) for n, v in (("normal", 0.0),
                                                                               ("normal_talk_start", 0.005))}
     note = findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
-    assert "fit is converged; from the talk's start, still moving" in note and "**" not in note
-    assert "0.07840, is higher" in note and "3/3 (talk's start: 2/3)" in note
-    assert "Only the fit from the prior is a posterior" in note and "17,730 steps" in note
+    assert "fit is converged after 17,730 steps; from the talk's start, still moving after 53,190" in note
+    assert "0.07840, is higher" in note and "3/3 (talk's start: 2/3)" in note and "**" not in note
+    assert "Only the fit from the prior is a posterior" in note
     table["verdict"] = "converged"
-    assert "Both converged" in findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
+    assert "Both converged; a higher ELBO" in findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
+    pair = pd.Series({"difference_in_mc_errors": 1.26, "largest_std_change": 0.04})
+    note = findings.from_prior(table, fitted, "normal", "normal_talk_start", pair)["from_prior_note"]
+    assert "1.3 times their Monte Carlo error apart" in note and "4%" in note and "to one posterior" in note
+    pair["largest_std_change"] = 0.3
+    note = findings.from_prior(table, fitted, "normal", "normal_talk_start", pair)["from_prior_note"]
+    assert "to different ends" in note and "30%" in note
     table.loc["normal", "verdict"] = "still moving"
     assert "did not converge either" in findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
     assert "no Normal prior" in findings.from_prior(table.drop("normal"), fitted, "normal", "normal_talk_start")["from_prior_note"]

@@ -19,7 +19,7 @@ def _result(prior: str, medians: list[float], hidden=(4, 3), ensemble=None, meth
                "scale_quantiles": quantiles, "validation_corr": [0.01] * n, "seconds": [1.0] * n,
                "steps_per_epoch": 100}
     spec = SimpleNamespace(prior=prior, hidden=hidden, method=method, hypothesis="single", precision="float32",
-                           guide_init="he", init_scale=0.01)
+                           guide_init="he", init_scale=0.01, steps=None, epochs=n)
     scores = SimpleNamespace(ensemble=np.linspace(0, 1, 50) if ensemble is None else ensemble)
     extras = {"scale_p10": 0.0, "scale_p50": 0.0, "scale_p90": 0.0}
     return SimpleNamespace(spec=spec, history=history, scores=scores, extras=extras)
@@ -52,6 +52,7 @@ def test_fits_table_reports_layers_at_prior_when_told_the_inputs():
     table = fits.fits_table(results, n_inputs=10)
     assert list(table.index) == ["normal"]
     assert table.loc["normal", "layers_at_prior"] == "2/2"
+    assert table.loc["normal", "budget_steps"] == 800  # 8 epochs of 100 steps
     assert fits.fits_table(results).loc["normal", "layers_at_prior"] == ""
 
 

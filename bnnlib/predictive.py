@@ -19,9 +19,9 @@ import torch
 from tqdm import tqdm
 
 from bnnlib.metrics import draws_era_scores, score_summaries
+from bnnlib.models.baseline import dropout_mask_
 from bnnlib.models.device import resolve_device
 from bnnlib.models.likelihoods import Likelihood
-from bnnlib.models.baseline import dropout_mask_
 from bnnlib.models.network import Architecture, forward_draws, unflatten
 from bnnlib.models.precision import compute_dtype
 

@@ -396,13 +396,14 @@ def lr_schedule(lr_final: float) -> dict:
 
 
 def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, talk_start: str,
-               pair: pd.Series | None = None, tolerance: float = 0.1) -> dict:
+               pair: pd.Series | None = None, tolerance: float = 0.1, n_rows: int | None = None) -> dict:
     """The Normal BNN from the prior beside the same model from the talk's start: verdicts and
     steps, last ELBO per row (higher is closer to the optimum), hidden layers at the prior, the
     posterior-mean network's corr and the ensembles' corr, and whether both reach one posterior
     (`from_prior_note`). `pair` is the two fits' row of a `fits.paired_comparison` (first: the
     prior's start): with it, the corrs' distance in Monte Carlo errors and the largest change of a
-    layer's median std, which decide "one posterior" when both converged (within `tolerance`)."""
+    layer's median std, which decide "one posterior" when both converged (within `tolerance`);
+    where they end apart, the ELBO gap in nats over the `n_rows` training rows when given."""
     if started_at_prior not in fit_table.index or talk_start not in fit_table.index:
         return {"from_prior_note": "This run has no Normal prior, so there is no second start to compare."}
     a, b = fit_table.loc[started_at_prior], fit_table.loc[talk_start]
@@ -421,8 +422,12 @@ def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, 
         ending = (f"Both converged, to one posterior (every layer's median std within {tolerance:.0%}): the talk's "
                   "start is not a different model, only a longer road to the same one.")
     elif a.verdict == "converged":
-        ending = ("Both converged, but to different ends: two optima of the mean-field ELBO, of which only the one "
-                  "with the higher ELBO is the variational posterior.")
+        gap = abs(a.elbo_per_row_last - b.elbo_per_row_last)
+        nats = f", by {gap * n_rows:,.0f} nats over the training rows" if n_rows else ""
+        better, other = ("the prior's start", "the talk's") if higher == "higher" else ("the talk's start", "the prior's")
+        ending = (f"Both converged, but to different ends: two optima of the mean-field ELBO. The one from {better} "
+                  f"has the higher ELBO{nats}, so it is the better variational posterior of the two; the one from "
+                  f"{other} is a local optimum, whichever of the two predicts better.")
     else:
         ending = "The fit from the prior did not converge either, so where the fits are heading stays open at this budget."
     return {"from_prior_note": (

@@ -308,7 +308,7 @@ if all(name in fitted_all for name in start_names):
     start_check = fits.paired_comparison(fitted_all, {"normal": start_names}, y_valid[:, 0], valid_eras)
     results.write_csv(start_check, out / "start_check.csv")
     display(start_check.round(4))
-glue_all(findings.from_prior(fit_table, fitted_all, *start_names,
+glue_all(findings.from_prior(fit_table, fitted_all, *start_names, n_rows=len(dataset.train),
                              pair=None if start_check is None else start_check.loc["normal"]))
 
 # %% [markdown]

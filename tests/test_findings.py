@@ -176,6 +176,8 @@ def test_from_prior_compares_the_two_starts_and_says_which_is_a_posterior():
     pair["largest_std_change"] = 0.3
     note = findings.from_prior(table, fitted, "normal", "normal_talk_start", pair)["from_prior_note"]
     assert "to different ends" in note and "30%" in note
+    note = findings.from_prior(table, fitted, "normal", "normal_talk_start", pair, n_rows=1_000_000)["from_prior_note"]
+    assert "The one from the prior's start has the higher ELBO, by 500 nats" in note and "the talk's is a local" in note
     table.loc["normal", "verdict"] = "still moving"
     assert "did not converge either" in findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
     assert "no Normal prior" in findings.from_prior(table.drop("normal"), fitted, "normal", "normal_talk_start")["from_prior_note"]

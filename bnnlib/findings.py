@@ -429,7 +429,8 @@ def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, 
                   f"has the higher ELBO{nats}, so it is the better variational posterior of the two; the one from "
                   f"{other} is a local optimum, whichever of the two predicts better.")
     else:
-        ending = "The fit from the prior did not converge either, so where the fits are heading stays open at this budget."
+        either = " either" if b.verdict != "converged" else ""
+        ending = f"The fit from the prior did not converge{either}, so which end is the posterior stays open at this budget."
     return {"from_prior_note": (
         f"Started at the prior, the fit is {a.verdict} after {int(a.steps):,} steps; from the talk's start, "
         f"{b.verdict} after {int(b.steps):,}. Its last ELBO per row, {a.elbo_per_row_last:.5f}, is {higher} than "

@@ -179,6 +179,9 @@ def test_from_prior_compares_the_two_starts_and_says_which_is_a_posterior():
     note = findings.from_prior(table, fitted, "normal", "normal_talk_start", pair, n_rows=1_000_000)["from_prior_note"]
     assert "The one from the prior's start has the higher ELBO, by 500 nats" in note and "the talk's is a local" in note
     table.loc["normal", "verdict"] = "still moving"
+    note = findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
+    assert "did not converge, so which end" in note
+    table.loc["normal_talk_start", "verdict"] = "still moving"
     assert "did not converge either" in findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
     assert "no Normal prior" in findings.from_prior(table.drop("normal"), fitted, "normal", "normal_talk_start")["from_prior_note"]
 

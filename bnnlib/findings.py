@@ -408,7 +408,7 @@ def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, 
         return {"from_prior_note": "This run has no Normal prior, so there is no second start to compare."}
     a, b = fit_table.loc[started_at_prior], fit_table.loc[talk_start]
     corr = {name: fitted[name].summary()["mean"] for name in (started_at_prior, talk_start)}
-    higher = "higher" if a.elbo_per_row_last > b.elbo_per_row_last else "lower"
+    prior_higher = a.elbo_per_row_last > b.elbo_per_row_last
     apart = ""
     if pair is not None:
         apart = (f", {pair['difference_in_mc_errors']:.1f} times their Monte Carlo error apart; the largest change "
@@ -424,7 +424,7 @@ def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, 
     elif a.verdict == "converged":
         gap = abs(a.elbo_per_row_last - b.elbo_per_row_last)
         nats = f", by {gap * n_rows:,.0f} nats over the training rows" if n_rows else ""
-        better, other = ("the prior's start", "the talk's") if higher == "higher" else ("the talk's start", "the prior's")
+        better, other = ("the prior's start", "the talk's") if prior_higher else ("the talk's start", "the prior's")
         ending = (f"Both converged, but to different ends: two optima of the mean-field ELBO. The one from {better} "
                   f"has the higher ELBO{nats}, so it is the better variational posterior of the two; the one from "
                   f"{other} is a local optimum, whichever of the two predicts better.")
@@ -433,7 +433,8 @@ def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, 
         ending = f"The fit from the prior did not converge{either}, so which end is the posterior stays open at this budget."
     return {"from_prior_note": (
         f"Started at the prior, the fit is {a.verdict} after {int(a.steps):,} steps; from the talk's start, "
-        f"{b.verdict} after {int(b.steps):,}. Its last ELBO per row, {a.elbo_per_row_last:.5f}, is {higher} than "
+        f"{b.verdict} after {int(b.steps):,}. Its last ELBO per row, {a.elbo_per_row_last:.5f}, is "
+        f"{'higher' if prior_higher else 'lower'} than "
         f"from the talk's start ({b.elbo_per_row_last:.5f}); hidden layers at their prior: "
         f"{a.layers_at_prior or 'n/a'} (talk's start: {b.layers_at_prior or 'n/a'}); the posterior-mean network's "
         f"validation corr {a.mean_net_corr_last:.4f} (talk's start: {b.mean_net_corr_last:.4f}); the ensemble's corr "
@@ -586,7 +587,8 @@ def seed_spread(spreads: pd.DataFrame, left_out: Sequence[str] = ()) -> dict:
     seeds = spreads.loc["deep_ensemble"]
     others = spreads.drop(index="deep_ensemble")
     parts = [f"{name} {row.corr_std:.4f}" for name, row in others.iterrows()]
-    judged = others.drop(index=[n for n in left_out if n in others.index])
+    excluded = [n for n in left_out if n in others.index]
+    judged = others.drop(index=excluded)
     wider = [name for name, row in judged.iterrows() if row.corr_std >= 0.5 * seeds.corr_std]
     if len(wider) == len(judged):
         verdict = "Every method's draws spread at least half as much as the seeds do."
@@ -594,7 +596,6 @@ def seed_spread(spreads: pd.DataFrame, left_out: Sequence[str] = ()) -> dict:
         verdict = f"Only {', '.join(wider)} spread at least half as much as the seeds do."
     else:
         verdict = "No posterior spreads even half as much as the seeds do: its draws do not stand for retraining."
-    excluded = [n for n in left_out if n in others.index]
     if excluded:
         verdict += (f" Not judged: {', '.join(excluded)}, whose fit did not converge, so its spread is where the "
                     "optimiser stopped.")

@@ -488,13 +488,6 @@ class Cache:
             _remove_empty(final.parent, self.root)
             raise
 
-    def clear(self, kind: str | None = None) -> None:
-        """Delete every entry (of one kind, if given)."""
-        if kind is None:
-            _remove_tree(self.root)
-        else:
-            _remove_tree(self.root / _check_kind(kind))
-
 
 def _check_kind(kind: str) -> str:
     if not isinstance(kind, str) or not _KIND.match(kind):

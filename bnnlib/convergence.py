@@ -37,8 +37,6 @@ COLLAPSE = 0.05
 RUNAWAY = 0.5
 SCALE_CAP = 1.0
 
-VERDICTS = ("converged", "still moving", "diverging")
-
 CRITERION = (
     f"over the last {WINDOW:.0%} of the optimiser steps (the mean of its first {SMOOTH} trace records against "
     f"that of its last {SMOOTH}): converged when the ELBO per row moved by at most "

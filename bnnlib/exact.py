@@ -14,6 +14,8 @@ never exist as one float64 copy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import torch
@@ -86,21 +88,33 @@ def _exact(ztz, zty, prior_std, sigma) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return mean, cov, precision
 
 
+@dataclass(frozen=True)
+class LinearGaussianPosterior:
+    """The exact posterior of Bayesian linear regression over theta = (weights, bias): Normal with
+    this mean and covariance; `precision` is the covariance's inverse, computed directly."""
+
+    mean: np.ndarray  # [d+1]
+    cov: np.ndarray  # [d+1, d+1]
+    precision: np.ndarray  # [d+1, d+1]
+
+    @property
+    def std(self) -> np.ndarray:
+        """The exact marginal stds."""
+        return np.sqrt(np.diag(self.cov))
+
+    @property
+    def meanfield_std(self) -> np.ndarray:
+        """The stds of the ELBO's optimum over fully factorised Normal guides (whose means are the
+        exact posterior mean): 1 / sqrt(diag(precision)), never above the exact marginal std."""
+        return 1.0 / np.sqrt(np.diag(self.precision))
+
+
 def linear_gaussian_posterior(x, y, prior_std, sigma: float,
-                              block_rows: int = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
-    """Exact posterior (mean [d+1], cov [d+1, d+1]) of y ~ Normal(x w + b, sigma), theta = (w, b)
-    ~ Normal(0, prior_std) (a scalar or one std per entry of theta), in theta's order: the d
-    weights, then the bias. Rows with a NaN target are left out, as the model masks them."""
-    mean, cov, _ = _exact(*_sufficient_stats(x, y, block_rows), prior_std, sigma)
-    return mean, cov
-
-
-def meanfield_optimum(x, y, prior_std, sigma: float,
-                      block_rows: int = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
-    """The ELBO's optimum over fully factorised Normal guides (mean [d+1], std [d+1]): the exact
-    posterior mean, and std 1 / sqrt(diag(precision)), never above the exact marginal std."""
-    mean, _, precision = _exact(*_sufficient_stats(x, y, block_rows), prior_std, sigma)
-    return mean, 1.0 / np.sqrt(np.diag(precision))
+                              block_rows: int = BLOCK_ROWS) -> LinearGaussianPosterior:
+    """Exact posterior of y ~ Normal(x w + b, sigma), theta = (w, b) ~ Normal(0, prior_std) (a
+    scalar or one std per entry of theta), in theta's order: the d weights, then the bias. Rows
+    with a NaN target are left out, as the model masks them."""
+    return LinearGaussianPosterior(*_exact(*_sufficient_stats(x, y, block_rows), prior_std, sigma))
 
 
 def exact_check(posterior, x, y, feature_names=None, block_rows: int = BLOCK_ROWS) -> pd.DataFrame:
@@ -123,12 +137,12 @@ def exact_check(posterior, x, y, feature_names=None, block_rows: int = BLOCK_ROW
         raise BnnlibError(f"{len(names)} feature names for a model with {d} inputs")
     sigma = float(posterior.sigma.reshape(-1)[0])
     prior_std = _he_prior_std(arch)
-    mean, cov, precision = _exact(*_sufficient_stats(x, y, block_rows), prior_std, sigma)
+    exact = linear_gaussian_posterior(x, y, prior_std, sigma, block_rows)
     return pd.DataFrame({
         "parameter": [f"w[{n}]" for n in names] + ["bias"],
-        "exact_mean": mean,
-        "exact_std": np.sqrt(np.diag(cov)),
-        "meanfield_std": 1.0 / np.sqrt(np.diag(precision)),
+        "exact_mean": exact.mean,
+        "exact_std": exact.std,
+        "meanfield_std": exact.meanfield_std,
         "svi_mean": posterior.loc[: d + 1].double().numpy(),
         "svi_std": posterior.scale[: d + 1].double().numpy(),
     })

@@ -203,12 +203,3 @@ def elbo_ladder(references: Mapping[str, float], table: pd.DataFrame, n_rows: in
     frame["over_constant_per_row"] = frame["elbo_per_row"] - references["constant_loglik"]
     frame["over_constant_nats"] = frame["over_constant_per_row"] * n_rows
     return frame
-
-
-def prior_collapse(table: pd.DataFrame) -> pd.DataFrame:
-    """The deep fits under a proper prior whose hidden layers all sit at their prior
-    (`layers_at_prior` 'm/m'): mean-field VI has pruned every hidden unit the data cannot pay
-    for, and what remains predicts close to a constant."""
-    deep = table[(table["layers_at_prior"] != "") & (table["hidden"] != "linear")]
-    full = deep["layers_at_prior"].map(lambda s: s.split("/")[0] == s.split("/")[1])
-    return deep[full]

@@ -5,7 +5,8 @@ independent units of the data. Two correlations exist:
 
 - the 2021 corr (example-scripts `validation_metrics`, the one the talk reports): Pearson
   between the prediction's within-era rank ((rank(method="first") - 0.5) / n) and the target;
-- numerai_corr (numerai-tools, today's official score): ranks with ties averaged,
+- numerai_corr (today's official score, as numerai-tools computes it; the tests check this
+  module against numerai-tools, which is a test dependency only): ranks with ties averaged,
   gaussianised and raised to the power 1.5 keeping sign, against the era-centred target
   raised to the power 1.5.
 
@@ -24,7 +25,6 @@ from typing import Hashable, Iterator
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
 from scipy import stats
 
 from bnnlib.errors import BnnlibError
@@ -39,9 +39,6 @@ __all__ = [
     "era_numerai_corr",
     "score_summary",
     "score_summaries",
-    "feature_exposure",
-    "neutralize",
-    "feature_neutral_corr",
     "draws_era_corr",
     "draws_era_numerai_corr",
     "draws_era_scores",
@@ -66,24 +63,6 @@ def _vector(name: str, values, index_from: list) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1:
         raise BnnlibError(f"{name} must be 1-dimensional, got shape {array.shape}; pass one value per row")
-    return array
-
-
-def _matrix(name: str, values, index_from: list) -> np.ndarray:
-    """`values` (one column per feature) as a 2-D float array without NaN."""
-    if isinstance(values, pd.DataFrame):
-        index_from.append((name, values.index))
-        values = values.to_numpy()
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise BnnlibError(f"{name} must be numbers: {error}; pass only the feature columns") from None
-    if array.ndim != 2:
-        raise BnnlibError(f"{name} must be 2-dimensional (rows x features), got shape {array.shape}")
-    if array.shape[1] == 0:
-        raise BnnlibError(f"{name} has no columns; pass at least one feature column")
-    if np.isnan(array).any():
-        raise BnnlibError(f"{name} contain NaN; fill them (Numerai's convention is the middle value) first")
     return array
 
 
@@ -257,96 +236,3 @@ def score_summary(per_era: pd.Series) -> dict:
     return {"mean": float(row["mean"]), "std": float(row["std"]), "sharpe": float(row["sharpe"]),
             "max_drawdown": float(row["max_drawdown"]), "n_eras": int(row["n_eras"]),
             "n_negative": int(row["n_negative"])}
-
-
-def feature_exposure(predictions, features, eras) -> float:
-    """Mean over eras of the largest |Pearson corr(feature, prediction)| within the era.
-
-    As in the 2021 example scripts (raw predictions, not ranked). Features constant within
-    an era are skipped there (their corr is undefined); a prediction constant within an era
-    has exposure 0 there.
-    """
-    index_from: list = []
-    p = _float_vector("predictions", predictions, index_from, allow_nan=False)
-    x = _matrix("features", features, index_from)
-    e = _vector("eras", eras, index_from)
-    _check_rows({"predictions": p, "features": x, "eras": e}, index_from)
-    per_era = []
-    for era, rows in _era_rows(e):
-        if len(rows) < 2:
-            raise BnnlibError(
-                f"era {era!r} has {len(rows)} row; an exposure needs at least 2: drop that era, "
-                f"or check that the era column is the right one"
-            )
-        pc = p[rows] - p[rows].mean()
-        xc = x[rows] - x[rows].mean(axis=0)
-        scale = np.sqrt((xc * xc).sum(axis=0) * float(pc @ pc))
-        usable = scale > 0
-        corr = np.abs(pc @ xc[:, usable]) / scale[usable]
-        per_era.append(float(corr.max()) if corr.size else 0.0)
-    return float(np.mean(per_era))
-
-
-def _neutral_era(p: np.ndarray, x: np.ndarray, proportion: float, era: Hashable) -> np.ndarray:
-    """One era of the 2021 neutralisation: rank, gaussianise, remove the least-squares fit."""
-    scores = stats.norm.ppf(_rank_first(p))
-    fit = x @ scipy.linalg.lstsq(x, scores, lapack_driver="gelsy", check_finite=False)[0]
-    neutral = scores - proportion * fit
-    std = neutral.std()
-    if std <= 1e-9 * scores.std():
-        raise BnnlibError(
-            f"neutralising era {era!r} ({len(p)} rows) against {x.shape[1]} features removes the "
-            f"whole prediction (too few rows for that many features); neutralise against fewer "
-            f"features, lower the proportion, or drop that era"
-        )
-    return neutral / std
-
-
-def _proportion(proportion: float) -> float:
-    if not isinstance(proportion, (int, float)) or not 0.0 <= float(proportion) <= 1.0:
-        raise BnnlibError(f"proportion must be a number from 0 to 1, got {proportion!r}")
-    return float(proportion)
-
-
-def neutralize(predictions, features, eras, proportion: float = 1.0) -> pd.Series:
-    """Predictions neutralised against the features within each era (2021 convention).
-
-    Per era: the predictions are ranked (ties by row order) and gaussianised; `proportion`
-    of their least-squares fit on the features (no intercept, as in the 2021 scripts; the
-    gaussianised ranks have mean 0 anyway) is subtracted; the result is scaled to std 1.
-    Returns one value per row, in the input's row order and index.
-    """
-    share = _proportion(proportion)
-    index_from: list = []
-    p = _float_vector("predictions", predictions, index_from, allow_nan=False)
-    x = _matrix("features", features, index_from)
-    e = _vector("eras", eras, index_from)
-    _check_rows({"predictions": p, "features": x, "eras": e}, index_from)
-    neutral = np.empty(len(p), dtype=np.float64)
-    for era, rows in _era_rows(e):
-        if len(rows) < 2:
-            raise BnnlibError(f"era {era!r} has 1 row; neutralising needs at least 2: drop that era")
-        neutral[rows] = _neutral_era(p[rows], x[rows], share, era)
-    index = index_from[0][1] if index_from else None
-    return pd.Series(neutral, index=index, name="neutral")
-
-
-def feature_neutral_corr(predictions, features, targets, eras) -> pd.Series:
-    """The 2021 corr of each era after neutralising the predictions against all features.
-
-    Rows with a NaN target are dropped first; then, per era, the predictions are neutralised
-    as in `neutralize` (ranked, gaussianised, least-squares fit on the features removed) and
-    scored with the 2021 corr, as the example scripts' feature-neutral mean does.
-    """
-    index_from: list = []
-    p = _float_vector("predictions", predictions, index_from, allow_nan=False)
-    x = _matrix("features", features, index_from)
-    t = _float_vector("targets", targets, index_from, allow_nan=True)
-    e = _vector("eras", eras, index_from)
-    _check_rows({"predictions": p, "features": x, "targets": t, "eras": e}, index_from)
-    values = {}
-    for era, rows in _era_rows(e):
-        kept = _scorable(era, rows, t)
-        neutral = _neutral_era(p[kept], x[kept], 1.0, era)
-        values[era] = _pearson(_rank_first(neutral), t[kept])
-    return pd.Series(values, name="fn_corr", dtype=np.float64).rename_axis("era")

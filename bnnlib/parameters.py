@@ -63,11 +63,19 @@ def _looks_structured(text: str) -> bool:
 # --------------------------------------------------------------------------- rules
 
 
-def _choice(choices: Callable[[], tuple[str, ...]], what: str) -> Callable[[str, Any], Any]:
+def _is_null(value: Any) -> bool:
+    """None, or papermill's text for it (``-p hetero_prior None`` passes the string 'None')."""
+    return value is None or (isinstance(value, str) and value.strip() in ("None", "null", "~"))
+
+
+def _choice(choices: Callable[[], tuple[str, ...]], what: str, optional: bool = False) -> Callable[[str, Any], Any]:
     def check(name: str, value: Any) -> Any:
+        if optional and _is_null(value):
+            return None
         known = choices()
         if not isinstance(value, str) or value.lower() not in known:
-            raise _fail(name, value, f"is not a known {what}", f"choose one of: {', '.join(known)}")
+            fix = f"choose one of: {', '.join(known)}" + (" (or null)" if optional else "")
+            raise _fail(name, value, f"is not a known {what}", fix)
         return value
     return check
 
@@ -180,6 +188,13 @@ def _positive_float(optional: bool = False) -> Callable[[str, Any], Any]:
     return check
 
 
+def _probability(name: str, value: Any) -> float:
+    """A share strictly between 0 and 1 (a dropout rate of 1 drops every unit and divides by zero)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value < 1:
+        raise _fail(name, value, "is not a number strictly between 0 and 1", f"use e.g. -p {name} 0.1")
+    return value
+
+
 def _bool(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise _fail(name, value, "is not true or false", f"use -p {name} true or -p {name} false")
@@ -188,7 +203,7 @@ def _bool(name: str, value: Any) -> bool:
 
 def _text(optional: bool = False) -> Callable[[str, Any], Any]:
     def check(name: str, value: Any) -> Any:
-        if optional and (value is None or (isinstance(value, str) and value.strip() in ("None", "null", "~"))):
+        if optional and _is_null(value):
             return None  # papermill's -p long_target None gives the text 'None'
         if not isinstance(value, str) or not value.strip():
             fix = "a column name" + (" or null" if optional else "")
@@ -329,8 +344,8 @@ RULES: dict[str, tuple[Callable[..., Any], bool]] = {
     "lr_bnn_scale": (_positive_float(optional=True), False),
     "lr_bnn_final": (_positive_float(), False),
     "members": (_positive_int("-p members 10"), False),
-    "dropout": (_positive_float(), False),
-    "hetero_prior": (_choice(_priors, "prior"), True),
+    "dropout": (_probability, False),
+    "hetero_prior": (_choice(_priors, "prior", optional=True), True),
     "guide_init": (_choice(_guide_inits, "guide initialisation"), True),
     "init_scale": (_positive_float(optional=True), False),
     "init_shrink": (_positive_float(), False),

@@ -18,7 +18,7 @@ import pandas as pd
 
 from bnnlib.errors import BnnlibError
 
-PACKAGES = ("bnnlib", "torch", "pyro-ppl", "numpy", "pandas", "numerai-tools")
+PACKAGES = ("bnnlib", "torch", "pyro-ppl", "numpy", "pandas")
 
 
 def package_versions(packages: Iterable[str] = PACKAGES) -> dict[str, str]:

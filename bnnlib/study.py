@@ -9,7 +9,6 @@ on a `device` (bnnlib.models.device) that keys the cache beside the specificatio
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from typing import TypeVar
@@ -38,7 +37,13 @@ METHODS = ("baseline", "bnn", "dropout", "ensemble")
 POINT_HYPOTHESES = ("single", "hetero")
 """The likelihoods a point network (baseline, dropout, ensemble) trains with: MSE, or the
 heteroscedastic Gaussian NLL; the multi-target hypotheses are the BNN's."""
-_SCORING_ONLY = ("name", "draws", "best_epoch")
+_FIT_FIELDS = ("method", "hypothesis", "hidden", "epochs", "batch_size", "lr", "seed", "steps", "precision",
+               "lr_final")
+"""The fields every method's fit reads."""
+_METHOD_FIT_FIELDS = {"baseline": (), "bnn": ("prior", "init_scale", "scale_lr", "estimator", "guide_init"),
+                      "dropout": ("dropout",), "ensemble": ("members",)}
+"""The fields only one method's fit reads: a fit's cache key holds no field its method ignores,
+so two specs that differ only there share one fit."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,9 @@ class ModelSpec:
         for name in ("epochs", "batch_size", "draws", "members"):
             if int(getattr(self, name)) < 1:
                 raise BnnlibError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.method == "dropout" and not 0 < self.dropout < 1:
+            raise BnnlibError(f"model {self.name!r}: the dropout rate must lie strictly between 0 and 1, "
+                              f"got {self.dropout!r}")
         if not 0 < self.lr_final <= 1:
             raise BnnlibError(f"lr_final must be in (0, 1] (1: a constant lr), got {self.lr_final!r}")
         if self.steps is not None and (int(self.steps) != self.steps or self.steps < 1):
@@ -103,15 +111,18 @@ class ModelSpec:
         return self.lr if self.lr is not None else (1e-3 if self.method == "bnn" else 1e-2)
 
     def fit_spec(self) -> dict:
-        """The fields that decide the fit (not how many draws are scored, nor the label)."""
-        spec = dataclasses.asdict(self)
-        for key in _SCORING_ONLY:
-            spec.pop(key)
+        """The fields that decide the fit: those its method reads (not how many draws are
+        scored, nor the label)."""
+        spec = {name: getattr(self, name) for name in (*_FIT_FIELDS, *_METHOD_FIT_FIELDS[self.method])}
         spec["lr"] = self.learning_rate
         return spec
 
     def score_spec(self) -> dict:
-        return {**self.fit_spec(), "draws": self.n_draws, "best_epoch": self.best_epoch}
+        """The fit's fields, the number of draws scored and, for the baseline, which epoch."""
+        spec = {**self.fit_spec(), "draws": self.n_draws}
+        if self.method == "baseline":
+            spec["best_epoch"] = self.best_epoch
+        return spec
 
     @property
     def n_draws(self) -> int:

@@ -16,7 +16,6 @@ PRIOR_LABELS = {"flat": "flat (talk: uniform)", "normal": "normal", "laplace": "
 TALK_BURN_ERAS_OF = 105  # validation eras of Numerai v3
 BEST_EPOCH = 5  # the baseline's epoch with the highest validation corr, in the talk
 EPOCHS = 30  # the talk's training epochs (baseline and BNNs)
-DRAWS = 1000  # the talk's posterior draws per model
 
 
 def prior_label(prior: str) -> str:

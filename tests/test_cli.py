@@ -55,11 +55,15 @@ def fails_cleanly(capsys, argv: list[str], root: Path) -> str:
     ("jobs", "0", "jobs = 0"),
     ("hidden", "64", "hidden = 64 is not a list"),
     ("data_root", "/proc/x", "data_root = '/proc/x' cannot be made"),
+    ("dropout", "1", "dropout = 1 is not a number strictly between 0 and 1"),
+    ("dropout", "0", "dropout = 0 is not a number strictly between 0 and 1"),
+    ("hetero_prior", "cauchy", "hetero_prior = 'cauchy' is not a known prior"),
 ])
 def test_bad_parameters_fail_before_the_warm_up(project, capsys, name, value, words):
-    err = fails_cleanly(capsys, ["run", "burn_eras", "--profile", "quick", "--jobs", "2", "--no-build",
+    chapter = "uncertainty" if name in ("dropout", "hetero_prior") else "burn_eras"
+    err = fails_cleanly(capsys, ["run", chapter, "--profile", "quick", "--jobs", "2", "--no-build",
                                  "-p", name, value], project)
-    assert "chapter 'burn_eras'" in err and words in err
+    assert f"chapter '{chapter}'" in err and words in err
 
 
 def test_a_data_dir_the_profile_does_not_read_is_an_error(project, capsys, tmp_path):

@@ -13,7 +13,7 @@ import scipy.optimize
 import torch
 
 from bnnlib.errors import BnnlibError
-from bnnlib.exact import exact_check, exact_check_summary, linear_gaussian_posterior, meanfield_optimum
+from bnnlib.exact import exact_check, exact_check_summary, linear_gaussian_posterior
 from bnnlib.models.bnn import Posterior, SVIConfig, fit_bnn
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture, forward, unflatten
@@ -46,7 +46,8 @@ def test_posterior_matches_the_covariance_form_of_gaussian_conditioning():
     y[[3, 17, 31]] = float("nan")
     prior_std = np.array([0.3, 0.7, 1.1, 2.0])  # one per weight, then the bias
     sigma = 0.5
-    mean, cov = linear_gaussian_posterior(x, y, prior_std, sigma, block_rows=7)
+    exact = linear_gaussian_posterior(x, y, prior_std, sigma, block_rows=7)
+    mean, cov = exact.mean, exact.cov
 
     keep = ~np.isnan(y.numpy()[:, 0])
     z = np.c_[x.numpy().astype(np.float64), np.ones(40)][keep]
@@ -56,11 +57,12 @@ def test_posterior_matches_the_covariance_form_of_gaussian_conditioning():
     np.testing.assert_allclose(mean, s @ z.T @ np.linalg.solve(k, obs), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(cov, s - s @ z.T @ np.linalg.solve(k, z @ s), rtol=1e-9, atol=1e-12)
     # a scalar prior std is the same std for every entry
-    np.testing.assert_allclose(linear_gaussian_posterior(x, y, 0.8, sigma)[0],
-                               linear_gaussian_posterior(x, y, np.full(4, 0.8), sigma)[0])
+    np.testing.assert_allclose(linear_gaussian_posterior(x, y, 0.8, sigma).mean,
+                               linear_gaussian_posterior(x, y, np.full(4, 0.8), sigma).mean)
+    np.testing.assert_allclose(exact.precision @ exact.cov, np.eye(4), atol=1e-9)  # the inverse, computed apart
 
 
-def test_meanfield_optimum_maximises_the_elbo_and_is_narrower_than_the_posterior():
+def test_the_meanfield_std_maximises_the_elbo_and_is_narrower_than_the_posterior():
     x, y = linear_data(60, 2, 0.4, seed=1)
     prior_std, sigma = np.array([0.5, 0.9, 1.5]), 0.4
     z = np.c_[x.numpy().astype(np.float64), np.ones(60)]
@@ -74,19 +76,19 @@ def test_meanfield_optimum_maximises_the_elbo_and_is_narrower_than_the_posterior
 
     found = scipy.optimize.minimize(negative_elbo, np.zeros(6), method="L-BFGS-B",
                                     options={"ftol": 1e-15, "gtol": 1e-10})
-    mean, std = meanfield_optimum(x, y, prior_std, sigma)
+    exact = linear_gaussian_posterior(x, y, prior_std, sigma)
+    mean, std = exact.mean, exact.meanfield_std
     np.testing.assert_allclose(mean, found.x[:3], atol=1e-5)
     np.testing.assert_allclose(std, np.exp(found.x[3:]), rtol=1e-4)
-    _, cov = linear_gaussian_posterior(x, y, prior_std, sigma)
-    np.testing.assert_array_less(std**2, np.diag(cov))  # correlated parameters: strictly narrower
+    np.testing.assert_array_less(std**2, np.diag(exact.cov))  # correlated parameters: strictly narrower
 
 
 def test_exact_check_table_and_summary():
     x, y = linear_data(200, 3, 0.3, seed=2)
     arch = Architecture(3, ())
     prior_std = np.sqrt(2 / 3)  # He std of the only layer, bias included
-    mean, std = meanfield_optimum(x, y, prior_std, 0.3)
-    _, cov = linear_gaussian_posterior(x, y, prior_std, 0.3)
+    exact = linear_gaussian_posterior(x, y, prior_std, 0.3)
+    mean, std, cov = exact.mean, exact.meanfield_std, exact.cov
     post = Posterior(loc=torch.tensor(mean), scale=torch.tensor(std), sigma=torch.tensor([0.3]),
                      arch=arch, likelihood=get_likelihood("single"))
     table = exact_check(post, x, y, feature_names=["a", "b", "c"])
@@ -149,7 +151,7 @@ def test_missing_long_target_keeps_the_main_target_of_its_row(one_thread):
 def test_elbo_references_match_direct_computations():
     """log p(y) against the Gaussian marginal's density; the mean-field ELBO against E_q[log lik]
     minus KL(q || prior) at the closed-form optimum; the constant's against its definition."""
-    from bnnlib.exact import elbo_references, meanfield_optimum
+    from bnnlib.exact import elbo_references
 
     rng = np.random.default_rng(3)
     n, d, sigma = 60, 3, 0.7
@@ -162,7 +164,8 @@ def test_elbo_references_match_direct_computations():
     _, logdet = np.linalg.slogdet(cov_y)
     direct = -0.5 * (n * np.log(2 * np.pi) + logdet + y @ np.linalg.solve(cov_y, y))
     assert refs["log_evidence"] * n == pytest.approx(direct, rel=1e-9)
-    m, s = meanfield_optimum(x, y, prior_std, sigma, block_rows=16)
+    optimum = linear_gaussian_posterior(x, y, prior_std, sigma, block_rows=16)
+    m, s = optimum.mean, optimum.meanfield_std
     expected_loglik = (-0.5 * n * np.log(2 * np.pi * sigma**2)
                        - (np.sum((y - z @ m) ** 2) + np.sum(s**2 * np.sum(z**2, 0))) / (2 * sigma**2))
     kl = np.sum(np.log(prior_std / s) + (s**2 + m**2) / (2 * prior_std**2) - 0.5)

@@ -73,15 +73,6 @@ def test_elbo_ladder_puts_every_fit_on_the_constants_scale():
     assert ladder.loc["normal (SVI, last record)", "over_constant_per_row"] == pytest.approx(0.07 - 0.0788)
 
 
-def test_prior_collapse_lists_the_deep_fits_with_every_hidden_layer_at_its_prior():
-    results = {"collapsed": _result("normal", [he(10), he(4), 0.01]),
-               "pinned": _result("laplace", [0.01, he(4), 0.01]),
-               "flat": _result("flat", [0.3, 0.3, 0.3]),
-               "linear": _result("normal", [he(10)], hidden=())}
-    table = fits.fits_table(results, n_inputs=10)
-    assert list(fits.prior_collapse(table).index) == ["collapsed"]
-
-
 def test_a_laplace_layer_is_at_its_prior_at_the_kl_closest_normal_std():
     """Where the likelihood is flat, the Normal guide minimises KL(q || Laplace): found here by a
     grid search over its std, it is sqrt(pi)/2 of the prior's std, and that is what counts."""

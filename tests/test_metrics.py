@@ -152,62 +152,6 @@ def test_score_summary_without_losses_has_no_drawdown_and_one_era_has_no_sharpe(
         metrics.score_summary(pd.Series([], dtype=float))
 
 
-# ----------------------------------------------------------------------------- features
-
-
-def test_feature_exposure_of_a_feature_is_one_and_matches_pandas():
-    p, t, e, x = numerai_like(6)
-    assert metrics.feature_exposure(x["feature_2"], x, e) == pytest.approx(1.0)
-    assert metrics.feature_exposure(-3 * x["feature_4"] + 1, x, e) == pytest.approx(1.0)
-    frame = x.assign(p=p, era=e)
-    reference = frame.groupby("era").apply(lambda d: d[x.columns].corrwith(d["p"]).abs().max()).mean()
-    assert metrics.feature_exposure(p, x, e) == pytest.approx(reference, abs=1e-12)
-    assert metrics.feature_exposure(p, x, e) < 0.9
-
-
-def test_neutralize_matches_the_2021_pinv_formula_and_leaves_no_exposure():
-    p, _, e, x = numerai_like(7)
-    got = metrics.neutralize(p, x, e)
-    for era in sorted(set(e)):
-        rows = (e == era).to_numpy()
-        scores = stats.norm.ppf((stats.rankdata(p[rows], method="ordinal") - 0.5) / rows.sum())
-        exposures = x[rows].to_numpy()
-        expected = scores - exposures @ (np.linalg.pinv(exposures) @ scores)
-        np.testing.assert_allclose(got[rows], expected / expected.std(), atol=1e-9)
-        np.testing.assert_allclose(exposures.T @ got[rows], 0, atol=1e-8)
-    half = metrics.neutralize(p, x, e, proportion=0.0)
-    rows = (e == "0001").to_numpy()
-    scores = stats.norm.ppf((stats.rankdata(p[rows], method="ordinal") - 0.5) / rows.sum())
-    np.testing.assert_allclose(half[rows], scores / scores.std())
-    with pytest.raises(BnnlibError, match="proportion"):
-        metrics.neutralize(p, x, e, proportion=2)
-
-
-def test_feature_neutral_corr_keeps_only_the_skill_outside_the_features():
-    # predictions = a linear combination of features + a small part of their own. Against a
-    # target made of the feature part the feature-neutral corr is ~0; against one made of the
-    # prediction's own part it is high. (A pure linear combination does not give exactly 0 with
-    # the 2021 convention: it neutralises the rank-gaussianised predictions, a nonlinear map.)
-    rng = np.random.default_rng(8)
-    n, eras = 3000, np.repeat(["0001", "0002", "0003"], 1000)
-    x = pd.DataFrame(rng.normal(size=(n, 10)))
-    linear = x.to_numpy() @ rng.normal(size=10)
-    own = 0.3 * linear.std() * rng.normal(size=n)
-    p = linear + own
-    from_features = linear + linear.std() * rng.normal(size=n)
-    from_own = own + own.std() * rng.normal(size=n)
-    assert metrics.era_corr(p, from_features, eras).min() > 0.5
-    assert np.abs(metrics.feature_neutral_corr(p, x, from_features, eras)).max() < 0.1
-    assert metrics.era_corr(p, from_own, eras).max() < 0.4
-    assert metrics.feature_neutral_corr(p, x, from_own, eras).min() > 0.55
-
-
-def test_neutralising_against_more_features_than_rows_is_refused():
-    x = np.random.default_rng(9).normal(size=(4, 6))
-    with pytest.raises(BnnlibError, match="fewer"):
-        metrics.feature_neutral_corr([1, 2, 3, 4], x, [0, 1, 0, 1], ["a"] * 4)
-
-
 # ----------------------------------------------------------------------------- draws (torch)
 
 

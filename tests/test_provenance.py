@@ -30,7 +30,7 @@ def test_table_lists_parameters_data_versions_time_and_cache():
     assert value[("cache: scores", "draws=50")] == "computed, 3.2 s to compute"
     assert value[("cache: fit", "prior=normal")] == "computed"
     versions = table.loc["version"]["value"]
-    for name in ("python", "bnnlib", "torch", "pyro-ppl", "numpy", "pandas", "numerai-tools"):
+    for name in ("python", "bnnlib", "torch", "pyro-ppl", "numpy", "pandas"):
         assert versions[name] and versions[name] != "not installed"
     assert len(versions["bnnlib source"]) == 16
 

@@ -71,11 +71,6 @@ class Dataset:
         """The eras of `split` in the order they appear (chronological for Numerai files)."""
         return list(pd.unique(self.frame(split)["era"]))
 
-    def era_codes(self, split: str) -> np.ndarray:
-        """Era of every row as an int code 0..n_eras-1 (the order of `eras`)."""
-        codes, _ = pd.factorize(self.frame(split)["era"], sort=False)
-        return codes.astype(np.int64)
-
     def describe(self) -> pd.DataFrame:
         """Rows, eras and first/last era of each split (a small table for a data card)."""
         rows = []

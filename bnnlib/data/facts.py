@@ -31,7 +31,7 @@ V3_TARGET_CORRS = {"aux 1": 0.66, "aux 2": 0.72, "long": 0.50}  # janet_20, geor
 def one_blas_thread(function):
     """Run `function` with one BLAS thread. Its products are small (features x features), and
     OpenBLAS's spinning threads make them up to 100x slower on a busy two-core machine.
-    threadpoolctl comes with scikit-learn (a numerai-tools dependency); without it, no limit."""
+    threadpoolctl is a dependency of bnnlib; an environment without it runs unlimited."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):

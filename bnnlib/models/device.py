@@ -1,8 +1,11 @@
 """Where fits and scoring run: the `device` setting (auto | cpu | cuda | cuda:N).
 
-Numbers can differ between a CPU and a GPU (other kernels, other summation orders), so the
-resolved device (and the GPU's name) is part of every cache key (`environment`) and of a
-chapter's provenance. Seeded randomness stays on CPU generators and is moved to the device, so
+Numbers can differ between a CPU and a GPU, and between two CPUs (other kernels, other summation
+orders: torch picks AVX2 or AVX-512 kernels, and native or emulated bf16, by the CPU it runs on),
+so what decides the bits is part of every cache key (`environment`): the resolved device and,
+on a CPU, torch's kernel capability and whether bf16 is native; on a GPU, its model and the CUDA
+version (torch's own version is in every key already). A cluster of mixed machines so never
+stores two machines' numbers under one key. The device is also part of a chapter's provenance. Seeded randomness stays on CPU generators and is moved to the device, so
 the CPU path is exactly what it was before devices existed.
 """
 
@@ -13,6 +16,7 @@ import re
 import torch
 
 from bnnlib.errors import BnnlibError
+from bnnlib.models.precision import cpu_has_native_bf16
 
 CHOICES = ("auto", "cpu", "cuda", "cuda:N")
 _PATTERN = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
@@ -52,11 +56,12 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 
 
 def device_environment(device: str | torch.device) -> dict[str, str]:
-    """What a cache key records of the device: its name and, for a GPU, its model."""
+    """What a cache key records of the device: what decides the bits of a result computed there."""
     device = resolve_device(device)
     if device.type == "cuda":
-        return {"device": str(device), "gpu": torch.cuda.get_device_name(device)}
-    return {"device": "cpu"}
+        return {"device": str(device), "gpu": torch.cuda.get_device_name(device), "cuda": str(torch.version.cuda)}
+    return {"device": "cpu", "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "native_bf16": "yes" if cpu_has_native_bf16() else "no"}
 
 
 def device_label(device: str | torch.device) -> str:

@@ -12,6 +12,7 @@ not) is reported as such, removed and computed again, never loaded.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime as _dt
 import enum
@@ -72,13 +73,39 @@ Presentation code (plots, tables, verdicts, chapters, the runner) is not in it, 
 figure reuses every fit; a test fails when a module outside this list is imported by it."""
 
 
+def code_digest(source: str) -> bytes:
+    """What a module computes, without what only documents it: its syntax tree with docstrings
+    (and so comments, which the tree has not) left out, and its top-level imports in sorted
+    order. Editing a docstring or a comment, or reordering imports, changes nothing here."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    imports = sorted(ast.dump(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom)))
+    rest = [ast.dump(n) for n in tree.body if not isinstance(n, (ast.Import, ast.ImportFrom))]
+    return "\n".join(imports + rest).encode()
+
+
+def _code_tree_digest(root: Path) -> str:
+    """`code_digest` of every ``*.py`` file under `root`, with their sorted relative paths."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(root).rglob("*.py") if "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(code_digest(path.read_text()) + b"\0")
+    return digest.hexdigest()
+
+
 def hash_paths(root: Path, names: tuple[str, ...]) -> str:
-    """sha256 over the ``*.py`` files of the named modules and packages under `root`."""
+    """sha256 over what the ``*.py`` files of the named modules and packages under `root`
+    compute (`code_digest`: docstrings, comments and the order of imports left out)."""
     digest = hashlib.sha256()
     for name in names:
         path = Path(root) / name
         digest.update(name.encode() + b"\0")
-        digest.update(hash_tree(path).encode() if path.is_dir() else path.read_bytes())
+        digest.update(_code_tree_digest(path).encode() if path.is_dir() else code_digest(path.read_text()))
     return digest.hexdigest()
 
 

@@ -93,3 +93,14 @@ def test_a_gpu_key_records_its_model_and_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Some GPU")
     monkeypatch.setattr(torch.version, "cuda", "12.8")
     assert devices.device_environment("cuda") == {"device": "cuda:0", "gpu": "Some GPU", "cuda": "12.8"}
+
+
+def test_the_engines_code_digest_ignores_documentation_and_import_order():
+    from bnnlib.cache import code_digest
+
+    source = '"""Module doc."""\nimport os\nimport math\n\n\ndef f(x):\n    """Doc."""\n    return x + 1  # one\n'
+    same = 'import math\nimport os\n"""Not a docstring: after the imports."""\n\n\ndef f(x):\n    return x + 1\n'
+    assert code_digest(source) == code_digest('"""Another doc."""\nimport math\nimport os\n\ndef f(x):\n    return x + 1\n')
+    assert code_digest(source) != code_digest(same)  # a string statement in the body computes (nothing, but stays)
+    assert code_digest(source) != code_digest(source.replace("x + 1", "x + 2"))
+    assert code_digest("class A:\n    'doc'\n") == code_digest("class A:\n    pass\n")

@@ -71,6 +71,9 @@ prior_names = [canonical_prior(p) for p in params["priors"]]
 divergence_prior = canonical_prior(params["divergence_prior"])
 glue_all({"architectures": "; ".join(analysis.depth_label(h) for h in params["architectures"]),
           "divergence_prior": talk.prior_label(divergence_prior)})
+figures = {"traces": 1, "corr": 2, "normal_fits": 3, "js": 4, "exact": 5}  # the page's figure numbers
+glue_all({f"figure_{name}": number for name, number in figures.items()})
+glue_all({"exact_budget": book_models.EXACT_CHECK_BUDGET})
 
 # %% [markdown]
 # {glue:text}`data_note` Architectures: {glue:text}`architectures`. {glue:text}`param_epochs`
@@ -89,7 +92,7 @@ depths = list(dict.fromkeys(d for d, _ in by_key))
 # ## Did the fits converge?
 
 # %% tags=["remove-input"]
-fit_table = chapter.report_fits(fitted, figure_number=1)
+fit_table = chapter.report_fits(fitted, figure_number=figures["traces"])
 glue_all(findings.convergence(fit_table, [s.name for s in specs if s.method == "bnn"],
                               "its spread, and the divergences below that involve it, describe where the optimiser "
                               "stopped, not a posterior."))
@@ -120,7 +123,7 @@ results.export_figure(out, "corr_by_depth", figure)
 display(figure)
 
 # %% [markdown]
-# *Figure 2. Validation corr of the baseline network and of each BNN's ensemble, by number of
+# *Figure {glue:text}`figure_corr`. Validation corr of the baseline network and of each BNN's ensemble, by number of
 # hidden layers; left: this run, right: the talk's published values.*
 #
 # The talk's findings, checked on its numbers and on ours:
@@ -181,9 +184,9 @@ results.export_figure(out, "js_heatmaps", figure)
 display(figure)
 
 # %% [markdown]
-# *Figure 3 (top). The normal distributions fitted to the validation corr means of the posterior
+# *Figure {glue:text}`figure_normal_fits` (top). The normal distributions fitted to the validation corr means of the posterior
 # draws, one per depth, {glue:text}`divergence_prior` prior: the divergences compare these
-# curves. Figure 4 (bottom). JS divergence between the normal fits of the per-draw corr means of
+# curves. Figure {glue:text}`figure_js` (bottom). JS divergence between the normal fits of the per-draw corr means of
 # each pair of depths, one heat map per prior, on a colour scale from 0 to its maximum ln 2.*
 #
 # The talk's findings on its divergence matrix, checked on it and on ours:
@@ -201,10 +204,9 @@ check_div
 # divergence in either unit. An unbounded divergence, such as the KL divergence or its
 # symmetrised form, can give numbers of that size; the talk does not publish the per-draw
 # distributions of depths 0-2, so which one it computed cannot be checked. This chapter reports
-# the proper JS divergence (in nats) and does not try to match the talk's values. Ours range
-# from {glue:text}`js_low:.4f` to {glue:text}`js_high:.4f` nats; the symmetrised KL from
-# {glue:text}`jeffreys_low:.4f` to {glue:text}`jeffreys_high:.4f`, against the talk's
-# {glue:text}`talk_low:.4f` to {glue:text}`talk_high:.4f`. The closest pair here is
+# the proper JS divergence (in nats) and does not try to match the talk's values. Ours:
+# {glue:text}`js_range` nats; the symmetrised KL: {glue:text}`jeffreys_range`, against the talk's
+# {glue:text}`talk_range`. The closest pair here is
 # {glue:text}`closest` hidden layers (the talk's: {glue:text}`talk_closest`); of the talk's
 # {glue:text}`div_findings` findings on this matrix, {glue:text}`div_agreed` of
 # {glue:text}`div_checkable` checkable ones hold in this run.
@@ -216,7 +218,7 @@ check_div
 # posterior means and its variances 1 / the diagonal of the posterior precision (below the exact
 # marginal variances where features correlate). SVI's fit of the linear model is checked against
 # both, given the noise scale SVI learned. The check is of the optimiser's answer, so its fit
-# gets twice the chapter's steps (`book_models.EXACT_CHECK_BUDGET`); the depth study's linear
+# gets {glue:text}`exact_budget` times the chapter's steps (`book_models.EXACT_CHECK_BUDGET`); the depth study's linear
 # fit, at the chapter's budget, is measured too.
 
 # %% tags=["hide-input"]
@@ -233,7 +235,9 @@ else:
     results.write_csv(exact_table, out / "exact_check.csv", index=False)
     glue_all(findings.exact_check(exact_table, exact.exact_check_summary(exact_table),
                                   at_budget=exact.exact_check_summary(at_budget),
-                                  steps=(exact_fit.history["step"][-1], fit_table.loc[linear_normal[0].name, "steps"])))
+                                  steps=(exact_fit.history["step"][-1], fit_table.loc[linear_normal[0].name, "steps"]),
+                                  figure=figures["exact"],
+                                  at_budget_verdict=fit_table.loc[linear_normal[0].name, "verdict"]))
     figure = plots.exact_check(exact_table, title="Linear model, Normal prior: SVI against the exact answers")
     results.export_figure(out, "exact_check", figure)
     display(figure)
@@ -254,7 +258,8 @@ if exact_specs:
     references = exact.posterior_elbo_references(linear_fit, x_train, y_train)
     ladder = fits.elbo_ladder(references, fit_table, n_rows=len(y_train))
     results.write_csv(ladder, out / "elbo_ladder.csv")
-    glue_all(findings.data_worth(ladder, fit_table, len(y_train), convergence.ELBO_TOL))
+    glue_all(findings.data_worth(ladder, fit_table, len(y_train), convergence.ELBO_TOL,
+                                 linear_check=exact.exact_check_summary(at_budget)))
     headers = {"elbo_per_row": "ELBO per row", "over_constant_per_row": "over the constant, per row",
                "over_constant_nats": "over the constant, nats in all"}
     display(ladder.rename(columns=headers).style.format(

@@ -26,7 +26,7 @@
 # - **H4**: the network gives two outputs (u, v); the 60-day mean is v and the 20-day mean is
 #   u + beta v, so beta says how much the 60-day mean explains the 20-day mean.
 #
-# Each is fitted under the three priors and compared with the one-target BNN of study 1.
+# Each is fitted under every prior of this run and compared with the one-target BNN of study 1.
 
 # %% tags=["parameters", "remove-cell"]
 data_source = "synthetic"  # synthetic | numerai
@@ -146,22 +146,21 @@ display(figure)
 check = analysis.check_claims(talk.study3_claims(), pd.concat({"corr": corr, "sharpe": sharpe}, axis=1),
                               pd.concat({"corr": talk.study3_corr(), "sharpe": talk.study3_sharpe()}, axis=1))
 glue_all(findings.prefixed("check", findings.agreement(check)))
-glue_all(findings.study3_scores(corr, sharpe))
+glue_all(findings.study3_scores(corr, sharpe, verdicts))
 check
 
 # %% [markdown]
 # Of the talk's {glue:text}`check_findings` findings on this table, {glue:text}`check_agreed` of
 # {glue:text}`check_checkable` checkable ones hold in this run (those that differ:
-# {glue:text}`check_differ`). The best corr here is {glue:text}`best_hypothesis` with the
-# {glue:text}`best_prior` prior ({glue:text}`best_corr:.4f`, Sharpe {glue:text}`best_sharpe:.3f`);
-# the multi-target models beat the one-target BNN of the same prior in {glue:text}`beats` of
-# {glue:text}`cells` cells.
+# {glue:text}`check_differ`). {glue:text}`best_note` The multi-target models beat the one-target
+# BNN of the same prior in {glue:text}`beats` of {glue:text}`cells` cells.
 #
 # ## H4: does the 60-day mean explain the 20-day mean?
 #
 # Under H4 the posterior of beta (the weight of the 60-day mean in the 20-day mean) is a
-# normal distribution (the mean-field guide). Since the two targets are positively correlated,
-# one would expect beta > 0; the talk found it spread symmetrically around 0. One reason to
+# normal distribution (the mean-field guide). Where the two targets are positively correlated
+# (the table of the targets above gives their correlation here), one would expect beta > 0; the
+# talk found it spread symmetrically around 0. One reason to
 # expect that: u and v are both free outputs of the network, so u can absorb whatever part of
 # the 20-day mean beta v does not carry, and the likelihood hardly pins beta down; its
 # posterior then stays near where the prior and the guide's initialisation (0) put it.

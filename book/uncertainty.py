@@ -93,9 +93,8 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # ## The methods
 #
 # The BNNs are study 1's (with the same settings they come from the cache). The point networks
-# (the baseline, MC dropout and the deep ensemble's members) train with SVI's optimiser: Adam at
-# lr {glue:text}`param_lr_baseline`, decaying to {glue:text}`param_lr_baseline_final` of it by
-# the last step, so the baseline is study 1's matched-budget control. At the talk's constant
+# (the baseline, MC dropout and the deep ensemble's members) train with
+# {glue:text}`point_lr_note`. At the talk's constant
 # 1e-2 a network can die (every ReLU off: one prediction for every row; study 1 names any of its
 # networks that did), and a seed spread made of dead and live networks would measure the
 # optimiser's failures, not the seeds' effect. MC dropout trains the baseline network with dropout (rate
@@ -105,6 +104,8 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # row's noise.
 
 # %%
+glue_all(findings.point_schedule(params["lr_baseline"], params["lr_baseline_final"], params["lr_bnn"],
+                                 params["lr_bnn_final"]))
 specs = book_models.uncertainty(params)
 fitted = chapter.fit(specs)
 checks = {n: fitted.pop(n) for n in [book_models.POINT_PRECISION_CHECK] if n in fitted}  # not a method
@@ -169,7 +170,7 @@ detections.round(3)
 # %% [markdown]
 # Per question, the method with the highest AUC (among those whose spread is a converged
 # posterior's or a point method's) against the control with the highest AUC on the same eras, and the difference of the two with its 95% interval from resampling the eras
-# (with about a hundred eras, luck alone moves an AUC by several hundredths). The best of several
+# (with {glue:text}`validation_eras` eras, luck alone moves an AUC: the interval says by how much). The best of several
 # methods is also the luckiest, so an interval that only just excludes 0 is weak evidence.
 #
 # {glue:text}`detect_burn`

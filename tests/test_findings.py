@@ -31,15 +31,46 @@ def _ours(bnn: float, control: float) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("bnn, control, verdict", [
-    (0.02, 0.015, "1 are also above this control: their edge is not the smaller step size alone"),
-    (0.02, 0.03, "none is above this control: their edge over the baseline is what the smaller step size"),
-    (0.005, 0.03, "No BNN is above the baseline."),
+    (0.02, 0.015, "The BNN (normal) is above the baseline. Above this control too: normal, an edge that is not the"),
+    (0.02, 0.03, "Not above this control: normal, an edge over the baseline no larger than the smaller step size"),
+    (0.005, 0.03, "The BNN (normal) is not above the baseline."),
 ])
 def test_study1_control_verdict_follows_the_numbers(bnn, control, verdict):
     out = findings.study1_scores(_ours(bnn, control), ["normal"], None, 2, 5, 30)
     assert verdict in out["control_verdict"]
     assert out["best_bnn"] == "normal" and out["best_epoch_note"] == ""
+    assert out["best_note"] == "The best BNN here is the normal prior's (corr " + f"{bnn:.4f}, Sharpe 0.700)."
     assert "epoch 3 of 30" in findings.study1_scores(_ours(bnn, control), ["normal"], 3, 30, 5, 30)["best_epoch_note"]
+
+
+def _three(normal: float, laplace: float, flat: float) -> pd.DataFrame:
+    return pd.DataFrame({"corr": [0.01, 0.012, normal, laplace, flat], "sharpe": [0.5, 0.6, 0.7, 0.8, 0.9]},
+                        index=["baseline", "baseline_bnn_lr", "normal", "laplace", "flat"])
+
+
+def test_study1_control_verdict_names_the_bnns_on_each_side():
+    names = ["normal", "laplace", "flat"]
+    none = findings.study1_scores(_three(0.005, 0.009, 0.001), names, None, 2, 5, 30)["control_verdict"]
+    assert none == "None of the 3 BNNs (normal, Laplace, flat (talk: uniform)) is above the baseline."
+    split = findings.study1_scores(_three(0.02, 0.011, 0.001), names, None, 2, 5, 30)["control_verdict"]
+    assert split.startswith("2 of the 3 BNNs (normal, Laplace) are above the baseline.")
+    assert "Above this control too: normal," in split and "Not above this control: Laplace," in split
+
+
+def test_study1_best_bnn_is_picked_among_converged_fits_and_says_when_none_converged():
+    names = ["normal", "laplace", "flat"]
+    table = _three(0.02, 0.015, 0.03)
+    every = findings.study1_scores(table, names, None, 2, 5, 30, verdicts={n: "converged" for n in names})
+    assert every["best_bnn"] == "flat (talk: uniform)"
+    assert every["best_note"].startswith("The best converged BNN here is the flat (talk: uniform) prior's (corr 0.0300")
+    some = findings.study1_scores(table, names, None, 2, 5, 30,
+                                  verdicts={"normal": "converged", "laplace": "converged", "flat": "still moving"})
+    assert some["best_bnn"] == "normal" and some["best_corr"] == 0.02
+    assert some["best_note"] == ("The best converged BNN here is the normal prior's (corr 0.0200, Sharpe 0.700); "
+                                 "the flat (talk: uniform) prior's scores higher, but its fit did not converge.")
+    none = findings.study1_scores(table, names, None, 2, 5, 30, verdicts={n: "diverging" for n in names})
+    assert none["best_note"].startswith("No BNN converged, so none is a posterior to call the best; the highest corr")
+    assert "flat (talk: uniform) prior's (corr 0.0300" in none["best_note"]
 
 
 def test_init_invariance_counts_fits_within_the_tolerance():
@@ -67,42 +98,137 @@ def test_init_invariance_says_which_start_reached_the_higher_elbo():
     still = {**converged, "laplace_small": "still moving"}
     assert "No pair" in findings.init_invariance(check, ["normal", "laplace"], verdicts=still)["elbo_note"]
     assert findings.init_invariance(check.iloc[:1], ["normal"])["elbo_note"].startswith("Both starts end at one")
+    apart = findings.init_invariance(check, ["normal", "laplace"], verdicts=converged)["apart_note"]
+    assert apart == ("For Laplace the two fits end apart, both converged: the spread of the draws is the "
+                     "initialisation's, not the data's alone.")
+    apart = findings.init_invariance(check, ["normal", "laplace"], verdicts=still)["apart_note"]
+    assert apart.startswith("For Laplace the two fits end apart, but a fit did not converge") and "initialisation's" not in apart
+    assert findings.init_invariance(check.iloc[:1], ["normal"], verdicts=converged)["apart_note"] == ""
+    unsettled = findings.init_invariance(check.iloc[:1], ["normal"], verdicts={**converged, "normal": "still moving"})
+    assert unsettled["elbo_note"] == ("Both starts end at the same guide stds for every prior, but for normal a fit did "
+                                      "not converge, so the two ends are where the optimisers stopped, not one optimum.")
 
 
 def test_burn_detection_on_the_talk_table():
     burn = analysis.with_p_values(talk.study2_burn())
     out = findings.burn_detection(burn, burn)
     assert out["priors"] == 3 and out["best"] == talk.prior_label(burn["auc"].idxmax())
-    assert 0 <= out["talk_worst_p2"] <= 1
+    assert 0 <= out["talk_worst_p2"] <= 1 and out["best_caveat"] == ""
+    best = burn["auc"].idxmax()
+    verdicts = {p: "converged" for p in burn.index}
+    assert findings.burn_detection(burn, burn, verdicts)["best_caveat"] == ""
+    caveat = findings.burn_detection(burn, burn, {**verdicts, best: "still moving"})["best_caveat"]
+    assert caveat.startswith(" That fit is still moving, so its AUC describes where the optimiser stopped")
+
+
+def test_burn_agreement_reads_one_auc_as_one_value():
+    eras = {p: pd.DataFrame({"burn": [True, False]}) for p in ("normal", "laplace")}
+    per_era = {p: pd.DataFrame({"numerai_corr": [-0.1, 0.2]}) for p in eras}
+    detection = pd.DataFrame({"auc": [0.41, 0.6]}, index=list(eras))
+    out = findings.burn_agreement(eras, per_era, detection)
+    assert (out["same"], out["pairs"]) == (4, 4)
+    assert out["auc_note"] == "the AUCs with numerai_corr range from 0.410 to 0.600"
+    assert findings.burn_agreement(eras, per_era, detection.assign(auc=0.5))["auc_note"] == (
+        "the AUCs with numerai_corr are all 0.500")
+    assert findings.burn_agreement(eras, per_era, detection.iloc[:1])["auc_note"] == "the AUC with numerai_corr is 0.410"
 
 
 def test_h4_beta_says_whether_the_sign_is_settled():
     beta = analysis.beta_posteriors({"normal": (0.0, 1.0), "laplace": (3.0, 1.0)},
                                     {"normal": "converged", "laplace": "still moving"})
     out = findings.h4_beta(beta, 0.5)["beta_note"]
-    assert "covers 0 for 1 of 2 priors" in out and "Unlike the talk" in out
+    assert "covers 0 for 1 of 2 priors" in out
+    assert "Unlike the talk, the posterior settles the sign of beta under 1 of the 2 priors (beta > 0 under the " \
+           "Laplace prior); under the others its interval covers 0." in out
     assert "Under the Laplace prior the fit is still moving" in out
-    assert "As in the talk" in findings.h4_beta(beta.loc[["normal"]], None)["beta_note"]
+    assert "P(beta > 0) ranges from 0.50 to 1.00" in out
+    one = findings.h4_beta(beta.loc[["normal"]], None)["beta_note"]
+    assert "As in the talk, the posterior does not settle the sign of beta." in one
+    assert "covers 0 for 1 of 1 prior;" in one and "P(beta > 0) is 0.50." in one and "ranges" not in one
+
+
+def test_h4_beta_says_when_every_prior_settles_the_sign_and_reads_equal_probabilities_as_one():
+    beta = analysis.beta_posteriors({"normal": (3.0, 1.0), "laplace": (-3.0, 1.0)},
+                                    {"normal": "converged", "laplace": "converged"})
+    out = findings.h4_beta(beta, None)["beta_note"]
+    assert ("Unlike the talk, the posterior settles the sign of beta under every prior (beta > 0 under the normal "
+            "prior; beta < 0 under the Laplace prior).") in out
+    assert "at least one" not in out and "covers 0 for 0 of 2 priors" in out
+    same = analysis.beta_posteriors({"normal": (0.0, 1.0), "laplace": (0.0, 2.0)},
+                                    {"normal": "converged", "laplace": "converged"})
+    out = findings.h4_beta(same, None)["beta_note"]
+    assert "P(beta > 0) is 0.50 under every prior" in out and "ranges" not in out
+    assert "does not settle the sign of beta under any prior." in out
+
+
+def test_study3_best_cell_is_picked_among_converged_fits():
+    corr = pd.DataFrame({"normal": [0.01, 0.03], "laplace": [0.02, 0.005]}, index=["h2", "single"])
+    sharpe = corr * 10
+    out = findings.study3_scores(corr, sharpe)
+    assert out["best_note"] == "The best model here is single with the normal prior (corr 0.0300, Sharpe 0.300)."
+    assert (out["beats"], out["cells"]) == (1, 2)
+    verdicts = pd.Series({("h2", "normal"): "converged", ("h2", "laplace"): "converged",
+                          ("single", "normal"): "still moving", ("single", "laplace"): "converged"})
+    out = findings.study3_scores(corr, sharpe, verdicts)
+    assert out["best_note"] == ("The best converged model here is h2 with the Laplace prior (corr 0.0200, Sharpe "
+                                "0.200); single with the normal prior scores higher, but its fit did not converge.")
+    assert (out["best_hypothesis"], out["best_prior"]) == ("h2", "Laplace")
+    none = findings.study3_scores(corr, sharpe, verdicts.map(lambda v: "diverging"))["best_note"]
+    assert none.startswith("No model converged, so none is a posterior to call the best; the highest corr, where the "
+                           "optimiser stopped, is single with the normal prior")
 
 
 def test_exact_check_marks_errors_outside_the_tolerance():
     table = pd.DataFrame({"meanfield_std": [0.5, 1.0], "exact_std": [1.0, 1.0]})
-    inside = findings.exact_check(table, {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.2})["exact_note"]
+    inside = findings.exact_check(table, {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.2},
+                                  figure=7)["exact_note"]
+    assert inside.startswith("Figure 7 shows one point per parameter") and "Figure 5" not in inside
     assert "(within the 0.1 we ask for)" in inside and "(outside 10%)" in inside and "50% to 100%" in inside
     assert "steps" not in inside
+    assert findings.exact_check(table, {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.2}, figure="3b"
+                                )["exact_note"].startswith("Figure 3b shows")
     worst = {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.07}
     drifting = findings.exact_check(table, worst, at_budget={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.07},
-                                    steps=(35460, 17730))["exact_note"]
+                                    steps=(35460, 17730), figure=5, at_budget_verdict="converged")["exact_note"]
     assert "This fit took 35,460 steps" in drifting and "chapter's 17,730" in drifting
-    assert "0.170 exact posterior stds from the exact mean (outside 0.1)" in drifting and "still drifting" in drifting
-    settled = findings.exact_check(table, worst, at_budget=worst, steps=(35460, 17730))["exact_note"]
+    assert "0.170 exact posterior stds from the exact mean (outside 0.1)" in drifting
+    assert ("with 2 times the steps the worst mean came to 0.050, so at the chapter's budget its means were still "
+            "drifting from their start, more slowly than its convergence verdict (converged) can see.") in drifting
+    seen = findings.exact_check(table, worst, at_budget={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.07},
+                                steps=(35460, 17730), figure=5, at_budget_verdict="still moving")["exact_note"]
+    assert "still drifting from their start, as its verdict (still moving) says." in seen and "can see" not in seen
+    stuck = findings.exact_check(table, {"max_mean_error_in_std": 0.3, "max_std_ratio_error": 0.07},
+                                 at_budget={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.07},
+                                 steps=(35460, 17730), figure=5)["exact_note"]
+    assert "it came no closer (0.300)" in stuck and "drifting" not in stuck
+    settled = findings.exact_check(table, worst, at_budget=worst, steps=(35460, 17730), figure=5)["exact_note"]
     assert "(within 0.1)" in settled and "drifting" not in settled
 
 
+def test_exact_check_reads_equal_std_ratios_as_one_value():
+    worst = {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.02}
+    table = pd.DataFrame({"meanfield_std": [0.8, 0.8], "exact_std": [1.0, 1.0]})
+    note = findings.exact_check(table, worst, figure=5)["exact_note"]
+    assert "The mean-field stds are 80% of the exact marginal stds: what the mean-field family itself gives up" in note
+    table = pd.DataFrame({"meanfield_std": [1.0, 0.999], "exact_std": [1.0, 1.0]})
+    note = findings.exact_check(table, worst, figure=5)["exact_note"]
+    assert "are 100% of the exact marginal stds: here the mean-field family gives up less than half a percent" in note
+
+
 def test_divergences_of_the_talk_matrix_exceed_the_js_bound():
-    out = findings.divergences(talk.architecture_divergence(), talk.architecture_divergence(),
-                               talk.architecture_divergence())
-    assert out["talk_above_ln2"] > 0 and out["closest"] == out["talk_closest"]
+    """Our matrices and the talk's are read apart: the closest pair and the ranges of each."""
+    depths = pd.Index([0, 1, 2], name="hidden_layers")
+    ours = pd.DataFrame([[0.0, 0.30, 0.05], [0.30, 0.0, 0.20], [0.05, 0.20, 0.0]], index=depths, columns=depths)
+    jeffreys = 4 * ours
+    out = findings.divergences(ours, jeffreys, talk.architecture_divergence())
+    # the talk's six pairs, counted by hand: 1.4725, 1.1164, 2.4232, 1.9590, 2.0222 exceed ln 2 (0.693), 0.0855 not
+    assert (out["talk_above_ln2"], out["talk_pairs"], out["talk_above_1"]) == (5, 6, 5)
+    assert out["closest"] == "0 and 2" and out["talk_closest"] == "1 and 3"
+    assert out["js_range"] == "0.0500 to 0.3000" and out["jeffreys_range"] == "0.2000 to 1.2000"
+    assert out["talk_range"] == "0.0855 to 2.4232"
+    one = pd.DataFrame([[0.0, 0.2], [0.2, 0.0]], index=[0, 1], columns=[0, 1])
+    out = findings.divergences(one, one, talk.architecture_divergence())
+    assert out["js_range"] == "0.2000" and out["jeffreys_range"] == "0.2000"
 
 
 def test_facts_held_lists_the_facts_that_do_not_hold():
@@ -111,23 +237,109 @@ def test_facts_held_lists_the_facts_that_do_not_hold():
     assert note.startswith("1 of 2 facts hold on this data: the others are levels.")
     assert "quick profile is smaller" in note
     assert findings.facts_held(table.assign(ok=True), None)["facts_note"] == "2 of 2 facts hold on this data."
+    assert "smaller" not in findings.facts_held(table, "default-drift")["facts_note"]
+    assert "quick-drift profile is smaller" in findings.facts_held(table, "quick-drift")["facts_note"]
+
+
+_LADDER_INDEX = ["linear model, log evidence (exact)", "linear model, mean-field optimum (exact)",
+                 "best constant prediction (exact)"]
+
+
+def _ladder(evidence: float = 30.0, meanfield: float = 10.0, n_rows: int = 1_000_000) -> pd.DataFrame:
+    """An ELBO ladder whose constant prediction scores 0.1 per row."""
+    return pd.DataFrame({"elbo_per_row": [0.1 + evidence / n_rows, 0.1 + meanfield / n_rows, 0.1],
+                         "over_constant_nats": [evidence, meanfield, 0.0]}, index=_LADDER_INDEX)
+
+
+def _worth_fits(linear: float | list, deep: list) -> pd.DataFrame:
+    """A fits table: linear Normal fits (last ELBO per row), deep Normal fits, a linear Laplace fit
+    far off the Normal model's optimum and a flat fit, which the note leaves out."""
+    linear = linear if isinstance(linear, list) else [linear]
+    rows = [(f"normal_0{'abcdef'[i]}", "linear", "normal", v, "") for i, v in enumerate(linear)]
+    rows += [(f"normal_{i + 1}", "128", "normal", v, "1/1") for i, v in enumerate(deep)]
+    rows += [("laplace_0", "linear", "laplace", 0.05, ""), ("flat_1", "128", "flat", 0.09, "")]
+    return pd.DataFrame(rows, columns=["model", "hidden", "prior", "elbo_per_row_last", "layers_at_prior"]
+                        ).set_index("model")
 
 
 def test_data_worth_states_the_margins_and_the_deep_fits_below_the_constant():
-    import pandas as pd
+    fits = _worth_fits(0.10001 - 50e-6, [0.1 - 400e-6, 0.1001])  # 50 nats below the optimum; 400 below the constant
+    note = findings.data_worth(_ladder(), fits, n_rows=1_000_000, elbo_tolerance=0.002)["worth_note"]
+    assert "Over all 1,000,000 training rows, the inputs are worth 30.0 nats to the exact linear model" in note
+    assert "and 10.0 nats to its mean-field optimum." in note
+    assert "The linear Normal fit records 50 nats below the mean-field optimum: what the live iterate gives up" in note
+    assert "laplace_0" not in note and "flat_1" not in note
+    assert ("1 of the 2 deep fits under a proper prior end below the best constant prediction, by 400 nats, more than "
+            "the linear fit's shortfall (50 nats): beyond that, their guides pay more") in note
+    assert "400 to 400" not in note
+    assert "normal_1: 1/1; normal_2: 1/1" in note
+    assert "67 times the linear model's whole margin" in note  # 0.002 / (30 / 1e6)
+    assert "cannot tell a network that uses its inputs from one that does not" in note
 
-    ladder = pd.DataFrame({"elbo_per_row": [0.10003, 0.10001, 0.1], "over_constant_nats": [30.0, 10.0, 0.0]},
-                          index=["linear model, log evidence (exact)", "linear model, mean-field optimum (exact)",
-                                 "best constant prediction (exact)"])
-    table = pd.DataFrame({"hidden": ["linear", "128", "128-64", "128"], "prior": ["normal", "normal", "laplace", "flat"],
-                          "elbo_per_row_last": [0.10002, 0.0996, 0.1001, 0.09], "layers_at_prior": ["", "1/1", "1/2", ""]},
-                         index=["normal_0", "normal_1", "laplace_2", "flat_1"])
-    note = findings.data_worth(ladder, table, n_rows=1_000_000, elbo_tolerance=0.002)["worth_note"]
-    assert "30.0 nats" in note and "10.0 to its mean-field optimum" in note
-    assert "1 of the 2 deep fits under a proper prior end below" in note and "by 400 to 400 nats" in note
-    assert "record -10 to -10 nats below it" in note  # (0.10001 - 0.10002) * 1e6: a linear fit above the optimum
-    assert "normal_1: 1/1; laplace_2: 1/2" in note
-    assert "67 times" in note  # 0.002 / (30 / 1e6)
+
+def test_data_worth_words_the_linear_gap_from_its_sign():
+    def note(linear, deep=(0.1001,), **kwargs):
+        return findings.data_worth(_ladder(), _worth_fits(linear, list(deep)), 1_000_000, 0.002, **kwargs)["worth_note"]
+
+    below = note([0.10001 - 20e-6, 0.10001 - 50e-6])
+    assert "The linear Normal fits record 20 to 50 nats below the mean-field optimum" in below
+    above = note([0.10001 + 10e-6, 0.10001 + 10e-6])
+    assert "record 10 nats above the mean-field optimum, so the last records show no cost of Adam's jitter" in above
+    assert "below the mean-field optimum" not in above and "-10" not in above
+    both = note([0.10001 + 10e-6, 0.10001 - 30e-6])
+    assert "record from 10 nats above the mean-field optimum to 30 below it: on both sides of it" in both
+
+
+def test_data_worth_says_whether_the_linear_fit_is_at_the_optimum():
+    fits = _worth_fits(0.10001 - 50e-6, [0.1001])
+    close = findings.data_worth(_ladder(), fits, 1_000_000, 0.002,
+                                linear_check={"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.03})["worth_note"]
+    assert ("whose averaged posterior lies close to the exact optimum (the check above: worst mean 0.050 exact "
+            "posterior stds, worst std 3.0% from it), records 50 nats below the mean-field optimum: what Adam's "
+            "jitter costs.") in close
+    far = findings.data_worth(_ladder(), fits, 1_000_000, 0.002,
+                              linear_check={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.03})["worth_note"]
+    assert "whose averaged posterior is not yet at the exact optimum" in far
+    assert "Adam's jitter and the distance still to go together." in far
+    check = {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.03}
+    within = findings.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, [0.1 - 20e-6]), 1_000_000, 0.002,
+                                 linear_check=check)["worth_note"]
+    assert "(50 nats): within what Adam's jitter costs, so these records do not show" in within
+    within = findings.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, [0.1 - 20e-6]), 1_000_000, 0.002,
+                                 linear_check={**check, "max_mean_error_in_std": 0.5})["worth_note"]
+    assert "within a shortfall that is partly the linear fit's distance still to go, not jitter alone" in within
+
+
+def test_data_worth_weighs_the_deep_deficits_against_the_linear_shortfall():
+    def note(deep):
+        return findings.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, deep), 1_000_000, 0.002)["worth_note"]
+
+    within = note([0.1 - 20e-6, 0.1 - 40e-6])
+    assert ("2 of the 2 deep fits under a proper prior end below the best constant prediction, by 20 to 40 nats, none "
+            "more than the linear fit's shortfall (50 nats): within what the live optimiser's ELBO gives up, so these "
+            "records do not show") in within
+    assert "beyond" not in within
+    mixed = note([0.1 - 20e-6, 0.1 - 400e-6])
+    assert "; normal_2 by more than the linear fit's shortfall (50 nats): beyond that" in mixed
+    assert "normal_1 by no more than it: within what the live optimiser's ELBO gives up." in mixed
+    none = note([0.1001])
+    assert "None of the 1 deep fits under a proper prior ends below the best constant prediction." in none
+    no_linear = findings.data_worth(_ladder(), _worth_fits([], [0.1 - 400e-6]), 1_000_000, 0.002)["worth_note"]
+    assert "The linear Normal" not in no_linear and "shortfall" not in no_linear
+    assert "by 400 nats: as their last records stand, their guides pay more" in no_linear
+
+
+def test_data_worth_says_what_the_elbo_tolerance_can_tell_from_their_ratio():
+    fits = _worth_fits(0.10001 - 50e-6, [0.1001])
+    small = findings.data_worth(_ladder(evidence=30.0), fits, 1_000_000, 0.00001)["worth_note"]
+    assert "is 0.33 times the linear model's whole margin per row" in small  # 1e-5 / 3e-5
+    assert "the whole margin is larger than the tolerance" in small and "cannot tell" not in small
+    large = findings.data_worth(_ladder(evidence=30.0), fits, 1_000_000, 0.002)["worth_note"]
+    assert "cannot tell" in large and "the whole margin is larger" not in large
+    nothing = findings.data_worth(_ladder(evidence=-5.0, meanfield=-8.0), fits, 1_000_000, 0.002)["worth_note"]
+    assert ("the inputs are worth nothing to the exact linear model, which ends 5.0 nats below the best constant "
+            "prediction, and nothing to its mean-field optimum, which ends 8.0 nats below") in nothing
+    assert "The linear model has no margin over the best constant prediction here" in nothing
 
 
 def test_constant_predictors_note_names_them_or_says_there_are_none():
@@ -155,19 +367,42 @@ def test_wide_vs_flat_reports_both_fits_and_whether_either_is_a_posterior():
     assert "no flat prior" in findings.wide_vs_flat(table.drop("flat"), fitted, "wide")["wide_note"]
 
 
-def test_from_prior_compares_the_two_starts_and_says_which_is_a_posterior():
+def test_lr_schedule_says_whether_the_fits_settled_from_their_verdicts():
+    assert findings.lr_schedule(1.0)["schedule_note"] == "Its learning rates stay constant, as the talk's did."
+    plain = findings.lr_schedule(0.1)["schedule_note"]
+    assert "decay geometrically to 0.1 of their start" in plain and "their verdicts below say" in plain
+    assert "they settle" not in plain
+    every = findings.lr_schedule(0.1, {"normal": "converged", "laplace": "converged"})["schedule_note"]
+    assert "With the decay every fit here settles (the verdicts below)." in every
+    some = findings.lr_schedule(0.1, {"normal": "converged", "laplace": "still moving", "flat": "diverging"})
+    assert ("With the decay 1 of the 3 fits here settle (normal) (the verdicts below: Laplace still moving, which "
+            "more steps may settle; flat (talk: uniform) diverging, which the decay does not prevent).") in some[
+        "schedule_note"]
+    none = findings.lr_schedule(0.1, {"normal": "still moving"})["schedule_note"]
+    assert "Even with the decay, no fit here settles (the verdicts below: normal still moving" in none
+    assert "every fit" not in none
+
+
+def _start_table(prior_verdict: str, talk_verdict: str) -> pd.DataFrame:
+    return pd.DataFrame({"verdict": [prior_verdict, talk_verdict], "elbo_per_row_last": [0.0784, 0.0779],
+                         "layers_at_prior": ["3/3", "2/3"], "mean_net_corr_last": [-0.0003, 0.0001],
+                         "steps": [17730, 53190]},
+                        index=["normal", "normal_talk_start"])
+
+
+def _start_fitted():
     from types import SimpleNamespace
 
-    table = pd.DataFrame({"verdict": ["converged", "still moving"], "elbo_per_row_last": [0.0784, 0.0779],
-                          "layers_at_prior": ["3/3", "2/3"], "mean_net_corr_last": [-0.0003, 0.0001],
-                          "steps": [17730, 53190]},
-                         index=["normal", "normal_talk_start"])
-    fitted = {n: SimpleNamespace(summary=lambda v=v: {"mean": v}) for n, v in (("normal", 0.0),
-                                                                              ("normal_talk_start", 0.005))}
+    return {n: SimpleNamespace(summary=lambda v=v: {"mean": v}) for n, v in (("normal", 0.0), ("normal_talk_start", 0.005))}
+
+
+def test_from_prior_compares_the_two_starts_and_says_which_is_a_posterior():
+    table, fitted = _start_table("converged", "still moving"), _start_fitted()
     note = findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
     assert "fit is converged after 17,730 steps; from the talk's start, still moving after 53,190" in note
     assert "0.07840, is higher" in note and "3/3 (talk's start: 2/3)" in note and "**" not in note
-    assert "Only the fit from the prior is a posterior" in note
+    assert ("Only the fit from the prior is a posterior; the talk's start is still moving after 53,190 steps: still on "
+            "its way, so its scores describe where the optimiser stopped.") in note
     table["verdict"] = "converged"
     assert "Both converged; a higher ELBO" in findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
     pair = pd.Series({"difference_in_mc_errors": 1.26, "largest_std_change": 0.04})
@@ -178,12 +413,41 @@ def test_from_prior_compares_the_two_starts_and_says_which_is_a_posterior():
     assert "to different ends" in note and "30%" in note
     note = findings.from_prior(table, fitted, "normal", "normal_talk_start", pair, n_rows=1_000_000)["from_prior_note"]
     assert "The one from the prior's start has the higher ELBO, by 500 nats" in note and "the talk's is a local" in note
-    table.loc["normal", "verdict"] = "still moving"
-    note = findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
-    assert "did not converge, so which end" in note
-    table.loc["normal_talk_start", "verdict"] = "still moving"
-    assert "did not converge either" in findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
     assert "no Normal prior" in findings.from_prior(table.drop("normal"), fitted, "normal", "normal_talk_start")["from_prior_note"]
+
+
+def test_from_prior_words_each_verdict_of_the_two_starts():
+    fitted = _start_fitted()
+
+    def note(prior_verdict, talk_verdict):
+        table = _start_table(prior_verdict, talk_verdict)
+        return findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
+
+    diverging = note("converged", "diverging")
+    assert ("Only the fit from the prior is a posterior; the talk's start diverged after 53,190 steps: it is on its "
+            "way to no posterior, and more steps do not mend that") in diverging
+    assert "still on its way" not in diverging
+    talk_only = note("still moving", "converged")
+    assert ("Only the fit from the talk's start is a posterior; the prior's start is still moving after 17,730 steps: "
+            "still on its way") in talk_only
+    neither = note("still moving", "still moving")
+    assert neither.endswith("Neither fit converged, so neither end is a posterior, and which end is the posterior "
+                            "stays open at this budget.")
+    broken = note("still moving", "diverging")
+    assert broken.endswith("Neither fit converged, so neither end is a posterior; the fit from the talk's start "
+                           "diverged, which more steps do not mend.")
+    assert "at this budget" not in broken
+    table = _start_table("converged", "diverging").assign(elbo_per_row_last=[0.0784, np.nan])
+    assert "cannot be compared with the one from the talk's start (nan)" in findings.from_prior(
+        table, fitted, "normal", "normal_talk_start")["from_prior_note"]
+
+
+def test_ground_truth_names_the_best_model_of_those_it_is_given():
+    ceiling = pd.DataFrame({"mean": [0.05, 0.02]}, index=["signal", "signal_stable"])
+    capture = pd.Series({"normal": 0.4, "baseline": 0.3})
+    note = findings.ground_truth(ceiling, capture, pd.Series({"baseline": 0.01, "normal": 0.02}))["truth_note"]
+    assert "the best model here, normal, reaches 0.0200, or 40% of the ceiling" in note
+    assert "closest to the true signal are normal's (correlation 0.400)" in note
 
 
 def test_uncertainty_detection_weighs_the_best_method_against_the_best_control_and_names_what_it_left_out():
@@ -197,6 +461,50 @@ def test_uncertainty_detection_weighs_the_best_method_against_the_best_control_a
     assert out["detect_burn"].endswith("Left out: flat, whose fit did not converge (its AUC is in the table above).")
     assert out["detect_concept_drift"].startswith("No method with a spread of draws was scored")
     assert "Left out" not in findings.uncertainty_detection(detections)["detect_burn"]
+    assert findings.uncertainty_detection(detections, ["flat", "normal"])["detect_burn"].endswith(
+        "Left out: flat, normal, whose fits did not converge (their AUCs are in the table above).")
+    no_interval = findings.uncertainty_detection(detections.assign(low=np.nan, high=np.nan))["detect_burn"]
+    assert "with no interval" in no_interval and "holds 0" not in no_interval and "adds something" not in no_interval
+    worse = findings.uncertainty_detection(detections.assign(low=-0.3, high=-0.01))["detect_burn"]
+    assert "does worse than a plain statistic" in worse
+    chance = findings.uncertainty_detection(detections.assign(low=-0.1, high=0.2))["detect_burn"]
+    assert "adds nothing that chance could not give (the interval holds 0)" in chance
+
+
+def test_std_direction_weighs_the_move_against_the_era_to_era_spread():
+    shifts = pd.DataFrame({"ratio": [0.98, 0.9, 1.02], "spread_others": [0.006, 0.2, 0.01]},
+                          index=["normal", "laplace", "mc_dropout"])
+    aucs = pd.Series({"normal": 0.05, "laplace": 0.1, "mc_dropout": 0.15})
+    note = findings.std_direction(shifts, aucs)["direction_note"]
+    assert note.startswith("Some stds are lower, not higher, in the eras of covariate shift: normal 2.0% lower (AUC "
+                           "0.050; era-to-era spread elsewhere 0.6%); laplace 10.0% lower")
+    assert ("For normal, mc_dropout the move is larger than the std's era-to-era spread elsewhere (normal 3.3 times, "
+            "mc_dropout 2.0 times that spread): these stds vary so little") in note
+    assert "mc_dropout 2.0% higher on average, though ranked lower in most eras" in note
+    assert ("For laplace the move is no larger than the std's era-to-era spread elsewhere, yet the eras of the change "
+            "rank below most others") in note
+    quiet = findings.std_direction(shifts.loc[["normal"]], aucs)["direction_note"]
+    assert "no larger" not in quiet and "hardly vary" not in quiet
+    assert "For normal the move is larger than the std's era-to-era spread elsewhere (3.3 times that spread)" in quiet
+    loud = findings.std_direction(shifts.loc[["laplace"]], aucs, what="concept drift")["direction_note"]
+    assert "vary so little" not in loud and "eras of concept drift" in loud
+    assert findings.std_direction(shifts, aucs.map(lambda a: 0.5))["direction_note"] == ""
+
+
+def _methods(coverage_50: list, coverage_90: list) -> pd.DataFrame:
+    return pd.DataFrame({"signal_corr": [0.3, 0.5], "coverage_50": coverage_50, "coverage_90": coverage_90},
+                        index=["normal", "deep_ensemble"])
+
+
+def test_uncertainty_truth_says_which_intervals_are_far_off_by_the_stated_measures():
+    out = findings.uncertainty_truth(_methods([0.5, 0.45], [0.9, 0.85]), 0.05)
+    assert "The predictions closest to the signal are deep_ensemble's (correlation 0.500" in out["truth_signal"]
+    assert out["truth_coverage"].endswith("None is that far off: every 90% interval holds the truth at least four "
+                                          "times in five, and no 50% interval more than three times in four.")
+    off = findings.uncertainty_truth(_methods([0.8, 0.1], [0.95, 0.3]), 0.05)["truth_coverage"]
+    assert "Far too narrow (the 90% interval misses the truth more than one time in five): deep_ensemble." in off
+    assert "Far too wide (the 50% interval holds it more than three times in four): normal." in off
+    assert "None is" not in off
 
 
 def _spreads(seed_std: float, draw_stds: dict) -> pd.DataFrame:
@@ -208,11 +516,19 @@ def _spreads(seed_std: float, draw_stds: dict) -> pd.DataFrame:
 def test_seed_spread_says_which_posteriors_spread_as_retraining_does():
     assert "Every method's draws spread" in findings.seed_spread(_spreads(0.002, {"a": 0.0015, "b": 0.0012}))["spread_note"]
     assert "Only a spread" in findings.seed_spread(_spreads(0.002, {"a": 0.0015, "b": 0.0002}))["spread_note"]
-    assert "No posterior spreads" in findings.seed_spread(_spreads(0.002, {"a": 0.0001}))["spread_note"]
+    assert "No method's draws spread even half" in findings.seed_spread(_spreads(0.002, {"a": 0.0001}))["spread_note"]
+    alone = findings.seed_spread(_spreads(0.002, {"flat": 0.0001}), left_out=["flat"])["spread_note"]
+    assert "No method's spread can be judged." in alone and "Every method" not in alone
     assert "no seed spread" in findings.seed_spread(_spreads(0.002, {}).drop(index="deep_ensemble"))["spread_note"]
     mixed = findings.seed_spread(_spreads(0.002, {"a": 0.0015, "flat": 0.0001}), left_out=["flat"])["spread_note"]
-    assert "Every method's draws spread" in mixed and "Not judged: flat, whose fit did not converge" in mixed
+    assert "a's draws spread at least half as much" in mixed and "Not judged: flat, whose fit did not converge" in mixed
+    assert "Every method" not in mixed and "(from 0.0100 to 0.0140)" in mixed
+    same = _spreads(0.0, {"a": 0.001})
+    same.loc["deep_ensemble", "corr_max"] = 0.010
+    assert "(0.0100 for every seed)" in findings.seed_spread(same)["spread_note"]
     assert "flat 0.0001" in mixed
+    both = findings.seed_spread(_spreads(0.002, {"a": 0.0015, "flat": 0.0001, "b": 0.0001}), left_out=["flat", "b"])
+    assert "Not judged: flat, b, whose fits did not converge, so their spreads are" in both["spread_note"]
 
 
 def test_point_precision_weighs_the_difference_against_the_seed_spread():
@@ -222,3 +538,27 @@ def test_point_precision_weighs_the_difference_against_the_seed_spread():
     large = findings.point_precision(check, _spreads(0.0002, {}), "bf16")["point_note"]
     assert "as much as a seed does or more" in large
     assert "nothing to compare" in findings.point_precision(None, _spreads(0.001, {}), "float32")["point_note"]
+
+
+def test_point_schedule_says_whether_the_baseline_is_the_matched_budget_control():
+    same = findings.point_schedule(1e-3, 0.1, 1e-3, 0.1)["point_lr_note"]
+    assert same == ("Adam at lr 0.001, decaying to 0.1 of it by the last step: SVI's optimiser, so the baseline is "
+                    "study 1's matched-budget control (baseline_bnn_lr)")
+    other = findings.point_schedule(1e-2, 1.0, 1e-3, 0.1)["point_lr_note"]
+    assert other == ("Adam at lr 0.01, constant: not SVI's (lr 0.001, decaying to 0.1 of it by the last step), so "
+                     "the baseline is not study 1's matched-budget control")
+
+
+def test_study1_draws_says_whose_spreads_are_a_posteriors():
+    draws = pd.DataFrame({"ensemble_beats_draws_corr": [True, False], "ensemble_beats_draws_sharpe": [True, True],
+                          "share_below_ensemble_corr": [0.6, 0.4], "draw_corr_std": [0.002, 0.003]},
+                         index=["normal", "laplace"])
+    talk_draws = pd.DataFrame({"ensemble_corr": [0.02, 0.01], "draw_corr_mean": [0.01, 0.02],
+                               "draw_corr_std": [0.007, 0.001]}, index=["normal", "laplace"])
+    names = ["normal", "laplace"]
+    assert findings.study1_draws(draws, talk_draws, names, names)["spreads"] == (
+        "Every fit converged, so these spreads are the posteriors'.")
+    assert findings.study1_draws(draws, talk_draws, ["normal"], names)["spreads"] == (
+        "Only the spreads of converged fits (normal) are properties of a posterior.")
+    assert findings.study1_draws(draws, talk_draws, [], names)["spreads"] == (
+        "No fit converged, so none of these spreads is a property of a posterior.")

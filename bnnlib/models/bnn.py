@@ -4,14 +4,19 @@ Generative model: theta ~ prior (one flat site for every weight, bias and head p
 for each row, every target ~ Normal(mean_k(f_theta(x)), sigma_k), a missing target masked out
 (with the heteroscedastic likelihood, sigma_k times a function of a second output: per row).
 Guide: mean-field Normal over theta. The noise scales sigma_k are point estimates learned with
-the ELBO (type-II maximum likelihood). Inference: Pyro's Trace_ELBO estimate (one particle,
-mini-batches of rows whose likelihood is scaled by n_rows / batch_size, as Pyro's subsampled
-plate does) and torch's Adam on the guide's and the noise's parameters.
+the ELBO (type-II maximum likelihood). Inference: torch's Adam on the guide's and the noise's
+parameters, minimising a hand-written estimate of the negative ELBO of `model` and `guide` (the
+objective of Pyro's Trace_ELBO) on mini-batches of rows whose likelihood is scaled by n_rows /
+batch_size, as Pyro's subsampled plate does. `SVIConfig.estimator` picks the estimate (see
+`ESTIMATORS`): by default `output`, `negative_elbo_local` with the prior term in closed form and
+the output layer's pre-activations sampled per row, which a test checks has Trace_ELBO's
+expectation with less noise; `weights` is `negative_elbo`, Trace_ELBO's one-particle loss itself
+(tested equal to `Trace_ELBO.differentiable_loss`).
 
-`model` and `guide` are the Pyro program; `negative_elbo` computes the same loss without
-Pyro's tracing (tested equal to `Trace_ELBO.differentiable_loss`), which is what brings an SVI
-step near a plain network's (see `bnnlib bench`). One flat site rather than a PyroModule per
-layer keeps the program to two sample sites.
+`model` and `guide` are the Pyro program, which the tests run through Pyro; a fit never calls
+Pyro's SVI: computing the loss without Pyro's tracing is what brings an SVI step near a plain
+network's (see `bnnlib bench`). One flat site rather than a PyroModule per layer keeps the
+program to two sample sites.
 """
 
 from __future__ import annotations
@@ -38,7 +43,11 @@ from bnnlib.models.training import batches, epoch_bar, seed_everything, step_pla
 
 @dataclass(frozen=True)
 class SVIConfig:
-    """The talk's SVI settings by default: Adam lr 1e-3, batch 4096, 30 epochs, no early stop."""
+    """SVI's settings. The defaults are the talk's (Adam lr 1e-3, batch 4096, 30 epochs, a constant
+    lr, He-initialised means with stds 0.01 for the network's weights, no early stop) except two:
+    the ELBO's estimator (`output`, not Trace_ELBO's one weight draw, `weights`) and the posterior
+    taken as the mean of the iterates over the last fifth of the steps (`average`; 0: the last
+    iterate, as the talk's)."""
 
     epochs: int = 30
     batch_size: int = 4096
@@ -158,7 +167,8 @@ class BayesianMLP(torch.nn.Module):
         pyro.sample("theta", dist.Normal(self.loc, torch.exp(self.log_scale)).to_event(1))
 
     def negative_elbo(self, x: torch.Tensor, y: torch.Tensor, n_rows: int, precision: str = "float32") -> torch.Tensor:
-        """Trace_ELBO's loss for `model` and `guide` on one mini-batch, computed directly.
+        """Trace_ELBO's loss for `model` and `guide` on one mini-batch, computed directly: the
+        `weights` estimator (the default `output` one is `negative_elbo_local`).
 
         The same reparameterised one-sample estimate as Pyro's `Trace_ELBO.differentiable_loss`
         (a test checks they are equal), without Pyro's per-step tracing, which cost ~1.4 ms of a
@@ -271,7 +281,8 @@ class Posterior:
 def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Likelihood, prior: str,
             config: SVIConfig = SVIConfig(), progress: bool | None = None,
             evaluate: Callable[[torch.Tensor], float] | None = None, device: str | torch.device = "cpu") -> Posterior:
-    """Fit the mean-field posterior by SVI; x [n, features], y [n, targets] (NaN = missing).
+    """Fit the mean-field posterior by SVI; x [n, features], y [n, targets] (NaN = missing). The
+    loss is `config.estimator`'s estimate of the negative ELBO (`ESTIMATORS`), not Pyro's SVI.
 
     The data move once to `device` (bnnlib.models.device); initial values and batch orders come
     from CPU generators, so the CPU fit is the same whatever the device setting, and the

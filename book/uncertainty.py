@@ -227,11 +227,16 @@ if book_models.HETERO in fitted:
     results.write_csv(per_era, out / "variance_split.csv")
     display(figure)
     display(split_aucs.round(3) if split_aucs is not None else per_era.describe().round(5))
+    glue_all({"split_caption": (
+        "Figure 2. Per validation era, the mean over its rows of the heteroscedastic BNN's epistemic and "
+        "aleatoric variance (log scale); shaded: the eras of covariate shift. The table gives the AUC of each "
+        "part's per-era mean as a detector of each planted change.")})
+else:
+    glue_all({"split_caption": ("This run has no heteroscedastic BNN (hetero_prior is null), so its variance is "
+                                "not split and there is no figure here.")})
 
 # %% [markdown]
-# *Figure 2. Per validation era, the mean over its rows of the heteroscedastic BNN's epistemic and
-# aleatoric variance (log scale); shaded: the eras of covariate shift. The table gives the AUC
-# of each part's per-era mean as a detector of each planted change.*
+# *{glue:text}`split_caption`*
 #
 # ## Seeds against posterior draws
 #

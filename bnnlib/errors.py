@@ -13,3 +13,12 @@ def unknown_name(kind: str, name: object, available) -> BnnlibError:
     """The error for a name that is not one of `available`, listing those that are."""
     choices = ", ".join(repr(a) for a in sorted(map(str, available)))
     return BnnlibError(f"unknown {kind} {name!r}; choose one of: {choices}")
+
+
+def bad_value(name: str, value: object, problem: str, fix: str) -> BnnlibError:
+    """One line: the parameter (or an option, when `name` starts with '-'), its value, the fix."""
+    shown = repr(value)
+    if len(shown) > 200:
+        shown = shown[:197] + "..."
+    label = f"{name} {shown}" if name.startswith("-") else f"parameter {name} = {shown}"
+    return BnnlibError(f"{label} {problem}; {fix}")

@@ -54,16 +54,22 @@ mlflow_uri = None  # also log every fit to MLflow: file:/folder or http(s)://HOS
 
 # %% tags=["remove-cell"]
 # %matplotlib inline
-from bnnlib.chapter import glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
+from bnnlib.report.chapter import glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
 
 import math
 
 import pandas as pd
 from IPython.display import display
 
-from bnnlib import analysis, book_models, convergence, exact, findings, fits, plots, results, talk
+from bnnlib.studies import analysis, book_models, findings, talk
+
+from bnnlib.evaluate import convergence, exact, fits
+
+from bnnlib.report import plots
+
+from bnnlib.infra import results
 from bnnlib.models.priors import canonical_prior
-from bnnlib.study import fitted_posterior
+from bnnlib.evaluate.study import fitted_posterior
 
 chapter = open_chapter("architecture", globals())
 params, dataset, out = chapter.params, chapter.dataset, chapter.out

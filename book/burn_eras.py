@@ -59,11 +59,15 @@ mlflow_uri = None  # also log every fit to MLflow: file:/folder or http(s)://HOS
 
 # %% tags=["remove-cell"]
 # %matplotlib inline
-from bnnlib.chapter import glue_all, glue_md, open_chapter  # first: it keeps Pyro's import warning off the page
+from bnnlib.report.chapter import glue_all, glue_md, open_chapter  # first: it keeps Pyro's import warning off the page
 
 from IPython.display import display
 
-from bnnlib import analysis, book_models, findings, plots, results, talk
+from bnnlib.studies import analysis, book_models, findings, talk
+
+from bnnlib.report import plots
+
+from bnnlib.infra import results
 
 chapter = open_chapter("burn_eras", globals())
 params, dataset, out = chapter.params, chapter.dataset, chapter.out

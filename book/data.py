@@ -44,12 +44,14 @@ results_dir = "_build/results/data"
 
 # %% tags=["remove-cell"]
 # %matplotlib inline
-from bnnlib.chapter import glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
+from bnnlib.report.chapter import glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
 
 import pandas as pd
 from IPython.display import display
 
-from bnnlib import analysis, findings, results
+from bnnlib.studies import analysis, findings
+
+from bnnlib.infra import results
 from bnnlib.data import card, facts, figures
 
 chapter = open_chapter("data", globals(), fits_models=False)

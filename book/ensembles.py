@@ -65,11 +65,17 @@ mlflow_uri = None  # also log every fit to MLflow: file:/folder or http(s)://HOS
 
 # %% tags=["remove-cell"]
 # %matplotlib inline
-from bnnlib.chapter import glue, glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
+from bnnlib.report.chapter import glue, glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
 
 from IPython.display import display
 
-from bnnlib import analysis, book_models, findings, fits, plots, results, talk
+from bnnlib.studies import analysis, book_models, findings, talk
+
+from bnnlib.evaluate import fits
+
+from bnnlib.report import plots
+
+from bnnlib.infra import results
 from bnnlib.models.bnn import ESTIMATORS
 
 chapter = open_chapter("ensembles", globals())

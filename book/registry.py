@@ -26,12 +26,14 @@ results_dir = "_build/results/registry"
 runs_of = None  # the chapters whose runs are gathered; None: every chapter of the book
 
 # %% tags=["remove-cell"]
-from bnnlib.chapter import glue, glue_all, open_page
+from bnnlib.report.chapter import glue, glue_all, open_page
 
 import pandas as pd
 from IPython.display import display
 
-from bnnlib import registry, results
+from bnnlib.report import registry
+
+from bnnlib.infra import results
 
 page = open_page("registry", globals())
 chapters = page.params["runs_of"] or registry.book_chapters(page.name)

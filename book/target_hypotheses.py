@@ -62,12 +62,16 @@ mlflow_uri = None  # also log every fit to MLflow: file:/folder or http(s)://HOS
 
 # %% tags=["remove-cell"]
 # %matplotlib inline
-from bnnlib.chapter import glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
+from bnnlib.report.chapter import glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
 
 import pandas as pd
 from IPython.display import display
 
-from bnnlib import analysis, book_models, findings, plots, results, talk
+from bnnlib.studies import analysis, book_models, findings, talk
+
+from bnnlib.report import plots
+
+from bnnlib.infra import results
 
 chapter = open_chapter("target_hypotheses", globals())
 params, dataset, out = chapter.params, chapter.dataset, chapter.out

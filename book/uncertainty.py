@@ -73,13 +73,19 @@ mlflow_uri = None  # also log every fit to MLflow: file:/folder or http(s)://HOS
 
 # %% tags=["remove-cell"]
 # %matplotlib inline
-from bnnlib.chapter import glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
+from bnnlib.report.chapter import glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
 
 import pandas as pd
 from IPython.display import display
 
-from bnnlib import analysis, book_models, findings, fits, plots, results, uncertainty
-from bnnlib.study import evaluate_variance_split
+from bnnlib.studies import analysis, book_models, findings, uncertainty
+
+from bnnlib.evaluate import fits
+
+from bnnlib.report import plots
+
+from bnnlib.infra import results
+from bnnlib.evaluate.study import evaluate_variance_split
 
 chapter = open_chapter("uncertainty", globals())
 params, dataset, out = chapter.params, chapter.dataset, chapter.out

@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 
-from bnnlib import analysis, plots, talk
+from bnnlib.studies import analysis, talk
+
+from bnnlib.report import plots
 from bnnlib.errors import BnnlibError
-from bnnlib.metrics import score_summary
-from bnnlib.predictive import DrawScores
-from bnnlib.study import ModelResult, ModelSpec
+from bnnlib.scoring.metrics import score_summary
+from bnnlib.evaluate.predictive import DrawScores
+from bnnlib.evaluate.study import ModelResult, ModelSpec
 
 
 def fake_result(draw_corr: np.ndarray, ensemble_corr: np.ndarray, mean_std: np.ndarray | None = None,

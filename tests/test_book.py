@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bnnlib import runner
+from bnnlib.build import runner
+from bnnlib.project import book as project
 from bnnlib.errors import BnnlibError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def build_in(root: Path) -> str:
     """`bnnlib book --profile quick` in `root` with root's own bnnlib (chapters' kernels too);
     returns what it printed."""
     env = {**os.environ, "PYTHONPATH": str(root)}
-    done = subprocess.run([sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",
+    done = subprocess.run([sys.executable, "-c", "import sys; from bnnlib.build.cli import main; sys.exit(main())",
                            "book", "--profile", "quick"], cwd=root, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout + done.stderr
@@ -80,7 +81,7 @@ def test_page_checks_catch_what_a_reader_should_not_see(tmp_path):
 
 
 def test_every_chapter_source_is_in_the_toc():
-    listed = {c.source for c in runner.list_chapters(REPO)}
+    listed = {c.source for c in project.list_chapters(REPO)}
     assert set((REPO / "book").glob("*.py")) == listed
 
 
@@ -104,7 +105,7 @@ def test_the_whole_book_builds_on_the_quick_profile(tmp_path):
     assert (html_dir / "book" / "references.html").is_file()
     machine = [str(root), str(REPO), str(Path.home()), sys.prefix]
     problems = {}
-    for chapter in runner.list_chapters(root):
+    for chapter in project.list_chapters(root):
         assert chapter.notebook.is_file()
         page = html_dir / "book" / f"{chapter.name}.html"
         assert page.is_file(), f"{chapter.name} has no HTML page"
@@ -112,7 +113,7 @@ def test_the_whole_book_builds_on_the_quick_profile(tmp_path):
     for page in html_dir.rglob("*.html"):
         problems.setdefault(page.name, page_problems(page, None, machine))
     assert {name: p for name, p in problems.items() if p} == {}
-    for chapter in runner.list_chapters(root):
+    for chapter in project.list_chapters(root):
         assert "Markdown(f" not in chapter.source.read_text(encoding="utf-8"), chapter.name
     methods = pd.read_csv(root / "_build" / "results" / "uncertainty" / "summary.csv", index_col=0)
     assert {"flat", "normal", "laplace", "mc_dropout", "deep_ensemble", "baseline", "feature_correlation",
@@ -129,6 +130,6 @@ def test_the_whole_book_builds_on_the_quick_profile(tmp_path):
     assert "unchanged, kept" not in second  # bnnlib changed, so every chapter executed again
     assert not re.search(r"\d+ fits? to run", second), second  # the warm-up found every fit and score cached
     assert cache_entries(root) == entries
-    for chapter in runner.list_chapters(root):
+    for chapter in project.list_chapters(root):
         counts = re.findall(r"(\d+) of (\d+) results read from the cache", chapter.notebook.read_text(encoding="utf-8"))
         assert counts and all(hits == total for hits, total in counts), (chapter.name, counts)

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import torch
 
-import bnnlib.cache as cache_module
-from bnnlib.cache import Cache, cache_key, canonical_json, hash_tree, load_value, save_value, source_hash
+import bnnlib.infra.cache as cache_module
+from bnnlib.infra.cache import Cache, cache_key, canonical_json, hash_tree, load_value, save_value, source_hash
 from bnnlib.errors import BnnlibError
 
 
@@ -64,9 +64,9 @@ def test_key_is_stable_across_processes(monkeypatch):
         "import dataclasses, sys; from pathlib import Path\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from test_cache import SPEC\n"
-        "import bnnlib.cache\n"
-        "bnnlib.cache.engine_hash = lambda: 'f' * 64\n"
-        "from bnnlib.cache import cache_key\n"
+        "import bnnlib.infra.cache\n"
+        "bnnlib.infra.cache.engine_hash = lambda: 'f' * 64\n"
+        "from bnnlib.infra.cache import cache_key\n"
         "spec = {'nan': float('nan'), 'eras': [1, 2], 'path': Path('data/x.parquet'), 'model': SPEC}\n"
         "print(cache_key(spec, 'abc', 'fit'))\n"
     )

@@ -11,11 +11,11 @@ import dataclasses
 import pytest
 import torch
 
-from bnnlib.cache import cache_key
+from bnnlib.infra.cache import cache_key
 from bnnlib.errors import BnnlibError
 from bnnlib.models import device as devices
-from bnnlib.parameters import checked_parameters
-from bnnlib.study import ModelSpec
+from bnnlib.project.parameters import checked_parameters
+from bnnlib.evaluate.study import ModelSpec
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def no_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
-# which fields each method's fit reads, written out here apart from bnnlib.study
+# which fields each method's fit reads, written out here apart from bnnlib.evaluate.study
 READS = {"baseline": set(), "bnn": {"prior", "init_scale", "scale_lr", "estimator", "guide_init"},
          "dropout": {"dropout"}, "ensemble": {"members"}}
 CHANGED = {"prior": "laplace", "init_scale": 0.05, "scale_lr": 0.02, "estimator": "weights", "guide_init": "prior",
@@ -96,7 +96,7 @@ def test_a_gpu_key_records_its_model_and_cuda(monkeypatch):
 
 
 def test_the_engines_code_digest_ignores_documentation_and_import_order():
-    from bnnlib.cache import code_digest
+    from bnnlib.infra.cache import code_digest
 
     source = '"""Module doc."""\nimport os\nimport math\n\n\ndef f(x):\n    """Doc."""\n    return x + 1  # one\n'
     same = 'import math\nimport os\n"""Not a docstring: after the imports."""\n\n\ndef f(x):\n    return x + 1\n'

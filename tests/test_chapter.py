@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from bnnlib import chapter, runner
-from bnnlib.chapter import captured_parameters, parameters_table, plain, rerun_command
+from bnnlib.report import chapter
 
-REPO = runner.find_root()
+from bnnlib.build import runner
+from bnnlib.project import book as project
+from bnnlib.report.chapter import captured_parameters, parameters_table, plain, rerun_command
+
+REPO = project.find_root()
 
 
 def test_captured_parameters_keep_literals_and_drop_imports_and_ipython_names():
@@ -33,8 +36,8 @@ def test_plain_turns_numpy_scalars_into_python_numbers():
 def _params(profile: str, name: str) -> dict:
     import jupytext
 
-    declared = runner.declared_parameters(jupytext.read(REPO / "book" / f"{name}.py"))
-    given = runner.chapter_parameters(name, runner.load_profile(profile, REPO), declared, profile_name=profile)
+    declared = project.declared_parameters(jupytext.read(REPO / "book" / f"{name}.py"))
+    given = project.chapter_parameters(name, project.load_profile(profile, REPO), declared, profile_name=profile)
     return {**declared, **given}
 
 

@@ -18,7 +18,7 @@ def test_the_uncertainty_chapter_runs_without_the_heteroscedastic_bnn(tmp_path):
     fits no heteroscedastic BNN, writes no variance split, and says so on its page."""
     root = copy_project(tmp_path / "project", package=True)
     env = {**os.environ, "PYTHONPATH": str(root)}
-    done = subprocess.run([sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",
+    done = subprocess.run([sys.executable, "-c", "import sys; from bnnlib.build.cli import main; sys.exit(main())",
                            "run", "uncertainty", "--profile", "quick", "--no-build", "-p", "hetero_prior", "null"],
                           cwd=root, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

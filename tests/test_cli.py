@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bnnlib import cli
+from bnnlib.build import cli
 
 REPO = Path(__file__).resolve().parents[1]
 

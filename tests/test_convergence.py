@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from bnnlib import convergence
+from bnnlib.evaluate import convergence
 from bnnlib.models.bnn import SVIConfig, fit_bnn
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture
@@ -181,7 +181,7 @@ def test_a_guide_started_at_the_prior_has_zero_means_and_the_priors_stds():
     from bnnlib.errors import BnnlibError
     from bnnlib.models.bnn import BayesianMLP
     from bnnlib.models.priors import prior_std
-    from bnnlib.study import ModelSpec
+    from bnnlib.evaluate.study import ModelSpec
 
     arch, lik = Architecture(5, (4,), 1), get_likelihood("single")
     gen = torch.Generator().manual_seed(0)

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bnnlib import cli
-from bnnlib.cache import Cache, cache_key
+from bnnlib.build import cli
+from bnnlib.infra.cache import Cache, cache_key
 from bnnlib.errors import BnnlibError
 from bnnlib.models import device as devices
 from bnnlib.models.baseline import TrainConfig, train_mlp
@@ -19,9 +19,9 @@ from bnnlib.models.bnn import SVIConfig, fit_bnn
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture
 from bnnlib.models.precision import resolve_precision
-from bnnlib.parameters import checked_parameters
-from bnnlib.predictive import DropoutDraws, ThetaDraws, score_draws
-from bnnlib.provenance import provenance
+from bnnlib.project.parameters import checked_parameters
+from bnnlib.evaluate.predictive import DropoutDraws, ThetaDraws, score_draws
+from bnnlib.infra.provenance import provenance
 
 
 @pytest.fixture

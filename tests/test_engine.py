@@ -12,7 +12,7 @@ from bnnlib.models.bnn import SVIConfig, fit_bnn
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture, fan_in_per_param, forward, forward_draws, he_init, unflatten
 from bnnlib.models.priors import make_prior
-from bnnlib.predictive import EraLayout, ThetaDraws, draw_chunk, score_draws
+from bnnlib.evaluate.predictive import EraLayout, ThetaDraws, draw_chunk, score_draws
 
 
 def test_svi_matches_analytic_bayesian_linear_regression():
@@ -103,7 +103,7 @@ def test_scored_ensemble_is_mean_of_draws_and_chunking_changes_nothing():
     all_preds = source.predict(x, slice(None)).numpy()
     np.testing.assert_allclose(scores.ensemble, all_preds.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(scores.std, all_preds.std(0), rtol=1e-3, atol=1e-6)
-    import bnnlib.predictive as predictive
+    import bnnlib.evaluate.predictive as predictive
 
     with pytest.MonkeyPatch.context() as patch:  # three draws a chunk, six a scoring batch
         patch.setattr(predictive, "CHUNK_BYTES_PER_THREAD", 40 * 8 * 4 * 3 // torch.get_num_threads())
@@ -146,9 +146,9 @@ def test_missing_target_masks_only_its_term_and_fits_are_seeded():
 
 
 def test_study_caches_fits_and_scores_and_rejects_bad_specs(tmp_path):
-    from bnnlib.cache import Cache
+    from bnnlib.infra.cache import Cache
     from bnnlib.data import load_synthetic
-    from bnnlib.study import ModelSpec, evaluate_model
+    from bnnlib.evaluate.study import ModelSpec, evaluate_model
 
     dataset = load_synthetic("tiny", root=tmp_path / "data")
     spec = ModelSpec("bnn", method="bnn", prior="uniform", hidden=(8,), epochs=1, batch_size=256, draws=5)
@@ -169,9 +169,9 @@ def test_study_caches_fits_and_scores_and_rejects_bad_specs(tmp_path):
 
 def test_models_in_worker_processes_match_in_process(tmp_path):
     """--jobs only decides where models are fitted and scored, never their numbers."""
-    from bnnlib.cache import Cache
+    from bnnlib.infra.cache import Cache
     from bnnlib.data import load_synthetic
-    from bnnlib.study import ModelSpec, evaluate_models
+    from bnnlib.evaluate.study import ModelSpec, evaluate_models
 
     dataset = load_synthetic("tiny", root=tmp_path / "data")
     specs = [ModelSpec("baseline", method="baseline", hidden=(8,), epochs=2, batch_size=256),
@@ -189,8 +189,8 @@ def test_models_in_worker_processes_match_in_process(tmp_path):
 def test_draw_ranges_scored_apart_combine_to_the_same_bits(kind):
     """A cluster scores one model's draw ranges on separate workers: combined, they must be the
     very numbers one process gets, in any order the ranges come back."""
-    import bnnlib.predictive as predictive
-    from bnnlib.predictive import DropoutDraws, PartialScores, combine_partials, draw_ranges, score_draw_range
+    import bnnlib.evaluate.predictive as predictive
+    from bnnlib.evaluate.predictive import DropoutDraws, PartialScores, combine_partials, draw_ranges, score_draw_range
 
     arch = Architecture(4, (8,), 1)
     gen = torch.Generator().manual_seed(5)

@@ -13,7 +13,7 @@ import scipy.optimize
 import torch
 
 from bnnlib.errors import BnnlibError
-from bnnlib.exact import exact_check, exact_check_summary, linear_gaussian_posterior
+from bnnlib.evaluate.exact import exact_check, exact_check_summary, linear_gaussian_posterior
 from bnnlib.models.bnn import Posterior, SVIConfig, fit_bnn
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture, forward, unflatten
@@ -151,7 +151,7 @@ def test_missing_long_target_keeps_the_main_target_of_its_row(one_thread):
 def test_elbo_references_match_direct_computations():
     """log p(y) against the Gaussian marginal's density; the mean-field ELBO against E_q[log lik]
     minus KL(q || prior) at the closed-form optimum; the constant's against its definition."""
-    from bnnlib.exact import elbo_references
+    from bnnlib.evaluate.exact import elbo_references
 
     rng = np.random.default_rng(3)
     n, d, sigma = 60, 3, 0.7
@@ -175,7 +175,7 @@ def test_elbo_references_match_direct_computations():
 
 
 def test_elbo_references_default_noise_scale_maximises_the_evidence():
-    from bnnlib.exact import elbo_references
+    from bnnlib.evaluate.exact import elbo_references
 
     rng = np.random.default_rng(4)
     x = rng.normal(size=(400, 2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bnnlib.errors import BnnlibError
-from bnnlib.executor import (
+from bnnlib.infra.executor import (
     InProcessExecutor,
     ProcessExecutor,
     make_executor,
@@ -118,7 +118,7 @@ def test_make_executor_picks_the_kind():
 
 @pytest.mark.parametrize(("cpus", "jobs"), [(1, 1), (2, 2), (4, 4), (64, 4)])
 def test_default_jobs_is_one_worker_per_core_up_to_a_cap(cpus, jobs):
-    from bnnlib.executor import default_jobs
+    from bnnlib.infra.executor import default_jobs
 
     assert default_jobs(cpus) == jobs
 
@@ -126,10 +126,10 @@ def test_default_jobs_is_one_worker_per_core_up_to_a_cap(cpus, jobs):
 def test_an_item_of_model_specs_is_named_by_its_models_not_dumped():
     from dataclasses import dataclass
 
-    from bnnlib.executor import describe
+    from bnnlib.infra.executor import describe
 
     @dataclass
-    class Spec:  # as bnnlib.study.ModelSpec: a name and many settings
+    class Spec:  # as bnnlib.evaluate.study.ModelSpec: a name and many settings
         name: str
         hidden: tuple = (128, 64, 64)
         settings: str = "x" * 300

@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnnlib import cli, cluster
+from bnnlib.build import cli
+
+from bnnlib.infra import cluster
 from bnnlib.errors import BnnlibError
 from test_cli import fails_cleanly, project  # noqa: F401  (the fixture: a copy of the book in tmp_path)
 from test_interrupt import _cmdline, _descendants, interrupt_when_started
@@ -87,7 +89,7 @@ def test_an_unreachable_scheduler_is_one_line_naming_it(project, capsys):  # noq
 
 
 def test_the_executor_is_kept_out_of_the_stamp():
-    from bnnlib.runner import stamp_key
+    from bnnlib.build.runner import stamp_key
 
     params = {"draws": 5, "jobs": 1, "executor": "local"}
     assert stamp_key("text", params, "h") == stamp_key("text", {**params, "jobs": 3, "executor": "dask"}, "h")
@@ -117,9 +119,9 @@ def test_dask_map_names_the_failing_item(dask_executor):
 def test_a_chapters_models_on_a_dask_cluster_match_in_process(dask_executor, tmp_path):
     """A chapter run with executor dask (e.g. under papermill) fits its missing models on the
     cluster, through the same cache; cached ones are read here, without the cluster."""
-    from bnnlib.cache import Cache
+    from bnnlib.infra.cache import Cache
     from bnnlib.data import load_synthetic
-    from bnnlib.study import ModelSpec, evaluate_models
+    from bnnlib.evaluate.study import ModelSpec, evaluate_models
 
     dataset = load_synthetic("tiny", root=tmp_path / "data")
     specs = [ModelSpec("baseline", method="baseline", hidden=(8,), epochs=2, batch_size=256),
@@ -203,7 +205,7 @@ def test_a_chapter_on_a_dask_cluster_gives_the_numbers_of_one_process(tmp_path, 
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_during_a_dask_warm_up_leaves_no_process_behind(project, signum, status):  # noqa: F811
     pytest.importorskip("distributed")
-    command = [sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",
+    command = [sys.executable, "-c", "import sys; from bnnlib.build.cli import main; sys.exit(main())",
                "run", "burn_eras", *QUICK, "--executor", "dask", "--jobs", "2",
                "-p", "epochs", "1", "-p", "draws", "5"]
     # the two workers running their first jobs
@@ -218,8 +220,8 @@ def test_a_signal_during_a_dask_warm_up_leaves_no_process_behind(project, signum
 def test_results_a_cluster_wrote_out_of_sight_are_a_failure_naming_the_folder(tmp_path):
     """Workers that do not share the cache folder finish without error, but nothing lands here:
     the warm-up reports that job as failed (its chapter computes it), naming the folder."""
-    from bnnlib import prefit
-    from bnnlib.study import ModelSpec
+    from bnnlib.build import warmup as prefit
+    from bnnlib.evaluate.study import ModelSpec
 
     job = prefit.Job({}, "fingerprint", str(tmp_path / "cache"), [ModelSpec("flat", prior="flat", hidden=(8,))])
     problem = prefit._missing(job)

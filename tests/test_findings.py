@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnnlib import analysis, findings, talk
+from bnnlib.studies import analysis, findings, talk
 
 
 def test_agreement_counts_checkable_findings_and_names_those_that_differ():

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bnnlib import fits
+from bnnlib.evaluate import fits
 
 
 def _result(prior: str, medians: list[float], hidden=(4, 3), ensemble=None, method="bnn"):

@@ -13,8 +13,8 @@ from bnnlib.models.baseline import TrainConfig, train_mlp
 from bnnlib.models.bnn import BayesianMLP, SVIConfig, fit_bnn
 from bnnlib.models.likelihoods import get_likelihood, masked_normal_log_prob, noise_ratio
 from bnnlib.models.network import Architecture, forward, unflatten
-from bnnlib.predictive import DropoutDraws, NoisyDraws, ThetaDraws, score_draws, split_variance
-from bnnlib.study import single_threaded
+from bnnlib.evaluate.predictive import DropoutDraws, NoisyDraws, ThetaDraws, score_draws, split_variance
+from bnnlib.evaluate.study import single_threaded
 
 HETERO = get_likelihood("hetero")
 
@@ -87,7 +87,7 @@ def test_the_split_is_the_law_of_total_variance_on_the_draws_whatever_the_chunki
     np.testing.assert_allclose(split.epistemic, means.var(0, unbiased=False), rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(split.aleatoric, (noises**2).mean(0), rtol=1e-5)
     np.testing.assert_array_equal(split.total, split.epistemic + split.aleatoric)
-    import bnnlib.predictive as predictive
+    import bnnlib.evaluate.predictive as predictive
 
     with pytest.MonkeyPatch.context() as patch:  # two draws a chunk (the last chunk has one)
         patch.setattr(predictive, "CHUNK_BYTES_PER_THREAD", 20 * 6 * 4 * 2 // torch.get_num_threads())
@@ -247,9 +247,9 @@ def test_noise_ratio_is_one_at_the_priors_centre_and_floored():
 
 
 def test_study_splits_the_variance_of_bnns_ensembles_and_dropout(tmp_path):
-    from bnnlib.cache import Cache
+    from bnnlib.infra.cache import Cache
     from bnnlib.data import load_synthetic
-    from bnnlib.study import ModelSpec, evaluate_model, evaluate_variance_split
+    from bnnlib.evaluate.study import ModelSpec, evaluate_model, evaluate_variance_split
 
     dataset = load_synthetic("tiny", root=tmp_path / "data")
     cache = Cache(tmp_path / "cache")
@@ -275,7 +275,7 @@ def test_study_splits_the_variance_of_bnns_ensembles_and_dropout(tmp_path):
 
 
 def test_the_per_era_plot_draws_both_parts_and_shades_the_marked_eras():
-    from bnnlib.plots import epistemic_aleatoric
+    from bnnlib.report.plots import epistemic_aleatoric
 
     eras = [f"{e:04d}" for e in range(8)]
     frame = pd.DataFrame({"epistemic": np.linspace(1e-4, 2e-4, 8), "aleatoric": np.full(8, 0.05)},

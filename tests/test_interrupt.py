@@ -75,7 +75,7 @@ def interrupt_when_started(command: list[str], project, signum: int, processes: 
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_during_the_warm_up_leaves_no_process_behind(project, signum, status):  # noqa: F811
-    command = [sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",
+    command = [sys.executable, "-c", "import sys; from bnnlib.build.cli import main; sys.exit(main())",
                "run", "burn_eras", "--profile", "quick", "--jobs", "2", "--no-build",
                "-p", "epochs", "1", "-p", "draws", "5"]
     returncode, err, left = interrupt_when_started(command, project, signum, processes=3)  # 2 workers, tracker
@@ -100,7 +100,7 @@ results_dir = "_build/results/sleeper"
 
 # %%
 import pathlib, time
-from bnnlib import results
+from bnnlib.infra import results
 out = results.chapter_folder(results_dir, "sleeper")
 out.mkdir(parents=True, exist_ok=True)
 (out / "partial.txt").write_text("written before the signal")
@@ -114,7 +114,7 @@ def test_a_signal_while_a_chapter_executes_stops_its_kernel_and_removes_partial_
     from test_runner import make_project
 
     root = make_project(tmp_path, {"sleeper": SLEEPER}, "description: d\ncommon: {}\nchapters: {}\n")
-    command = [sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",
+    command = [sys.executable, "-c", "import sys; from bnnlib.build.cli import main; sys.exit(main())",
                "run", "sleeper", "--profile", "tiny", "--no-build"]
     run = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            start_new_session=True)
@@ -141,7 +141,7 @@ def test_a_signal_while_a_chapter_executes_stops_its_kernel_and_removes_partial_
 
 SWALLOWS = '''
 import pathlib, subprocess, sys, time
-from bnnlib import interrupt
+from bnnlib.infra import interrupt
 interrupt.GRACE = 1.0
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 pathlib.Path("child.pid").write_text(str(child.pid))

@@ -1,4 +1,4 @@
-"""bnnlib.metrics against independent computations whose answers are known."""
+"""bnnlib.scoring.metrics against independent computations whose answers are known."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from numerai_tools.scoring import numerai_corr
 from scipy import stats
 
-from bnnlib import metrics, metrics_draws
+from bnnlib.scoring import metrics, draws as metrics_draws
 from bnnlib.errors import BnnlibError
 
 BINS = np.array([0.0, 0.25, 0.5, 0.75, 1.0])

@@ -1,11 +1,11 @@
-"""bnnlib.parameters: papermill's strings read as values, every bad value one line before any fit."""
+"""bnnlib.project.parameters: papermill's strings read as values, every bad value one line before any fit."""
 
 from __future__ import annotations
 
 import pytest
 
 from bnnlib.errors import BnnlibError
-from bnnlib.parameters import checked_parameters, parse_text
+from bnnlib.project.parameters import checked_parameters, parse_text
 
 
 def test_papermill_strings_become_values():

@@ -10,7 +10,7 @@ from bnnlib.models.bnn import SVIConfig, fit_bnn
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture, forward_draws, he_init, unflatten
 from bnnlib.models.precision import resolve_precision
-from bnnlib.study import ModelSpec
+from bnnlib.evaluate.study import ModelSpec
 
 
 def test_auto_resolves_to_a_concrete_precision_and_bad_names_are_refused():

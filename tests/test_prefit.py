@@ -8,19 +8,24 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from bnnlib import book_models, prefit, runner, study
-from bnnlib.cache import Cache
-from bnnlib.chapter import dataset_arguments
+from bnnlib.studies import book_models
+
+from bnnlib.build import warmup as prefit, runner
+
+from bnnlib.evaluate import study
+from bnnlib.infra.cache import Cache
+from bnnlib.report.chapter import dataset_arguments
 from bnnlib.data import open_dataset
 from bnnlib.errors import BnnlibError
-from bnnlib.study import ModelSpec, evaluate_models
+from bnnlib.evaluate.study import ModelSpec, evaluate_models
+from bnnlib.project import book as project
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def chapter_params(name: str, **values) -> dict:
     """The chapter's parameters as the runner injects them: its defaults, tiny data, short fits."""
-    params = runner.declared_parameters(jupytext.read(REPO / "book" / f"{name}.py"))
+    params = project.declared_parameters(jupytext.read(REPO / "book" / f"{name}.py"))
     params.update(synthetic_profile="tiny", epochs=1, draws=4, batch_size=512)
     params.update(values)
     return params
@@ -97,9 +102,9 @@ def test_a_bad_parameter_is_an_error_naming_the_chapter_before_anything_runs(tmp
 
 
 def test_after_a_forced_warm_up_the_chapters_do_not_refit(tmp_path):
-    settings = runner.load_profile("quick", REPO)
+    settings = project.load_profile("quick", REPO)
     plan = runner.plan_chapter(
-        runner.get_chapter("burn_eras", REPO), settings, profile_name="quick",
+        project.get_chapter("burn_eras", REPO), settings, profile_name="quick",
         overrides={"synthetic_profile": "tiny", "epochs": 1, "draws": 4, "priors": ["flat"]},
         runner={"force": True, "jobs": 2},
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bnnlib.cache import CacheEvent
+from bnnlib.infra.cache import CacheEvent
 from bnnlib.errors import BnnlibError
-from bnnlib.provenance import cache_record, package_versions, provenance
+from bnnlib.infra.provenance import cache_record, package_versions, provenance
 
 
 def test_table_lists_parameters_data_versions_time_and_cache():

@@ -2,7 +2,7 @@
 under one lock per chapter; plain papermill never writes into the book's results.
 
 Each test builds a throwaway project (tests/test_runner.py's make_project) whose chapter
-exports through bnnlib.results, as the book's chapters do.
+exports through bnnlib.infra.results, as the book's chapters do.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import textwrap
 
 import pytest
 
-from bnnlib import publish, runner
+from bnnlib.infra import publish
+
+from bnnlib.build import runner
 from bnnlib.errors import BnnlibError
 from test_runner import make_project  # tests/ is on sys.path (pytest prepend mode)
 
@@ -32,7 +34,7 @@ results_dir = "_build/results/exports"
 
 # %%
 import pandas as pd
-from bnnlib import results
+from bnnlib.infra import results
 out = results.chapter_folder(results_dir, "exports")
 results.write_csv(pd.DataFrame({"n": [n]}), out / "summary.csv")
 results.write_csv(pd.DataFrame({"n": [n]}), out / "figures" / "more.csv")
@@ -137,7 +139,7 @@ def test_a_second_command_on_the_same_chapter_refuses_with_one_line(tmp_path):
 
     root = make_project(tmp_path, {"sleeper": SLEEPER.replace("time.sleep(600)", "time.sleep(8)")},
                         "description: d\ncommon: {}\nchapters: {}\n")
-    command = [sys.executable, "-c", "import sys; from bnnlib.cli import main; sys.exit(main())",
+    command = [sys.executable, "-c", "import sys; from bnnlib.build.cli import main; sys.exit(main())",
                "run", "sleeper", "--profile", "tiny", "--no-build"]
     first = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -11,11 +11,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bnnlib import cli, registry, runner, tracking
-from bnnlib.cache import Cache
+from bnnlib.build import cli, runner
+
+from bnnlib.report import registry
+
+from bnnlib.infra import tracking
+from bnnlib.infra.cache import Cache
 from bnnlib.data import load_synthetic
 from bnnlib.errors import BnnlibError
-from bnnlib.study import ModelSpec, evaluate_models
+from bnnlib.evaluate.study import ModelSpec, evaluate_models
 from test_cli import project  # noqa: F401  (the fixture: a copy of the book in tmp_path)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,7 +184,7 @@ model = "a"
 # %%
 import os, time
 from pathlib import Path
-from bnnlib.results import chapter_folder
+from bnnlib.infra.results import chapter_folder
 time.sleep(1.0)
 out = chapter_folder(results_dir, "{chapter}")
 out.mkdir(parents=True, exist_ok=True)
@@ -194,7 +198,8 @@ runs_of = None
 
 # %%
 from pathlib import Path
-from bnnlib import registry
+from bnnlib.report import registry
+from bnnlib.project import book as project
 root = Path(results_dir).parent
 table = registry.collect(root, registry.book_chapters("page"))
 (root / "seen.txt").write_text(",".join(table["model"].astype(str)))
@@ -217,8 +222,8 @@ def test_a_page_reading_runs_executes_after_every_chapter_and_again_when_they_ch
         chapters: {}
         """))
     monkeypatch.chdir(root)
-    plans = [runner.plan_chapter(c, runner.load_profile("tiny", root), profile_name="tiny", root=root)
-             for c in runner.list_chapters(root)]
+    plans = [runner.plan_chapter(c, project.load_profile("tiny", root), profile_name="tiny", root=root)
+             for c in project.list_chapters(root)]
     runner._run_plans(plans, root, force=False, jobs=2)  # one and two side by side, then the page
     assert (root / "_build" / "results" / "seen.txt").read_text() == "a,a"
     runner.run_chapter("two", "tiny", {"model": "b"}, build=False, root=root)
@@ -229,8 +234,8 @@ def test_a_page_reading_runs_executes_after_every_chapter_and_again_when_they_ch
 def test_a_model_whose_draws_were_scored_in_ranges_shows_what_the_ranges_cost(tiny, tmp_path):
     """The warm-up scores ranges of draws on its workers and only combines them into the model's
     scores, whose own entry then took a moment: the row adds the ranges' recorded time."""
-    from bnnlib import predictive
-    from bnnlib.study import fit_model, score_range
+    from bnnlib.evaluate import predictive
+    from bnnlib.evaluate.study import fit_model, score_range
 
     dataset, _, specs, _, _ = tiny
     cache = Cache(tmp_path / "cache")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from bnnlib import results
+from bnnlib.infra import results
 from bnnlib.errors import BnnlibError
 from test_analysis import fake_result  # tests/ is on sys.path (pytest prepend mode)
 
@@ -106,10 +106,10 @@ def test_figures_are_exported_as_png(tmp_path):
 
 def test_two_tiny_fits_flow_through_analysis_and_export(tmp_path):
     """A baseline and a BNN fitted for 2 epochs on the tiny profile: the chapters' path end to end."""
-    from bnnlib import analysis
-    from bnnlib.cache import Cache
+    from bnnlib.studies import analysis
+    from bnnlib.infra.cache import Cache
     from bnnlib.data import open_dataset
-    from bnnlib.study import ModelSpec, evaluate_models
+    from bnnlib.evaluate.study import ModelSpec, evaluate_models
 
     dataset = open_dataset("synthetic", synthetic_profile="tiny", data_root=tmp_path / "data")
     specs = [ModelSpec("baseline", method="baseline", hidden=(8,), epochs=2, batch_size=256),

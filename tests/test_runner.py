@@ -13,7 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from bnnlib import runner
+from bnnlib.build import runner
+from bnnlib.project import book as project
 from bnnlib.errors import BnnlibError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,18 +113,18 @@ def runs(root: Path) -> int:
 
 
 def test_repository_profiles_load_and_plan_every_chapter(tmp_path):
-    names = runner.list_profiles(REPO)
+    names = project.list_profiles(REPO)
     assert {"quick", "default", "numerai"} <= set(names)
-    chapters = runner.list_chapters(REPO)
+    chapters = project.list_chapters(REPO)
     for name in names:
-        settings = runner.load_profile(name, REPO)
+        settings = project.load_profile(name, REPO)
         assert settings["description"]
         runner._check_profile_chapters(settings, chapters, name)
         real = settings["common"].get("data_source") == "numerai"
         values = runner._runner_values(tmp_path if real else None, False, 1)  # --data-dir only where read
         for chapter in chapters:
             plan = runner.plan_chapter(chapter, settings, profile_name=name, runner=values, root=REPO)
-            assert set(plan.params) <= set(runner.declared_parameters(plan.notebook))
+            assert set(plan.params) <= set(project.declared_parameters(plan.notebook))
 
 
 def test_unknown_profile_lists_the_profiles(tmp_path):
@@ -162,7 +163,7 @@ def test_profile_naming_a_chapter_not_in_the_toc_is_an_error(tmp_path):
 def test_profile_with_unknown_keys_is_an_error(tmp_path):
     root = make_project(tmp_path, {"echo": ECHO}, "description: d\ncomon: {}\n")
     with pytest.raises(BnnlibError, match="comon"):
-        runner.load_profile("tiny", root)
+        project.load_profile("tiny", root)
 
 
 def test_chapters_follow_the_toc_and_skip_markdown_pages(tmp_path):
@@ -171,10 +172,10 @@ def test_chapters_follow_the_toc_and_skip_markdown_pages(tmp_path):
     toc = "format: jb-book\nroot: book/intro\nparts:\n- caption: A\n  chapters:\n  - file: book/plain\n" \
           "  - file: book/notes\n  - file: book/echo.py\n"
     (root / "_toc.yml").write_text(toc)
-    assert [c.name for c in runner.list_chapters(root)] == ["plain", "echo"]
+    assert [c.name for c in project.list_chapters(root)] == ["plain", "echo"]
     (root / "_toc.yml").write_text(toc + "  - file: book/missing\n")
     with pytest.raises(BnnlibError, match="book/missing"):
-        runner.list_chapters(root)
+        project.list_chapters(root)
 
 
 @pytest.mark.parametrize(
@@ -183,33 +184,33 @@ def test_chapters_follow_the_toc_and_skip_markdown_pages(tmp_path):
      ("true", True), ("{a: 1}", {"a": 1})],
 )
 def test_parse_overrides_reads_values_as_yaml(value, parsed):
-    assert runner.parse_overrides([["x", value]]) == {"x": parsed}
+    assert project.parse_overrides([["x", value]]) == {"x": parsed}
 
 
 def test_parse_overrides_rejects_bad_input():
-    assert runner.parse_overrides(None) == {}
+    assert project.parse_overrides(None) == {}
     with pytest.raises(BnnlibError, match="twice"):
-        runner.parse_overrides([["x", "1"], ["x", "2"]])
+        project.parse_overrides([["x", "1"], ["x", "2"]])
     with pytest.raises(BnnlibError, match="not valid YAML"):
-        runner.parse_overrides([["x", "[1, 2"]])
+        project.parse_overrides([["x", "[1, 2"]])
     with pytest.raises(BnnlibError, match="not a Python name"):
-        runner.parse_overrides([["no-dash", "1"]])
+        project.parse_overrides([["no-dash", "1"]])
 
 
 def test_declared_parameters_reads_the_tagged_cell():
     import jupytext
 
     notebook = jupytext.reads(ECHO, fmt="py:percent")
-    assert runner.declared_parameters(notebook) == {
+    assert project.declared_parameters(notebook) == {
         "alpha": 1, "beta": 2, "data_dir": None, "jobs": 1, "force": False,
     }
-    assert runner.declared_parameters(jupytext.reads(PLAIN, fmt="py:percent")) == {}
+    assert project.declared_parameters(jupytext.reads(PLAIN, fmt="py:percent")) == {}
 
 
 def test_injection_keeps_only_declared_names_in_order_of_precedence():
     profile = {"common": {"alpha": 1, "gamma": 3, "jobs": 9}, "chapters": {"echo": {"beta": 2}}}
     declared = {"alpha": 0, "beta": 0, "jobs": 1, "force": False}
-    params = runner.chapter_parameters(
+    params = project.chapter_parameters(
         "echo", profile, declared, overrides={"alpha": 5}, runner={"jobs": 2, "force": True}
     )
     assert params == {"alpha": 5, "beta": 2, "jobs": 2, "force": True}
@@ -217,7 +218,7 @@ def test_injection_keeps_only_declared_names_in_order_of_precedence():
 
 def test_chapter_name_is_substituted_in_profile_strings():
     profile = {"common": {"results_dir": "_build/results/{chapter}", "n": 3}, "chapters": {}}
-    params = runner.chapter_parameters("echo", profile, {"results_dir": None, "n": 0})
+    params = project.chapter_parameters("echo", profile, {"results_dir": None, "n": 0})
     assert params == {"results_dir": "_build/results/echo", "n": 3}
 
 
@@ -308,9 +309,9 @@ def test_unchanged_chapter_is_not_executed_again(tmp_path, capsys):
 
 
 def plans_of(root: Path, profile: str, **runner_values) -> list:
-    settings = runner.load_profile(profile, root)
+    settings = project.load_profile(profile, root)
     return [runner.plan_chapter(c, settings, profile_name=profile, runner=runner_values)
-            for c in runner.list_chapters(root)]
+            for c in project.list_chapters(root)]
 
 
 def test_with_jobs_chapters_run_side_by_side_each_reported(tmp_path, capsys):
@@ -336,7 +337,7 @@ def test_with_jobs_a_failing_chapter_is_still_named_with_its_cell(tmp_path, caps
 def test_papermills_injected_parameters_are_removed_from_the_page(tmp_path):
     import json
 
-    from bnnlib.runner import hide_injected_parameters
+    from bnnlib.build.runner import hide_injected_parameters
 
     path = tmp_path / "chapter.ipynb"
     cells = [{"cell_type": "code", "metadata": {"tags": ["parameters", "remove-cell"]}, "source": "a = 1"},

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnnlib import cli
+from bnnlib.build import cli
 from bnnlib.data import levels, synth
 from bnnlib.data.profiles import TARGETS
 from bnnlib.data.world import interaction_basis, standardize
@@ -317,7 +317,7 @@ def test_a_concept_shift_flips_weights_leaves_the_features_and_changes_nothing_e
     as in a shift while the features keep their loading. Drawn from a stream of its own, so the
     features, and every era without it, are the data the profile makes without it."""
     from bnnlib.data.profiles import PROFILES
-    from bnnlib.uncertainty import planted_changes
+    from bnnlib.studies.uncertainty import planted_changes
 
     drifting = synth.generate(dataclasses.replace(PROFILES["tiny"], concept_shift_rate=0.5))
     eras = drifting.truth_eras

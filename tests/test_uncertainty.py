@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnnlib import uncertainty
+from bnnlib.studies import uncertainty
 from bnnlib.errors import BnnlibError
-from bnnlib.uncertainty import (covariance_distance, detection_aucs, feature_correlation, interval_coverage,
+from bnnlib.studies.uncertainty import (covariance_distance, detection_aucs, feature_correlation, interval_coverage,
                                 prediction_dispersion, signal_on_target_scale, spread)
 
 
@@ -78,7 +78,7 @@ def test_spread_of_draws():
 
 
 def test_a_method_adds_to_a_control_only_when_the_resampled_interval_excludes_zero():
-    from bnnlib.uncertainty import auc_difference, best_against_control
+    from bnnlib.studies.uncertainty import auc_difference, best_against_control
 
     rng = np.random.default_rng(0)
     eras = [f"{e:04d}" for e in range(100)]
@@ -107,7 +107,7 @@ def test_std_shift_measures_the_move_against_the_spread_elsewhere():
 
 
 def test_std_direction_names_only_stds_that_fall_where_the_data_changed():
-    from bnnlib import findings
+    from bnnlib.studies import findings
 
     shifts = pd.DataFrame({"ratio": [0.98, 1.5], "spread_others": [0.006, 0.1]}, index=["normal", "flat"])
     note = findings.std_direction(shifts, pd.Series({"normal": 0.006, "flat": 0.84}))["direction_note"]

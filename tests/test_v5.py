@@ -8,12 +8,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from bnnlib import cli, runner
+from bnnlib.build import cli, runner
 from bnnlib.data import open_dataset
 from bnnlib.data.loader import _read_split
 from bnnlib.data.roles import V5_ROLES
 from bnnlib.data.sized import SIZED, V5_TARGETS, write_sized
 from bnnlib.errors import BnnlibError
+from bnnlib.project import book as project
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = SIZED["v5-size"].scaled(0.002)  # 5,400 train rows over 574 eras, 3,000 validation rows
@@ -25,7 +26,7 @@ def v5_folder(tmp_path_factory) -> Path:
 
 
 def v5_dataset(folder: Path):
-    settings = runner.load_profile("numerai-v5", REPO)["common"]
+    settings = project.load_profile("numerai-v5", REPO)["common"]
     return open_dataset("numerai", data_dir=folder, feature_set=settings["feature_set"],
                         main_target=settings["main_target"], aux_targets=settings["aux_targets"],
                         long_target=settings["long_target"])
@@ -100,8 +101,8 @@ def test_a_chapter_runs_end_to_end_on_the_numerai_v5_profile(v5_folder, tmp_path
 
 
 def test_bench_v5_measures_every_stage_and_projects_the_books(tmp_path, monkeypatch, capsys):
-    from bnnlib import bench_v5
-    from bnnlib.bench import run_benchmark
+    from bnnlib.bench.engine import scale as bench_v5
+    from bnnlib.bench.engine import run_benchmark
 
     monkeypatch.setitem(SIZED, "v5-size", TINY)
     monkeypatch.setattr(bench_v5, "SCORED_ERAS", 2)

@@ -3,7 +3,7 @@
 Each fact is measured on the data alone (so it works on real files too); where the data carries
 its ground truth (synthetic), the nonlinearity fact also reads it. The simple model is a linear
 regression (ridge with a tiny penalty) on the loaded features, fit on train and scored on
-validation with the 2021 per-era corr of bnnlib.metrics.
+validation with the 2021 per-era corr of bnnlib.scoring.metrics.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from scipy import stats
 from bnnlib.data.card import level_shares, target_correlations
 from bnnlib.data.dataset import Dataset
 from bnnlib.data.levels import LEVELS, TARGET_SHARES
-from bnnlib.metrics import era_corr
+from bnnlib.scoring.metrics import era_corr
 
 CHUNK = 200_000
 V3_TARGET_CORRS = {"aux 1": 0.66, "aux 2": 0.72, "long": 0.50}  # janet_20, george_20, nomi_60 vs nomi_20

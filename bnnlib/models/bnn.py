@@ -290,12 +290,12 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
 
     A fit whose loss stops being finite (the improper flat prior's scales can overflow) stops
     there and keeps the guide of its last record; its trace ends with a NaN ELBO, which
-    `bnnlib.convergence` reads as diverging.
+    `bnnlib.evaluate.convergence` reads as diverging.
 
     The history is the fit's trace, recorded at every epoch end (or at most 100 times): the
     ELBO per row and the guide's std percentiles per layer (both of the
     steps since the last record: the mean ELBO, the stds of the mean log-scale), the noise scales and, with `evaluate(theta)`, the validation corr of the network
-    at the posterior mean. `bnnlib.convergence` reads a verdict from it."""
+    at the posterior mean. `bnnlib.evaluate.convergence` reads a verdict from it."""
     if config.estimator not in ESTIMATORS:
         raise unknown_name("ELBO estimator", config.estimator, ESTIMATORS)
     generator = seed_everything(config.seed)

@@ -1,0 +1,1 @@
+"""Executing the book: the runner, the warm-up, the command line."""

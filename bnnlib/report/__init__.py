@@ -1,0 +1,1 @@
+"""What a page shows: the chapter's frame, figures, the run registry."""

@@ -1,0 +1,1 @@
+"""Numerai's scores and general statistics: pure functions of arrays, no models."""

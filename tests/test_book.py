@@ -119,7 +119,9 @@ def test_the_whole_book_builds_on_the_quick_profile(tmp_path):
             "covariance_distance", "baseline_dispersion"} <= set(methods.index)
     assert {"corr_mean", "corr_sharpe", "burn_auc", "covariate_shift_auc", "concept_drift_auc", "signal_corr",
             "coverage_50", "coverage_90", "fit_seconds", "score_seconds"} <= set(methods.columns)
-    assert methods.loc[["normal", "mc_dropout", "deep_ensemble"], "coverage_90"].between(0, 1).all()
+    coverage = methods.loc[["normal", "mc_dropout", "deep_ensemble"], ["coverage_50", "coverage_90"]]
+    assert coverage.notna().all().all() and coverage.stack().between(0, 1).all()
+    assert (coverage["coverage_50"] <= coverage["coverage_90"]).all()  # the 90% interval holds the 50% one
     assert methods.loc["feature_correlation", "covariate_shift_auc"] > 0.5  # the shifts move the features
 
     entries = cache_entries(root)

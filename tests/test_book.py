@@ -96,7 +96,7 @@ def test_a_sphinx_warning_fails_the_build(tmp_path):
 @pytest.mark.book
 def test_the_whole_book_builds_on_the_quick_profile(tmp_path):
     """Build the quick book in a copy of the project, check every page as a reader sees it, then
-    edit a comment in bnnlib/plots.py and rebuild: every chapter reruns, no fit or score does."""
+    edit a comment in bnnlib/report/plots.py and rebuild: every chapter reruns, no fit or score does."""
     root = copy_project(tmp_path / "project", package=True)
     build_in(root)
     html_dir = root / "_build" / "html"
@@ -120,11 +120,13 @@ def test_the_whole_book_builds_on_the_quick_profile(tmp_path):
             "covariance_distance", "baseline_dispersion"} <= set(methods.index)
     assert {"corr_mean", "corr_sharpe", "burn_auc", "covariate_shift_auc", "concept_drift_auc", "signal_corr",
             "coverage_50", "coverage_90", "fit_seconds", "score_seconds"} <= set(methods.columns)
-    assert methods.loc[["normal", "mc_dropout", "deep_ensemble"], "coverage_90"].between(0, 1).all()
+    coverage = methods.loc[["normal", "mc_dropout", "deep_ensemble"], ["coverage_50", "coverage_90"]]
+    assert coverage.notna().all().all() and coverage.stack().between(0, 1).all()
+    assert (coverage["coverage_50"] <= coverage["coverage_90"]).all()  # the 90% interval holds the 50% one
     assert methods.loc["feature_correlation", "covariate_shift_auc"] > 0.5  # the shifts move the features
 
     entries = cache_entries(root)
-    plots = root / "bnnlib" / "plots.py"
+    plots = root / "bnnlib" / "report" / "plots.py"
     plots.write_text(plots.read_text(encoding="utf-8") + "\n# a comment: presentation code changed\n")
     second = build_in(root)
     assert "unchanged, kept" not in second  # bnnlib changed, so every chapter executed again

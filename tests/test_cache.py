@@ -134,10 +134,13 @@ def test_engine_hash_keys_the_computing_code_only(tmp_path):
     copy = tmp_path / "bnnlib"
     shutil.copytree(cache_module.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
     before = cache_module.hash_paths(copy, cache_module.ENGINE)
-    for presentation in ("plots.py", "chapter.py", "runner.py", "fits.py"):
+    for presentation in ("report/plots.py", "report/chapter.py", "build/runner.py", "evaluate/fits.py"):
         (copy / presentation).write_text((copy / presentation).read_text() + "\n# a new title\n")
     assert cache_module.hash_paths(copy, cache_module.ENGINE) == before
-    (copy / "models" / "bnn.py").write_text((copy / "models" / "bnn.py").read_text() + "\n# a change\n")
+    bnn = copy / "models" / "bnn.py"
+    bnn.write_text(bnn.read_text() + "\n# a comment\n")  # documents, computes nothing new
+    assert cache_module.hash_paths(copy, cache_module.ENGINE) == before
+    bnn.write_text(bnn.read_text() + "\nSOMETHING_NEW = 1\n")
     assert cache_module.hash_paths(copy, cache_module.ENGINE) != before
 
 
@@ -150,15 +153,15 @@ def test_engine_imports_nothing_outside_the_engine():
     for name in cache_module.ENGINE:
         path = cache_module.PACKAGE_DIR / name
         engine_files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    allowed = {n.removesuffix(".py") for n in cache_module.ENGINE} | {"errors", "__init__"}
+    allowed = {"bnnlib." + n.removesuffix(".py").replace("/", ".") for n in cache_module.ENGINE} | {"bnnlib.errors"}
     for path in engine_files:
         for node in ast.walk(ast.parse(path.read_text())):
             names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
                 [a.name for a in node.names] if isinstance(node, ast.Import) else []
             for module in names:
-                parts = module.split(".")
-                if parts[0] == "bnnlib" and len(parts) > 1:
-                    assert parts[1] in allowed, f"{path.name} imports {module}, which is not in cache.ENGINE"
+                if module.startswith("bnnlib.") and not module.startswith("bnnlib.infra.__"):
+                    assert any(module == a or module.startswith(a + ".") for a in allowed), \
+                        f"{path.name} imports {module}, which is not in cache.ENGINE"
 
 
 # ----------------------------------------------------------------------------- hits and misses
@@ -170,7 +173,8 @@ def test_second_call_is_a_hit(tmp_path):
     second, hit2 = cache.get_or_compute("fit", SPEC, "fp", compute)
     assert (hit1, hit2) == (False, True)
     assert compute.calls == 1
-    assert torch.equal(first["state_dict"]["w"], second["state_dict"]["w"])
+    for value in (first, second):  # the value computed by the one call, both times
+        assert torch.equal(value["state_dict"]["w"], torch.full((2, 3), 1.0)) and value["calls"] == 1
     assert [e.hit for e in cache.events] == [False, True]
     assert len(cache.hits) == 1 and len(cache.misses) == 1
     table = cache.provenance()
@@ -299,16 +303,6 @@ def test_second_writer_loses_gracefully(tmp_path):
 def test_bad_kind_is_refused(tmp_path):
     with pytest.raises(BnnlibError, match="simple name"):
         Cache(tmp_path).get_or_compute("../escape", SPEC, "fp", Counter())
-
-
-def test_clear(tmp_path):
-    cache = Cache(tmp_path / "c")
-    cache.get_or_compute("fit", SPEC, "fp", Counter())
-    cache.get_or_compute("scores", SPEC, "fp", Counter())
-    cache.clear("fit")
-    assert not (tmp_path / "c" / "fit").exists() and (tmp_path / "c" / "scores").exists()
-    cache.clear()
-    assert not (tmp_path / "c").exists()
 
 
 # ----------------------------------------------------------------------------- exact round-trips

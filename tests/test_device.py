@@ -26,6 +26,7 @@ from bnnlib.infra.provenance import provenance
 
 @pytest.fixture
 def no_cuda(monkeypatch):
+    """torch sees no GPU, whether or not the machine has one: for the tests that mean "on the CPU"."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
@@ -58,7 +59,8 @@ def test_a_malformed_device_is_refused_naming_the_choices(name):
 
 
 def test_the_cpu_environment_and_label():
-    assert devices.device_environment("cpu") == {"device": "cpu"}
+    """The CPU's key records what decides its bits (tests/test_cache_keys.py checks each value)."""
+    assert set(devices.device_environment("cpu")) == {"device", "cpu_capability", "native_bf16"}
     assert devices.device_label(torch.device("cpu")) == "cpu"
 
 
@@ -81,7 +83,9 @@ def _data(rows=1200, features=6, targets=1, seed=0):
 
 
 @pytest.mark.parametrize("estimator", ["output", "weights"])
-def test_a_fit_on_the_cpu_device_is_the_default_fit_bit_for_bit(estimator):
+def test_a_fit_on_the_cpu_device_is_the_default_fit_bit_for_bit(no_cuda, estimator):
+    """On the CPU (CUDA hidden, so 'auto' is the CPU wherever the test runs): the device code
+    path gives the default's very bits (one process, the same shapes)."""
     x, y = _data()
     arch = Architecture(6, (8,), 1)
     config = SVIConfig(epochs=2, batch_size=128, estimator=estimator)
@@ -93,7 +97,7 @@ def test_a_fit_on_the_cpu_device_is_the_default_fit_bit_for_bit(estimator):
             assert torch.equal(a, b) and b.device.type == "cpu"
 
 
-def test_point_networks_and_scoring_on_the_cpu_device_match_the_default():
+def test_point_networks_and_scoring_on_the_cpu_device_match_the_default(no_cuda):
     x, y = _data(seed=1)
     arch = Architecture(6, (8,), 1)
     config = TrainConfig(epochs=2, batch_size=128, dropout=0.2)

@@ -13,6 +13,10 @@ from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture, fan_in_per_param, forward, forward_draws, he_init, unflatten
 from bnnlib.models.priors import make_prior
 from bnnlib.evaluate.predictive import EraLayout, ThetaDraws, draw_chunk, score_draws
+from bnnlib.evaluate.study import single_threaded
+from test_hetero import main_mean_reference
+from tolerances import (Bounded, assert_within, f32_tol, f64_tol, mean_over_draws, network,
+                        variance_over_draws)
 
 
 def test_svi_matches_analytic_bayesian_linear_regression():
@@ -47,13 +51,15 @@ def test_prior_log_densities_match_torch_distributions():
     fan_in = fan_in_per_param(arch)
     theta = torch.randn(3, arch.n_params)
     std = torch.sqrt(2 / fan_in)
-    normal = torch.distributions.Normal(0, std).log_prob(theta).sum(-1)
-    laplace = torch.distributions.Laplace(0, std / math.sqrt(2)).log_prob(theta).sum(-1)
-    assert torch.allclose(make_prior("normal", fan_in).log_prob(theta), normal)
-    assert torch.allclose(make_prior("laplace", fan_in).log_prob(theta), laplace)
+    normal = torch.distributions.Normal(0, std).log_prob(theta)
+    laplace = torch.distributions.Laplace(0, std / math.sqrt(2)).log_prob(theta)
+    for prior, terms in (("normal", normal), ("laplace", laplace)):
+        # two float32 sums of the same P terms (each a few roundings): f32_tol(P + 4) of their magnitudes apart
+        tolerance = 2 * f32_tol(arch.n_params + 4) * terms.abs().sum(-1)
+        assert torch.all((make_prior(prior, fan_in).log_prob(theta) - terms.sum(-1)).abs() <= tolerance)
     assert torch.all(make_prior("uniform", fan_in).log_prob(theta) == 0)
-    # same variance for normal and laplace
-    assert torch.allclose(make_prior("laplace", fan_in).base_dist.variance, std**2)
+    # same variance for normal and laplace: 2 (std / sqrt 2)^2, four roundings from std^2
+    torch.testing.assert_close(make_prior("laplace", fan_in).base_dist.variance, std**2, rtol=f32_tol(4), atol=0)
 
 
 def test_unknown_prior_and_hypothesis_are_clear_errors():
@@ -70,8 +76,10 @@ def test_forward_draws_equals_one_network_at_a_time(hidden):
     thetas = torch.stack([he_init(arch, gen) + 0.1 * torch.randn(arch.n_params, generator=gen) for _ in range(4)])
     x = torch.rand(9, 7, generator=gen)
     batched = forward_draws(x, unflatten(thetas, arch))
+    exact = network(x, unflatten(thetas, arch))  # float64, with float32's error bound
+    assert_within(batched, exact, "batched")
     for s in range(4):
-        assert torch.allclose(batched[s], forward(x, unflatten(thetas[s], arch)), atol=1e-6)
+        assert_within(forward(x, unflatten(thetas[s], arch)), exact[s], f"network {s}")
 
 
 @pytest.mark.parametrize("hypothesis", ["single", "h1", "h2", "h3", "h4"])
@@ -83,14 +91,38 @@ def test_draws_predict_the_main_mean_of_every_hypothesis(hypothesis):
     gen = torch.Generator().manual_seed(4)
     thetas = torch.randn(3, arch.n_params + likelihood.n_head_params, generator=gen)
     x = torch.rand(11, 5, generator=gen)
-    predicted = ThetaDraws(thetas, arch, likelihood).predict(x, slice(None))
+    draws = ThetaDraws(thetas, arch, likelihood)
+    predicted = draws.predict(x, slice(None))
+    exact = main_mean_reference(draws, x)  # float64 from the likelihood's definition, with float32's bound
+    assert_within(predicted, exact, "folded")
     for s in range(3):
         out = forward(x, unflatten(thetas[s, : arch.n_params], arch))
-        expected = likelihood.means(out, thetas[s, arch.n_params :])[:, 0]
-        assert torch.allclose(predicted[s], expected, atol=1e-5)
+        assert_within(likelihood.means(out, thetas[s, arch.n_params :])[:, 0], exact[s], f"means of draw {s}")
+
+
+def exact_scores(reference: Bounded, target: np.ndarray, eras: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Each draw's per-era scores [S, E] of the float64 predictions, and where float32 cannot
+    change them: where, within the era, neighbours in the sorted order are further apart than
+    their two error bounds, any float32 evaluation ranks the rows as these do."""
+    from bnnlib.scoring.metrics import draws_era_scores
+
+    corr, numerai, determined = [], [], []
+    for era in np.unique(eras):
+        cols = torch.from_numpy(eras == era)
+        value, error = reference.value[:, cols], reference.error[:, cols]
+        order = value.argsort(1)
+        value, error = value.gather(1, order), error.gather(1, order)
+        determined.append(torch.all(value[:, 1:] - value[:, :-1] > error[:, 1:] + error[:, :-1], dim=1).numpy())
+        era_corr, era_numerai = draws_era_scores(reference.value[:, cols], target[cols.numpy()], era)
+        corr.append(era_corr.numpy())
+        numerai.append(era_numerai.numpy())
+    return np.stack(corr, 1), np.stack(numerai, 1), np.stack(determined, 1)
 
 
 def test_scored_ensemble_is_mean_of_draws_and_chunking_changes_nothing():
+    """The scores of every chunking are those of the exact predictions: the ensemble and std the
+    mean and std over draws (within float32's bound), each draw's per-era scores those of its
+    ranks wherever float32 cannot change them (`exact_scores`), stored as float32."""
     arch = Architecture(4, (8,), 1)
     gen = torch.Generator().manual_seed(3)
     thetas = torch.randn(37, arch.n_params, generator=gen) * 0.5
@@ -99,24 +131,27 @@ def test_scored_ensemble_is_mean_of_draws_and_chunking_changes_nothing():
     target = np.random.default_rng(0).choice([0, 0.25, 0.5, 0.75, 1.0], 120).astype(np.float32)
     source = ThetaDraws(thetas, arch, get_likelihood("single"))
     ids = pd.Index([f"id{i}" for i in range(120)], name="id")
+    reference = main_mean_reference(source, x)
+    corr, numerai, determined = exact_scores(reference, target, eras)
+    assert determined.mean() > 0.9  # the few draws with near-ties in an era are left out below
     scores = score_draws(source, x, target, eras, ids, widest=8, progress=False)
-    all_preds = source.predict(x, slice(None)).numpy()
-    np.testing.assert_allclose(scores.ensemble, all_preds.mean(0), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(scores.std, all_preds.std(0), rtol=1e-3, atol=1e-6)
     import bnnlib.evaluate.predictive as predictive
 
-    with pytest.MonkeyPatch.context() as patch:  # three draws a chunk, six a scoring batch
-        patch.setattr(predictive, "CHUNK_BYTES_PER_THREAD", 40 * 8 * 4 * 3 // torch.get_num_threads())
-        patch.setattr(predictive, "SCORE_BYTES", 40 * 4 * 6)
-        assert predictive.draw_chunk(40, 8) == 3 and predictive.score_batch(40, 3) == 6
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:  # three draws a chunk, six a scoring batch (the 120 rows are one group)
+        patch.setattr(predictive, "CHUNK_BYTES_PER_THREAD", -(-120 * 8 * 4 * 3 // threads))
+        patch.setattr(predictive, "SCORE_BYTES", 120 * 4 * 6)
+        assert predictive.draw_chunk(120, 8) == 3 and predictive.score_batch(120, 3) == 6
         chunked = score_draws(source, x, target, eras, ids, widest=8, progress=False)
-    np.testing.assert_allclose(chunked.draw_corr, scores.draw_corr, atol=1e-6)
-    np.testing.assert_allclose(chunked.ensemble, scores.ensemble, atol=1e-6)
     with pytest.MonkeyPatch.context() as patch:  # one era a group: the same scores as three eras in one
         patch.setattr(predictive, "ROW_GROUP", 1)
         per_era = score_draws(source, x, target, eras, ids, widest=8, progress=False)
-    np.testing.assert_allclose(per_era.draw_corr, scores.draw_corr, atol=1e-6)
-    np.testing.assert_allclose(per_era.ensemble, scores.ensemble, atol=1e-6)
+    for name, result in (("whole", scores), ("chunked", chunked), ("per era", per_era)):
+        assert_within(result.ensemble, mean_over_draws(reference), f"{name}: ensemble")
+        assert_within(result.std, variance_over_draws(reference).sqrt(), f"{name}: std")
+        # float64 scores of 40 rows (a few roundings each), then rounded to float32
+        for got, exact in ((result.draw_corr, corr), (result.draw_numerai_corr, numerai)):
+            np.testing.assert_allclose(got[determined], exact[determined], rtol=f32_tol(1), atol=f64_tol(4 * 40))
 
 
 def test_eras_group_until_a_group_holds_enough_rows():
@@ -180,17 +215,35 @@ def test_models_in_worker_processes_match_in_process(tmp_path):
     workers_cache = Cache(tmp_path / "workers")
     workers = evaluate_models(specs, dataset, workers_cache, jobs=2)
     assert [e.hit for e in workers_cache.events] == [False] * 4  # fits and scores, reported back
-    for name in ("baseline", "flat"):
-        np.testing.assert_allclose(workers[name].scores.ensemble, here[name].scores.ensemble, rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(workers[name].scores.draw_corr, here[name].scores.draw_corr, rtol=1e-4, atol=1e-6)
+    for name in ("baseline", "flat"):  # one torch thread each (study.single_threaded), the same shapes: the same bits
+        for part in ("ensemble", "std", "draw_corr", "draw_numerai_corr"):
+            np.testing.assert_array_equal(getattr(workers[name].scores, part), getattr(here[name].scores, part))
+
+
+def _score_range_alone(job: tuple) -> "PartialScores":  # noqa: F821
+    """One range of draws scored in a worker process, on one torch thread as the whole is."""
+    from bnnlib.evaluate.predictive import score_draw_range
+
+    source, x, target, eras, draws = job
+    return single_threaded(score_draw_range, source, x, target, eras, draws, 8, False)
+
+
+@pytest.fixture(scope="module")
+def two_workers():
+    from bnnlib.infra.executor import ProcessExecutor
+
+    with ProcessExecutor(2) as executor:
+        yield executor
 
 
 @pytest.mark.parametrize("kind", ["posterior", "dropout"])
-def test_draw_ranges_scored_apart_combine_to_the_same_bits(kind):
+def test_draw_ranges_scored_apart_combine_to_the_same_bits(kind, two_workers):
     """A cluster scores one model's draw ranges on separate workers: combined, they must be the
-    very numbers one process gets, in any order the ranges come back."""
+    very numbers one process gets, in any order the ranges come back. Here the ranges are scored
+    in two spawned processes; each range has the shapes it has in the whole run and runs on one
+    thread there, as the whole does here, so the bits must agree."""
     import bnnlib.evaluate.predictive as predictive
-    from bnnlib.evaluate.predictive import DropoutDraws, PartialScores, combine_partials, draw_ranges, score_draw_range
+    from bnnlib.evaluate.predictive import DropoutDraws, PartialScores, combine_partials, draw_ranges
 
     arch = Architecture(4, (8,), 1)
     gen = torch.Generator().manual_seed(5)
@@ -204,15 +257,16 @@ def test_draw_ranges_scored_apart_combine_to_the_same_bits(kind):
         source = DropoutDraws(torch.randn(arch.n_params, generator=gen) * 0.5, arch, 0.3, 23, seed=2)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(predictive, "DRAW_RANGE", 5)
-        assert draw_ranges(23) == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
-        whole = score_draws(source, x, target, eras, ids, widest=8, progress=False)
-        partials = [score_draw_range(source, x, target, eras, r, widest=8, progress=False) for r in draw_ranges(23)]
+        ranges = draw_ranges(23)
+        assert ranges == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
+        whole = single_threaded(score_draws, source, x, target, eras, ids, 8, False)
+    partials = two_workers.map(_score_range_alone, [(source, x, target, eras, r) for r in ranges])
+    assert [p.draws for p in partials] == ranges
     stored = [PartialScores.from_dict(p.as_dict()) for p in reversed(partials)]  # as a cache returns them
     combined = combine_partials(stored, ids, eras)
     for name in ("ensemble", "std", "draw_corr", "draw_numerai_corr"):
         np.testing.assert_array_equal(getattr(combined, name), getattr(whole, name))
-    if kind == "posterior":  # one chunk of every draw: the same draws (dropout's masks differ by era)
-        all_preds = source.predict(x, slice(None)).numpy()
-        np.testing.assert_allclose(whole.ensemble, all_preds.mean(0), rtol=1e-5, atol=1e-6)
+    if kind == "posterior":
+        assert_within(whole.ensemble, mean_over_draws(main_mean_reference(source, x)), "ensemble")
     with pytest.raises(ValueError, match="consecutive draw ranges"):
         combine_partials(stored[:2] + stored[3:], ids, eras)  # a range missing in the middle

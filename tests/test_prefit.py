@@ -31,7 +31,16 @@ def chapter_params(name: str, **values) -> dict:
     return params
 
 
-def test_plan_runs_each_shared_fit_once_longest_first(tmp_path):
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_plan_runs_each_shared_fit_once_longest_first(tmp_path, monkeypatch, native_bf16):
+    """Study 1 adds a float32 Normal BNN exactly where 'auto' precision is bf16: both ways, on
+    the CPU (CUDA hidden) with and without native bf16."""
+    import torch
+
+    from bnnlib.models import precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native_bf16)
     chapters = [
         ("data", chapter_params("data")),  # fits nothing
         ("ensembles", chapter_params("ensembles")),
@@ -49,7 +58,8 @@ def test_plan_runs_each_shared_fit_once_longest_first(tmp_path):
     # guides start at the prior), the Normal BNN in float32 when the run uses bf16); depth 1's
     # baseline and three BNNs
     assert (book_models.WIDE_CONTROL,) in by_names and (book_models.TALK_START,) in by_names
-    study1 = 11 if ("normal_float32",) in by_names else 10
+    assert (("normal_float32",) in by_names) is native_bf16
+    study1 = 11 if native_bf16 else 10
     assert len(jobs) == study1 + 4
     costs = [job.cost for job in jobs]
     assert costs == sorted(costs, reverse=True)

@@ -16,6 +16,7 @@ from bnnlib.data import levels, synth
 from bnnlib.data.profiles import TARGETS
 from bnnlib.data.world import interaction_basis, standardize
 from bnnlib.errors import BnnlibError
+from tolerances import f32_tol, f64_tol
 
 LEVELS = [0.0, 0.25, 0.5, 0.75, 1.0]
 
@@ -78,7 +79,9 @@ def test_binned_corr_matches_simulation_and_inverts():
         sizes = np.array([n])
         bx = levels.bin_within_eras(x, sizes, levels.TARGET_SHARES)
         by = levels.bin_within_eras(y, sizes, levels.TARGET_SHARES)
-        assert levels.binned_corr(rho) == pytest.approx(np.corrcoef(bx, by)[0, 1], abs=0.01)
+        # the sample corr of n pairs has standard error about (1 - r^2) / sqrt(n): within 5 of them
+        r = levels.binned_corr(rho)
+        assert r == pytest.approx(np.corrcoef(bx, by)[0, 1], abs=5 * (1 - r**2) / np.sqrt(n))
         assert levels.binned_corr(rho) < rho
     assert levels.latent_corr_for(levels.binned_corr(0.55)) == pytest.approx(0.55, abs=1e-8)
 
@@ -158,13 +161,15 @@ def test_truth_tables(tiny):
     rows, eras = tiny.truth_rows, tiny.truth_eras
     assert rows.index.equals(tiny.train.index.append(tiny.validation.index))
     assert {"signal", "signal_stable", "signal_linear", "signal_interaction", "signal_factor"} <= set(rows.columns)
-    parts = rows["signal_linear"] + rows["signal_interaction"] + rows["signal_factor"]
-    assert np.allclose(parts, rows["signal"], atol=1e-6)
+    names = ["signal_linear", "signal_interaction", "signal_factor"]
+    parts = rows[names].sum(axis=1)
+    # float32 columns: each part and the signal rounded once, and two additions here
+    assert (np.abs(parts - rows["signal"]) <= f32_tol(4) * rows[names].abs().sum(axis=1)).all()
     assert list(eras["era"]) == list(tiny.train["era"].unique()) + list(tiny.validation["era"].unique())
     assert eras["shifted"].dtype == bool
     assert (eras.loc[~eras["shifted"], "shift_flipped"] == 0).all()
     drift = eras[[c for c in eras.columns if c.startswith("drift_") and c[6:].isdigit()]]
-    assert np.allclose(drift.sum(axis=1), 1.0)
+    np.testing.assert_allclose(drift.sum(axis=1), 1.0, rtol=0, atol=f64_tol(drift.shape[1] + 1))  # float64 shares
 
 
 # --------------------------------------------------------------------------- writing

@@ -101,7 +101,7 @@ def test_a_chapter_runs_end_to_end_on_the_numerai_v5_profile(v5_folder, tmp_path
 
 
 def test_bench_v5_measures_every_stage_and_projects_the_books(tmp_path, monkeypatch, capsys):
-    from bnnlib.bench.engine import scale as bench_v5
+    from bnnlib.bench import scale as bench_v5
     from bnnlib.bench.engine import run_benchmark
 
     monkeypatch.setitem(SIZED, "v5-size", TINY)

@@ -35,7 +35,7 @@ import yaml
 
 from bnnlib.errors import BnnlibError
 from bnnlib.infra.publish import locked, staging_folder, swap_in, tree_digest
-from bnnlib.project.book import (Chapter, _root, chapter_parameters, declared_parameters, get_chapter, list_chapters,
+from bnnlib.project.book import (TOC, Chapter, _root, chapter_parameters, declared_parameters, get_chapter, list_chapters,
                                  load_profile, parse_overrides)
 BUILD = "_build"
 NOT_IN_STAMP = ("force", "jobs", "executor")  # do not change a chapter's results

@@ -56,14 +56,14 @@ mlflow_uri = None  # also log every fit to MLflow: file:/folder or http(s)://HOS
 # %matplotlib inline
 from bnnlib.report.chapter import glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
 
-import math
-
 import pandas as pd
 from IPython.display import display
 
-from bnnlib.studies import analysis, book_models, findings, talk
+from bnnlib.studies import analysis, findings, talk
+from bnnlib.studies import architecture as study
 
 from bnnlib.evaluate import convergence, exact, fits
+from bnnlib.scoring import statistics
 
 from bnnlib.report import plots
 
@@ -75,11 +75,12 @@ chapter = open_chapter("architecture", globals())
 params, dataset, out = chapter.params, chapter.dataset, chapter.out
 prior_names = [canonical_prior(p) for p in params["priors"]]
 divergence_prior = canonical_prior(params["divergence_prior"])
-glue_all({"architectures": "; ".join(analysis.depth_label(h) for h in params["architectures"]),
+glue_all({"architectures": "; ".join(study.depth_label(h) for h in params["architectures"]),
           "divergence_prior": talk.prior_label(divergence_prior)})
-figures = {"traces": 1, "corr": 2, "normal_fits": 3, "js": 4, "exact": 5}  # the page's figure numbers
-glue_all({f"figure_{name}": number for name, number in figures.items()})
-glue_all({"exact_budget": book_models.EXACT_CHECK_BUDGET})
+figures = {"figure_traces": 1, "figure_corr": 2, "figure_normal_fits": 3, "figure_js": 4,
+           "figure_exact": 5}  # the page's figure numbers
+glue_all(figures)
+glue_all({"exact_budget": study.EXACT_CHECK_BUDGET})
 
 # %% [markdown]
 # {glue:text}`data_note` Architectures: {glue:text}`architectures`. {glue:text}`param_epochs`
@@ -89,7 +90,7 @@ glue_all({"exact_budget": book_models.EXACT_CHECK_BUDGET})
 # ## Fits
 
 # %%
-specs = book_models.architecture(params)
+specs = study.depth_models(params)
 fitted = chapter.fit(specs)
 by_key = {(len(s.hidden), s.prior or "baseline"): fitted[s.name] for s in specs}
 depths = list(dict.fromkeys(d for d, _ in by_key))
@@ -98,7 +99,7 @@ depths = list(dict.fromkeys(d for d, _ in by_key))
 # ## Did the fits converge?
 
 # %% tags=["remove-input"]
-fit_table = chapter.report_fits(fitted, figure_number=figures["traces"])
+fit_table = chapter.report_fits(fitted, figure_number=figures["figure_traces"])
 glue_all(findings.convergence(fit_table, [s.name for s in specs if s.method == "bnn"],
                               "its spread, and the divergences below that involve it, describe where the optimiser "
                               "stopped, not a posterior."))
@@ -118,12 +119,12 @@ glue_all(findings.convergence(fit_table, [s.name for s in specs if s.method == "
 # %%
 corr = analysis.grid_table(by_key, "mean").rename_axis("hidden_layers")
 sharpe = analysis.grid_table(by_key, "sharpe").rename_axis("hidden_layers")
-analysis.corr_sharpe_side_by_side(corr, sharpe, talk.architecture_corr(),
-                                  talk.architecture_sharpe(), ours_label=chapter.ours_label)
+analysis.corr_sharpe_side_by_side(corr, sharpe, study.talk_corr(),
+                                  study.talk_sharpe(), ours_label=chapter.ours_label)
 
 # %% tags=["remove-input"]
 figure = plots.ours_vs_talk_panels(
-    corr, talk.architecture_corr(), ours_label=chapter.ours_label,
+    corr, study.talk_corr(), ours_label=chapter.ours_label,
     title="Validation corr by number of hidden layers", ylabel="validation corr", xlabel="hidden layers")
 results.export_figure(out, "corr_by_depth", figure)
 display(figure)
@@ -135,9 +136,9 @@ display(figure)
 # The talk's findings, checked on its numbers and on ours:
 
 # %% tags=["hide-input"]
-check = analysis.check_claims(talk.architecture_claims(), corr, talk.architecture_corr())
-glue_all(findings.prefixed("check", findings.agreement(check)))
-glue_all(findings.prefixed("depth", findings.best_depths(corr, talk.architecture_corr())))
+check = analysis.check_claims(study.corr_claims(), corr, study.talk_corr())
+glue_all(study.corr_agreement(check))
+glue_all(study.best_depths(corr, study.talk_corr()))
 check
 
 # %% [markdown]
@@ -159,13 +160,13 @@ check
 # symmetrised form KL(p||q) + KL(q||p) (Jeffreys).
 
 # %%
-draw_fits = analysis.draw_mean_fits(by_key)  # (depth, prior) -> normal fit (mean, std)
+draw_fits = study.draw_mean_fits(by_key)  # (depth, prior) -> normal fit (mean, std)
 draw_fits.index = pd.MultiIndex.from_tuples(draw_fits.index, names=["hidden_layers", "prior"])
 fit_of = {p: draw_fits.xs(p, level="prior").apply(tuple, axis=1).to_dict()
           for p in prior_names}
-js = {p: analysis.divergence_matrix(fit_of[p], "js") for p in prior_names}
-jeffreys = analysis.divergence_matrix(fit_of[divergence_prior], "jeffreys")
-kl = analysis.divergence_matrix(fit_of[divergence_prior], "kl")
+js = {p: statistics.divergence_matrix(fit_of[p], "js") for p in prior_names}
+jeffreys = statistics.divergence_matrix(fit_of[divergence_prior], "jeffreys")
+kl = statistics.divergence_matrix(fit_of[divergence_prior], "kl")
 draw_fits.unstack("prior").round(5)
 
 # %% [markdown]
@@ -173,7 +174,7 @@ draw_fits.unstack("prior").round(5)
 # matrix; then the same pairs by KL(row || column) and by the symmetrised KL (Jeffreys), in nats:
 
 # %% tags=["remove-input"]
-display(analysis.side_by_side(js[divergence_prior], talk.architecture_divergence(),
+display(analysis.side_by_side(js[divergence_prior], study.talk_divergence(),
                               ours_label=f"{chapter.ours_label}: JS (nats)", talk_label="talk (2021): its 'JS'").round(4))
 pd.concat({"KL": kl, "Jeffreys": jeffreys}, axis=1).round(4)
 
@@ -185,7 +186,7 @@ results.export_figure(out, "normal_fits", figure)
 display(figure)
 figure = plots.heatmaps({talk.prior_label(p): js[p] for p in prior_names},
                         title="Jensen-Shannon divergence (nats) between depths, per prior",
-                        axis_label="hidden layers", colorbar="JS divergence (nats)", vmax=math.log(2))
+                        axis_label="hidden layers", colorbar="JS divergence (nats)", vmax=study.JS_BOUND_NATS)
 results.export_figure(out, "js_heatmaps", figure)
 display(figure)
 
@@ -198,9 +199,9 @@ display(figure)
 # The talk's findings on its divergence matrix, checked on it and on ours:
 
 # %% tags=["hide-input"]
-check_div = analysis.check_claims(talk.divergence_claims(), js[divergence_prior], talk.architecture_divergence())
-glue_all(findings.prefixed("div", findings.agreement(check_div)))
-glue_all(findings.divergences(js[divergence_prior], jeffreys, talk.architecture_divergence()))
+check_div = analysis.check_claims(study.divergence_claims(), js[divergence_prior], study.talk_divergence())
+glue_all(study.divergence_agreement(check_div))
+glue_all(study.divergences(js[divergence_prior], jeffreys, study.talk_divergence()))
 check_div
 
 # %% [markdown]
@@ -224,26 +225,26 @@ check_div
 # posterior means and its variances 1 / the diagonal of the posterior precision (below the exact
 # marginal variances where features correlate). SVI's fit of the linear model is checked against
 # both, given the noise scale SVI learned. The check is of the optimiser's answer, so its fit
-# gets {glue:text}`exact_budget` times the chapter's steps (`book_models.EXACT_CHECK_BUDGET`); the depth study's linear
+# gets {glue:text}`exact_budget` times the chapter's steps (`architecture.EXACT_CHECK_BUDGET`); the depth study's linear
 # fit, at the chapter's budget, is measured too.
 
 # %% tags=["hide-input"]
 linear_normal = [s for s in specs if s.method == "bnn" and s.prior == "normal" and not s.hidden]
-exact_specs = book_models.exact_check(params)
+exact_specs = study.exact_models(params)
 x_train, y_train, _ = dataset.arrays("train", [dataset.roles.main])
 if not exact_specs:
-    glue_all({"exact_note": findings.NO_EXACT})
+    glue_all({"exact_note": study.NO_EXACT})
 else:
     exact_fit = fitted_posterior(exact_specs[0], dataset, chapter.cache, chapter.device)
     exact_table = exact.exact_check(exact_fit, x_train, y_train, dataset.features)
     linear_fit = fitted_posterior(linear_normal[0], dataset, chapter.cache, chapter.device)
     at_budget = exact.exact_check(linear_fit, x_train, y_train, dataset.features)
     results.write_csv(exact_table, out / "exact_check.csv", index=False)
-    glue_all(findings.exact_check(exact_table, exact.exact_check_summary(exact_table),
-                                  at_budget=exact.exact_check_summary(at_budget),
-                                  steps=(exact_fit.history["step"][-1], fit_table.loc[linear_normal[0].name, "steps"]),
-                                  figure=figures["exact"],
-                                  at_budget_verdict=fit_table.loc[linear_normal[0].name, "verdict"]))
+    glue_all(study.exact_note(exact_table, exact.exact_check_summary(exact_table),
+                              at_budget=exact.exact_check_summary(at_budget),
+                              steps=(exact_fit.history["step"][-1], fit_table.loc[linear_normal[0].name, "steps"]),
+                              figure=figures["figure_exact"],
+                              at_budget_verdict=fit_table.loc[linear_normal[0].name, "verdict"]))
     figure = plots.exact_check(exact_table, title="Linear model, Normal prior: SVI against the exact answers")
     results.export_figure(out, "exact_check", figure)
     display(figure)
@@ -264,15 +265,15 @@ if exact_specs:
     references = exact.posterior_elbo_references(linear_fit, x_train, y_train)
     ladder = fits.elbo_ladder(references, fit_table, n_rows=len(y_train))
     results.write_csv(ladder, out / "elbo_ladder.csv")
-    glue_all(findings.data_worth(ladder, fit_table, len(y_train), convergence.ELBO_TOL,
-                                 linear_check=exact.exact_check_summary(at_budget)))
+    glue_all(study.data_worth(ladder, fit_table, len(y_train), convergence.ELBO_TOL,
+                              linear_check=exact.exact_check_summary(at_budget)))
     headers = {"elbo_per_row": "ELBO per row", "over_constant_per_row": "over the constant, per row",
                "over_constant_nats": "over the constant, nats in all"}
     display(ladder.rename(columns=headers).style.format(
         {headers["elbo_per_row"]: "{:.6f}", headers["over_constant_per_row"]: "{:.2e}",
          headers["over_constant_nats"]: "{:,.0f}"}))
 else:
-    glue_all({"worth_note": findings.NO_EXACT})
+    glue_all({"worth_note": study.NO_EXACT})
 
 # %% [markdown]
 # A hidden layer of the talk's network has thousands of weights, and a mean-field guide pays a

@@ -63,7 +63,8 @@ from bnnlib.report.chapter import glue_all, glue_md, open_chapter  # first: it k
 
 from IPython.display import display
 
-from bnnlib.studies import analysis, book_models, findings, talk
+from bnnlib.studies import analysis, findings, talk
+from bnnlib.studies import burn_eras as study
 
 from bnnlib.report import plots
 
@@ -71,7 +72,7 @@ from bnnlib.infra import results
 
 chapter = open_chapter("burn_eras", globals())
 params, dataset, out = chapter.params, chapter.dataset, chapter.out
-glue_all({"talk_validation_eras": talk.TALK_BURN_ERAS_OF})
+glue_all({"talk_validation_eras": study.TALK_BURN_ERAS_OF})
 
 # %% [markdown]
 # {glue:text}`data_note` The talk's burn eras are among Numerai v3's {glue:text}`talk_validation_eras`
@@ -84,10 +85,10 @@ glue_all({"talk_validation_eras": talk.TALK_BURN_ERAS_OF})
 # The same Bayesian networks as in study 1 (with the same settings they come from the cache).
 
 # %%
-specs = book_models.burn_eras(params)
+specs = study.models(params)
 names = [s.name for s in specs]
 fitted = chapter.fit(specs)
-eras = {p: analysis.burn_eras(fitted[p].per_era) for p in names}
+eras = {p: study.burn_eras(fitted[p].per_era) for p in names}
 
 # %% [markdown]
 # ## Did the fits converge?
@@ -128,8 +129,8 @@ display(figure)
 # from its AUCs and burn-era counts by the normal approximation.
 
 # %%
-detection = analysis.burn_detection(fitted)
-talk_burn = analysis.with_p_values(talk.study2_burn())
+detection = study.burn_detection(fitted)
+talk_burn = study.with_p_values(study.talk_burn())
 both = analysis.side_by_side(detection, talk_burn, ours_label=chapter.ours_label)
 display(both.round(4))
 detection[["mean_std_burn", "mean_std_other", "spearman_std_score"]]
@@ -152,9 +153,9 @@ glue_md("roc_caption", "*Figure 3. ROC curves of the rule \"flag an era as burni
 # The talk's findings, checked on its numbers and on ours:
 
 # %% tags=["hide-input"]
-check = analysis.check_claims(talk.study2_claims(), detection, talk_burn)
-glue_all(findings.prefixed("check", findings.agreement(check)))
-glue_all(findings.burn_detection(detection, talk_burn, fit_table["verdict"].to_dict()))
+check = analysis.check_claims(study.talk_claims(), detection, talk_burn)
+glue_all(study.talk_agreement(check))
+glue_all(study.detection_findings(detection, talk_burn, fit_table["verdict"].to_dict()))
 check
 
 # %% [markdown]
@@ -174,8 +175,8 @@ check
 # Today's official score defines its own burn eras; the detector is the same std.
 
 # %%
-detection_nc = analysis.burn_detection(fitted, kind="numerai_corr")
-glue_all(findings.prefixed("nc", findings.burn_agreement(eras, {p: fitted[p].per_era for p in names}, detection_nc)))
+detection_nc = study.burn_detection(fitted, kind="numerai_corr")
+glue_all(study.numerai_corr_agreement(eras, {p: fitted[p].per_era for p in names}, detection_nc))
 detection_nc[["n_eras", "burn_eras", "auc", "p_value"]].round(4)
 
 # %% [markdown]
@@ -192,8 +193,8 @@ truth_eras = analysis.truth_eras(dataset)
 if truth_eras is None or "shifted" not in truth_eras.columns:
     glue_all({"truth_note": findings.NO_TRUTH})
 else:
-    truth_table = analysis.shift_table(eras, truth_eras)
-    glue_all(findings.shifted_eras(truth_table, len(eras[names[0]])))
+    truth_table = study.shift_table(eras, truth_eras)
+    glue_all(study.shifted_eras_note(truth_table, len(eras[names[0]])))
     display(truth_table.round(3))
 
 # %% [markdown]

@@ -49,14 +49,15 @@ from bnnlib.report.chapter import glue_all, open_chapter  # first: it keeps Pyro
 import pandas as pd
 from IPython.display import display
 
-from bnnlib.studies import analysis, findings
+from bnnlib.studies import data as study
+from bnnlib.studies import findings
 
 from bnnlib.infra import results
 from bnnlib.data import card, facts, figures
 
 chapter = open_chapter("data", globals(), fits_models=False)
 params, dataset, out = chapter.params, chapter.dataset, chapter.out
-glue_all(findings.data_source(dataset))
+glue_all(study.data_source(dataset))
 
 # %% [markdown]
 # {glue:text}`source_note` The command that reruns this page, its parameters and its source are
@@ -86,7 +87,7 @@ sizes = card.era_sizes(dataset)
 figure = figures.era_sizes(sizes)
 results.export_figure(out, "era_sizes", figure)
 display(figure)
-analysis.era_size_summary(sizes)
+study.era_size_summary(sizes)
 
 # %% [markdown]
 # *Figure: rows per era in file order, training eras in blue, validation eras in orange.
@@ -106,7 +107,7 @@ target_shares = card.level_shares(both, [dataset.roles.main])
 figure = figures.level_shares(feature_shares, target_shares, dataset.roles.main)
 results.export_figure(out, "level_shares", figure)
 display(figure)
-analysis.level_share_summary(feature_shares, target_shares, dataset.roles.main)
+study.level_share_summary(feature_shares, target_shares, dataset.roles.main)
 
 # %% [markdown]
 # *Figure: for each value, the spread over eras of the share of rows that take it (box: the
@@ -140,7 +141,7 @@ display(figure)
 # %%
 fact_table = facts.measure_facts(dataset)
 results.write_csv(fact_table, out / "summary.csv", index=False)
-glue_all(findings.facts_held(fact_table, params["synthetic_profile"] if chapter.synthetic else None))
+glue_all(study.facts_held(fact_table, params["synthetic_profile"] if chapter.synthetic else None))
 fact_table.set_index("fact")
 
 # %% [markdown]
@@ -155,7 +156,7 @@ fact_table.set_index("fact")
 
 # %%
 drift = facts.feature_drift(dataset)
-threshold, drifting = analysis.drifting_features(drift)
+threshold, drifting = study.drifting_features(drift)
 figure = figures.feature_drift(drift, threshold)
 results.export_figure(out, "feature_drift", figure)
 display(figure)
@@ -180,11 +181,11 @@ if not chapter.synthetic:
     glue_all({"truth_note": findings.NO_TRUTH})
 else:
     per_era = facts.simple_model_scores(dataset)
-    shifted = analysis.shifted_eras_mask(dataset.truth.eras, per_era.index)
+    shifted = study.shifted_eras_mask(dataset.truth.eras, per_era.index)
     figure = figures.per_era_with_shifts(per_era, shifted)
     results.export_figure(out, "shifted_eras", figure)
     summary = facts.shift_summary(per_era, dataset.truth.eras)
-    glue_all(findings.data_truth(shifted, dataset.truth.eras, summary, facts.nonlinearity_check(dataset)))
+    glue_all(study.data_truth(shifted, dataset.truth.eras, summary, facts.nonlinearity_check(dataset)))
     display(figure, summary.round(4))
 
 # %% [markdown]

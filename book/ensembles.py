@@ -69,7 +69,8 @@ from bnnlib.report.chapter import glue, glue_all, open_chapter  # first: it keep
 
 from IPython.display import display
 
-from bnnlib.studies import analysis, book_models, findings, talk
+from bnnlib.studies import analysis, findings
+from bnnlib.studies import ensembles as study
 
 from bnnlib.evaluate import fits
 
@@ -106,11 +107,11 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # refitted in float32: both checks are below.
 
 # %%
-glue_all(findings.guide_start(params["guide_init"]))
+glue_all(study.start_note(params["guide_init"]))
 glue("estimator_note", ESTIMATORS[params["estimator"]])
-specs = book_models.ensembles(params)
+specs = study.models(params)
 fitted_all = chapter.fit(specs)
-checks = book_models.study1_controls(params)
+checks = study.controls(params)
 fitted = {name: r for name, r in fitted_all.items() if name not in checks}
 bnn_names = [name for name, r in fitted.items() if r.spec.method == "bnn"]
 
@@ -123,7 +124,7 @@ bnn_names = [name for name, r in fitted.items() if r.spec.method == "bnn"]
 # %% tags=["remove-input"]
 fit_table = chapter.report_fits(fitted_all, figure_number=1)
 glue_all(findings.convergence(fit_table, bnn_names, "its draws' spread below is not a property of a posterior."))
-glue_all(findings.lr_schedule(params["lr_bnn_final"], fit_table.loc[bnn_names, "verdict"].to_dict()))
+glue_all(study.lr_schedule(params["lr_bnn_final"], fit_table.loc[bnn_names, "verdict"].to_dict()))
 
 # %% [markdown]
 # ```{glue:md} fits_caption
@@ -142,7 +143,7 @@ glue_all(findings.lr_schedule(params["lr_bnn_final"], fit_table.loc[bnn_names, "
 scores = analysis.score_table(fitted)
 columns = {"corr_mean": "corr", "corr_sharpe": "sharpe"}
 ours = scores[list(columns)].rename(columns=columns)
-analysis.side_by_side(ours, talk.study1_scores(), ours_label=chapter.ours_label).round(4)
+analysis.side_by_side(ours, study.talk_scores(), ours_label=chapter.ours_label).round(4)
 
 # %% [markdown]
 # Today's `numerai_corr` (the talk predates it), and the 2021 corr's maximum drawdown and burn eras:
@@ -151,7 +152,7 @@ analysis.side_by_side(ours, talk.study1_scores(), ours_label=chapter.ours_label)
 scores[["numerai_corr_mean", "numerai_corr_sharpe", "corr_max_drawdown", "corr_burn_eras"]].round(4)
 
 # %% tags=["remove-input"]
-figure = plots.ours_vs_talk_bars(ours, talk.study1_scores(),
+figure = plots.ours_vs_talk_bars(ours, study.talk_scores(),
                                  {"corr": "validation corr (mean per-era corr)", "sharpe": "Sharpe ratio"},
                                  title="Validation scores of each model: this run vs the talk")
 results.export_figure(out, "scores", figure)
@@ -165,11 +166,11 @@ display(figure)
 # The talk's findings on this table, checked on its numbers and on ours:
 
 # %% tags=["hide-input"]
-check1 = analysis.check_claims(talk.study1_claims(), ours, talk.study1_scores())
-glue_all(findings.prefixed("check1", findings.agreement(check1)))
+check1 = analysis.check_claims(study.score_claims(), ours, study.talk_scores())
+glue_all(study.score_agreement(check1))
 glue_all(findings.constant_predictors(fits.constant_predictors(fitted)))
-glue_all(findings.study1_scores(ours, bnn_names, fitted["baseline"].extras.get("best_epoch"), params["epochs"],
-                                talk.BEST_EPOCH, talk.EPOCHS, verdicts=fit_table["verdict"].to_dict()))
+glue_all(study.score_findings(ours, bnn_names, fitted["baseline"].extras.get("best_epoch"), params["epochs"],
+                              study.TALK_BEST_EPOCH, study.TALK_EPOCHS, verdicts=fit_table["verdict"].to_dict()))
 check1
 
 # %% [markdown]
@@ -192,15 +193,15 @@ check1
 # ensemble's score.
 
 # %%
-draw_table = analysis.draws_vs_ensemble({p: fitted[p] for p in bnn_names})
-analysis.draws_side_by_side(draw_table, talk.study1_draws(),
-                            ours_label=chapter.ours_label)
+draw_table = study.draws_vs_ensemble({p: fitted[p] for p in bnn_names})
+study.draws_side_by_side(draw_table, study.talk_draws(),
+                         ours_label=chapter.ours_label)
 
 # %% [markdown]
 # The same with `numerai_corr` (the talk predates it, so there is nothing to compare with):
 
 # %% tags=["remove-input"]
-analysis.draws_vs_ensemble({p: fitted[p] for p in bnn_names}, kind="numerai_corr")[
+study.draws_vs_ensemble({p: fitted[p] for p in bnn_names}, kind="numerai_corr")[
     ["draw_corr_mean", "draw_corr_std", "ensemble_corr", "draw_sharpe_mean", "draw_sharpe_std", "ensemble_sharpe"]
 ].round(4)
 
@@ -218,10 +219,10 @@ for stat, label in (("mean", "validation corr"), ("sharpe", "Sharpe ratio")):
 # ensemble of all draws.*
 
 # %% tags=["hide-input"]
-check2 = analysis.check_claims(talk.study1_draw_claims(), draw_table, talk.study1_draws())
-glue_all(findings.prefixed("check2", findings.agreement(check2)))
-glue_all(findings.prefixed("draws", findings.study1_draws(
-    draw_table, talk.study1_draws(), [p for p in bnn_names if fit_table.loc[p, "verdict"] == "converged"], bnn_names)))
+check2 = analysis.check_claims(study.draw_claims(), draw_table, study.talk_draws())
+glue_all(study.draw_agreement(check2))
+glue_all(study.draw_findings(
+    draw_table, study.talk_draws(), [p for p in bnn_names if fit_table.loc[p, "verdict"] == "converged"], bnn_names))
 check2
 
 # %% [markdown]
@@ -247,13 +248,12 @@ check2
 
 # %%
 _, y_valid, valid_eras = dataset.arrays("validation", [dataset.roles.main])
-init_pairs = {p: (p, book_models.init_check_name(p)) for p in bnn_names}
+init_pairs = {p: (p, study.init_check_name(p)) for p in bnn_names}
 init_check = fits.paired_comparison(fitted_all, init_pairs, y_valid[:, 0],
                                    valid_eras)
 results.write_csv(init_check, out / "init_invariance.csv")
-init = findings.init_invariance(init_check, bnn_names, n_rows=len(dataset.train),
-                                verdicts=fit_table["verdict"])
-glue_all(findings.prefixed("init", {**init, "budget": book_models.INIT_CHECK_BUDGET}))
+glue_all(study.init_invariance(init_check, bnn_names, n_rows=len(dataset.train), verdicts=fit_table["verdict"]))
+glue("init_budget", study.INIT_CHECK_BUDGET)
 init_check.round(4)
 
 # %% [markdown]
@@ -274,9 +274,9 @@ init_check.round(4)
 
 # %% tags=["hide-input"]
 precision_check = fits.paired_comparison(
-    fitted_all, {"bf16 vs float32": (book_models.PRECISION_CHECK, "normal")}, y_valid[:, 0], valid_eras
-) if book_models.PRECISION_CHECK in fitted_all else None
-glue_all(findings.precision_note(precision_check, init_check, fit_table, params["precision"]))
+    fitted_all, {"bf16 vs float32": (study.PRECISION_CHECK, "normal")}, y_valid[:, 0], valid_eras
+) if study.PRECISION_CHECK in fitted_all else None
+glue_all(study.precision_note(precision_check, init_check, fit_table, params["precision"]))
 if precision_check is not None:
     results.write_csv(precision_check, out / "precision_check.csv")
     display(precision_check.round(4))
@@ -294,9 +294,8 @@ if precision_check is not None:
 # {glue:text}`wide_start`. Both are in the verdicts table above.
 
 # %% tags=["remove-input"]
-glue_all(findings.wide_vs_flat(fit_table, fitted_all, book_models.WIDE_CONTROL))
-glue("wide_start", f"stds {fit_table.loc[book_models.WIDE_CONTROL, 'init_scale']:g}"
-     if book_models.WIDE_CONTROL in fit_table.index else "no wide prior in this run")
+glue_all(study.wide_vs_flat(fit_table, fitted_all, study.WIDE_CONTROL))
+glue_all(study.wide_start(fit_table))
 
 # %% [markdown]
 # {glue:text}`wide_note`
@@ -312,15 +311,15 @@ glue("wide_start", f"stds {fit_table.loc[book_models.WIDE_CONTROL, 'init_scale']
 # only how long the road is; the table compares their ends as the init-invariance check does.
 
 # %% tags=["remove-input"]
-start_names = book_models.start_comparison(params)
-glue("start_budget", book_models.START_CHECK_BUDGET)
+start_names = study.start_comparison(params)
+glue("start_budget", study.START_CHECK_BUDGET)
 start_check = None
 if all(name in fitted_all for name in start_names):
     start_check = fits.paired_comparison(fitted_all, {"normal": start_names}, y_valid[:, 0], valid_eras)
     results.write_csv(start_check, out / "start_check.csv")
     display(start_check.round(4))
-glue_all(findings.from_prior(fit_table, fitted_all, *start_names, n_rows=len(dataset.train),
-                             pair=None if start_check is None else start_check.loc["normal"]))
+glue_all(study.from_prior(fit_table, fitted_all, *start_names, n_rows=len(dataset.train),
+                          pair=None if start_check is None else start_check.loc["normal"]))
 
 # %% [markdown]
 # {glue:text}`from_prior_note`
@@ -333,9 +332,9 @@ glue_all(findings.from_prior(fit_table, fitted_all, *start_names, n_rows=len(dat
 # closely each model's predictions follow the true signal (Pearson correlation over all rows).
 
 # %% tags=["hide-input"]
-truth = analysis.ground_truth_tables(dataset, fitted)
+truth = study.ground_truth_tables(dataset, fitted)
 models = ours["corr"].drop(index="baseline_best_epoch", errors="ignore")  # the reference chosen on validation: no model
-glue_all(findings.ground_truth(*truth, models) if truth else {"truth_note": findings.NO_TRUTH})
+glue_all(study.ground_truth(*truth, models) if truth else {"truth_note": findings.NO_TRUTH})
 if truth:
     display(truth[0][["mean", "std", "sharpe"]].round(4), truth[1].round(3).to_frame())
 

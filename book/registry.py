@@ -32,6 +32,7 @@ import pandas as pd
 from IPython.display import display
 
 from bnnlib.report import registry
+from bnnlib.studies import registry as study
 
 from bnnlib.infra import results
 
@@ -39,7 +40,7 @@ page = open_page("registry", globals())
 chapters = page.params["runs_of"] or registry.book_chapters(page.name)
 runs = registry.collect(page.results_root, chapters)
 registry_csv = results.write_csv(runs, page.out.parent / registry.REGISTRY_FILE, index=False)
-glue_all(registry.summary(runs))
+glue_all(study.summary(runs))
 glue("registry_csv", str(page.results_root / registry.REGISTRY_FILE))
 
 # %% [markdown]
@@ -53,11 +54,8 @@ glue("registry_csv", str(page.results_root / registry.REGISTRY_FILE))
 # specification (`spec`) and the cache key of its scores, is {glue:text}`registry_csv`.
 
 # %% tags=["remove-input"]
-columns = {"chapter": "chapter", "model": "model", "method": "method", "prior": "prior", "hidden": "hidden",
-           "precision": "precision", "corr_mean": "corr", "corr_sharpe": "Sharpe", "verdict": "verdict",
-           "fit_seconds": "fit s", "cached": "cached"}
 with pd.option_context("display.max_rows", None):  # every fit, never cut in the middle
-    display(runs[list(columns)].rename(columns=columns).round(4))
+    display(study.fits_table(runs))
 
 # %% [markdown]
 # ## The same runs in MLflow

@@ -67,9 +67,11 @@ from bnnlib.report.chapter import glue_all, open_chapter  # first: it keeps Pyro
 import pandas as pd
 from IPython.display import display
 
-from bnnlib.studies import analysis, book_models, findings, talk
+from bnnlib.studies import analysis, talk
+from bnnlib.studies import target_hypotheses as study
 
 from bnnlib.report import plots
+from bnnlib.scoring import statistics
 
 from bnnlib.infra import results
 
@@ -83,17 +85,17 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # main target on the training rows:
 
 # %% tags=["remove-input"]
-target_corr = analysis.target_correlations(dataset)
+target_corr = study.target_correlations(dataset)
 target_corr.round(2)
 
 # %% [markdown]
 # ## The models
 
 # %%
-display(analysis.hypotheses_table(params["hypotheses"]))
-specs = book_models.target_hypotheses(params)
+display(study.hypotheses_table(params["hypotheses"]))
+specs = study.models(params)
 fitted = chapter.fit(specs)
-by_key = {(s.hypothesis, s.prior): fitted[s.name] for s in specs}
+by_key = study.by_cell(specs, fitted)
 prior_names = list(dict.fromkeys(p for _, p in by_key))
 
 # %% [markdown]
@@ -101,8 +103,8 @@ prior_names = list(dict.fromkeys(p for _, p in by_key))
 
 # %% tags=["remove-input"]
 fit_table = chapter.report_fits(fitted, figure_number=1)
-verdicts = pd.Series({(s.hypothesis, s.prior): fit_table.loc[s.name, "verdict"] for s in specs})
-glue_all(findings.unconverged_cells(verdicts, "Their scores below are those of the ensemble where the optimiser "
+verdicts = pd.Series(study.by_cell(specs, fit_table["verdict"]))
+glue_all(study.unconverged_cells(verdicts, "Their scores below are those of the ensemble where the optimiser "
                                               "stopped; differences involving them are not differences between "
                                               "posteriors."))
 verdicts.unstack()
@@ -122,7 +124,7 @@ verdicts.unstack()
 # %%
 corr = analysis.grid_table(by_key, "mean")
 sharpe = analysis.grid_table(by_key, "sharpe")
-analysis.corr_sharpe_side_by_side(corr, sharpe, talk.study3_corr(), talk.study3_sharpe(),
+analysis.corr_sharpe_side_by_side(corr, sharpe, study.talk_corr(), study.talk_sharpe(),
                                   ours_label=chapter.ours_label)
 
 # %% [markdown]
@@ -134,7 +136,7 @@ analysis.format_corr_sharpe(analysis.grid_table(by_key, "mean", "numerai_corr"),
 
 # %% tags=["remove-input"]
 figure = plots.ours_vs_talk_panels(
-    corr, talk.study3_corr(), ours_label=chapter.ours_label,
+    corr, study.talk_corr(), ours_label=chapter.ours_label,
     title="Validation corr on the main target, by hypothesis and prior", ylabel="validation corr",
     xlabel="hypothesis (single: one-target BNN)")
 results.export_figure(out, "corr", figure)
@@ -147,10 +149,9 @@ display(figure)
 # The talk's findings, checked on its numbers and on ours:
 
 # %% tags=["hide-input"]
-check = analysis.check_claims(talk.study3_claims(), pd.concat({"corr": corr, "sharpe": sharpe}, axis=1),
-                              pd.concat({"corr": talk.study3_corr(), "sharpe": talk.study3_sharpe()}, axis=1))
-glue_all(findings.prefixed("check", findings.agreement(check)))
-glue_all(findings.study3_scores(corr, sharpe, verdicts))
+check = study.talk_check(corr, sharpe)
+glue_all(study.talk_agreement(check))
+glue_all(study.score_findings(corr, sharpe, verdicts))
 check
 
 # %% [markdown]
@@ -171,17 +172,15 @@ check
 
 # %% tags=["hide-input"]
 if "h4" in params["hypotheses"]:
-    beta = analysis.beta_posteriors(
-        {p: (by_key[("h4", p)].extras["beta_mean"], by_key[("h4", p)].extras["beta_std"]) for p in prior_names},
-        {p: verdicts[("h4", p)] for p in prior_names})
-    glue_all(findings.h4_beta(beta, target_corr.iloc[:, -1].get(dataset.roles.long)))
+    beta = study.h4_betas(by_key, verdicts, prior_names)
+    glue_all(study.h4_beta(beta, target_corr.iloc[:, -1].get(dataset.roles.long)))
     figure = plots.posterior_densities(
-        {talk.prior_label(p): analysis.normal_density(beta.loc[p, "mean"], beta.loc[p, "std"]) for p in prior_names},
+        {talk.prior_label(p): statistics.normal_density(beta.loc[p, "mean"], beta.loc[p, "std"]) for p in prior_names},
         title="Posterior of H4's beta (60-day mean -> 20-day mean)", xlabel="beta")
     results.export_figure(out, "beta", figure)
     display(beta.round(4), figure)
 else:
-    glue_all({"beta_note": findings.NO_H4})
+    glue_all({"beta_note": study.NO_H4})
 
 # %% [markdown]
 # {glue:text}`beta_note`
@@ -208,8 +207,7 @@ else:
 # Sharpe of every (hypothesis, prior).
 
 # %% tags=["remove-input", "hide-output"]
-chapter.close(fitted, analysis.labelled_score_table(fitted, {s.name: {"hypothesis": s.hypothesis, "prior": s.prior}
-                                                             for s in specs}))
+chapter.close(fitted, analysis.labelled_score_table(fitted, study.labels(specs)))
 
 # %% [markdown]
 # {glue:text}`written` files written under {glue:text}`results_folder`.

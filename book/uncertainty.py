@@ -78,7 +78,8 @@ from bnnlib.report.chapter import glue_all, open_chapter  # first: it keeps Pyro
 import pandas as pd
 from IPython.display import display
 
-from bnnlib.studies import analysis, book_models, findings, uncertainty
+from bnnlib.studies import findings
+from bnnlib.studies import uncertainty as study
 
 from bnnlib.evaluate import fits
 
@@ -110,11 +111,11 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # row's noise.
 
 # %%
-glue_all(findings.point_schedule(params["lr_baseline"], params["lr_baseline_final"], params["lr_bnn"],
-                                 params["lr_bnn_final"]))
-specs = book_models.uncertainty(params)
+glue_all(study.point_schedule(params["lr_baseline"], params["lr_baseline_final"], params["lr_bnn"],
+                              params["lr_bnn_final"]))
+specs = study.models(params)
 fitted = chapter.fit(specs)
-checks = {n: fitted.pop(n) for n in [book_models.POINT_PRECISION_CHECK] if n in fitted}  # not a method
+checks = {n: fitted.pop(n) for n in [study.POINT_PRECISION_CHECK] if n in fitted}  # not a method
 bnn_names = [name for name, r in fitted.items() if r.spec.method == "bnn"]
 
 # %% [markdown]
@@ -151,10 +152,10 @@ unconverged = [n for n in bnn_names if fit_table.loc[n, "verdict"] != "converged
 # the era (`baseline_dispersion`). Their burn AUC is against the baseline's burn eras.
 
 # %%
-changes, signal, signal_target = uncertainty.ground_truth(dataset)  # empty on real data
-methods = uncertainty.method_rows(fitted, changes, signal, signal_target, chapter.runs())
-control_series = uncertainty.controls(dataset, fitted["baseline"])
-controls = uncertainty.control_rows(control_series, uncertainty.burn_flags(fitted["baseline"]), changes)
+changes, signal, signal_target = study.ground_truth(dataset)  # empty on real data
+methods = study.method_rows(fitted, changes, signal, signal_target, chapter.runs())
+control_series = study.controls(dataset, fitted["baseline"])
+controls = study.control_rows(control_series, study.burn_flags(fitted["baseline"]), changes)
 summary = pd.concat([methods, controls.rename_axis("method")])
 summary.round(4)
 
@@ -165,12 +166,12 @@ summary.round(4)
 with_spread = methods.dropna(subset=["burn_auc"]).index
 trusted = [n for n in with_spread if n not in unconverged]  # point networks and converged posteriors
 era_stds = {n: fitted[n].scores.era_std() for n in trusted}
-detections = uncertainty.best_against_control(
-    era_stds, control_series, {"burn": {n: uncertainty.burn_flags(fitted[n]) for n in trusted}, **changes})
+detections = study.best_against_control(
+    era_stds, control_series, {"burn": {n: study.burn_flags(fitted[n]) for n in trusted}, **changes})
 results.write_csv(detections, out / "detection.csv")
-glue_all(findings.uncertainty_detection(detections, [n for n in with_spread if n in unconverged]))
-glue_all(findings.std_direction(uncertainty.std_shifts(era_stds, changes.get("covariate_shift")),
-                                methods.get("covariate_shift_auc", pd.Series(dtype=float))))
+glue_all(study.uncertainty_detection(detections, [n for n in with_spread if n in unconverged]))
+glue_all(study.std_direction(study.std_shifts(era_stds, changes.get("covariate_shift")),
+                             methods.get("covariate_shift_auc", pd.Series(dtype=float))))
 detections.round(3)
 
 # %% [markdown]
@@ -199,10 +200,7 @@ detections.round(3)
 
 # %% tags=["remove-input"]
 if signal is not None:
-    _, y_valid, valid_eras = dataset.arrays("validation", [dataset.roles.main])
-    ceiling = analysis.signal_ceiling(analysis.truth_signals(dataset), y_valid[:, 0], valid_eras,
-                                      ["signal"]).loc["signal", "mean"]
-    glue_all(findings.uncertainty_truth(methods, ceiling))
+    glue_all(study.uncertainty_truth(methods, study.truth_ceiling(dataset)))
 else:
     glue_all({"truth_signal": findings.NO_TRUTH, "truth_coverage": ""})
 
@@ -220,12 +218,12 @@ else:
 # the data changed?
 
 # %%
-if book_models.HETERO in fitted:
-    split = evaluate_variance_split(fitted[book_models.HETERO].spec, dataset, chapter.cache,
+if study.HETERO in fitted:
+    split = evaluate_variance_split(fitted[study.HETERO].spec, dataset, chapter.cache,
                                     force=params["force"], device=chapter.device)
     per_era = split.per_era()
     parts = {part: per_era[part] for part in ("epistemic", "aleatoric")}
-    split_aucs = uncertainty.detection_aucs(parts, changes) if changes else None
+    split_aucs = study.detection_aucs(parts, changes) if changes else None
     marked = changes.get("covariate_shift")
     figure = plots.epistemic_aleatoric({"hetero": per_era}, marked=marked, title="Epistemic and aleatoric variance per era",
                                        marked_label="covariate-shift eras")
@@ -250,9 +248,8 @@ else:
 # score. If a posterior's draws stood for that uncertainty, they would spread about as much.
 
 # %%
-spreads = pd.DataFrame({name: uncertainty.spread(r.scores.draw_summary()) for name, r in fitted.items()
-                        if r.spec.n_draws > 1}).T.rename_axis("method")
-glue_all(findings.seed_spread(spreads, unconverged))
+spreads = study.draw_spreads(fitted)
+glue_all(study.seed_spread(spreads, unconverged))
 spreads.round(4)
 
 # %% [markdown]
@@ -266,9 +263,9 @@ spreads.round(4)
 # seeds above. The baseline trained again in float32 says what bf16 changes.
 
 # %% tags=["hide-input"]
-point_check = (uncertainty.precision_pair(fitted["baseline"], checks[book_models.POINT_PRECISION_CHECK])
-               if book_models.POINT_PRECISION_CHECK in checks else None)
-glue_all(findings.point_precision(point_check, spreads, specs[0].precision))
+point_check = (study.precision_pair(fitted["baseline"], checks[study.POINT_PRECISION_CHECK])
+               if study.POINT_PRECISION_CHECK in checks else None)
+glue_all(study.point_precision(point_check, spreads, specs[0].precision))
 if point_check is not None:
     results.write_csv(point_check, out / "point_precision.csv")
     display(point_check.round(4))

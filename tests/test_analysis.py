@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 
-from bnnlib.studies import analysis, talk
+from bnnlib.studies import analysis
+from bnnlib.studies import burn_eras, target_hypotheses
+from bnnlib.studies import architecture, ensembles
+from bnnlib.studies import data as data_study
+from bnnlib.scoring import statistics
+from bnnlib.scoring.statistics import auc_p_value_from_counts
 
 from bnnlib.report import plots
 from bnnlib.errors import BnnlibError
@@ -64,7 +69,7 @@ def test_draws_vs_ensemble_compares_the_mean_draw_with_the_ensemble():
     good = fake_result(draws, np.array([0.03, 0.04, 0.05]))  # ensemble beats every draw
     bad = fake_result(draws, np.array([-0.01, 0.0, 0.01]))
     baseline = fake_result(draws[:1], np.array([0.01, 0.02, 0.03]), method="baseline")
-    table = analysis.draws_vs_ensemble({"good": good, "bad": bad, "baseline": baseline})
+    table = ensembles.draws_vs_ensemble({"good": good, "bad": bad, "baseline": baseline})
     assert list(table.index) == ["good", "bad"]  # one draw: no distribution
     means = draws.mean(1)
     # fake_result stores the scores in float32 (one rounding each); the mean and std of per-draw
@@ -80,11 +85,11 @@ def test_draws_vs_ensemble_compares_the_mean_draw_with_the_ensemble():
     assert table.loc["good", "draw_sharpe_mean"] == pytest.approx(sharpes.mean(), rel=f32_tol(8) * np.abs(draws).max()
                                                                                   / draws.std(1).min())
     with pytest.raises(BnnlibError, match="more than one draw"):
-        analysis.draws_vs_ensemble({"baseline": baseline})
+        ensembles.draws_vs_ensemble({"baseline": baseline})
 
 
 def test_draws_cells_print_like_the_talk():
-    cells = analysis.draws_cells(talk.study1_draws())
+    cells = ensembles.draws_cells(ensembles.talk_draws())
     assert cells.loc["corr, draws (mean ± std)", "flat"] == "0.0142 ± 0.0023"
     assert cells.loc["Sharpe, ensemble", "laplace"] == "0.5573"
     assert list(cells.columns) == ["flat", "normal", "laplace"]
@@ -92,13 +97,13 @@ def test_draws_cells_print_like_the_talk():
 
 def test_side_by_side_aligns_rows_and_keeps_only_shared_columns():
     ours = pd.DataFrame({"corr": [0.1, 0.2], "extra": [1, 2]}, index=["baseline", "flat"])
-    both = analysis.side_by_side(ours, talk.study1_scores())
+    both = analysis.side_by_side(ours, ensembles.talk_scores())
     assert list(both.columns.get_level_values(1)) == ["corr", "corr"]
     assert list(both.index[:2]) == ["baseline", "flat"] and "nn_starter" in both.index
     assert both.loc["flat", ("talk (2021)", "corr")] == 0.0199
     assert np.isnan(both.loc["nn_starter", ("this run", "corr")])
     with pytest.raises(BnnlibError, match="share no column"):
-        analysis.side_by_side(ours[["extra"]], talk.study1_scores())
+        analysis.side_by_side(ours[["extra"]], ensembles.talk_scores())
 
 
 def test_claims_are_checked_on_both_tables_and_missing_rows_give_none():
@@ -107,7 +112,7 @@ def test_claims_are_checked_on_both_tables_and_missing_rows_give_none():
         analysis.Claim("nn starter is worst", lambda t: t.loc["nn_starter", "corr"] == t["corr"].min()),
     ]
     ours = pd.DataFrame({"corr": [0.02, 0.01]}, index=["baseline", "flat"])
-    table = analysis.check_claims(claims, ours, talk.study1_scores())
+    table = analysis.check_claims(claims, ours, ensembles.talk_scores())
     assert table["talk"].tolist() == [True, False]  # the talk's NN Starter (0.0153) is not its worst
     assert table["this run"].tolist() == [False, None] and table["agree"].tolist() == [False, None]
 
@@ -146,7 +151,7 @@ def test_truth_helpers_align_to_the_split_and_score_the_signal():
     # signal + noise of variance 3 correlates 1 / sqrt(1 + 3) = 1/2 with the signal; the sample
     # corr of 100 rows has standard error (1 - 1/4) / sqrt(100): within 4 of them
     half = signal + RNG.normal(size=100) * math.sqrt(3)
-    capture = analysis.signal_capture({"exact": signal, "half": half, "flat": np.ones(100)}, signal)
+    capture = ensembles.signal_capture({"exact": signal, "half": half, "flat": np.ones(100)}, signal)
     assert capture["exact"] == pytest.approx(1.0, rel=1e-12) and np.isnan(capture["flat"])
     assert abs(capture["half"] - 0.5) < 4 * (1 - 0.5**2) / math.sqrt(100)
     assert capture["half"] == pytest.approx(np.corrcoef(half, signal)[0, 1], rel=1e-12)
@@ -206,20 +211,20 @@ def test_p_value_from_counts_is_the_asymptotic_mann_whitney_test():
 
 
 def test_percent_range():
-    assert analysis.percent_range([0.267, 0.314, 0.30]) == "27-31%"
-    assert analysis.percent_range([0.4, 0.4]) == "40%"
+    assert burn_eras.percent_range([0.267, 0.314, 0.30]) == "27-31%"
+    assert burn_eras.percent_range([0.4, 0.4]) == "40%"
 
 
 def test_burn_detection_counts_burn_eras_and_scores_the_std():
     corr = np.array([0.02, -0.01, 0.03, -0.02, 0.01, 0.0])
     std = np.array([0.1, 0.5, 0.2, 0.4, 0.15, 0.3])  # burn eras have the highest std
     result = fake_result(RNG.normal(size=(4, 6)), corr, std)
-    table = analysis.burn_detection({"flat": result})
+    table = burn_eras.burn_detection({"flat": result})
     assert table.loc["flat", "burn_eras"] == 2 and table.loc["flat", "n_eras"] == 6
     assert table.loc["flat", "auc"] == 1.0
     assert table.loc["flat", "mean_std_burn"] == pytest.approx(0.45)
     assert table.loc["flat", "spearman_std_score"] < 0
-    frame = analysis.burn_eras(result.per_era)
+    frame = burn_eras.burn_eras(result.per_era)
     assert list(frame.columns) == ["era", "corr", "mean_std", "burn"] and frame["burn"].sum() == 2
 
 
@@ -269,66 +274,66 @@ def _js_by_quad(m1, s1, m2, s2):
 
 
 def test_js_between_normals_is_zero_symmetric_bounded_and_matches_quadrature():
-    assert analysis.js_normal(0.01, 0.002, 0.01, 0.002) == pytest.approx(0.0, abs=1e-12)
+    assert statistics.js_normal(0.01, 0.002, 0.01, 0.002) == pytest.approx(0.0, abs=1e-12)
     a, b = (0.0, 1.0), (1.0, 2.0)
-    assert analysis.js_normal(*a, *b) == pytest.approx(analysis.js_normal(*b, *a), rel=1e-10)
-    assert analysis.js_normal(*a, *b) == pytest.approx(_js_by_quad(*a, *b), rel=1e-6)
+    assert statistics.js_normal(*a, *b) == pytest.approx(statistics.js_normal(*b, *a), rel=1e-10)
+    assert statistics.js_normal(*a, *b) == pytest.approx(_js_by_quad(*a, *b), rel=1e-6)
     # far apart (even when narrow): the bound ln 2 nats, 1 bit
-    assert analysis.js_normal(0.0, 1e-4, 1.0, 1e-4) == pytest.approx(math.log(2), rel=1e-9)
-    assert analysis.js_normal(0.0, 1e-4, 1.0, 1e-4, base=2) == pytest.approx(1.0, rel=1e-9)
-    assert analysis.js_normal(*a, *b, base=2) == pytest.approx(analysis.js_normal(*a, *b) / math.log(2))
+    assert statistics.js_normal(0.0, 1e-4, 1.0, 1e-4) == pytest.approx(math.log(2), rel=1e-9)
+    assert statistics.js_normal(0.0, 1e-4, 1.0, 1e-4, base=2) == pytest.approx(1.0, rel=1e-9)
+    assert statistics.js_normal(*a, *b, base=2) == pytest.approx(statistics.js_normal(*a, *b) / math.log(2))
     # close normals: JS is a quarter of the KL divergence
-    assert analysis.js_normal(0, 1, 0.01, 1) == pytest.approx(analysis.kl_normal(0, 1, 0.01, 1) / 4, rel=1e-3)
+    assert statistics.js_normal(0, 1, 0.01, 1) == pytest.approx(statistics.kl_normal(0, 1, 0.01, 1) / 4, rel=1e-3)
     with pytest.raises(BnnlibError, match="log base"):
-        analysis.js_normal(*a, *b, base=1)
+        statistics.js_normal(*a, *b, base=1)
 
 
 def test_kl_and_jeffreys_between_normals():
-    kl = analysis.kl_normal(0.0, 1.0, 1.0, 2.0)
+    kl = statistics.kl_normal(0.0, 1.0, 1.0, 2.0)
     p, q = stats.norm(0, 1), stats.norm(1, 2)
     by_quad = integrate.quad(lambda x: p.pdf(x) * (p.logpdf(x) - q.logpdf(x)), -20, 20)[0]
     assert kl == pytest.approx(by_quad, rel=1e-8)
-    assert analysis.jeffreys_normal(0, 1, 1, 2) == pytest.approx(kl + analysis.kl_normal(1, 2, 0, 1))
-    assert analysis.kl_normal(0, 1, 3, 1) == pytest.approx(4.5)  # (delta / sigma)^2 / 2
-    assert analysis.kl_normal(0, 1e-3, 1, 1e-3) > math.log(2)  # unbounded, unlike JS
+    assert statistics.jeffreys_normal(0, 1, 1, 2) == pytest.approx(kl + statistics.kl_normal(1, 2, 0, 1))
+    assert statistics.kl_normal(0, 1, 3, 1) == pytest.approx(4.5)  # (delta / sigma)^2 / 2
+    assert statistics.kl_normal(0, 1e-3, 1, 1e-3) > math.log(2)  # unbounded, unlike JS
 
 
 def test_divergence_matrix_and_normal_fits():
     fits = {0: (0.010, 0.002), 1: (0.015, 0.003), 2: (0.012, 0.002)}
-    js = analysis.divergence_matrix(fits, "js")
+    js = statistics.divergence_matrix(fits, "js")
     values = js.to_numpy()
     assert np.allclose(values, values.T) and np.allclose(np.diag(values), 0)
-    assert (analysis.off_diagonal(js) > 0).all() and (analysis.off_diagonal(js) <= math.log(2)).all()
-    assert len(analysis.off_diagonal(js)) == 3
-    kl = analysis.divergence_matrix(fits, "kl")
-    assert kl.loc[0, 1] == pytest.approx(analysis.kl_normal(*fits[0], *fits[1]))
+    assert (statistics.off_diagonal(js) > 0).all() and (statistics.off_diagonal(js) <= math.log(2)).all()
+    assert len(statistics.off_diagonal(js)) == 3
+    kl = statistics.divergence_matrix(fits, "kl")
+    assert kl.loc[0, 1] == pytest.approx(statistics.kl_normal(*fits[0], *fits[1]))
     with pytest.raises(BnnlibError, match="unknown divergence"):
-        analysis.divergence_matrix(fits, "wasserstein")
-    mean, std = analysis.normal_fit([1.0, 2.0, 3.0])
+        statistics.divergence_matrix(fits, "wasserstein")
+    mean, std = statistics.normal_fit([1.0, 2.0, 3.0])
     assert (mean, std) == pytest.approx((2.0, np.std([1, 2, 3])))
     with pytest.raises(BnnlibError, match="no spread"):
-        analysis.normal_fit([1.0, 1.0])
+        statistics.normal_fit([1.0, 1.0])
     draws = RNG.normal(0.01, 0.01, (50, 10))
-    table = analysis.draw_mean_fits({3: fake_result(draws, np.zeros(10))})
+    table = architecture.draw_mean_fits({3: fake_result(draws, np.zeros(10))})
     # float32 scores (fake_result), averaged over 10 eras and 50 draws
     assert table.loc[3, "mean"] == pytest.approx(draws.mean(1).mean(), rel=f32_tol(61) * np.abs(draws).mean()
                                                  / abs(draws.mean()))
 
 
 def test_the_talks_divergences_exceed_the_bound_of_a_js_divergence():
-    talks = talk.architecture_divergence()
+    talks = architecture.talk_divergence()
     assert np.allclose(talks.to_numpy(), talks.to_numpy().T)
-    assert (analysis.off_diagonal(talks) > math.log(2)).sum() == 5
-    assert analysis.depth_label(()) == "0 (linear)" and analysis.depth_label([128, 64]) == "2 (128, 64)"
+    assert (statistics.off_diagonal(talks) > math.log(2)).sum() == 5
+    assert architecture.depth_label(()) == "0 (linear)" and architecture.depth_label([128, 64]) == "2 (128, 64)"
 
 
 def test_talk_tables_are_labelled_and_fresh():
-    table = talk.study1_draws()
+    table = ensembles.talk_draws()
     assert table.attrs["source"].startswith("the talk") and list(table.index) == ["flat", "normal", "laplace"]
     table.loc["flat", "ensemble_corr"] = 1.0
-    assert talk.study1_draws().loc["flat", "ensemble_corr"] == 0.0199
-    assert (talk.study3_corr().loc["single"] == talk.study1_scores().loc[["flat", "normal", "laplace"], "corr"]).all()
-    assert (talk.architecture_corr().loc[3, "flat"], talk.architecture_sharpe().loc[3, "baseline"]) == (0.0199, 0.6422)
+    assert ensembles.talk_draws().loc["flat", "ensemble_corr"] == 0.0199
+    assert (target_hypotheses.talk_corr().loc["single"] == ensembles.talk_scores().loc[["flat", "normal", "laplace"], "corr"]).all()
+    assert (architecture.talk_corr().loc[3, "flat"], architecture.talk_sharpe().loc[3, "baseline"]) == (0.0199, 0.6422)
 
 
 # --------------------------------------------------------------------------- figures
@@ -343,17 +348,19 @@ def _labelled(figure) -> bool:
 def test_every_figure_has_a_title_and_axis_labels():
     draws = RNG.normal(0.01, 0.02, (30, 12))
     result = fake_result(draws, RNG.normal(0.01, 0.02, 12), RNG.random(12))
-    frame = analysis.burn_eras(result.per_era)
+    frame = burn_eras.burn_eras(result.per_era)
     roc = analysis.roc_curve(frame["mean_std"], frame["burn"])
-    matrix = analysis.divergence_matrix({0: (0.0, 1.0), 1: (0.5, 1.0)})
+    matrix = statistics.divergence_matrix({0: (0.0, 1.0), 1: (0.5, 1.0)})
     figures = [
-        plots.draws_against_ensemble({"flat": result}, analysis.draws_vs_ensemble({"flat": result}), "sharpe",
+        plots.draws_against_ensemble({"flat": result}, ensembles.draws_vs_ensemble({"flat": result}), "sharpe",
                                      title="t", xlabel="Sharpe"),
-        plots.grouped_bar_panels({"this run": talk.study3_corr(), "talk": talk.study3_corr()}, title="t",
+        plots.grouped_bar_panels({"this run": target_hypotheses.talk_corr(), "talk": target_hypotheses.talk_corr()},
+                                 title="t",
                                  ylabel="corr", xlabel="hypothesis"),
-        plots.ours_vs_talk_panels(talk.study3_corr(), talk.study3_corr(), ours_label="ours", title="t",
+        plots.ours_vs_talk_panels(target_hypotheses.talk_corr(), target_hypotheses.talk_corr(), ours_label="ours",
+                                  title="t",
                                   ylabel="corr", xlabel="hypothesis"),
-        plots.ours_vs_talk_bars(pd.DataFrame({"corr": [0.01]}, index=["flat"]), talk.study1_scores(),
+        plots.ours_vs_talk_bars(pd.DataFrame({"corr": [0.01]}, index=["flat"]), ensembles.talk_scores(),
                                 {"corr": "validation corr"}, title="t"),
         plots.draw_histograms({"flat": draws.mean(1)}, {"flat": 0.01}, title="t", xlabel="corr"),
         plots.std_vs_score({"flat": frame}, title="t"),
@@ -376,16 +383,16 @@ def test_shift_table_burn_rates_and_auc_of_the_std_for_shifted_eras():
     eras = {"normal": pd.DataFrame({"era": ["0001", "0002", "0003", "0004"], "corr": [-0.1, 0.1, -0.2, 0.2],
                                     "mean_std": [0.9, 0.1, 0.8, 0.2], "burn": [True, False, True, False]})}
     truth = pd.DataFrame({"era": ["0001", "0002", "0003", "0004", "0005"], "shifted": [1, 0, 0, 0, 1]})
-    row = analysis.shift_table(eras, truth).loc["normal"]
+    row = burn_eras.shift_table(eras, truth).loc["normal"]
     assert row["shifted_eras"] == 1
     assert row["burn_rate_shifted"] == 1.0 and row["burn_rate_other"] == pytest.approx(1 / 3)
     assert row["auc_std_for_shifted"] == 1.0  # the shifted era has the highest std
 
 
 def test_with_p_values_matches_the_count_formula():
-    table = analysis.with_p_values(talk.study2_burn())
+    table = burn_eras.with_p_values(burn_eras.talk_burn())
     first = table.iloc[0]
-    assert first["p_value"] == analysis.auc_p_value_from_counts(
+    assert first["p_value"] == auc_p_value_from_counts(
         first["auc"], first["burn_eras"], first["n_eras"] - first["burn_eras"])
 
 
@@ -397,26 +404,27 @@ def test_labelled_score_table_puts_labels_first():
 
 
 def test_corr_sharpe_side_by_side_prints_cells_as_the_talk_does():
-    table = analysis.corr_sharpe_side_by_side(talk.study3_corr(), talk.study3_sharpe(), talk.study3_corr(),
-                                              talk.study3_sharpe(), ours_label="ours")
+    corr, sharpe = target_hypotheses.talk_corr(), target_hypotheses.talk_sharpe()
+    table = analysis.corr_sharpe_side_by_side(corr, sharpe, corr, sharpe, ours_label="ours")
     cell = table[("ours", "flat")].iloc[0]
-    assert cell == f"{talk.study3_corr()['flat'].iloc[0]:.4f} ({talk.study3_sharpe()['flat'].iloc[0]:.4f})"
+    assert cell == f"{corr['flat'].iloc[0]:.4f} ({sharpe['flat'].iloc[0]:.4f})"
 
 
 def test_draws_side_by_side_lays_out_both_tables():
-    table = analysis.draws_side_by_side(talk.study1_draws(), talk.study1_draws(), ours_label="ours")
+    table = ensembles.draws_side_by_side(ensembles.talk_draws(), ensembles.talk_draws(), ours_label="ours")
     assert list(table.columns.get_level_values(0).unique()) == ["ours", "talk (2021)"]
     assert "corr, draws (mean ± std)" in table.index
 
 
 def test_every_talk_finding_holds_on_the_talks_own_numbers():
-    for claims, table in ((talk.study1_claims(), talk.study1_scores()),
-                          (talk.study1_draw_claims(), talk.study1_draws()),
-                          (talk.study2_claims(), analysis.with_p_values(talk.study2_burn())),
-                          (talk.study3_claims(), pd.concat({"corr": talk.study3_corr(),
-                                                            "sharpe": talk.study3_sharpe()}, axis=1)),
-                          (talk.architecture_claims(), talk.architecture_corr()),
-                          (talk.divergence_claims(), talk.architecture_divergence())):
+    for claims, table in ((ensembles.score_claims(), ensembles.talk_scores()),
+                          (ensembles.draw_claims(), ensembles.talk_draws()),
+                          (burn_eras.talk_claims(), burn_eras.with_p_values(burn_eras.talk_burn())),
+                          (target_hypotheses.talk_claims(), pd.concat({"corr": target_hypotheses.talk_corr(),
+                                                                       "sharpe": target_hypotheses.talk_sharpe()},
+                                                                      axis=1)),
+                          (architecture.corr_claims(), architecture.talk_corr()),
+                          (architecture.divergence_claims(), architecture.talk_divergence())):
         check = analysis.check_claims(claims, table, table)
         assert check["talk"].tolist() == [True] * len(claims), check
 
@@ -425,24 +433,24 @@ def test_closest_pair_is_shallower_first():
     """The smallest divergence off the diagonal, named by depths, the shallower first, whatever
     order the matrix lists the depths in."""
     matrix = pd.DataFrame([[0, 3, 1], [3, 0, 2], [1, 2, 0]], index=[0, 1, 2], columns=[0, 1, 2])
-    assert talk.closest_pair(matrix) == (0, 2)
+    assert architecture.closest_pair(matrix) == (0, 2)
     depths = [3, 1, 2]  # rows not in depth order: the pair (3, 1) is the closest
     matrix = pd.DataFrame([[0, 0.5, 4], [0.5, 0, 2], [4, 2, 0]], index=depths, columns=depths)
-    assert talk.closest_pair(matrix) == (1, 3)
+    assert architecture.closest_pair(matrix) == (1, 3)
     matrix = pd.DataFrame([[0, 5, 4], [5, 0, 2], [4, 2, 0]], index=depths, columns=depths)
-    assert talk.closest_pair(matrix) == (1, 2)
+    assert architecture.closest_pair(matrix) == (1, 2)
 
 
 def test_data_chapter_helpers_summarise_sizes_shares_drift_and_shifts():
     sizes = pd.DataFrame({"split": ["train", "train", "validation"], "rows": [10, 20, 30]})
-    summary = analysis.era_size_summary(sizes)
+    summary = data_study.era_size_summary(sizes)
     assert summary.loc["train", "count"] == 2 and summary.loc["train", "mean"] == 15 and summary.loc["validation", "max"] == 30
     features = pd.DataFrame({0.0: [0.2, 0.2], 1.0: [0.8, 0.8]})
     target = pd.DataFrame({0.0: [0.5], 1.0: [0.5]})
-    shares = analysis.level_share_summary(features, target, "target")
+    shares = data_study.level_share_summary(features, target, "target")
     assert shares.loc["features", 1.0] == 0.8 and shares.loc["target", 0.0] == 0.5
     drift = pd.DataFrame({"p_value": [0.001, 0.0001, 0.5], "dispersion": [2.0, 3.0, 1.0]}, index=["a", "b", "c"])
-    threshold, drifting = analysis.drifting_features(drift)
+    threshold, drifting = data_study.drifting_features(drift)
     assert threshold == pytest.approx(0.01 / 3) and list(drifting.index) == ["b", "a"]
     truth = pd.DataFrame({"era": ["e1", "e2", "e3"], "shifted": [0, 1, 0]})
-    assert analysis.shifted_eras_mask(truth, pd.Index(["e3", "e2"])).tolist() == [False, True]
+    assert data_study.shifted_eras_mask(truth, pd.Index(["e3", "e2"])).tolist() == [False, True]

@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnnlib.studies import analysis, findings, talk
+from bnnlib.studies import findings, talk
+from bnnlib.studies import burn_eras, target_hypotheses, uncertainty
+from bnnlib.studies import architecture, ensembles
+from bnnlib.studies import data as data_study
+from bnnlib.errors import BnnlibError
 
 
 def test_agreement_counts_checkable_findings_and_names_those_that_differ():
@@ -36,11 +40,11 @@ def _ours(bnn: float, control: float) -> pd.DataFrame:
     (0.005, 0.03, "The BNN (normal) is not above the baseline."),
 ])
 def test_study1_control_verdict_follows_the_numbers(bnn, control, verdict):
-    out = findings.study1_scores(_ours(bnn, control), ["normal"], None, 2, 5, 30)
+    out = ensembles.score_findings(_ours(bnn, control), ["normal"], None, 2, 5, 30)
     assert verdict in out["control_verdict"]
     assert out["best_bnn"] == "normal" and out["best_epoch_note"] == ""
     assert out["best_note"] == "The best BNN here is the normal prior's (corr " + f"{bnn:.4f}, Sharpe 0.700)."
-    assert "epoch 3 of 30" in findings.study1_scores(_ours(bnn, control), ["normal"], 3, 30, 5, 30)["best_epoch_note"]
+    assert "epoch 3 of 30" in ensembles.score_findings(_ours(bnn, control), ["normal"], 3, 30, 5, 30)["best_epoch_note"]
 
 
 def _three(normal: float, laplace: float, flat: float) -> pd.DataFrame:
@@ -50,9 +54,9 @@ def _three(normal: float, laplace: float, flat: float) -> pd.DataFrame:
 
 def test_study1_control_verdict_names_the_bnns_on_each_side():
     names = ["normal", "laplace", "flat"]
-    none = findings.study1_scores(_three(0.005, 0.009, 0.001), names, None, 2, 5, 30)["control_verdict"]
+    none = ensembles.score_findings(_three(0.005, 0.009, 0.001), names, None, 2, 5, 30)["control_verdict"]
     assert none == "None of the 3 BNNs (normal, Laplace, flat (talk: uniform)) is above the baseline."
-    split = findings.study1_scores(_three(0.02, 0.011, 0.001), names, None, 2, 5, 30)["control_verdict"]
+    split = ensembles.score_findings(_three(0.02, 0.011, 0.001), names, None, 2, 5, 30)["control_verdict"]
     assert split.startswith("2 of the 3 BNNs (normal, Laplace) are above the baseline.")
     assert "Above this control too: normal," in split and "Not above this control: Laplace," in split
 
@@ -60,15 +64,15 @@ def test_study1_control_verdict_names_the_bnns_on_each_side():
 def test_study1_best_bnn_is_picked_among_converged_fits_and_says_when_none_converged():
     names = ["normal", "laplace", "flat"]
     table = _three(0.02, 0.015, 0.03)
-    every = findings.study1_scores(table, names, None, 2, 5, 30, verdicts={n: "converged" for n in names})
+    every = ensembles.score_findings(table, names, None, 2, 5, 30, verdicts={n: "converged" for n in names})
     assert every["best_bnn"] == "flat (talk: uniform)"
     assert every["best_note"].startswith("The best converged BNN here is the flat (talk: uniform) prior's (corr 0.0300")
-    some = findings.study1_scores(table, names, None, 2, 5, 30,
+    some = ensembles.score_findings(table, names, None, 2, 5, 30,
                                   verdicts={"normal": "converged", "laplace": "converged", "flat": "still moving"})
     assert some["best_bnn"] == "normal" and some["best_corr"] == 0.02
     assert some["best_note"] == ("The best converged BNN here is the normal prior's (corr 0.0200, Sharpe 0.700); "
                                  "the flat (talk: uniform) prior's scores higher, but its fit did not converge.")
-    none = findings.study1_scores(table, names, None, 2, 5, 30, verdicts={n: "diverging" for n in names})
+    none = ensembles.score_findings(table, names, None, 2, 5, 30, verdicts={n: "diverging" for n in names})
     assert none["best_note"].startswith("No BNN converged, so none is a posterior to call the best; the highest corr")
     assert "flat (talk: uniform) prior's (corr 0.0300" in none["best_note"]
 
@@ -76,10 +80,10 @@ def test_study1_best_bnn_is_picked_among_converged_fits_and_says_when_none_conve
 def test_init_invariance_counts_fits_within_the_tolerance():
     check = pd.DataFrame({"largest_std_change": [0.05, 0.3], "difference_in_mc_errors": [0.4, 2.5]},
                          index=["normal", "laplace"])
-    out = findings.init_invariance(check, ["normal", "laplace"])
-    assert (out["same"], out["of"], out["same_names"]) == (1, 2, "normal")
-    assert out["mc_errors"] == "normal 0.4, Laplace 2.5"
-    assert "No pair that ends apart" in out["elbo_note"]
+    out = ensembles.init_invariance(check, ["normal", "laplace"])
+    assert (out["init_same"], out["init_of"], out["init_same_names"]) == (1, 2, "normal")
+    assert out["init_mc_errors"] == "normal 0.4, Laplace 2.5"
+    assert "No pair that ends apart" in out["init_elbo_note"]
 
 
 def test_init_invariance_says_which_start_reached_the_higher_elbo():
@@ -91,33 +95,33 @@ def test_init_invariance_says_which_start_reached_the_higher_elbo():
     check = check.assign(first=["normal", "laplace"], second=["normal_small", "laplace_small"],
                          corr_first=[0.01, -0.001], corr_second=[0.01, 0.0065])
     converged = {name: "converged" for name in ("normal", "normal_small", "laplace", "laplace_small")}
-    note = findings.init_invariance(check, ["normal", "laplace"], n_rows=1000, verdicts=converged)["elbo_note"]
+    note = ensembles.init_invariance(check, ["normal", "laplace"], n_rows=1000, verdicts=converged)["init_elbo_note"]
     assert "two optima" in note and "layer4's median std 0.013 times" in note
     assert "0.00020 lower (0 nats" in note and "200 steps against 100" in note and "normal" not in note
     assert "corr is 0.0065 against -0.0010" in note
     still = {**converged, "laplace_small": "still moving"}
-    assert "No pair" in findings.init_invariance(check, ["normal", "laplace"], verdicts=still)["elbo_note"]
-    assert findings.init_invariance(check.iloc[:1], ["normal"])["elbo_note"].startswith("Both starts end at one")
-    apart = findings.init_invariance(check, ["normal", "laplace"], verdicts=converged)["apart_note"]
+    assert "No pair" in ensembles.init_invariance(check, ["normal", "laplace"], verdicts=still)["init_elbo_note"]
+    assert ensembles.init_invariance(check.iloc[:1], ["normal"])["init_elbo_note"].startswith("Both starts end at one")
+    apart = ensembles.init_invariance(check, ["normal", "laplace"], verdicts=converged)["init_apart_note"]
     assert apart == ("For Laplace the two fits end apart, both converged: the spread of the draws is the "
                      "initialisation's, not the data's alone.")
-    apart = findings.init_invariance(check, ["normal", "laplace"], verdicts=still)["apart_note"]
+    apart = ensembles.init_invariance(check, ["normal", "laplace"], verdicts=still)["init_apart_note"]
     assert apart.startswith("For Laplace the two fits end apart, but a fit did not converge") and "initialisation's" not in apart
-    assert findings.init_invariance(check.iloc[:1], ["normal"], verdicts=converged)["apart_note"] == ""
-    unsettled = findings.init_invariance(check.iloc[:1], ["normal"], verdicts={**converged, "normal": "still moving"})
-    assert unsettled["elbo_note"] == ("Both starts end at the same guide stds for every prior, but for normal a fit did "
+    assert ensembles.init_invariance(check.iloc[:1], ["normal"], verdicts=converged)["init_apart_note"] == ""
+    unsettled = ensembles.init_invariance(check.iloc[:1], ["normal"], verdicts={**converged, "normal": "still moving"})
+    assert unsettled["init_elbo_note"] == ("Both starts end at the same guide stds for every prior, but for normal a fit did "
                                       "not converge, so the two ends are where the optimisers stopped, not one optimum.")
 
 
 def test_burn_detection_on_the_talk_table():
-    burn = analysis.with_p_values(talk.study2_burn())
-    out = findings.burn_detection(burn, burn)
+    burn = burn_eras.with_p_values(burn_eras.talk_burn())
+    out = burn_eras.detection_findings(burn, burn)
     assert out["priors"] == 3 and out["best"] == talk.prior_label(burn["auc"].idxmax())
     assert 0 <= out["talk_worst_p2"] <= 1 and out["best_caveat"] == ""
     best = burn["auc"].idxmax()
     verdicts = {p: "converged" for p in burn.index}
-    assert findings.burn_detection(burn, burn, verdicts)["best_caveat"] == ""
-    caveat = findings.burn_detection(burn, burn, {**verdicts, best: "still moving"})["best_caveat"]
+    assert burn_eras.detection_findings(burn, burn, verdicts)["best_caveat"] == ""
+    caveat = burn_eras.detection_findings(burn, burn, {**verdicts, best: "still moving"})["best_caveat"]
     assert caveat.startswith(" That fit is still moving, so its AUC describes where the optimiser stopped")
 
 
@@ -125,38 +129,55 @@ def test_burn_agreement_reads_one_auc_as_one_value():
     eras = {p: pd.DataFrame({"burn": [True, False]}) for p in ("normal", "laplace")}
     per_era = {p: pd.DataFrame({"numerai_corr": [-0.1, 0.2]}) for p in eras}
     detection = pd.DataFrame({"auc": [0.41, 0.6]}, index=list(eras))
-    out = findings.burn_agreement(eras, per_era, detection)
-    assert (out["same"], out["pairs"]) == (4, 4)
-    assert out["auc_note"] == "the AUCs with numerai_corr range from 0.410 to 0.600"
-    assert findings.burn_agreement(eras, per_era, detection.assign(auc=0.5))["auc_note"] == (
+    out = burn_eras.numerai_corr_agreement(eras, per_era, detection)
+    assert (out["nc_same"], out["nc_pairs"]) == (4, 4)
+    assert out["nc_auc_note"] == "the AUCs with numerai_corr range from 0.410 to 0.600"
+    assert burn_eras.numerai_corr_agreement(eras, per_era, detection.assign(auc=0.5))["nc_auc_note"] == (
         "the AUCs with numerai_corr are all 0.500")
-    assert findings.burn_agreement(eras, per_era, detection.iloc[:1])["auc_note"] == "the AUC with numerai_corr is 0.410"
+    assert burn_eras.numerai_corr_agreement(eras, per_era, detection.iloc[:1])["nc_auc_note"] == (
+        "the AUC with numerai_corr is 0.410")
+
+
+def test_the_talk_agreement_is_glued_under_literal_keys_on_both_pages():
+    check = pd.DataFrame({"finding": ["a", "b", "c"], "agree": [True, False, None]})
+    expected = {"check_findings": 3, "check_agreed": 1, "check_checkable": 2, "check_differ": "b"}
+    assert burn_eras.talk_agreement(check) == expected == target_hypotheses.talk_agreement(check)
+
+
+def test_uncertainty_detection_has_a_literal_key_per_question_and_refuses_others():
+    row = {"method": None, "method_auc": np.nan, "control": None, "control_auc": np.nan, "difference": np.nan,
+           "low": np.nan, "high": np.nan}
+    questions = list(uncertainty.DETECT_NOTES)
+    out = uncertainty.uncertainty_detection(pd.DataFrame([row] * len(questions), index=questions))
+    assert sorted(out) == ["detect_burn", "detect_concept_drift", "detect_covariate_shift"]
+    with pytest.raises(BnnlibError, match="no note for the question 'regime'"):
+        uncertainty.uncertainty_detection(pd.DataFrame([row], index=["regime"]))
 
 
 def test_h4_beta_says_whether_the_sign_is_settled():
-    beta = analysis.beta_posteriors({"normal": (0.0, 1.0), "laplace": (3.0, 1.0)},
-                                    {"normal": "converged", "laplace": "still moving"})
-    out = findings.h4_beta(beta, 0.5)["beta_note"]
+    beta = target_hypotheses.beta_posteriors({"normal": (0.0, 1.0), "laplace": (3.0, 1.0)},
+                                             {"normal": "converged", "laplace": "still moving"})
+    out = target_hypotheses.h4_beta(beta, 0.5)["beta_note"]
     assert "covers 0 for 1 of 2 priors" in out
     assert "Unlike the talk, the posterior settles the sign of beta under 1 of the 2 priors (beta > 0 under the " \
            "Laplace prior); under the others its interval covers 0." in out
     assert "Under the Laplace prior the fit is still moving" in out
     assert "P(beta > 0) ranges from 0.50 to 1.00" in out
-    one = findings.h4_beta(beta.loc[["normal"]], None)["beta_note"]
+    one = target_hypotheses.h4_beta(beta.loc[["normal"]], None)["beta_note"]
     assert "As in the talk, the posterior does not settle the sign of beta." in one
     assert "covers 0 for 1 of 1 prior;" in one and "P(beta > 0) is 0.50." in one and "ranges" not in one
 
 
 def test_h4_beta_says_when_every_prior_settles_the_sign_and_reads_equal_probabilities_as_one():
-    beta = analysis.beta_posteriors({"normal": (3.0, 1.0), "laplace": (-3.0, 1.0)},
-                                    {"normal": "converged", "laplace": "converged"})
-    out = findings.h4_beta(beta, None)["beta_note"]
+    beta = target_hypotheses.beta_posteriors({"normal": (3.0, 1.0), "laplace": (-3.0, 1.0)},
+                                             {"normal": "converged", "laplace": "converged"})
+    out = target_hypotheses.h4_beta(beta, None)["beta_note"]
     assert ("Unlike the talk, the posterior settles the sign of beta under every prior (beta > 0 under the normal "
             "prior; beta < 0 under the Laplace prior).") in out
     assert "at least one" not in out and "covers 0 for 0 of 2 priors" in out
-    same = analysis.beta_posteriors({"normal": (0.0, 1.0), "laplace": (0.0, 2.0)},
-                                    {"normal": "converged", "laplace": "converged"})
-    out = findings.h4_beta(same, None)["beta_note"]
+    same = target_hypotheses.beta_posteriors({"normal": (0.0, 1.0), "laplace": (0.0, 2.0)},
+                                             {"normal": "converged", "laplace": "converged"})
+    out = target_hypotheses.h4_beta(same, None)["beta_note"]
     assert "P(beta > 0) is 0.50 under every prior" in out and "ranges" not in out
     assert "does not settle the sign of beta under any prior." in out
 
@@ -164,54 +185,54 @@ def test_h4_beta_says_when_every_prior_settles_the_sign_and_reads_equal_probabil
 def test_study3_best_cell_is_picked_among_converged_fits():
     corr = pd.DataFrame({"normal": [0.01, 0.03], "laplace": [0.02, 0.005]}, index=["h2", "single"])
     sharpe = corr * 10
-    out = findings.study3_scores(corr, sharpe)
+    out = target_hypotheses.score_findings(corr, sharpe)
     assert out["best_note"] == "The best model here is single with the normal prior (corr 0.0300, Sharpe 0.300)."
     assert (out["beats"], out["cells"]) == (1, 2)
     verdicts = pd.Series({("h2", "normal"): "converged", ("h2", "laplace"): "converged",
                           ("single", "normal"): "still moving", ("single", "laplace"): "converged"})
-    out = findings.study3_scores(corr, sharpe, verdicts)
+    out = target_hypotheses.score_findings(corr, sharpe, verdicts)
     assert out["best_note"] == ("The best converged model here is h2 with the Laplace prior (corr 0.0200, Sharpe "
                                 "0.200); single with the normal prior scores higher, but its fit did not converge.")
     assert (out["best_hypothesis"], out["best_prior"]) == ("h2", "Laplace")
-    none = findings.study3_scores(corr, sharpe, verdicts.map(lambda v: "diverging"))["best_note"]
+    none = target_hypotheses.score_findings(corr, sharpe, verdicts.map(lambda v: "diverging"))["best_note"]
     assert none.startswith("No model converged, so none is a posterior to call the best; the highest corr, where the "
                            "optimiser stopped, is single with the normal prior")
 
 
 def test_exact_check_marks_errors_outside_the_tolerance():
     table = pd.DataFrame({"meanfield_std": [0.5, 1.0], "exact_std": [1.0, 1.0]})
-    inside = findings.exact_check(table, {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.2},
+    inside = architecture.exact_note(table, {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.2},
                                   figure=7)["exact_note"]
     assert inside.startswith("Figure 7 shows one point per parameter") and "Figure 5" not in inside
     assert "(within the 0.1 we ask for)" in inside and "(outside 10%)" in inside and "50% to 100%" in inside
     assert "steps" not in inside
-    assert findings.exact_check(table, {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.2}, figure="3b"
+    assert architecture.exact_note(table, {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.2}, figure="3b"
                                 )["exact_note"].startswith("Figure 3b shows")
     worst = {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.07}
-    drifting = findings.exact_check(table, worst, at_budget={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.07},
+    drifting = architecture.exact_note(table, worst, at_budget={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.07},
                                     steps=(35460, 17730), figure=5, at_budget_verdict="converged")["exact_note"]
     assert "This fit took 35,460 steps" in drifting and "chapter's 17,730" in drifting
     assert "0.170 exact posterior stds from the exact mean (outside 0.1)" in drifting
     assert ("with 2 times the steps the worst mean came to 0.050, so at the chapter's budget its means were still "
             "drifting from their start, more slowly than its convergence verdict (converged) can see.") in drifting
-    seen = findings.exact_check(table, worst, at_budget={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.07},
+    seen = architecture.exact_note(table, worst, at_budget={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.07},
                                 steps=(35460, 17730), figure=5, at_budget_verdict="still moving")["exact_note"]
     assert "still drifting from their start, as its verdict (still moving) says." in seen and "can see" not in seen
-    stuck = findings.exact_check(table, {"max_mean_error_in_std": 0.3, "max_std_ratio_error": 0.07},
+    stuck = architecture.exact_note(table, {"max_mean_error_in_std": 0.3, "max_std_ratio_error": 0.07},
                                  at_budget={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.07},
                                  steps=(35460, 17730), figure=5)["exact_note"]
     assert "it came no closer (0.300)" in stuck and "drifting" not in stuck
-    settled = findings.exact_check(table, worst, at_budget=worst, steps=(35460, 17730), figure=5)["exact_note"]
+    settled = architecture.exact_note(table, worst, at_budget=worst, steps=(35460, 17730), figure=5)["exact_note"]
     assert "(within 0.1)" in settled and "drifting" not in settled
 
 
 def test_exact_check_reads_equal_std_ratios_as_one_value():
     worst = {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.02}
     table = pd.DataFrame({"meanfield_std": [0.8, 0.8], "exact_std": [1.0, 1.0]})
-    note = findings.exact_check(table, worst, figure=5)["exact_note"]
+    note = architecture.exact_note(table, worst, figure=5)["exact_note"]
     assert "The mean-field stds are 80% of the exact marginal stds: what the mean-field family itself gives up" in note
     table = pd.DataFrame({"meanfield_std": [1.0, 0.999], "exact_std": [1.0, 1.0]})
-    note = findings.exact_check(table, worst, figure=5)["exact_note"]
+    note = architecture.exact_note(table, worst, figure=5)["exact_note"]
     assert "are 100% of the exact marginal stds: here the mean-field family gives up less than half a percent" in note
 
 
@@ -220,25 +241,25 @@ def test_divergences_of_the_talk_matrix_exceed_the_js_bound():
     depths = pd.Index([0, 1, 2], name="hidden_layers")
     ours = pd.DataFrame([[0.0, 0.30, 0.05], [0.30, 0.0, 0.20], [0.05, 0.20, 0.0]], index=depths, columns=depths)
     jeffreys = 4 * ours
-    out = findings.divergences(ours, jeffreys, talk.architecture_divergence())
+    out = architecture.divergences(ours, jeffreys, architecture.talk_divergence())
     # the talk's six pairs, counted by hand: 1.4725, 1.1164, 2.4232, 1.9590, 2.0222 exceed ln 2 (0.693), 0.0855 not
     assert (out["talk_above_ln2"], out["talk_pairs"], out["talk_above_1"]) == (5, 6, 5)
     assert out["closest"] == "0 and 2" and out["talk_closest"] == "1 and 3"
     assert out["js_range"] == "0.0500 to 0.3000" and out["jeffreys_range"] == "0.2000 to 1.2000"
     assert out["talk_range"] == "0.0855 to 2.4232"
     one = pd.DataFrame([[0.0, 0.2], [0.2, 0.0]], index=[0, 1], columns=[0, 1])
-    out = findings.divergences(one, one, talk.architecture_divergence())
+    out = architecture.divergences(one, one, architecture.talk_divergence())
     assert out["js_range"] == "0.2000" and out["jeffreys_range"] == "0.2000"
 
 
 def test_facts_held_lists_the_facts_that_do_not_hold():
     table = pd.DataFrame({"fact": ["schema", "levels"], "ok": [True, False]})
-    note = findings.facts_held(table, "quick")["facts_note"]
+    note = data_study.facts_held(table, "quick")["facts_note"]
     assert note.startswith("1 of 2 facts hold on this data: the others are levels.")
     assert "quick profile is smaller" in note
-    assert findings.facts_held(table.assign(ok=True), None)["facts_note"] == "2 of 2 facts hold on this data."
-    assert "smaller" not in findings.facts_held(table, "default-drift")["facts_note"]
-    assert "quick-drift profile is smaller" in findings.facts_held(table, "quick-drift")["facts_note"]
+    assert data_study.facts_held(table.assign(ok=True), None)["facts_note"] == "2 of 2 facts hold on this data."
+    assert "smaller" not in data_study.facts_held(table, "default-drift")["facts_note"]
+    assert "quick-drift profile is smaller" in data_study.facts_held(table, "quick-drift")["facts_note"]
 
 
 _LADDER_INDEX = ["linear model, log evidence (exact)", "linear model, mean-field optimum (exact)",
@@ -264,7 +285,7 @@ def _worth_fits(linear: float | list, deep: list) -> pd.DataFrame:
 
 def test_data_worth_states_the_margins_and_the_deep_fits_below_the_constant():
     fits = _worth_fits(0.10001 - 50e-6, [0.1 - 400e-6, 0.1001])  # 50 nats below the optimum; 400 below the constant
-    note = findings.data_worth(_ladder(), fits, n_rows=1_000_000, elbo_tolerance=0.002)["worth_note"]
+    note = architecture.data_worth(_ladder(), fits, n_rows=1_000_000, elbo_tolerance=0.002)["worth_note"]
     assert "Over all 1,000,000 training rows, the inputs are worth 30.0 nats to the exact linear model" in note
     assert "and 10.0 nats to its mean-field optimum." in note
     assert "The linear Normal fit records 50 nats below the mean-field optimum: what the live iterate gives up" in note
@@ -279,7 +300,7 @@ def test_data_worth_states_the_margins_and_the_deep_fits_below_the_constant():
 
 def test_data_worth_words_the_linear_gap_from_its_sign():
     def note(linear, deep=(0.1001,), **kwargs):
-        return findings.data_worth(_ladder(), _worth_fits(linear, list(deep)), 1_000_000, 0.002, **kwargs)["worth_note"]
+        return architecture.data_worth(_ladder(), _worth_fits(linear, list(deep)), 1_000_000, 0.002, **kwargs)["worth_note"]
 
     below = note([0.10001 - 20e-6, 0.10001 - 50e-6])
     assert "The linear Normal fits record 20 to 50 nats below the mean-field optimum" in below
@@ -292,27 +313,27 @@ def test_data_worth_words_the_linear_gap_from_its_sign():
 
 def test_data_worth_says_whether_the_linear_fit_is_at_the_optimum():
     fits = _worth_fits(0.10001 - 50e-6, [0.1001])
-    close = findings.data_worth(_ladder(), fits, 1_000_000, 0.002,
+    close = architecture.data_worth(_ladder(), fits, 1_000_000, 0.002,
                                 linear_check={"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.03})["worth_note"]
     assert ("whose averaged posterior lies close to the exact optimum (the check above: worst mean 0.050 exact "
             "posterior stds, worst std 3.0% from it), records 50 nats below the mean-field optimum: what Adam's "
             "jitter costs.") in close
-    far = findings.data_worth(_ladder(), fits, 1_000_000, 0.002,
+    far = architecture.data_worth(_ladder(), fits, 1_000_000, 0.002,
                               linear_check={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.03})["worth_note"]
     assert "whose averaged posterior is not yet at the exact optimum" in far
     assert "Adam's jitter and the distance still to go together." in far
     check = {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.03}
-    within = findings.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, [0.1 - 20e-6]), 1_000_000, 0.002,
+    within = architecture.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, [0.1 - 20e-6]), 1_000_000, 0.002,
                                  linear_check=check)["worth_note"]
     assert "(50 nats): within what Adam's jitter costs, so these records do not show" in within
-    within = findings.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, [0.1 - 20e-6]), 1_000_000, 0.002,
+    within = architecture.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, [0.1 - 20e-6]), 1_000_000, 0.002,
                                  linear_check={**check, "max_mean_error_in_std": 0.5})["worth_note"]
     assert "within a shortfall that is partly the linear fit's distance still to go, not jitter alone" in within
 
 
 def test_data_worth_weighs_the_deep_deficits_against_the_linear_shortfall():
     def note(deep):
-        return findings.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, deep), 1_000_000, 0.002)["worth_note"]
+        return architecture.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, deep), 1_000_000, 0.002)["worth_note"]
 
     within = note([0.1 - 20e-6, 0.1 - 40e-6])
     assert ("2 of the 2 deep fits under a proper prior end below the best constant prediction, by 20 to 40 nats, none "
@@ -324,19 +345,19 @@ def test_data_worth_weighs_the_deep_deficits_against_the_linear_shortfall():
     assert "normal_1 by no more than it: within what the live optimiser's ELBO gives up." in mixed
     none = note([0.1001])
     assert "None of the 1 deep fits under a proper prior ends below the best constant prediction." in none
-    no_linear = findings.data_worth(_ladder(), _worth_fits([], [0.1 - 400e-6]), 1_000_000, 0.002)["worth_note"]
+    no_linear = architecture.data_worth(_ladder(), _worth_fits([], [0.1 - 400e-6]), 1_000_000, 0.002)["worth_note"]
     assert "The linear Normal" not in no_linear and "shortfall" not in no_linear
     assert "by 400 nats: as their last records stand, their guides pay more" in no_linear
 
 
 def test_data_worth_says_what_the_elbo_tolerance_can_tell_from_their_ratio():
     fits = _worth_fits(0.10001 - 50e-6, [0.1001])
-    small = findings.data_worth(_ladder(evidence=30.0), fits, 1_000_000, 0.00001)["worth_note"]
+    small = architecture.data_worth(_ladder(evidence=30.0), fits, 1_000_000, 0.00001)["worth_note"]
     assert "is 0.33 times the linear model's whole margin per row" in small  # 1e-5 / 3e-5
     assert "the whole margin is larger than the tolerance" in small and "cannot tell" not in small
-    large = findings.data_worth(_ladder(evidence=30.0), fits, 1_000_000, 0.002)["worth_note"]
+    large = architecture.data_worth(_ladder(evidence=30.0), fits, 1_000_000, 0.002)["worth_note"]
     assert "cannot tell" in large and "the whole margin is larger" not in large
-    nothing = findings.data_worth(_ladder(evidence=-5.0, meanfield=-8.0), fits, 1_000_000, 0.002)["worth_note"]
+    nothing = architecture.data_worth(_ladder(evidence=-5.0, meanfield=-8.0), fits, 1_000_000, 0.002)["worth_note"]
     assert ("the inputs are worth nothing to the exact linear model, which ends 5.0 nats below the best constant "
             "prediction, and nothing to its mean-field optimum, which ends 8.0 nats below") in nothing
     assert "The linear model has no margin over the best constant prediction here" in nothing
@@ -354,31 +375,31 @@ def test_wide_vs_flat_reports_both_fits_and_whether_either_is_a_posterior():
     table = pd.DataFrame({"verdict": ["diverging", "converged"], "steps": [600, 5000], "budget_steps": [1000, 5000],
                           "stopped_at_step": [600.0, None], "scale_p90_last": [3.2, 0.9]}, index=["flat", "wide"])
     fitted = {n: SimpleNamespace(summary=lambda v=v: {"mean": v}) for n, v in (("flat", 0.001), ("wide", 0.012))}
-    note = findings.wide_vs_flat(table, fitted, "wide")["wide_note"]
+    note = ensembles.wide_vs_flat(table, fitted, "wide")["wide_note"]
     assert "is diverging (its loss stopped being finite at step 600 of its 1,000)" in note and "**" not in note
     assert "fit is converged after 5,000 steps" in note and "0.0120" in note and "a posterior's" in note
     table.loc["wide", "verdict"] = "still moving"
-    assert "Neither is a converged posterior" in findings.wide_vs_flat(table, fitted, "wide")["wide_note"]
+    assert "Neither is a converged posterior" in ensembles.wide_vs_flat(table, fitted, "wide")["wide_note"]
     table["elbo_change_window"], table["scale_change_window"] = [np.nan, 0.0009], [np.nan, 0.29]
-    note = findings.wide_vs_flat(table, fitted, "wide")["wide_note"]
+    note = ensembles.wide_vs_flat(table, fitted, "wide")["wide_note"]
     assert "has settled (it moved 0.0009" in note and "still moved 29%" in note and "Neither is" in note
     table.loc["wide", "elbo_change_window"] = 0.01
-    assert "has settled" not in findings.wide_vs_flat(table, fitted, "wide")["wide_note"]
-    assert "no flat prior" in findings.wide_vs_flat(table.drop("flat"), fitted, "wide")["wide_note"]
+    assert "has settled" not in ensembles.wide_vs_flat(table, fitted, "wide")["wide_note"]
+    assert "no flat prior" in ensembles.wide_vs_flat(table.drop("flat"), fitted, "wide")["wide_note"]
 
 
 def test_lr_schedule_says_whether_the_fits_settled_from_their_verdicts():
-    assert findings.lr_schedule(1.0)["schedule_note"] == "Its learning rates stay constant, as the talk's did."
-    plain = findings.lr_schedule(0.1)["schedule_note"]
+    assert ensembles.lr_schedule(1.0)["schedule_note"] == "Its learning rates stay constant, as the talk's did."
+    plain = ensembles.lr_schedule(0.1)["schedule_note"]
     assert "decay geometrically to 0.1 of their start" in plain and "their verdicts below say" in plain
     assert "they settle" not in plain
-    every = findings.lr_schedule(0.1, {"normal": "converged", "laplace": "converged"})["schedule_note"]
+    every = ensembles.lr_schedule(0.1, {"normal": "converged", "laplace": "converged"})["schedule_note"]
     assert "With the decay every fit here settles (the verdicts below)." in every
-    some = findings.lr_schedule(0.1, {"normal": "converged", "laplace": "still moving", "flat": "diverging"})
+    some = ensembles.lr_schedule(0.1, {"normal": "converged", "laplace": "still moving", "flat": "diverging"})
     assert ("With the decay 1 of the 3 fits here settle (normal) (the verdicts below: Laplace still moving, which "
             "more steps may settle; flat (talk: uniform) diverging, which the decay does not prevent).") in some[
         "schedule_note"]
-    none = findings.lr_schedule(0.1, {"normal": "still moving"})["schedule_note"]
+    none = ensembles.lr_schedule(0.1, {"normal": "still moving"})["schedule_note"]
     assert "Even with the decay, no fit here settles (the verdicts below: normal still moving" in none
     assert "every fit" not in none
 
@@ -398,22 +419,22 @@ def _start_fitted():
 
 def test_from_prior_compares_the_two_starts_and_says_which_is_a_posterior():
     table, fitted = _start_table("converged", "still moving"), _start_fitted()
-    note = findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
+    note = ensembles.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
     assert "fit is converged after 17,730 steps; from the talk's start, still moving after 53,190" in note
     assert "0.07840, is higher" in note and "3/3 (talk's start: 2/3)" in note and "**" not in note
     assert ("Only the fit from the prior is a posterior; the talk's start is still moving after 53,190 steps: still on "
             "its way, so its scores describe where the optimiser stopped.") in note
     table["verdict"] = "converged"
-    assert "Both converged; a higher ELBO" in findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
+    assert "Both converged; a higher ELBO" in ensembles.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
     pair = pd.Series({"difference_in_mc_errors": 1.26, "largest_std_change": 0.04})
-    note = findings.from_prior(table, fitted, "normal", "normal_talk_start", pair)["from_prior_note"]
+    note = ensembles.from_prior(table, fitted, "normal", "normal_talk_start", pair)["from_prior_note"]
     assert "1.3 times their Monte Carlo error apart" in note and "4%" in note and "to one posterior" in note
     pair["largest_std_change"] = 0.3
-    note = findings.from_prior(table, fitted, "normal", "normal_talk_start", pair)["from_prior_note"]
+    note = ensembles.from_prior(table, fitted, "normal", "normal_talk_start", pair)["from_prior_note"]
     assert "to different ends" in note and "30%" in note
-    note = findings.from_prior(table, fitted, "normal", "normal_talk_start", pair, n_rows=1_000_000)["from_prior_note"]
+    note = ensembles.from_prior(table, fitted, "normal", "normal_talk_start", pair, n_rows=1_000_000)["from_prior_note"]
     assert "The one from the prior's start has the higher ELBO, by 500 nats" in note and "the talk's is a local" in note
-    assert "no Normal prior" in findings.from_prior(table.drop("normal"), fitted, "normal", "normal_talk_start")["from_prior_note"]
+    assert "no Normal prior" in ensembles.from_prior(table.drop("normal"), fitted, "normal", "normal_talk_start")["from_prior_note"]
 
 
 def test_from_prior_words_each_verdict_of_the_two_starts():
@@ -421,7 +442,7 @@ def test_from_prior_words_each_verdict_of_the_two_starts():
 
     def note(prior_verdict, talk_verdict):
         table = _start_table(prior_verdict, talk_verdict)
-        return findings.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
+        return ensembles.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
 
     diverging = note("converged", "diverging")
     assert ("Only the fit from the prior is a posterior; the talk's start diverged after 53,190 steps: it is on its "
@@ -438,14 +459,14 @@ def test_from_prior_words_each_verdict_of_the_two_starts():
                            "diverged, which more steps do not mend.")
     assert "at this budget" not in broken
     table = _start_table("converged", "diverging").assign(elbo_per_row_last=[0.0784, np.nan])
-    assert "cannot be compared with the one from the talk's start (nan)" in findings.from_prior(
+    assert "cannot be compared with the one from the talk's start (nan)" in ensembles.from_prior(
         table, fitted, "normal", "normal_talk_start")["from_prior_note"]
 
 
 def test_ground_truth_names_the_best_model_of_those_it_is_given():
     ceiling = pd.DataFrame({"mean": [0.05, 0.02]}, index=["signal", "signal_stable"])
     capture = pd.Series({"normal": 0.4, "baseline": 0.3})
-    note = findings.ground_truth(ceiling, capture, pd.Series({"baseline": 0.01, "normal": 0.02}))["truth_note"]
+    note = ensembles.ground_truth(ceiling, capture, pd.Series({"baseline": 0.01, "normal": 0.02}))["truth_note"]
     assert "the best model here, normal, reaches 0.0200, or 40% of the ceiling" in note
     assert "closest to the true signal are normal's (correlation 0.400)" in note
 
@@ -455,19 +476,19 @@ def test_uncertainty_detection_weighs_the_best_method_against_the_best_control_a
                                "control": ["feature_correlation", None], "control_auc": [0.5, np.nan],
                                "difference": [0.12, np.nan], "low": [0.02, np.nan], "high": [0.22, np.nan]},
                               index=pd.Index(["burn", "concept_drift"], name="question"))
-    out = findings.uncertainty_detection(detections, ["flat"])
+    out = uncertainty.uncertainty_detection(detections, ["flat"])
     assert "best method is deep_ensemble (AUC 0.620)" in out["detect_burn"]
     assert "adds something the control does not see" in out["detect_burn"]
     assert out["detect_burn"].endswith("Left out: flat, whose fit did not converge (its AUC is in the table above).")
     assert out["detect_concept_drift"].startswith("No method with a spread of draws was scored")
-    assert "Left out" not in findings.uncertainty_detection(detections)["detect_burn"]
-    assert findings.uncertainty_detection(detections, ["flat", "normal"])["detect_burn"].endswith(
+    assert "Left out" not in uncertainty.uncertainty_detection(detections)["detect_burn"]
+    assert uncertainty.uncertainty_detection(detections, ["flat", "normal"])["detect_burn"].endswith(
         "Left out: flat, normal, whose fits did not converge (their AUCs are in the table above).")
-    no_interval = findings.uncertainty_detection(detections.assign(low=np.nan, high=np.nan))["detect_burn"]
+    no_interval = uncertainty.uncertainty_detection(detections.assign(low=np.nan, high=np.nan))["detect_burn"]
     assert "with no interval" in no_interval and "holds 0" not in no_interval and "adds something" not in no_interval
-    worse = findings.uncertainty_detection(detections.assign(low=-0.3, high=-0.01))["detect_burn"]
+    worse = uncertainty.uncertainty_detection(detections.assign(low=-0.3, high=-0.01))["detect_burn"]
     assert "does worse than a plain statistic" in worse
-    chance = findings.uncertainty_detection(detections.assign(low=-0.1, high=0.2))["detect_burn"]
+    chance = uncertainty.uncertainty_detection(detections.assign(low=-0.1, high=0.2))["detect_burn"]
     assert "adds nothing that chance could not give (the interval holds 0)" in chance
 
 
@@ -475,7 +496,7 @@ def test_std_direction_weighs_the_move_against_the_era_to_era_spread():
     shifts = pd.DataFrame({"ratio": [0.98, 0.9, 1.02], "spread_others": [0.006, 0.2, 0.01]},
                           index=["normal", "laplace", "mc_dropout"])
     aucs = pd.Series({"normal": 0.05, "laplace": 0.1, "mc_dropout": 0.15})
-    note = findings.std_direction(shifts, aucs)["direction_note"]
+    note = uncertainty.std_direction(shifts, aucs)["direction_note"]
     assert note.startswith("Some stds are lower, not higher, in the eras of covariate shift: normal 2.0% lower (AUC "
                            "0.050; era-to-era spread elsewhere 0.6%); laplace 10.0% lower")
     assert ("For normal, mc_dropout the move is larger than the std's era-to-era spread elsewhere (normal 3.3 times, "
@@ -483,12 +504,12 @@ def test_std_direction_weighs_the_move_against_the_era_to_era_spread():
     assert "mc_dropout 2.0% higher on average, though ranked lower in most eras" in note
     assert ("For laplace the move is no larger than the std's era-to-era spread elsewhere, yet the eras of the change "
             "rank below most others") in note
-    quiet = findings.std_direction(shifts.loc[["normal"]], aucs)["direction_note"]
+    quiet = uncertainty.std_direction(shifts.loc[["normal"]], aucs)["direction_note"]
     assert "no larger" not in quiet and "hardly vary" not in quiet
     assert "For normal the move is larger than the std's era-to-era spread elsewhere (3.3 times that spread)" in quiet
-    loud = findings.std_direction(shifts.loc[["laplace"]], aucs, what="concept drift")["direction_note"]
+    loud = uncertainty.std_direction(shifts.loc[["laplace"]], aucs, what="concept drift")["direction_note"]
     assert "vary so little" not in loud and "eras of concept drift" in loud
-    assert findings.std_direction(shifts, aucs.map(lambda a: 0.5))["direction_note"] == ""
+    assert uncertainty.std_direction(shifts, aucs.map(lambda a: 0.5))["direction_note"] == ""
 
 
 def _methods(coverage_50: list, coverage_90: list) -> pd.DataFrame:
@@ -497,11 +518,11 @@ def _methods(coverage_50: list, coverage_90: list) -> pd.DataFrame:
 
 
 def test_uncertainty_truth_says_which_intervals_are_far_off_by_the_stated_measures():
-    out = findings.uncertainty_truth(_methods([0.5, 0.45], [0.9, 0.85]), 0.05)
+    out = uncertainty.uncertainty_truth(_methods([0.5, 0.45], [0.9, 0.85]), 0.05)
     assert "The predictions closest to the signal are deep_ensemble's (correlation 0.500" in out["truth_signal"]
     assert out["truth_coverage"].endswith("None is that far off: every 90% interval holds the truth at least four "
                                           "times in five, and no 50% interval more than three times in four.")
-    off = findings.uncertainty_truth(_methods([0.8, 0.1], [0.95, 0.3]), 0.05)["truth_coverage"]
+    off = uncertainty.uncertainty_truth(_methods([0.8, 0.1], [0.95, 0.3]), 0.05)["truth_coverage"]
     assert "Far too narrow (the 90% interval misses the truth more than one time in five): deep_ensemble." in off
     assert "Far too wide (the 50% interval holds it more than three times in four): normal." in off
     assert "None is" not in off
@@ -514,37 +535,37 @@ def _spreads(seed_std: float, draw_stds: dict) -> pd.DataFrame:
 
 
 def test_seed_spread_says_which_posteriors_spread_as_retraining_does():
-    assert "Every method's draws spread" in findings.seed_spread(_spreads(0.002, {"a": 0.0015, "b": 0.0012}))["spread_note"]
-    assert "Only a spread" in findings.seed_spread(_spreads(0.002, {"a": 0.0015, "b": 0.0002}))["spread_note"]
-    assert "No method's draws spread even half" in findings.seed_spread(_spreads(0.002, {"a": 0.0001}))["spread_note"]
-    alone = findings.seed_spread(_spreads(0.002, {"flat": 0.0001}), left_out=["flat"])["spread_note"]
+    assert "Every method's draws spread" in uncertainty.seed_spread(_spreads(0.002, {"a": 0.0015, "b": 0.0012}))["spread_note"]
+    assert "Only a spread" in uncertainty.seed_spread(_spreads(0.002, {"a": 0.0015, "b": 0.0002}))["spread_note"]
+    assert "No method's draws spread even half" in uncertainty.seed_spread(_spreads(0.002, {"a": 0.0001}))["spread_note"]
+    alone = uncertainty.seed_spread(_spreads(0.002, {"flat": 0.0001}), left_out=["flat"])["spread_note"]
     assert "No method's spread can be judged." in alone and "Every method" not in alone
-    assert "no seed spread" in findings.seed_spread(_spreads(0.002, {}).drop(index="deep_ensemble"))["spread_note"]
-    mixed = findings.seed_spread(_spreads(0.002, {"a": 0.0015, "flat": 0.0001}), left_out=["flat"])["spread_note"]
+    assert "no seed spread" in uncertainty.seed_spread(_spreads(0.002, {}).drop(index="deep_ensemble"))["spread_note"]
+    mixed = uncertainty.seed_spread(_spreads(0.002, {"a": 0.0015, "flat": 0.0001}), left_out=["flat"])["spread_note"]
     assert "a's draws spread at least half as much" in mixed and "Not judged: flat, whose fit did not converge" in mixed
     assert "Every method" not in mixed and "(from 0.0100 to 0.0140)" in mixed
     same = _spreads(0.0, {"a": 0.001})
     same.loc["deep_ensemble", "corr_max"] = 0.010
-    assert "(0.0100 for every seed)" in findings.seed_spread(same)["spread_note"]
+    assert "(0.0100 for every seed)" in uncertainty.seed_spread(same)["spread_note"]
     assert "flat 0.0001" in mixed
-    both = findings.seed_spread(_spreads(0.002, {"a": 0.0015, "flat": 0.0001, "b": 0.0001}), left_out=["flat", "b"])
+    both = uncertainty.seed_spread(_spreads(0.002, {"a": 0.0015, "flat": 0.0001, "b": 0.0001}), left_out=["flat", "b"])
     assert "Not judged: flat, b, whose fits did not converge, so their spreads are" in both["spread_note"]
 
 
 def test_point_precision_weighs_the_difference_against_the_seed_spread():
     check = pd.DataFrame({"corr": [0.0118, 0.0114], "fit_seconds": [80.0, 118.0]}, index=["bf16", "float32"])
-    small = findings.point_precision(check, _spreads(0.0014, {}), "bf16")["point_note"]
+    small = uncertainty.point_precision(check, _spreads(0.0014, {}), "bf16")["point_note"]
     assert "a difference of 0.00040" in small and "0.29 of that std: less than a seed does" in small
-    large = findings.point_precision(check, _spreads(0.0002, {}), "bf16")["point_note"]
+    large = uncertainty.point_precision(check, _spreads(0.0002, {}), "bf16")["point_note"]
     assert "as much as a seed does or more" in large
-    assert "nothing to compare" in findings.point_precision(None, _spreads(0.001, {}), "float32")["point_note"]
+    assert "nothing to compare" in uncertainty.point_precision(None, _spreads(0.001, {}), "float32")["point_note"]
 
 
 def test_point_schedule_says_whether_the_baseline_is_the_matched_budget_control():
-    same = findings.point_schedule(1e-3, 0.1, 1e-3, 0.1)["point_lr_note"]
+    same = uncertainty.point_schedule(1e-3, 0.1, 1e-3, 0.1)["point_lr_note"]
     assert same == ("Adam at lr 0.001, decaying to 0.1 of it by the last step: SVI's optimiser, so the baseline is "
                     "study 1's matched-budget control (baseline_bnn_lr)")
-    other = findings.point_schedule(1e-2, 1.0, 1e-3, 0.1)["point_lr_note"]
+    other = uncertainty.point_schedule(1e-2, 1.0, 1e-3, 0.1)["point_lr_note"]
     assert other == ("Adam at lr 0.01, constant: not SVI's (lr 0.001, decaying to 0.1 of it by the last step), so "
                      "the baseline is not study 1's matched-budget control")
 
@@ -556,9 +577,9 @@ def test_study1_draws_says_whose_spreads_are_a_posteriors():
     talk_draws = pd.DataFrame({"ensemble_corr": [0.02, 0.01], "draw_corr_mean": [0.01, 0.02],
                                "draw_corr_std": [0.007, 0.001]}, index=["normal", "laplace"])
     names = ["normal", "laplace"]
-    assert findings.study1_draws(draws, talk_draws, names, names)["spreads"] == (
+    assert ensembles.draw_findings(draws, talk_draws, names, names)["draws_spreads"] == (
         "Every fit converged, so these spreads are the posteriors'.")
-    assert findings.study1_draws(draws, talk_draws, ["normal"], names)["spreads"] == (
+    assert ensembles.draw_findings(draws, talk_draws, ["normal"], names)["draws_spreads"] == (
         "Only the spreads of converged fits (normal) are properties of a posterior.")
-    assert findings.study1_draws(draws, talk_draws, [], names)["spreads"] == (
+    assert ensembles.draw_findings(draws, talk_draws, [], names)["draws_spreads"] == (
         "No fit converged, so none of these spreads is a property of a posterior.")

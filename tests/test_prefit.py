@@ -8,7 +8,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from bnnlib.studies import book_models
+from bnnlib.studies import book_models, ensembles
 
 from bnnlib.build import warmup as prefit, runner
 
@@ -57,7 +57,7 @@ def test_plan_runs_each_shared_fit_once_longest_first(tmp_path, monkeypatch, nat
     # wide proper prior beside the flat one, the Normal BNN from the talk's start (the chapters'
     # guides start at the prior), the Normal BNN in float32 when the run uses bf16); depth 1's
     # baseline and three BNNs
-    assert (book_models.WIDE_CONTROL,) in by_names and (book_models.TALK_START,) in by_names
+    assert (ensembles.WIDE_CONTROL,) in by_names and (ensembles.TALK_START,) in by_names
     assert (("normal_float32",) in by_names) is native_bf16
     study1 = 11 if native_bf16 else 10
     assert len(jobs) == study1 + 4
@@ -124,7 +124,7 @@ def test_after_a_forced_warm_up_the_chapters_do_not_refit(tmp_path):
 
 
 def test_the_bnns_and_their_matched_control_decay_their_lr_and_the_talks_baseline_does_not():
-    specs = {s.name: s for s in book_models.ensembles(chapter_params("ensembles", lr_bnn_final=0.1))}
+    specs = {s.name: s for s in ensembles.models(chapter_params("ensembles", lr_bnn_final=0.1))}
     assert {n for n, s in specs.items() if s.lr_final == 0.1} == {
         n for n, s in specs.items() if s.method == "bnn"} | {"baseline_bnn_lr"}
     assert specs["baseline"].lr_final == specs["baseline_best_epoch"].lr_final == 1.0

@@ -14,6 +14,7 @@ import pytest
 from bnnlib.build import cli, runner
 
 from bnnlib.report import registry
+from bnnlib.studies import registry as registry_page
 
 from bnnlib.infra import tracking
 from bnnlib.infra.cache import Cache
@@ -73,8 +74,10 @@ def test_the_registry_gathers_the_chapters_rows_in_order_and_notices_a_change(ti
     table = registry.collect(tmp_path, ["ensembles", "burn_eras", "data"])  # data fits nothing: no file
     assert table["chapter"].tolist() == ["ensembles", "ensembles", "burn_eras", "burn_eras"]
     assert table["cache_key"].str.len().eq(64).all()
-    counts = registry.summary(table)
+    counts = registry_page.summary(table)
     assert counts["registry_rows"] == 4 and counts["registry_models"] == 2 and counts["registry_bnn"] == 2
+    shown = registry_page.fits_table(table)
+    assert list(shown.columns) == list(registry_page.TABLE_COLUMNS.values()) and len(shown) == 4
     (tmp_path / "ensembles" / "runs.csv").write_text("chapter\n")
     assert registry.inputs_digest(tmp_path, ["ensembles", "burn_eras"]) != before
     assert registry.collect(tmp_path / "nothing", ["ensembles"]).empty

@@ -12,6 +12,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from bnnlib.infra import results
+from bnnlib.studies import burn_eras
+from bnnlib.studies import ensembles
 from bnnlib.errors import BnnlibError
 from test_analysis import fake_result  # tests/ is on sys.path (pytest prepend mode)
 
@@ -116,9 +118,9 @@ def test_two_tiny_fits_flow_through_analysis_and_export(tmp_path):
              ModelSpec("flat", prior="flat", hidden=(8,), epochs=2, batch_size=256, draws=6)]
     fitted = evaluate_models(specs, dataset, Cache(tmp_path / "cache"))
     table = analysis.score_table(fitted)
-    draws = analysis.draws_vs_ensemble(fitted)
+    draws = ensembles.draws_vs_ensemble(fitted)
     assert list(draws.index) == ["flat"] and draws.loc["flat", "draws"] == 6
-    assert analysis.burn_detection({"flat": fitted["flat"]}).loc["flat", "n_eras"] == dataset.validation["era"].nunique()
+    assert burn_eras.burn_detection({"flat": fitted["flat"]}).loc["flat", "n_eras"] == dataset.validation["era"].nunique()
     written = results.export_results(tmp_path / "out", fitted, table)
     assert len(written) == 5
     predictions = pd.read_parquet(tmp_path / "out" / "flat" / "predictions.parquet")

@@ -118,9 +118,7 @@ def test_std_shift_measures_the_move_against_the_spread_elsewhere():
 
 
 def test_std_direction_names_only_stds_that_fall_where_the_data_changed():
-    from bnnlib.studies import findings
-
     shifts = pd.DataFrame({"ratio": [0.98, 1.5], "spread_others": [0.006, 0.1]}, index=["normal", "flat"])
-    note = findings.std_direction(shifts, pd.Series({"normal": 0.006, "flat": 0.84}))["direction_note"]
+    note = uncertainty.std_direction(shifts, pd.Series({"normal": 0.006, "flat": 0.84}))["direction_note"]
     assert "normal 2.0% lower (AUC 0.006" in note and "flat" not in note
-    assert findings.std_direction(shifts, pd.Series({"normal": 0.5, "flat": 0.84}))["direction_note"] == ""
+    assert uncertainty.std_direction(shifts, pd.Series({"normal": 0.5, "flat": 0.84}))["direction_note"] == ""

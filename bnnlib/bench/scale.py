@@ -23,10 +23,13 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import jupytext
 import numpy as np
 import pandas as pd
 import torch
 
+from bnnlib.data import open_dataset
+from bnnlib.data.profiles import PROFILES
 from bnnlib.data.roles import V5_ROLES
 from bnnlib.data.sized import SIZED, write_sized
 from bnnlib.models.bnn import SVIConfig, fit_bnn
@@ -34,6 +37,9 @@ from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture, he_init
 from bnnlib.models.precision import cpu_has_native_bf16
 from bnnlib.evaluate.predictive import ThetaDraws, score_draws
+from bnnlib.infra.cache import canonical_json
+from bnnlib.project import book as project
+from bnnlib.studies.book_models import CHAPTER_MODELS
 
 SCORED_ERAS = 2
 """Validation eras scored with every draw; the time is extrapolated by rows to all eras."""
@@ -111,12 +117,6 @@ def book_workload(profile: str, train_rows: int, validation_rows: int, n_feature
                   root: Path | None = None) -> dict:
     """The distinct fits and scorings of every chapter of `profile` (as the runner plans them)
     on data of these sizes: steps, FLOPs, and the largest job."""
-    import jupytext
-
-    from bnnlib.project import book as project
-    from bnnlib.studies.book_models import CHAPTER_MODELS
-    from bnnlib.models.likelihoods import get_likelihood as likelihood_of
-
     root = project.find_root() if root is None else root
     settings = project.load_profile(profile, root)
     fits: dict[str, dict] = {}
@@ -128,10 +128,9 @@ def book_workload(profile: str, train_rows: int, validation_rows: int, n_feature
         declared = project.declared_parameters(jupytext.read(chapter.source))
         params = project.chapter_parameters(chapter.name, settings, declared, runner={"device": "cpu"})
         for spec in models({**declared, **params}):
-            hypothesis = spec.hypothesis if spec.method == "bnn" else "single"
-            arch = Architecture(n_features, spec.hidden, likelihood_of(hypothesis).n_outputs)
+            arch = Architecture(n_features, spec.hidden, get_likelihood(spec.hypothesis).n_outputs)
             per_epoch = math.ceil(train_rows / spec.batch_size)
-            steps = (spec.steps or spec.epochs * per_epoch) * (spec.members if spec.method == "ensemble" else 1)
+            steps = (spec.steps or spec.epochs * per_epoch) * spec.method_object.networks(spec)
             key = json_key(spec.fit_spec())
             job = fits.setdefault(key, {"steps": steps, "train_flops": train_flops(arch.macs_per_row, steps,
                                                                                   spec.batch_size),
@@ -149,8 +148,6 @@ def book_workload(profile: str, train_rows: int, validation_rows: int, n_feature
 
 
 def json_key(spec: Mapping) -> str:
-    from bnnlib.infra.cache import canonical_json
-
     return canonical_json(spec)
 
 
@@ -195,8 +192,6 @@ def run_v5(out: Path, draws: int = 1000, seed: int = 0, keep_data: bool = False)
             write_sized(SIZED["v5-size"], folder, seed=seed)
             record["megabytes"] = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
         with stage(stages, "read_parquet") as record:
-            from bnnlib.data import open_dataset
-
             dataset = open_dataset("numerai", data_dir=folder, feature_set="small", main_target=V5_ROLES.main,
                                    aux_targets=list(V5_ROLES.aux), long_target=V5_ROLES.long)
             record.update(train_rows=len(dataset.train), validation_rows=len(dataset.validation),
@@ -241,8 +236,6 @@ def run_v5(out: Path, draws: int = 1000, seed: int = 0, keep_data: bool = False)
                               f"({rows:,} of {n_valid:,} rows), time extrapolated by rows")
             rates[f"scoring_{precision}"] = flops / seconds
     best = {kind: max(precisions, key=lambda p: rates[f"{kind}_{p}"]) for kind in ("train", "scoring")}
-    from bnnlib.data.profiles import PROFILES
-
     synthetic = PROFILES["default"]
     default_rows = synthetic.train_eras * synthetic.train_rows
     default_valid = (synthetic.validation_eras - synthetic.unresolved_eras) * synthetic.validation_rows

@@ -81,15 +81,14 @@ def absolute_paths(params: Mapping, root: Path) -> dict:
 
 def scoring_cost(spec: ModelSpec, dataset: Dataset) -> float:
     """Multiply-adds of scoring one draw on the validation rows."""
-    hypothesis = spec.hypothesis if spec.method == "bnn" else "single"
-    macs = Architecture(len(dataset.features), spec.hidden, get_likelihood(hypothesis).n_outputs).macs_per_row
+    macs = Architecture(len(dataset.features), spec.hidden, get_likelihood(spec.hypothesis).n_outputs).macs_per_row
     return float(macs * len(dataset.validation))
 
 
 def estimated_cost(spec: ModelSpec, dataset: Dataset) -> float:
     """Multiply-adds of the fit and of scoring the draws: only their order matters (scheduling)."""
-    fits = spec.members if spec.method == "ensemble" else 1
-    train = 3 * spec.epochs * len(dataset.train) * fits  # forward and backward, per validation row's cost
+    # forward and backward over every network's training rows, per validation row's cost
+    train = 3 * spec.epochs * len(dataset.train) * spec.method_object.networks(spec)
     return scoring_cost(spec, dataset) * (train / len(dataset.validation) + spec.n_draws)
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from bnnlib.evaluate.convergence import judge
+from bnnlib.evaluate.methods import METHODS
 from bnnlib.scoring.metrics import era_corr
 from bnnlib.models.priors import canonical_prior, prior_std
 
@@ -42,10 +43,6 @@ def data_free_std(prior: str, fan_in: torch.Tensor) -> torch.Tensor | None:
     if stds is None:
         return None
     return stds * (LAPLACE_DATA_FREE if canonical_prior(prior) == "laplace" else 1.0)
-
-
-def _is_bnn(result: Any) -> bool:
-    return result.spec.method == "bnn"
 
 
 def prior_std_ratios(result: Any, n_inputs: int) -> pd.Series:
@@ -91,7 +88,7 @@ def fits_table(results: Mapping[str, Any], n_inputs: int | None = None) -> pd.Da
     features), also how many hidden layers sit at their prior."""
     rows = []
     for name, result in results.items():
-        if not _is_bnn(result):
+        if not METHODS[result.spec.method].has_posterior:
             continue
         history, spec = result.history, result.spec
         verdict = judge(history)
@@ -118,7 +115,7 @@ def trace_frame(results: Mapping[str, Any]) -> pd.DataFrame:
     median of the layers' median guide std and largest 90th percentile, the mean net's corr."""
     frames = []
     for name, result in results.items():
-        if not _is_bnn(result):
+        if not METHODS[result.spec.method].has_posterior:
             continue
         h = result.history
         layers = [np.asarray(v) for k, v in h["scale_quantiles"].items() if k != "head"]

@@ -9,11 +9,9 @@ on a `device` (bnnlib.models.device) that keys the cache beside the specificatio
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TypeVar
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,27 +21,19 @@ from bnnlib.infra.cache import Cache, canonical_json
 from bnnlib.errors import BnnlibError, unknown_name
 from bnnlib.infra.executor import Executor, make_executor
 from bnnlib.scoring.metrics import era_corr, era_numerai_corr, score_summary
-from bnnlib.models.baseline import PointFit, TrainConfig, train_mlp
-from bnnlib.models.bnn import ESTIMATORS, Posterior, SVIConfig, fit_bnn, initial_scale
+from bnnlib.models.bnn import Posterior
 from bnnlib.models.device import device_environment, resolve_device
-from bnnlib.models.likelihoods import get_likelihood
+from bnnlib.models.likelihoods import Likelihood, get_likelihood
 from bnnlib.models.network import TALK_HIDDEN, Architecture, forward, unflatten
 from bnnlib.models.precision import autocast, compute_dtype, resolve_precision
-from bnnlib.models.priors import canonical_prior
-from bnnlib.evaluate.predictive import (DrawScores, DropoutDraws, NoisyDraws, PartialScores, ThetaDraws, VarianceSplit,
-                               combine_partials, draw_ranges, score_draw_range, split_variance)
+from bnnlib.evaluate.methods import METHODS, POINT_HYPOTHESES, Method  # noqa: F401 (POINT_HYPOTHESES: re-exported)
+from bnnlib.evaluate.predictive import (DrawScores, NoisyDraws, PartialScores, VarianceSplit, combine_partials,
+                                        draw_ranges, score_draw_range, split_variance)
 
-METHODS = ("baseline", "bnn", "dropout", "ensemble")
-POINT_HYPOTHESES = ("single", "hetero")
-"""The likelihoods a point network (baseline, dropout, ensemble) trains with: MSE, or the
-heteroscedastic Gaussian NLL; the multi-target hypotheses are the BNN's."""
 _FIT_FIELDS = ("method", "hypothesis", "hidden", "epochs", "batch_size", "lr", "seed", "steps", "precision",
                "lr_final")
-"""The fields every method's fit reads."""
-_METHOD_FIT_FIELDS = {"baseline": (), "bnn": ("prior", "init_scale", "scale_lr", "estimator", "guide_init"),
-                      "dropout": ("dropout",), "ensemble": ("members",)}
-"""The fields only one method's fit reads: a fit's cache key holds no field its method ignores,
-so two specs that differ only there share one fit."""
+"""The fields every method's fit reads; each method adds its own (`Method.fit_fields`): a fit's
+cache key holds no field its method ignores, so two specs that differ only there share one fit."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +41,7 @@ class ModelSpec:
     """Everything that defines one model of a study; equal specs share fits and scores."""
 
     name: str
-    method: str = "bnn"  # baseline | bnn | dropout | ensemble
+    method: str = "bnn"  # a name of METHODS: baseline | bnn | dropout | ensemble
     prior: str | None = None  # bnn only: flat (the talk's uniform) | normal | laplace
     hypothesis: str = "single"  # single | h1 | h2 | h3 | h4 (bnn only) | hetero (noise depends on x; every method)
     hidden: tuple[int, ...] = TALK_HIDDEN
@@ -74,59 +64,49 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise unknown_name("method", self.method, METHODS)
-        if self.method == "bnn":
-            object.__setattr__(self, "prior", canonical_prior(self.prior or "flat"))
-            get_likelihood(self.hypothesis)
-        elif self.hypothesis not in POINT_HYPOTHESES:
-            raise BnnlibError(f"model {self.name!r}: a {self.method} network trains with hypothesis "
-                              f"{' or '.join(map(repr, POINT_HYPOTHESES))}, not {self.hypothesis!r}; "
-                              "the multi-target hypotheses are the BNN's")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         for name in ("epochs", "batch_size", "draws", "members"):
             if int(getattr(self, name)) < 1:
                 raise BnnlibError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.method == "dropout" and not 0 < self.dropout < 1:
-            raise BnnlibError(f"model {self.name!r}: the dropout rate must lie strictly between 0 and 1, "
-                              f"got {self.dropout!r}")
         if not 0 < self.lr_final <= 1:
             raise BnnlibError(f"lr_final must be in (0, 1] (1: a constant lr), got {self.lr_final!r}")
         if self.steps is not None and (int(self.steps) != self.steps or self.steps < 1):
             raise BnnlibError(f"steps must be a positive integer or None (use epochs), got {self.steps!r}")
-        # a concrete precision keys the cache; point networks have no guide, so the guide's
-        # settings do not split their cache entries
-        object.__setattr__(self, "precision", resolve_precision(self.precision))
-        if self.method == "bnn":
-            if self.estimator not in ESTIMATORS:
-                raise unknown_name("ELBO estimator", self.estimator, ESTIMATORS)
-            object.__setattr__(self, "init_scale", initial_scale(self.guide_init, self.init_scale))
-            if self.guide_init == "prior" and self.prior == "flat":
-                raise BnnlibError(f"model {self.name!r}: the flat prior has no std to start the guide from; "
-                                  "use guide_init 'he'")
-        else:
-            for name in ("init_scale", "scale_lr", "estimator", "guide_init"):
-                object.__setattr__(self, name, ModelSpec.__dataclass_fields__[name].default)
+        object.__setattr__(self, "precision", resolve_precision(self.precision))  # a concrete one keys the cache
+        for name, value in self.method_object.check(self).items():  # e.g. the canonical prior
+            object.__setattr__(self, name, value)
+
+    @property
+    def method_object(self) -> Method:
+        """What `method` names: how this model fits, draws and scores (`bnnlib.evaluate.methods`)."""
+        return METHODS[self.method]
+
+    @property
+    def has_posterior(self) -> bool:
+        """Whether its fit is a posterior over the weights (the BNN's)."""
+        return self.method_object.has_posterior
 
     @property
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else (1e-3 if self.method == "bnn" else 1e-2)
+        return self.lr if self.lr is not None else self.method_object.default_lr
 
     def fit_spec(self) -> dict:
         """The fields that decide the fit: those its method reads (not how many draws are
         scored, nor the label)."""
-        spec = {name: getattr(self, name) for name in (*_FIT_FIELDS, *_METHOD_FIT_FIELDS[self.method])}
+        spec = {name: getattr(self, name) for name in (*_FIT_FIELDS, *self.method_object.fit_fields)}
         spec["lr"] = self.learning_rate
         return spec
 
     def score_spec(self) -> dict:
-        """The fit's fields, the number of draws scored and, for the baseline, which epoch."""
+        """The fit's fields, the number of draws scored and what else its scoring reads (the
+        baseline's epoch)."""
         spec = {**self.fit_spec(), "draws": self.n_draws}
-        if self.method == "baseline":
-            spec["best_epoch"] = self.best_epoch
+        spec.update((name, getattr(self, name)) for name in self.method_object.score_fields)
         return spec
 
     @property
     def n_draws(self) -> int:
-        return {"baseline": 1, "ensemble": self.members}.get(self.method, self.draws)
+        return self.method_object.n_draws(self)
 
 
 @dataclass
@@ -176,6 +156,11 @@ def _validation_corr(dataset, arch: Architecture, likelihood, precision: str = "
     return validation_corr
 
 
+def _architecture(spec: ModelSpec, n_inputs: int) -> tuple[Architecture, Likelihood]:
+    likelihood = get_likelihood(spec.hypothesis)
+    return Architecture(n_inputs, spec.hidden, likelihood.n_outputs), likelihood
+
+
 def _fit(spec: ModelSpec, dataset, progress: bool | None, device: str = "cpu") -> dict:
     """Fit one model on `device`; returns what the cache stores (CPU tensors and a JSON history)."""
     likelihood = get_likelihood(spec.hypothesis)
@@ -183,45 +168,12 @@ def _fit(spec: ModelSpec, dataset, progress: bool | None, device: str = "cpu") -
     x, y = _tensor(x), _tensor(y)
     arch = Architecture(x.shape[1], spec.hidden, likelihood.n_outputs)
     validation_corr = _validation_corr(dataset, arch, likelihood, spec.precision, device)
-    if spec.method == "bnn":
-        config = SVIConfig(spec.epochs, spec.batch_size, spec.learning_rate, spec.init_scale, None, spec.seed,
-                           steps=spec.steps, precision=spec.precision, scale_lr=spec.scale_lr,
-                           estimator=spec.estimator, guide_init=spec.guide_init, lr_final_ratio=spec.lr_final)
-        post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress, evaluate=validation_corr, device=device)
-        return {"loc": post.loc, "scale": post.scale, "sigma": post.sigma, "history": post.history}
-
-    seeds = [spec.seed + m for m in range(spec.members)] if spec.method == "ensemble" else [spec.seed]
-    dropout = spec.dropout if spec.method == "dropout" else 0.0
-    fits: list[PointFit] = []
-    for seed in seeds:
-        config = TrainConfig(spec.epochs, spec.batch_size, spec.learning_rate, dropout, seed, steps=spec.steps,
-                             lr_final_ratio=spec.lr_final, heteroscedastic=likelihood.heteroscedastic,
-                             precision=spec.precision)
-        evaluate = validation_corr if spec.method == "baseline" else None
-        fits.append(train_mlp(x, y[:, 0], arch, config, evaluate, progress, device=device))
-    best = fits[0].best_theta if fits[0].best_theta is not None else fits[0].theta
-    fitted = {
-        "thetas": torch.stack([f.theta for f in fits]),
-        "best_theta": best,
-        "history": {**fits[0].history, "best_epoch": fits[0].best_epoch},
-    }
-    if likelihood.heteroscedastic:  # each network's learned noise scale [members, 1]
-        fitted["sigmas"] = torch.stack([f.sigma for f in fits])
-    return fitted
+    return spec.method_object.fit(spec, x, y, arch, likelihood, validation_corr, progress, device)
 
 
 def _draw_source(spec: ModelSpec, fitted: dict, n_inputs: int):
-    likelihood = get_likelihood(spec.hypothesis)
-    arch = Architecture(n_inputs, spec.hidden, likelihood.n_outputs)
-    if spec.method == "bnn":
-        posterior = Posterior(fitted["loc"], fitted["scale"], fitted["sigma"], arch, likelihood)
-        generator = torch.Generator().manual_seed(spec.seed + 10_000)
-        return ThetaDraws(posterior.sample(spec.draws, generator), arch, likelihood, spec.precision)
-    if spec.method == "dropout":
-        return DropoutDraws(fitted["thetas"][0], arch, spec.dropout, spec.draws, spec.seed)
-    if spec.best_epoch:
-        return ThetaDraws(fitted["best_theta"].unsqueeze(0), arch, likelihood, spec.precision)
-    return ThetaDraws(fitted["thetas"], arch, likelihood, spec.precision)
+    arch, likelihood = _architecture(spec, n_inputs)
+    return spec.method_object.draws(spec, fitted, arch, likelihood)
 
 
 def range_spec(spec: ModelSpec, draws: tuple[int, int]) -> dict:
@@ -280,18 +232,12 @@ def _score(spec: ModelSpec, fitted: dict, dataset, progress: bool | None, device
 
 
 def noisy_draws(spec: ModelSpec, fitted: dict, n_inputs: int) -> NoisyDraws:
-    """The model's draws with their noise, for `predictive.split_variance`: a BNN's learned sigma;
-    a heteroscedastic point network's own scale (one per ensemble member). An MSE-trained network
-    learns no noise: its last epoch's training MSE stands for sigma^2 (the Gaussian maximum-
-    likelihood noise of its mean; for an ensemble, its first member's)."""
+    """The model's draws with their noise (`Method.noise`), for `predictive.split_variance`: a
+    BNN's learned sigma; a heteroscedastic point network's own scale (one per ensemble member). An
+    MSE-trained network learns no noise: its last epoch's training MSE stands for sigma^2 (the
+    Gaussian maximum-likelihood noise of its mean; for an ensemble, its first member's)."""
     source = _draw_source(spec, fitted, n_inputs)
-    if spec.method == "bnn":
-        sigma = fitted["sigma"]
-    elif "sigmas" in fitted:
-        sigma = fitted["sigmas"] if spec.method == "ensemble" else fitted["sigmas"][0]
-    else:
-        sigma = torch.tensor([math.sqrt(fitted["history"]["train_mse"][-1])])
-    return NoisyDraws(source, get_likelihood(spec.hypothesis), sigma)
+    return NoisyDraws(source, get_likelihood(spec.hypothesis), spec.method_object.noise(spec, fitted))
 
 
 def _split(spec: ModelSpec, fitted: dict, dataset, device: str = "cpu") -> dict:
@@ -314,23 +260,6 @@ def evaluate_variance_split(spec: ModelSpec, dataset, cache: Cache, force: bool 
                                     environment=environment)
     return VarianceSplit(pd.Index(value["ids"], name="id"), value["eras"], value["mean"], value["epistemic"],
                          value["aleatoric"])
-
-
-def _extras(spec: ModelSpec, fitted: dict, n_inputs: int) -> dict:
-    extras: dict = {}
-    if spec.method == "baseline":
-        extras["best_epoch"] = fitted["history"].get("best_epoch")
-    if spec.method == "bnn":  # the guide's std over the network's parameters, at the end of the fit
-        arch = Architecture(n_inputs, spec.hidden, get_likelihood(spec.hypothesis).n_outputs)
-        levels = torch.tensor([0.1, 0.5, 0.9])
-        p10, p50, p90 = torch.quantile(fitted["scale"][: arch.n_params], levels).tolist()
-        extras.update(scale_p10=p10, scale_p50=p50, scale_p90=p90)
-    if spec.method == "bnn" and spec.hypothesis == "h4":
-        arch = Architecture(n_inputs, spec.hidden, 2)
-        i = arch.n_params
-        extras["beta_mean"] = float(fitted["loc"][i])
-        extras["beta_std"] = float(fitted["scale"][i])
-    return extras
 
 
 T = TypeVar("T")
@@ -389,19 +318,18 @@ def evaluate_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False,
     scores = DrawScores(pd.Index(scored["ids"], name="id"), scored["eras"], scored["ensemble"], scored["std"],
                         list(scored["era_names"]), scored["draw_corr"], scored["draw_numerai_corr"])
     history = {k: v for k, v in fitted["history"].items()}
-    return ModelResult(spec, scores, scored["per_era"], history, _extras(spec, fitted, len(dataset.features)))
+    arch, _ = _architecture(spec, len(dataset.features))
+    return ModelResult(spec, scores, scored["per_era"], history, spec.method_object.extras(spec, fitted, arch))
 
 
 def fitted_posterior(spec: ModelSpec, dataset, cache: Cache, device: str = "cpu") -> Posterior:
     """A BNN's fitted mean-field posterior on `device`'s key, from the cache (fitted first if missing)."""
-    if spec.method != "bnn":
+    if not spec.has_posterior:
         raise BnnlibError(f"{spec.name!r} is a {spec.method} model; only a BNN has a posterior")
     fitted, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
                                      lambda: single_threaded(_fit, spec, dataset, False, device),
                                      environment=device_environment(device))
-    likelihood = get_likelihood(spec.hypothesis)
-    arch = Architecture(len(dataset.features), spec.hidden, likelihood.n_outputs)
-    return Posterior(fitted["loc"], fitted["scale"], fitted["sigma"], arch, likelihood, fitted["history"])
+    return spec.method_object.posterior(fitted, *_architecture(spec, len(dataset.features)))
 
 
 def fit_groups(specs: list[ModelSpec]) -> list[list[ModelSpec]]:

@@ -68,8 +68,8 @@ def source_hash() -> str:
     return hash_tree(PACKAGE_DIR)
 
 
-ENGINE = ("models", "data", "scoring/metrics.py", "scoring/draws.py", "evaluate/predictive.py", "evaluate/study.py",
-          "infra/cache.py", "infra/executor.py")
+ENGINE = ("models", "data", "scoring/metrics.py", "scoring/draws.py", "evaluate/predictive.py", "evaluate/methods.py",
+          "evaluate/study.py", "infra/cache.py", "infra/executor.py")
 """The code that computes a cached fit's or score's numbers (and how entries are stored).
 Presentation code (plots, tables, verdicts, chapters, the runner) is not in it, so editing a
 figure reuses every fit; a test fails when a module outside this list is imported by it."""

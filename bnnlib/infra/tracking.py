@@ -210,7 +210,7 @@ def log_fits(uri: str, rows: pd.DataFrame, fitted: Mapping[str, Any], experiment
             run = mlflow_client.create_run(experiment_, tags=tags)
             run_id = run.info.run_id
             metrics = [Metric(name, value, 0, 0) for name, value in run_metrics(row).items()]
-            history = result.history if result.spec.method == "bnn" else {}
+            history = result.history if result.spec.has_posterior else {}  # ELBO traces
             metrics += [Metric("elbo_per_row", float(value), 0, int(step))
                         for step, value in zip(history.get("step", []), history.get("elbo_per_row", []))
                         if math.isfinite(float(value))]

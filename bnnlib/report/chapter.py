@@ -68,11 +68,27 @@ def plain(value: Any) -> Any:
     return value
 
 
+GLUED_FILE = "glued.csv"
+"""Every number a page glues into its prose, with its key: exported beside the page's tables,
+so a number on a page is found in a file as well as by one grep of its key."""
+
+_glued_numbers: dict[str, float | int | bool] = {}
+
+
 def glue(name: str, value: Any) -> None:
-    """Glue one value for the page's markdown (`{glue:text}` / `{glue:md}` / `{glue:}`), not shown here."""
+    """Glue one value for the page's markdown (`{glue:text}` / `{glue:md}` / `{glue:}`), not
+    shown here; a number is also recorded for the page's `glued.csv`."""
     from myst_nb import glue as myst_glue
 
-    myst_glue(name, plain(value), display=False)
+    value = plain(value)
+    if isinstance(value, (bool, int, float)):
+        _glued_numbers[name] = value
+    myst_glue(name, value, display=False)
+
+
+def glued_numbers() -> pd.DataFrame:
+    """The numbers glued so far in this kernel, one row each (key, value), in gluing order."""
+    return pd.DataFrame({"key": list(_glued_numbers), "value": list(_glued_numbers.values())})
 
 
 def glue_md(name: str, text: str) -> None:
@@ -244,8 +260,9 @@ class ChapterRun:
                 from bnnlib.infra.tracking import log_fits
 
                 log_fits(self.params["mlflow_uri"], runs, self.fitted)
-        glue("written", len(written))
+        glue("written", len(written) + 1)  # and glued.csv, written below
         glue("results_folder", str(self.params["results_dir"]))  # as given: self.out may be a staging folder
+        results.write_csv(glued_numbers(), self.out / GLUED_FILE, index=False)
         # the parameters are shown once, in the page's rerun section (the glued `parameters` table);
         # every row is shown: pandas would cut a long table in the middle, where the cache summary is
         with pd.option_context("display.max_rows", None):
@@ -319,6 +336,7 @@ class Page:
 
         from bnnlib.infra.provenance import provenance
 
+        results.write_csv(glued_numbers(), self.out / GLUED_FILE, index=False)
         with pd.option_context("display.max_rows", None):
             display(provenance({}, dataset_fingerprint=None, started=self.started))
 

@@ -52,7 +52,7 @@ def model_keys(spec: Any, fingerprint: str, device: str) -> tuple[str, str]:
 def _verdict(result: Any) -> tuple[str, Any, float]:
     """A Bayesian fit's verdict, whether it converged and its last ELBO per row; blanks for a
     point network, which has no posterior to judge."""
-    if result.spec.method != "bnn":
+    if not result.spec.has_posterior:
         return "", pd.NA, np.nan
     from bnnlib.evaluate.convergence import judge
 
@@ -108,7 +108,7 @@ def run_rows(chapter: str, fitted: Mapping[str, Any], events: Iterable[Any], fin
             "chapter": chapter, "model": name, "method": spec.method, "prior": spec.prior or "",
             "hypothesis": spec.hypothesis, "hidden": "-".join(map(str, spec.hidden)) or "linear",
             "epochs": spec.epochs, "steps": _steps(result), "draws": spec.n_draws, "seed": spec.seed, "precision": spec.precision,
-            "guide_init": spec.guide_init if spec.method == "bnn" else "", "spec": canonical_json(spec),
+            "guide_init": spec.guide_init if spec.has_posterior else "", "spec": canonical_json(spec),
             "data_fingerprint": fingerprint, "device": device, "cache_key": score_key,
             "corr_mean": corr["mean"], "corr_sharpe": corr["sharpe"],
             "numerai_corr_mean": numerai["mean"], "numerai_corr_sharpe": numerai["sharpe"],
@@ -161,21 +161,3 @@ def collect(results_root: Path | str, chapters: Sequence[str]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))
     return pd.concat(frames, ignore_index=True)
-
-
-def summary(registry: pd.DataFrame) -> dict[str, Any]:
-    """What the registry page says in its text: counts of fits, chapters, distinct models (one
-    cache key: a model two chapters share is fitted once), cached rows, Bayesian fits and how
-    many converged, and the compute time of the distinct fits and scorings."""
-    bnn = registry[registry["method"] == "bnn"] if len(registry) else registry
-    distinct = registry.drop_duplicates("cache_key") if len(registry) else registry
-    converged = bnn["converged"].map(lambda v: str(v).lower() == "true").sum() if len(bnn) else 0
-    seconds = float(distinct[["fit_seconds", "score_seconds"]].astype(float).sum().sum()) if len(distinct) else 0.0
-    return {"registry_rows": int(len(registry)),
-            "registry_chapters": int(registry["chapter"].nunique()) if len(registry) else 0,
-            "registry_models": int(len(distinct)),
-            "registry_cached": int(registry["cached"].map(lambda v: str(v).lower() == "true").sum())
-            if len(registry) else 0,
-            "registry_bnn": int(len(bnn)), "registry_converged": int(converged),
-            "registry_compute_minutes": round(seconds / 60.0, 1)}
-

@@ -1,8 +1,9 @@
-"""Which uncertainty finds failing eras: per-era detectors, the plain controls beside them, and
-how each is judged against what the synthetic data planted.
+"""Which uncertainty finds failing eras (the chapter `book/uncertainty.py`): per-era detectors,
+the plain controls beside them, and how each is judged against what the synthetic data planted;
+the chapter's models, and the values its page glues.
 
 A method's uncertainty "detects" an era when its per-era mean predictive std ranks that era
-above the others (the AUC of `bnnlib.studies.analysis.mann_whitney_auc`). On data whose shifts move the
+above the others (the AUC of `bnnlib.scoring.statistics.mann_whitney_auc`). On data whose shifts move the
 features themselves, a statistic of the inputs alone may rank the eras as well: so every method
 stands beside controls that need no Bayesian model (`feature_correlation`,
 `covariance_distance`, `prediction_dispersion`), and what a method adds is what it does beyond
@@ -12,14 +13,56 @@ prediction hold the noise-free truth as often as it claims?
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bnnlib.studies.analysis import mann_whitney_auc
 from bnnlib.errors import BnnlibError
+from bnnlib.models.priors import canonical_prior
+from bnnlib.evaluate.study import ModelSpec
+from bnnlib.scoring.statistics import mann_whitney_auc
+from bnnlib.studies.analysis import signal_ceiling, truth_eras, truth_signals
+from bnnlib.studies.burn_eras import burn_eras
+from bnnlib.studies.common import _bnn, _training
+
+# --------------------------------------------------------------------------- models
+
+HETERO = "hetero"
+"""The uncertainty chapter's BNN whose noise depends on the row (the heteroscedastic likelihood),
+whose predictive variance splits into epistemic and aleatoric parts."""
+
+
+POINT_PRECISION_CHECK = "baseline_float32"
+"""The uncertainty chapter's baseline trained and scored in float32, beside the chapter's precision."""
+
+
+def models(params: Mapping) -> list[ModelSpec]:
+    """The uncertainty chapter: the baseline and study 1's BNNs (the same cache entries), MC
+    dropout (the baseline network trained with dropout, `draws` masks), a deep ensemble (`members`
+    seeds of the baseline) and a heteroscedastic BNN under `hetero_prior`. The point networks
+    train at `lr_baseline`, decaying to `lr_baseline_final` of it (at lr 1e-3 and 0.1, the
+    baseline is study 1's matched-budget control, baseline_bnn_lr). When they train in bf16, the
+    baseline is trained in float32 too (the point networks' precision check)."""
+    training = _training(params)
+    common = dict(hidden=tuple(params["hidden"]), lr=params["lr_baseline"],
+                  lr_final=params.get("lr_baseline_final", 1.0), **training)
+    specs = [
+        ModelSpec("baseline", method="baseline", **common),
+        *[_bnn(canonical_prior(p), canonical_prior(p), params) for p in params["priors"]],
+        ModelSpec("mc_dropout", method="dropout", dropout=params["dropout"], draws=params["draws"], **common),
+        ModelSpec("deep_ensemble", method="ensemble", members=params["members"], **common),
+    ]
+    if params.get("hetero_prior"):
+        prior = canonical_prior(params["hetero_prior"])
+        specs.append(_bnn(HETERO, prior, params, hypothesis="hetero"))
+    if training["precision"] != "float32":
+        specs.append(ModelSpec(POINT_PRECISION_CHECK, method="baseline", **{**common, "precision": "float32"}))
+    return specs
+
+
+# --------------------------------------------------------------------------- detectors and controls
 
 
 def _per_era(x: np.ndarray, eras) -> list[tuple[str, np.ndarray]]:
@@ -222,9 +265,7 @@ def method_rows(fitted: Mapping, changes: Mapping[str, pd.Series], signal, signa
 
 
 def burn_flags(result) -> pd.Series:
-    """A model's burn eras (its ensemble's corr < 0, `analysis.burn_eras`), per era name."""
-    from bnnlib.studies.analysis import burn_eras
-
+    """A model's burn eras (its ensemble's corr < 0, `burn_eras.burn_eras`), per era name."""
     eras = burn_eras(result.per_era)
     return pd.Series(eras["burn"].to_numpy(), index=eras["era"].astype(str), name="burn")
 
@@ -232,8 +273,6 @@ def burn_flags(result) -> pd.Series:
 def ground_truth(dataset) -> tuple[dict[str, pd.Series], np.ndarray | None, np.ndarray | None]:
     """What the synthetic data knows of its validation eras and rows: the planted changes, the
     noise-free signal, and that signal in the target's units; empty and None on real data."""
-    from bnnlib.studies.analysis import truth_eras, truth_signals
-
     eras, signals = truth_eras(dataset), truth_signals(dataset)
     if eras is None or signals is None:
         return {}, None, None
@@ -262,7 +301,16 @@ def control_rows(controls: Mapping[str, pd.Series], burn: pd.Series, changes: Ma
     return aucs.rename(columns={"burn": "burn_auc", **{k: f"{k}_auc" for k in changes}})
 
 
-def auc_difference(first: pd.Series, second: pd.Series, labels: pd.Series, n_boot: int = 2000,
+BOOTSTRAP_RESAMPLES = 2000
+"""How many resamplings of the eras `auc_difference` draws: enough that the 2.5% and 97.5%
+quantiles of the difference of two AUCs move by far less than the third decimal the page prints."""
+
+INTERVAL_QUANTILES = (0.025, 0.975)
+"""The ends of the interval of an AUC difference (a central 95% interval): a method adds to a
+control only when this interval excludes 0."""
+
+
+def auc_difference(first: pd.Series, second: pd.Series, labels: pd.Series, n_boot: int = BOOTSTRAP_RESAMPLES,
                    seed: int = 0) -> tuple[float, float, float]:
     """AUC(first) - AUC(second) as detectors of the same per-era `labels`, with a 95% interval
     from resampling the eras (both detectors on the same resampled eras, so their shared
@@ -282,7 +330,7 @@ def auc_difference(first: pd.Series, second: pd.Series, labels: pd.Series, n_boo
         samples.append(mann_whitney_auc(a[pick], flags[pick]) - mann_whitney_auc(b[pick], flags[pick]))
     if not samples:
         return difference, float("nan"), float("nan")
-    low, high = np.quantile(samples, [0.025, 0.975])
+    low, high = np.quantile(samples, list(INTERVAL_QUANTILES))
     return float(difference), float(low), float(high)
 
 
@@ -315,3 +363,235 @@ def best_against_control(detectors: Mapping[str, pd.Series], controls: Mapping[s
                        high=high)
         rows[question] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("question")
+
+
+# --------------------------------------------------------------------------- the chapter's other tables
+
+
+def draw_spreads(fitted: Mapping) -> pd.DataFrame:
+    """`spread` of every model with more than one draw (a posterior's draws, MC dropout's masks,
+    the deep ensemble's seeds), a row per method."""
+    return pd.DataFrame({name: spread(r.scores.draw_summary()) for name, r in fitted.items()
+                         if r.spec.n_draws > 1}).T.rename_axis("method")
+
+
+def truth_ceiling(dataset) -> float:
+    """The validation corr of the noise-free signal with the main target: what no model can beat
+    on average (synthetic data only)."""
+    _, y_valid, valid_eras = dataset.arrays("validation", [dataset.roles.main])
+    return signal_ceiling(truth_signals(dataset), y_valid[:, 0], valid_eras, ["signal"]).loc["signal", "mean"]
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def _best(table: pd.DataFrame, column: str) -> tuple[str, float] | None:
+    values = table[column].dropna()
+    return (str(values.idxmax()), float(values.max())) if len(values) else None
+
+
+DETECT_NOTES = {
+    "burn": ("detect_burn", "the eras where each model burns"),
+    "covariate_shift": ("detect_covariate_shift", "the eras of covariate shift"),
+    "concept_drift": ("detect_concept_drift", "the eras of concept drift"),
+}
+"""Per question `best_against_control` answers (a row of its table): the glue key of its note
+and the eras it asks about, in words."""
+
+
+def uncertainty_detection(detections: pd.DataFrame, left_out: Sequence[str] = ()) -> dict:
+    """Per question (burn eras, each planted change): the best method against the best control,
+    by the difference of their AUCs and its 95% interval over resampled eras
+    (`best_against_control`), as `detect_<question>` notes (`DETECT_NOTES`). `left_out`: the
+    methods not in the running because their fit did not converge (their spread is the
+    optimiser's state: the best of them would be the luckiest stop, not a method)."""
+    out = {}
+    excluded = ("" if not left_out else
+                f" Left out: {left_out[0]}, whose fit did not converge (its AUC is in the table above)."
+                if len(left_out) == 1 else
+                f" Left out: {', '.join(left_out)}, whose fits did not converge (their AUCs are in the table above).")
+    for question, row in detections.iterrows():
+        if question not in DETECT_NOTES:
+            raise BnnlibError(f"no note for the question {question!r}; known: {', '.join(DETECT_NOTES)}")
+        key, what = DETECT_NOTES[question]
+        if pd.isna(row["method"]):
+            out[key] = f"No method with a spread of draws was scored for {what}."
+            continue
+        text = f"For {what}, the best method is {row['method']} (AUC {row['method_auc']:.3f})"
+        if pd.notna(row["control"]):
+            text += (f"; the best control, {row['control']}, reaches {row['control_auc']:.3f}: a difference of "
+                     f"{row['difference']:+.3f}")
+            if pd.isna(row["low"]) or pd.isna(row["high"]):
+                text += (", with no interval: no resampling of the eras kept both flagged and other eras, so the "
+                         "data cannot say whether the uncertainty adds to the control.")
+            else:
+                text += (f" (95% interval over resampled eras {row['low']:+.3f} to {row['high']:+.3f}), so the "
+                         "uncertainty ")
+                text += ("adds something the control does not see." if row["low"] > 0 else
+                         "does worse than a plain statistic." if row["high"] < 0 else
+                         "adds nothing that chance could not give (the interval holds 0).")
+        else:
+            text += "."
+        out[key] = text + excluded
+    return out
+
+
+REVERSED_AUC = 0.2
+"""An AUC below this says a std falls where the data changed, not rises: as far below chance
+(0.5) as 0.8 is above it, beyond the ~0.1 that luck alone moves an AUC over ~100 eras."""
+
+
+def std_direction(shifts: pd.DataFrame, aucs: pd.Series, what: str = "covariate shift") -> dict:
+    """For the converged methods whose std separates the eras of a change in the wrong direction
+    (AUC below `REVERSED_AUC`: lower where the data changed), how far that std moves against how
+    much it varies from era to era anyway (`direction_note`; `shifts`: per method, `std_shift`'s
+    ratio of means and `spread_others`, the std over the mean among the other eras)."""
+    low = [m for m in shifts.index
+           if m in aucs.index and aucs[m] < REVERSED_AUC and np.isfinite(shifts.loc[m, "ratio"])]
+    if not low:
+        return {"direction_note": ""}
+
+    def move(m) -> str:
+        change = 1 - shifts.loc[m, "ratio"]
+        return (f"{change:.1%} lower" if change > 0 else
+                f"{-change:.1%} higher on average, though ranked lower in most eras")
+
+    parts = [f"{m} {move(m)} (AUC {aucs[m]:.3f}; era-to-era spread elsewhere {shifts.loc[m, 'spread_others']:.1%})"
+             for m in low]
+    quiet = [m for m in low if abs(1 - shifts.loc[m, "ratio"]) > shifts.loc[m, "spread_others"]]
+    loud = [m for m in low if m not in quiet]
+    reading = ("The AUC says how cleanly the eras separate, not how far the std moves. ")
+    if quiet:
+        times = ", ".join((f"{m} " if len(quiet) > 1 else "")
+                          + (f"{abs(1 - shifts.loc[m, 'ratio']) / shifts.loc[m, 'spread_others']:.1f} times"
+                             if shifts.loc[m, "spread_others"] > 0 else "infinitely many times") for m in quiet)
+        reading += (f"For {', '.join(quiet)} the move is larger than the std's era-to-era spread elsewhere ({times}"
+                    " that spread): these stds vary so little from era to era that a move this size separates the "
+                    "eras. ")
+    if loud:
+        reading += (f"For {', '.join(loud)} the move is no larger than the std's era-to-era spread elsewhere, yet the "
+                    "eras of the change rank below most others: they sit at the low end of that spread. ")
+    return {"direction_note": (
+        f"Some stds are lower, not higher, in the eras of {what}: " + "; ".join(parts) + ". " + reading
+        + "Read with the sign reversed the AUC would look like a detector, but a sign chosen after seeing the "
+        "result is not one, and a std that falls where the data changed is not an alarm.")}
+
+
+NARROW_COVERAGE_90 = 0.8
+"""A central 90% interval that holds the noise-free target in fewer than this share of rows (it
+misses more than one time in five, twice the 10% it allows) is far too narrow."""
+
+WIDE_COVERAGE_50 = 0.75
+"""A central 50% interval that holds the noise-free target in more than this share of rows
+(three times in four, half as often again as it claims) is far too wide."""
+
+
+def uncertainty_truth(methods: pd.DataFrame, ceiling: float) -> dict:
+    """How much of the noise-free signal each method found, and whether its intervals hold the
+    noise-free target as often as they claim (`truth_signal`, `truth_coverage`; far off by
+    `NARROW_COVERAGE_90` and `WIDE_COVERAGE_50`)."""
+    best = _best(methods, "signal_corr")
+    signal = (f"The noise-free signal itself scores a validation corr of {ceiling:.4f} with the target: no model "
+              "can do better on average. ")
+    if best is not None:
+        signal += f"The predictions closest to the signal are {best[0]}'s (correlation {best[1]:.3f} with it)."
+    covered = methods.dropna(subset=["coverage_90"])
+    if covered.empty:
+        coverage = "No method has a spread of draws, so there is no interval to check."
+    else:
+        parts = [f"{name} {row.coverage_50:.0%} / {row.coverage_90:.0%}" for name, row in covered.iterrows()]
+        narrow = [n for n, row in covered.iterrows() if row.coverage_90 < NARROW_COVERAGE_90]
+        wide = [n for n, row in covered.iterrows() if row.coverage_50 > WIDE_COVERAGE_50]
+        coverage = ("The central 50% / 90% intervals of the draws hold the noise-free target in: "
+                    + "; ".join(parts) + ". ")
+        if narrow:
+            coverage += (f"Far too narrow (the 90% interval misses the truth more than one time in five): "
+                         f"{', '.join(narrow)}. ")
+        if wide:
+            coverage += f"Far too wide (the 50% interval holds it more than three times in four): {', '.join(wide)}. "
+        if not narrow and not wide:
+            coverage += ("None is that far off: every 90% interval holds the truth at least four times in five, and "
+                         "no 50% interval more than three times in four.")
+    return {"truth_signal": signal, "truth_coverage": coverage}
+
+
+def point_schedule(lr: float, lr_final: float, lr_bnn: float, lr_bnn_final: float) -> dict:
+    """How the point networks' Adam runs (`point_lr_note`), and whether that is SVI's schedule,
+    which makes the baseline study 1's matched-budget control (baseline_bnn_lr)."""
+    def schedule(rate: float, final: float) -> str:
+        return f"lr {rate:g}, " + (f"decaying to {final:g} of it by the last step" if final < 1 else "constant")
+
+    same = lr == lr_bnn and lr_final == lr_bnn_final
+    return {"point_lr_note": (
+        f"Adam at {schedule(lr, lr_final)}: " + (
+            "SVI's optimiser, so the baseline is study 1's matched-budget control (baseline_bnn_lr)" if same else
+            f"not SVI's ({schedule(lr_bnn, lr_bnn_final)}), so the baseline is not study 1's matched-budget control"))}
+
+
+SEED_SPREAD_SHARE = 0.5
+"""A posterior's draws stand for retraining when their corr spreads at least this share of the
+seeds' std: half as much, not equal, since a few seeds estimate a std only roughly."""
+
+
+def seed_spread(spreads: pd.DataFrame, left_out: Sequence[str] = ()) -> dict:
+    """The spread over seeds of the point network beside the spread over draws of each
+    posterior (`spread_note`): does the posterior vary as much as retraining does (at least
+    `SEED_SPREAD_SHARE` of it)? The methods `left_out` (fits that did not converge) are listed
+    but not judged: their spread is where the optimiser stopped."""
+    if "deep_ensemble" not in spreads.index:
+        return {"spread_note": "This run has no deep ensemble, so there is no seed spread to compare."}
+    seeds = spreads.loc["deep_ensemble"]
+    others = spreads.drop(index="deep_ensemble")
+    parts = [f"{name} {row.corr_std:.4f}" for name, row in others.iterrows()]
+    excluded = [n for n in left_out if n in others.index]
+    judged = others.drop(index=excluded)
+    wider = [name for name, row in judged.iterrows() if row.corr_std >= SEED_SPREAD_SHARE * seeds.corr_std]
+    if judged.empty:
+        verdict = "No method's spread can be judged."
+    elif len(wider) == len(judged):
+        verdict = ("Every method's draws spread at least half as much as the seeds do." if len(judged) > 1 else
+                   f"{judged.index[0]}'s draws spread at least half as much as the seeds do.")
+    elif wider:
+        verdict = f"Only {', '.join(wider)} spread at least half as much as the seeds do."
+    else:
+        verdict = "No method's draws spread even half as much as the seeds do: they do not stand for retraining."
+    if excluded:
+        verdict += (f" Not judged: {excluded[0]}, whose fit did not converge, so its spread is where the optimiser "
+                    "stopped." if len(excluded) == 1 else
+                    f" Not judged: {', '.join(excluded)}, whose fits did not converge, so their spreads are where the "
+                    "optimisers stopped.")
+    return {"spread_note": (
+        f"Retraining the network with {int(seeds.n)} seeds moves its validation corr by a std of {seeds.corr_std:.4f} "
+        + (f"(from {seeds.corr_min:.4f} to {seeds.corr_max:.4f})"
+           if f"{seeds.corr_min:.4f}" != f"{seeds.corr_max:.4f}" else f"({seeds.corr_min:.4f} for every seed)")
+        + ("; over draws the std is " + "; ".join(parts) if parts else "; no other method has draws") + ". "
+        + verdict)}
+
+
+PRECISION_SEED_STDS = 1.0
+"""bf16 moves a point network's corr no further than retraining does when the difference of the
+two precisions is below this many seed stds (one: what one other seed moves it by, typically)."""
+
+
+def point_precision(check: pd.DataFrame | None, spreads: pd.DataFrame, precision: str) -> dict:
+    """bf16 against float32 for a point network (`point_note`): the baseline's corr both ways
+    against the spread over the deep ensemble's seeds, the yardstick of a network without draws
+    (below `PRECISION_SEED_STDS` of it: less than a seed does)."""
+    if check is None:
+        return {"point_note": f"This run trains its point networks in {precision} throughout; there is nothing to compare."}
+    bf16, float32 = check.loc["bf16"], check.loc["float32"]
+    difference = abs(bf16["corr"] - float32["corr"])
+    note = (f"Trained in bf16 the baseline's validation corr is {bf16['corr']:.4f}, in float32 {float32['corr']:.4f}: "
+            f"a difference of {difference:.5f}. Training took {bf16['fit_seconds']:.0f} s in bf16 against "
+            f"{float32['fit_seconds']:.0f} s in float32.")
+    if "deep_ensemble" in spreads.index:
+        seeds = spreads.loc["deep_ensemble"]
+        ratio = difference / seeds.corr_std
+        note += (f" Retraining with another seed moves the corr by a std of {seeds.corr_std:.4f}, so the precision "
+                 f"moved it by {ratio:.2f} of that std: "
+                 + ("less than a seed does. One pair of networks is one draw of that spread, so this shows bf16 "
+                    "does not move the score beyond what retraining does; it is no precise measure of bf16's effect."
+                    if ratio < PRECISION_SEED_STDS else
+                    "as much as a seed does or more; compare the two precisions over several seeds before trusting "
+                    "bf16 here."))
+    return {"point_note": note}

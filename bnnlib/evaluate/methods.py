@@ -1,0 +1,244 @@
+"""One object per way of fitting a model: the baseline MLP, the BNN, MC dropout, a deep ensemble.
+
+Every model runs through one pipeline (`bnnlib.evaluate.study`): fit (cached), draws, scores
+(cached). What differs by method is asked of the spec's `Method` (`ModelSpec.method_object`,
+an entry of `METHODS`): the fields its fit reads (its cache key), its default lr, how many draws
+it scores, how it fits and what the cache stores of the fit, its draws, its noise, the extra
+numbers a result carries, and for the cost counts how many networks it trains. A new method is
+one more class registered in `METHODS`; the pipeline does not change.
+
+`spec` below is a `study.ModelSpec` and `fitted` what the method's own `fit` returned (as the
+cache gives it back); this module does not import study.py, which imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from bnnlib.errors import BnnlibError, unknown_name
+from bnnlib.models.baseline import PointFit, TrainConfig, train_mlp
+from bnnlib.models.bnn import ESTIMATORS, Posterior, SVIConfig, fit_bnn, initial_scale
+from bnnlib.models.likelihoods import Likelihood, get_likelihood
+from bnnlib.models.network import Architecture
+from bnnlib.models.priors import canonical_prior
+from bnnlib.evaluate.predictive import DropoutDraws, ThetaDraws
+
+POINT_HYPOTHESES = ("single", "hetero")
+"""The likelihoods a point network (baseline, dropout, ensemble) trains with: MSE, or the
+heteroscedastic Gaussian NLL; the multi-target hypotheses are the BNN's."""
+GUIDE_FIELDS = ("init_scale", "scale_lr", "estimator", "guide_init")
+"""The BNN guide's settings: a point network has no guide, so they are reset to their defaults
+there and do not split its cache entries."""
+
+
+class Method:
+    """What the pipeline asks of a method; a subclass overrides `fit`, `draws` and `noise`."""
+
+    name: str = ""
+    fit_fields: tuple[str, ...] = ()
+    """The spec's fields its fit reads beyond the common ones: its fit key holds no other, so two
+    specs that differ only in a field it ignores share one fit."""
+    score_fields: tuple[str, ...] = ()
+    """The spec's fields its scoring reads beyond the fit's and the number of draws."""
+    default_lr: float = 1e-2
+    """The lr when the spec gives none."""
+    has_posterior: bool = False
+    """Whether the fit is a posterior over the weights (`study.fitted_posterior`, ELBO traces)."""
+
+    def check(self, spec: Any) -> dict[str, Any]:
+        """Raise on a field of the spec this method refuses; return the fields it normalises."""
+        return {}
+
+    def n_draws(self, spec: Any) -> int:
+        """The draws its predictive scores."""
+        return spec.draws
+
+    def networks(self, spec: Any) -> int:
+        """The networks its fit trains (a cost count)."""
+        return 1
+
+    def fit(self, spec: Any, x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Likelihood,
+            validation_corr: Callable[[torch.Tensor], float], progress: bool | None, device: str) -> dict:
+        """Fit on the training rows x [n, features], y [n, targets]: what the cache stores (CPU
+        tensors and a JSON-able "history")."""
+        raise NotImplementedError(f"the {self.name} method does not fit")
+
+    def draws(self, spec: Any, fitted: dict, arch: Architecture, likelihood: Likelihood):
+        """The source of its predictive draws (`bnnlib.evaluate.predictive`)."""
+        raise NotImplementedError(f"the {self.name} method has no draws")
+
+    def noise(self, spec: Any, fitted: dict) -> torch.Tensor:
+        """Its noise scale sigma, for the variance split (`study.noisy_draws`)."""
+        raise NotImplementedError(f"the {self.name} method has no noise scale")
+
+    def extras(self, spec: Any, fitted: dict, arch: Architecture) -> dict:
+        """The numbers a result carries beyond its scores (`ModelResult.extras`)."""
+        return {}
+
+    def posterior(self, fitted: dict, arch: Architecture, likelihood: Likelihood) -> Posterior:
+        """The fitted posterior over the weights, where `has_posterior`."""
+        raise NotImplementedError(f"the {self.name} method has no posterior")
+
+
+class PointNetwork(Method):
+    """Networks fitted to a point by Adam (MSE, or the heteroscedastic NLL), one per seed
+    spec.seed, spec.seed + 1, ... (`networks`)."""
+
+    traces: bool = False
+    """Whether its fit records the validation corr per epoch (and keeps the best epoch's weights)."""
+
+    def check(self, spec: Any) -> dict[str, Any]:
+        if spec.hypothesis not in POINT_HYPOTHESES:
+            raise BnnlibError(f"model {spec.name!r}: a {self.name} network trains with hypothesis "
+                              f"{' or '.join(map(repr, POINT_HYPOTHESES))}, not {spec.hypothesis!r}; "
+                              "the multi-target hypotheses are the BNN's")
+        defaults = {f.name: f.default for f in dataclasses.fields(spec)}
+        return {name: defaults[name] for name in GUIDE_FIELDS}
+
+    def rate(self, spec: Any) -> float:
+        """The dropout rate it trains with."""
+        return 0.0
+
+    def fit(self, spec: Any, x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Likelihood,
+            validation_corr: Callable[[torch.Tensor], float], progress: bool | None, device: str) -> dict:
+        fits: list[PointFit] = []
+        for member in range(self.networks(spec)):
+            config = TrainConfig(spec.epochs, spec.batch_size, spec.learning_rate, self.rate(spec), spec.seed + member,
+                                 steps=spec.steps, lr_final_ratio=spec.lr_final,
+                                 heteroscedastic=likelihood.heteroscedastic, precision=spec.precision)
+            evaluate = validation_corr if self.traces else None
+            fits.append(train_mlp(x, y[:, 0], arch, config, evaluate, progress, device=device))
+        best = fits[0].best_theta if fits[0].best_theta is not None else fits[0].theta
+        fitted = {
+            "thetas": torch.stack([f.theta for f in fits]),
+            "best_theta": best,
+            "history": {**fits[0].history, "best_epoch": fits[0].best_epoch},
+        }
+        if likelihood.heteroscedastic:  # each network's learned noise scale [members, 1]
+            fitted["sigmas"] = torch.stack([f.sigma for f in fits])
+        return fitted
+
+    def draws(self, spec: Any, fitted: dict, arch: Architecture, likelihood: Likelihood):
+        return ThetaDraws(fitted["thetas"], arch, likelihood, spec.precision)
+
+    def noise(self, spec: Any, fitted: dict) -> torch.Tensor:
+        """A heteroscedastic network's own scale. An MSE-trained network learns no noise: its
+        last epoch's training MSE stands for sigma^2 (the Gaussian maximum-likelihood noise of
+        its mean)."""
+        if "sigmas" in fitted:
+            return fitted["sigmas"][0]
+        return torch.tensor([math.sqrt(fitted["history"]["train_mse"][-1])])
+
+
+class Baseline(PointNetwork):
+    """The Numerai starter's MLP: one network, one draw; `best_epoch` scores its best-validation
+    epoch (the talk's reference) from the same fit."""
+
+    name = "baseline"
+    score_fields = ("best_epoch",)
+    traces = True
+
+    def n_draws(self, spec: Any) -> int:
+        return 1
+
+    def draws(self, spec: Any, fitted: dict, arch: Architecture, likelihood: Likelihood):
+        if spec.best_epoch:
+            return ThetaDraws(fitted["best_theta"].unsqueeze(0), arch, likelihood, spec.precision)
+        return super().draws(spec, fitted, arch, likelihood)
+
+    def extras(self, spec: Any, fitted: dict, arch: Architecture) -> dict:
+        return {"best_epoch": fitted["history"].get("best_epoch")}
+
+
+class MCDropout(PointNetwork):
+    """One network trained with dropout at `spec.dropout`; its draws keep dropout on."""
+
+    name = "dropout"
+    fit_fields = ("dropout",)
+
+    def check(self, spec: Any) -> dict[str, Any]:
+        fields = super().check(spec)
+        if not 0 < spec.dropout < 1:
+            raise BnnlibError(f"model {spec.name!r}: the dropout rate must lie strictly between 0 and 1, "
+                              f"got {spec.dropout!r}")
+        return fields
+
+    def rate(self, spec: Any) -> float:
+        return spec.dropout
+
+    def draws(self, spec: Any, fitted: dict, arch: Architecture, likelihood: Likelihood):
+        return DropoutDraws(fitted["thetas"][0], arch, spec.dropout, spec.draws, spec.seed)
+
+
+class DeepEnsemble(PointNetwork):
+    """`spec.members` networks of consecutive seeds, one draw each."""
+
+    name = "ensemble"
+    fit_fields = ("members",)
+
+    def n_draws(self, spec: Any) -> int:
+        return spec.members
+
+    def networks(self, spec: Any) -> int:
+        return spec.members
+
+    def noise(self, spec: Any, fitted: dict) -> torch.Tensor:
+        """Each member's own scale where it learned one; else its first member's MSE noise."""
+        return fitted["sigmas"] if "sigmas" in fitted else super().noise(spec, fitted)
+
+
+class BNN(Method):
+    """The Bayesian MLP: a mean-field Normal posterior fitted by SVI under `spec.prior`."""
+
+    name = "bnn"
+    fit_fields = ("prior", *GUIDE_FIELDS)
+    default_lr = 1e-3
+    has_posterior = True
+
+    def check(self, spec: Any) -> dict[str, Any]:
+        prior = canonical_prior(spec.prior or "flat")
+        get_likelihood(spec.hypothesis)
+        if spec.estimator not in ESTIMATORS:
+            raise unknown_name("ELBO estimator", spec.estimator, ESTIMATORS)
+        scale = initial_scale(spec.guide_init, spec.init_scale)
+        if spec.guide_init == "prior" and prior == "flat":
+            raise BnnlibError(f"model {spec.name!r}: the flat prior has no std to start the guide from; "
+                              "use guide_init 'he'")
+        return {"prior": prior, "init_scale": scale}
+
+    def fit(self, spec: Any, x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Likelihood,
+            validation_corr: Callable[[torch.Tensor], float], progress: bool | None, device: str) -> dict:
+        config = SVIConfig(spec.epochs, spec.batch_size, spec.learning_rate, spec.init_scale, None, spec.seed,
+                           steps=spec.steps, precision=spec.precision, scale_lr=spec.scale_lr,
+                           estimator=spec.estimator, guide_init=spec.guide_init, lr_final_ratio=spec.lr_final)
+        post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress, evaluate=validation_corr, device=device)
+        return {"loc": post.loc, "scale": post.scale, "sigma": post.sigma, "history": post.history}
+
+    def posterior(self, fitted: dict, arch: Architecture, likelihood: Likelihood) -> Posterior:
+        """The fitted mean-field posterior."""
+        return Posterior(fitted["loc"], fitted["scale"], fitted["sigma"], arch, likelihood, fitted["history"])
+
+    def draws(self, spec: Any, fitted: dict, arch: Architecture, likelihood: Likelihood):
+        generator = torch.Generator().manual_seed(spec.seed + 10_000)
+        return ThetaDraws(self.posterior(fitted, arch, likelihood).sample(spec.draws, generator), arch, likelihood,
+                          spec.precision)
+
+    def noise(self, spec: Any, fitted: dict) -> torch.Tensor:
+        return fitted["sigma"]
+
+    def extras(self, spec: Any, fitted: dict, arch: Architecture) -> dict:
+        """The guide's std over the network's parameters at the end of the fit; h4's beta."""
+        p10, p50, p90 = torch.quantile(fitted["scale"][: arch.n_params], torch.tensor([0.1, 0.5, 0.9])).tolist()
+        extras = {"scale_p10": p10, "scale_p50": p50, "scale_p90": p90}
+        if spec.hypothesis == "h4":
+            extras.update(beta_mean=float(fitted["loc"][arch.n_params]), beta_std=float(fitted["scale"][arch.n_params]))
+        return extras
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (Baseline(), BNN(), MCDropout(), DeepEnsemble())}
+"""The methods a `ModelSpec` can name, by name."""

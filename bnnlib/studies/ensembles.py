@@ -1,0 +1,587 @@
+"""Study 1, the `ensembles` chapter: many posterior draws, one ensemble.
+
+Everything the chapter (book/ensembles.py) computes, in the order the page shows it: its models
+(`models`, with the controls and checks beside the study's BNNs), its tables (the draws against
+their ensemble, the ground truth), its findings (the values it glues into its markdown, under
+literal keys) and the talk's published numbers with the talk's findings on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bnnlib.errors import BnnlibError
+from bnnlib.evaluate.convergence import ELBO_TOL
+from bnnlib.evaluate.study import ModelSpec
+from bnnlib.models.bnn import DEFAULT_INIT_SCALE, initial_scale
+from bnnlib.models.precision import resolve_precision
+from bnnlib.models.priors import WIDE, canonical_prior
+from bnnlib.studies.analysis import Claim, check_kind, draw_scores, signal_ceiling, truth_signals
+from bnnlib.studies.common import _bnn, _budget, _training, guide_start
+from bnnlib.studies.findings import _best_note, agreement
+from bnnlib.studies.talk import PRIORS, _frame, prior_label, prior_labels
+
+
+# --------------------------------------------------------------------------- models
+
+
+INIT_CHECK_BUDGET = 2
+"""The init-invariance refits get this many times the chapter's optimiser steps. The question
+is whether both starts reach one optimum, so each fit must reach its own: from stds ten times
+smaller, the Normal BNN's layers were still growing (13% over the last fifth) at the talk's
+17,730 steps, and settled with twice as many (measured on the default data)."""
+
+
+def init_check_name(prior: str) -> str:
+    """Study 1's refit of a prior's BNN from initial guide stds `init_shrink` times smaller."""
+    return f"{canonical_prior(prior)}_small_init"
+
+
+PRECISION_CHECK = "normal_float32"
+"""Study 1's Normal-prior BNN fitted and scored in float32, beside the chapter's precision."""
+
+FROM_PRIOR = "normal_from_prior"
+"""Study 1's Normal-prior BNN with its guide started at the prior (zero means, the prior's stds),
+when the chapter's BNNs start where the talk's do (`guide_init: he`)."""
+
+TALK_START = "normal_talk_start"
+"""Study 1's Normal-prior BNN started where the talk's guide starts (He means, std 0.01), when the
+chapter's BNNs start at the prior: whether the talk's start reaches the same posterior."""
+
+START_CHECK_BUDGET = 3
+"""The Normal BNN from the talk's start gets this many times the chapter's optimiser steps. Its
+stds must grow from 0.01 to the posterior's ~0.1-0.2: at the talk's 17,730 steps its layers' stds
+were still moving (24% over the last fifth), with three times the steps they settle (5%)
+(measured on the default data)."""
+
+
+def start_comparison(params: Mapping) -> tuple[str, str]:
+    """Study 1's two Normal BNNs from the two starts: (the one started at the prior, the one
+    started at the talk's guide); one of them is the chapter's `normal`, the other a control."""
+    if params.get("guide_init", "he") == "prior":
+        return "normal", TALK_START
+    return FROM_PRIOR, "normal"
+
+
+WIDE_CONTROL = "wide"
+"""Study 1's BNN under a proper Normal prior ten times wider than He's, beside the improper flat
+prior (`priors.WIDE`) and from the same start: as vague as the flat prior where the data decide,
+but with a posterior. It gets the chapter's budget: more steps do not settle it. From this start
+its layers' stds still moved 29% over the last fifth of the talk's 17,730 steps, and 10%, 12% and
+12% with three, four and five times the steps, while its ELBO per row moved less than 0.001; from
+the Normal prior's start (zero means, He's stds) 20% with twice the steps (measured on the default
+data). The ELBO is nearly flat along the stds of the weights the data barely use, so where they
+end is the optimiser's, which `wide_vs_flat` says."""
+
+
+def controls(params: Mapping) -> set[str]:
+    """Study 1's fits that are checks on the others, not the study's models (shown apart)."""
+    return {PRECISION_CHECK, WIDE_CONTROL, *start_comparison(params), *map(init_check_name, params["priors"])} - {
+        "normal"}
+
+
+def models(params: Mapping) -> list[ModelSpec]:
+    """Study 1: the baseline; the baseline with the BNN's optimiser settings (a matched-budget
+    control); one BNN per prior; each BNN again from initial guide stds `init_shrink` times
+    smaller (init-invariance); beside the flat prior, a wide proper prior; the Normal BNN from the
+    other start (`start_comparison`); the Normal BNN in float32 when the chapter runs in bf16 (the
+    precision check); and the baseline scored at its best epoch."""
+    training = _training(params)
+    common = dict(hidden=tuple(params["hidden"]), **training)
+    priors = [canonical_prior(p) for p in params["priors"]]
+    specs = [
+        ModelSpec("baseline", method="baseline", lr=params["lr_baseline"], **common),
+        ModelSpec("baseline_bnn_lr", method="baseline", lr=params["lr_bnn"], lr_final=params.get("lr_bnn_final", 1.0),
+                  **common),
+        *[_bnn(p, p, params) for p in priors],
+        *[_bnn(init_check_name(p), p, params, shrink=params.get("init_shrink", 10.0),
+               **_budget(params, INIT_CHECK_BUDGET)) for p in priors],
+    ]
+    if "flat" in priors:  # started as the flat prior is, so that only the prior differs
+        specs.append(_bnn(WIDE_CONTROL, "wide", params, **guide_start("flat", params)))
+    if "normal" in priors:  # the Normal BNN from the start the chapter's BNNs do not use
+        if params.get("guide_init", "he") == "prior":
+            control, start, budget = TALK_START, "he", _budget(params, START_CHECK_BUDGET)
+        else:
+            control, start, budget = FROM_PRIOR, "prior", {}
+        specs.append(_bnn(control, "normal", params, guide_init=start, init_scale=initial_scale(start, None), **budget))
+    if resolve_precision(training["precision"]) != "float32" and "normal" in priors:
+        specs.append(_bnn(PRECISION_CHECK, "normal", params, precision="float32"))
+    specs.append(ModelSpec("baseline_best_epoch", method="baseline", lr=params["lr_baseline"], best_epoch=True,
+                           **common))
+    return specs
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def draws_vs_ensemble(results: Mapping[str, Any], kind: str = "corr") -> pd.DataFrame:
+    """Per model with more than one draw: the per-draw corr mean and Sharpe (mean and std over
+    draws) beside the ensemble's, the share of draws the ensemble beats, and whether the
+    ensemble beats the average draw (the talk's "ensembling helps")."""
+    check_kind(kind)
+    rows = {}
+    for name, result in results.items():
+        if result.scores.n_draws < 2:
+            continue
+        draws = draw_scores(result, kind)
+        ensemble = result.summary(kind)
+        sharpe = draws["sharpe"].dropna()
+        rows[name] = {
+            "draws": int(len(draws)),
+            "draw_corr_mean": float(draws["mean"].mean()),
+            "draw_corr_std": float(draws["mean"].std(ddof=1)),
+            "ensemble_corr": ensemble["mean"],
+            "draw_sharpe_mean": float(sharpe.mean()) if len(sharpe) else float("nan"),
+            "draw_sharpe_std": float(sharpe.std(ddof=1)) if len(sharpe) > 1 else float("nan"),
+            "ensemble_sharpe": ensemble["sharpe"],
+            "share_below_ensemble_corr": float((draws["mean"] < ensemble["mean"]).mean()),
+            "share_below_ensemble_sharpe": float((draws["sharpe"] < ensemble["sharpe"]).mean()),
+        }
+    if not rows:
+        raise BnnlibError("draws_vs_ensemble found no model with more than one draw; pass Bayesian models")
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+    table["ensemble_beats_draws_corr"] = table["ensemble_corr"] > table["draw_corr_mean"]
+    table["ensemble_beats_draws_sharpe"] = table["ensemble_sharpe"] > table["draw_sharpe_mean"]
+    return table
+
+
+def draws_cells(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """A `draws_vs_ensemble` table (or the talk's) laid out as the talk prints it: rows
+    "corr, draws (mean +- std)", "corr, ensemble", the same for Sharpe; one column per model."""
+    def pm(mean: float, std: float) -> str:
+        return "" if pd.isna(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+    rows = {
+        "corr, draws (mean ± std)": [pm(m, s) for m, s in zip(table["draw_corr_mean"], table["draw_corr_std"])],
+        "corr, ensemble": [f"{v:.{digits}f}" for v in table["ensemble_corr"]],
+        "Sharpe, draws (mean ± std)": [pm(m, s) for m, s in zip(table["draw_sharpe_mean"], table["draw_sharpe_std"])],
+        "Sharpe, ensemble": [f"{v:.{digits}f}" for v in table["ensemble_sharpe"]],
+    }
+    return pd.DataFrame(rows, index=table.index).T
+
+
+def draws_side_by_side(ours: pd.DataFrame, talk: pd.DataFrame, *, ours_label: str = "this run",
+                       talk_label: str = "talk (2021)") -> pd.DataFrame:
+    """Our `draws_vs_ensemble` table and the talk's, each laid out by `draws_cells`, side by side."""
+    return pd.concat({ours_label: draws_cells(ours), talk_label: draws_cells(talk)}, axis=1)
+
+
+def signal_capture(predictions: Mapping[str, Any], signal: Any) -> pd.Series:
+    """Per model, the Pearson correlation of its predictions with the true signal (over all
+    rows): how much of what is learnable the model found."""
+    signal = np.asarray(signal, dtype=np.float64)
+    out = {}
+    for name, prediction in predictions.items():
+        prediction = np.asarray(prediction, dtype=np.float64)
+        if prediction.shape != signal.shape:
+            raise BnnlibError(f"{name}: {prediction.shape[0]} predictions for {signal.shape[0]} signal rows; align them")
+        out[name] = float(np.corrcoef(prediction, signal)[0, 1]) if prediction.std() > 0 else float("nan")
+    return pd.Series(out, name="corr_with_signal")
+
+
+def ground_truth_tables(dataset: Any, results: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.Series] | None:
+    """The validation ceiling of the noise-free signals (`signal_ceiling` of signal and
+    signal_stable) and each model's correlation with the true signal (`signal_capture`), or
+    None when the data has no ground truth (real data)."""
+    signals = truth_signals(dataset)
+    if signals is None:
+        return None
+    _, target, eras = dataset.arrays("validation", [dataset.roles.main])
+    ceiling = signal_ceiling(signals, target[:, 0], eras, ["signal", "signal_stable"])
+    capture = signal_capture(
+        {n: r.scores.predictions()["prediction"].reindex(signals.index) for n, r in results.items()},
+        signals["signal"])
+    return ceiling, capture
+
+
+# --------------------------------------------------------------------------- findings (glue values)
+
+
+def start_note(guide_init: str) -> dict:
+    """Where this run's guides start (`start_note`), in words."""
+    talk = f"He-initialised means, stds {DEFAULT_INIT_SCALE['he']:g}"
+    if guide_init == "prior":
+        note = ("Each guide starts at its prior (zero means, the prior's stds: KL 0), where the weights the data "
+                "cannot pay for end, and keeps what the data pay for; under the flat prior, which has no std, it "
+                f"starts where the talk's does ({talk}). The talk's start is compared below.")
+    else:
+        note = f"Each guide starts where the talk's does ({talk}); a guide started at the prior is compared below."
+    return {"start_note": note}
+
+
+def lr_schedule(lr_final: float, verdicts: Mapping[str, str] | None = None) -> dict:
+    """How SVI's learning rates move over the steps (`schedule_note`), in words; with `verdicts`
+    (fit name -> verdict of the fits that use the schedule), whether the fits settled with it."""
+    if lr_final >= 1:
+        return {"schedule_note": "Its learning rates stay constant, as the talk's did."}
+    if verdicts is None:
+        settled = "Whether the fits settle with the decay, their verdicts below say."
+    else:
+        converged = [n for n, v in verdicts.items() if v == "converged"]
+        moving = [n for n, v in verdicts.items() if v == "still moving"]
+        diverging = [n for n, v in verdicts.items() if v == "diverging"]
+        if len(converged) == len(verdicts):
+            settled = "With the decay every fit here settles (the verdicts below)."
+        else:
+            why = "; ".join(part for part in (
+                f"{prior_labels(moving)} still moving, which more steps may settle" if moving else "",
+                f"{prior_labels(diverging)} diverging, which the decay does not prevent" if diverging else "")
+                if part)
+            settled = ("Even with the decay, no fit here settles" if not converged else
+                       f"With the decay {len(converged)} of the {len(verdicts)} fits here settle "
+                       f"({prior_labels(converged)})") + f" (the verdicts below: {why})."
+    return {"schedule_note": (
+        f"Its learning rates decay geometrically to {lr_final:g} of their start by the last step (the talk's "
+        "stayed constant): Adam at a constant rate never settles, its iterates wander wherever the ELBO is "
+        "nearly flat (the output-layer stds of a network the prior pruned), so a fit that had reached its "
+        f"optimum could not be told apart from one still on its way. {settled} Setting -p lr_bnn_final 1 restores "
+        "the constant rate. The baseline_bnn_lr control below decays the same way.")}
+
+
+def score_agreement(check: pd.DataFrame) -> dict:
+    """How many of the talk's findings on the scores table (a `check_claims` table of
+    `score_claims`) hold here too (`check1_*`)."""
+    found = agreement(check)
+    return {"check1_findings": found["findings"], "check1_agreed": found["agreed"],
+            "check1_checkable": found["checkable"], "check1_differ": found["differ"]}
+
+
+def score_findings(ours: pd.DataFrame, bnn_names: Sequence[str], best_epoch: int | None, epochs: int,
+                   talk_best_epoch: int, talk_epochs: int, verdicts: Mapping[str, str] | None = None) -> dict:
+    """The best BNN (among the converged ones when `verdicts`, fit name -> verdict, are given),
+    the baseline, the best epoch, and the matched-budget control's verdict on each of the BNNs
+    `bnn_names` (`ours`: corr and sharpe per model, with rows baseline and baseline_bnn_lr)."""
+    names = list(bnn_names)
+    converged = None if verdicts is None else [n for n in names if verdicts.get(n) == "converged"]
+    best, best_note = _best_note(ours, names, converged, "BNN", lambda n: f"the {prior_label(n)} prior's")
+    baseline, control_corr = ours.loc["baseline", "corr"], ours.loc["baseline_bnn_lr", "corr"]
+    above = [p for p in names if ours.loc[p, "corr"] > baseline]
+    above_control = [p for p in above if ours.loc[p, "corr"] > control_corr]
+    below_control = [p for p in above if p not in above_control]
+    if not above:
+        control = (f"The BNN ({prior_labels(names)}) is not above the baseline." if len(names) == 1 else
+                   f"None of the {len(names)} BNNs ({prior_labels(names)}) is above the baseline.")
+    else:
+        control = (f"The BNN ({prior_labels(above)}) is above the baseline." if len(names) == 1 else
+                   f"{len(above)} of the {len(names)} BNNs ({prior_labels(above)}) "
+                   f"{'is' if len(above) == 1 else 'are'} above the baseline.")
+        if above_control:
+            control += (f" Above this control too: {prior_labels(above_control)}, an edge that is not the smaller "
+                        "step size alone.")
+        if below_control:
+            control += (f" Not above this control: {prior_labels(below_control)}, an edge over the baseline no larger "
+                        "than the smaller step size alone gives.")
+    epoch = ("" if best_epoch is None else
+             f"The baseline's best validation epoch is epoch {best_epoch} of {epochs} (the talk's was epoch "
+             f"{talk_best_epoch} of {talk_epochs}).")
+    return {"best_bnn": None if best is None else prior_label(best),
+            "best_corr": np.nan if best is None else ours.loc[best, "corr"],
+            "best_sharpe": np.nan if best is None else ours.loc[best, "sharpe"], "best_note": best_note,
+            "baseline_corr": baseline,
+            "baseline_sharpe": ours.loc["baseline", "sharpe"], "control_corr": control_corr,
+            "control_sharpe": ours.loc["baseline_bnn_lr", "sharpe"], "control_verdict": control,
+            "best_epoch_note": epoch}
+
+
+def draw_agreement(check: pd.DataFrame) -> dict:
+    """How many of the talk's findings on the draws table (a `check_claims` table of
+    `draw_claims`) hold here too (`check2_*`)."""
+    found = agreement(check)
+    return {"check2_findings": found["findings"], "check2_agreed": found["agreed"],
+            "check2_checkable": found["checkable"], "check2_differ": found["differ"]}
+
+
+def draw_findings(draw_table: pd.DataFrame, talk_draws: pd.DataFrame, converged: Sequence[str],
+                  names: Sequence[str]) -> dict:
+    """The ensemble against its draws, and whose draws vary most, beside the talk; which
+    spreads are a posterior's (only converged fits')."""
+    widest = draw_table["draw_corr_std"].idxmax()
+    talk_widest = talk_draws["draw_corr_std"].idxmax()
+    spreads = ("Every fit converged, so these spreads are the posteriors'." if len(converged) == len(names) else
+               "No fit converged, so none of these spreads is a property of a posterior." if not converged else
+               f"Only the spreads of converged fits ({prior_labels(converged)}) are properties of a posterior.")
+    return {"draws_beats_corr": int(draw_table["ensemble_beats_draws_corr"].sum()),
+            "draws_beats_sharpe": int(draw_table["ensemble_beats_draws_sharpe"].sum()),
+            "draws_priors": int(len(draw_table)),
+            "draws_talk_beats": int((talk_draws["ensemble_corr"] > talk_draws["draw_corr_mean"]).sum()),
+            "draws_talk_priors": int(len(talk_draws)),
+            "draws_share_below": 100 * float(draw_table["share_below_ensemble_corr"].mean()),
+            "draws_widest": prior_label(widest), "draws_widest_std": draw_table.loc[widest, "draw_corr_std"],
+            "draws_talk_widest": prior_label(talk_widest),
+            "draws_talk_widest_std": talk_draws.loc[talk_widest, "draw_corr_std"],
+            "draws_spreads": spreads}
+
+
+ELBO_DECIMALS = 5
+"""ELBOs per row are compared, and printed, to this many decimals: two that read alike there are
+called equal, and the ELBO then does not say which of two fits is the better optimum."""
+
+STD_TOLERANCE = 0.1
+"""Two fits end at one optimum when every layer's median guide std agrees within this share: the
+same 10% by which a converged fit's stds may still move over its last fifth
+(`convergence.SCALE_TOL`), so a smaller difference cannot be told from one fit's own wandering."""
+
+
+def init_invariance(check: pd.DataFrame, names: Sequence[str], tolerance: float = STD_TOLERANCE,
+                    n_rows: int | None = None, verdicts: Mapping[str, str] | None = None) -> dict:
+    """Which fits end at the same guide stds from two starting points, how far apart their
+    ensembles' corrs are in Monte Carlo errors (a `fits.paired_comparison` table), and, where
+    two converged fits (`verdicts`: fit name -> verdict) end apart, which reached the higher
+    ELBO (`elbo_note`; in nats over the `n_rows` training rows when given): two ends are two
+    optima, and only the higher one is the mean-field posterior."""
+    same = [p for p in names if check.loc[p, "largest_std_change"] <= tolerance]
+    apart = [p for p in names if p not in same]
+    unsettled = [] if verdicts is None else [
+        p for p in names if any(verdicts.get(check.loc[p, k]) != "converged" for k in ("first", "second"))]
+    parts = []
+    for p in apart:
+        row = check.loc[p]
+        if "elbo_per_row_first" not in row or not np.isfinite(row["elbo_per_row_first"] - row["elbo_per_row_second"]):
+            continue
+        if p in unsettled:
+            continue
+        gap = row["elbo_per_row_first"] - row["elbo_per_row_second"]
+        nats = f" ({abs(gap) * n_rows:,.0f} nats over the training rows)" if n_rows else ""
+        layer = max((c for c in row.index if c.startswith("std_ratio_")), key=lambda c: abs(np.log(row[c])))
+        level = (f"equal to {ELBO_DECIMALS} decimals" if f"{abs(gap):.{ELBO_DECIMALS}f}" == f"{0:.{ELBO_DECIMALS}f}"
+                 else f"{abs(gap):.{ELBO_DECIMALS}f} {'lower' if gap > 0 else 'higher'}{nats}")
+        parts.append(
+            f"{prior_label(p)}: the smaller start ends with {layer.removeprefix('std_ratio_')}'s median std "
+            f"{row[layer]:.3g} times the first fit's, at an ELBO per row {level}, after "
+            f"{row['steps_second']:,.0f} steps against "
+            f"{row['steps_first']:,.0f}; its ensemble's corr is {row['corr_second']:.4f} against {row['corr_first']:.4f}")
+    if not apart and not unsettled:
+        note = "Both starts end at one optimum for every prior."
+    elif not apart:
+        note = (f"Both starts end at the same guide stds for every prior, but for {prior_labels(unsettled)} a fit "
+                "did not converge, so the two ends are where the optimisers stopped, not one optimum.")
+    elif parts:
+        note = ("Where both fits converged and ended apart, they found two optima of the mean-field ELBO, and only "
+                "the higher one is the variational posterior, whichever of the two predicts better: " + "; ".join(parts) + ".")
+    else:
+        note = ("No pair that ends apart has two converged fits with an ELBO to say which optimum is the better "
+                "one.")
+    apart_settled = [p for p in apart if p not in unsettled]
+    apart_unsettled = [p for p in apart if p in unsettled]
+    apart_note = ""
+    if apart_settled:
+        apart_note += (f"For {prior_labels(apart_settled)} the two fits end apart"
+                       + (", both converged" if verdicts is not None else "")
+                       + ": the spread of the draws is the initialisation's, not the data's alone.")
+    if apart_unsettled:
+        apart_note += (f" For {prior_labels(apart_unsettled)} the two fits end apart, but a fit did not converge, so "
+                       "the difference is where the optimisers stopped and says nothing yet about the posterior.")
+    return {"init_same": int(len(same)), "init_of": int(len(names)), "init_same_names": prior_labels(same),
+            "init_tolerance": 100 * tolerance, "init_elbo_note": note, "init_apart_note": apart_note.strip(),
+            "init_mc_errors": ", ".join(f"{prior_label(p)} {check.loc[p, 'difference_in_mc_errors']:.1f}" for p in names)}
+
+
+def precision_note(check: pd.DataFrame | None, init_check: pd.DataFrame, fit_table: pd.DataFrame,
+                   precision: str) -> dict:
+    """bf16 against float32 for the Normal posterior, beside the difference two starting points
+    make and the fits' times; or that the run used one precision throughout."""
+    if check is None:
+        return {"precision_note": f"This run uses precision {precision} throughout; there is nothing to compare."}
+    row = check.iloc[0]
+    return {"precision_note": (
+        f"In bf16 the Normal BNN's ensemble corr is {row['corr_second']:.4f} against {row['corr_first']:.4f} in "
+        f"float32: a difference of {abs(row['corr_difference']):.5f}, {row['difference_in_mc_errors']:.2f} times "
+        "the Monte Carlo error of the draws; refitting from another initial std moved it by "
+        f"{abs(init_check.loc['normal', 'corr_difference']):.5f}. The layers' median guide std changed by at most "
+        f"{row['largest_std_change']:.1%}. Fits: {fit_table.loc[PRECISION_CHECK, 'fit_seconds']:.0f} s in float32 "
+        f"against {fit_table.loc['normal', 'fit_seconds']:.0f} s in bf16.")}
+
+
+def wide_vs_flat(fit_table: pd.DataFrame, fitted: Mapping, wide: str, flat: str = "flat") -> dict:
+    """The flat prior's fit beside the wide proper prior's: verdicts, where the flat fit stopped,
+    the largest guide stds and the ensembles' corr (`wide_note`; says so when either is absent)."""
+    if wide not in fit_table.index or flat not in fit_table.index:
+        return {"wide_factor": WIDE, "wide_note": "This run has no flat prior, so no wide prior beside it."}
+    f, w = fit_table.loc[flat], fit_table.loc[wide]
+    stopped = f.get("stopped_at_step")
+    where = (f" (its loss stopped being finite at step {int(stopped):,} of its {int(f.budget_steps):,})"
+             if stopped is not None and pd.notna(stopped) else "")
+    corr = {name: fitted[name].summary()["mean"] for name in (flat, wide)}
+    return {"wide_factor": WIDE, "wide_note": (
+        f"Under the flat prior the fit is {f.verdict}{where}; its guide's 90th-percentile std ended at "
+        f"{f.scale_p90_last:.3g}, its ensemble's validation corr is {corr[flat]:.4f}. Under the wide prior the "
+        f"fit is {w.verdict} after {int(w.steps):,} steps: 90th-percentile std {w.scale_p90_last:.3g}, ensemble "
+        f"corr {corr[wide]:.4f}. "
+        + ("The wide prior's fit converged, so its numbers are a posterior's, which the flat prior's cannot be."
+           if w.verdict == "converged" else _wide_unsettled(w)))}
+
+
+def _wide_unsettled(w: pd.Series) -> str:
+    """Why the wide prior's fit is not a posterior yet, from its verdict's window."""
+    flat_elbo = ""
+    if pd.notna(w.get("elbo_change_window")) and abs(w.elbo_change_window) <= ELBO_TOL:
+        flat_elbo = (f"Its ELBO per row has settled (it moved {abs(w.elbo_change_window):.4f} over the last fifth of "
+                     f"the steps) while a layer's stds still moved {w.scale_change_window:.0%}: the ELBO is nearly "
+                     "flat along the stds of the weights the data barely use, so where they stop is the optimiser's "
+                     "doing, bounded by the prior where the flat prior's are not. ")
+    return flat_elbo + "Neither is a converged posterior, so neither ensemble's corr is a property of a posterior."
+
+
+def wide_start(fit_table: pd.DataFrame) -> dict:
+    """Where the wide prior's guide started (`wide_start`), or that this run has no wide prior."""
+    return {"wide_start": f"stds {fit_table.loc[WIDE_CONTROL, 'init_scale']:g}"
+            if WIDE_CONTROL in fit_table.index else "no wide prior in this run"}
+
+
+def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, talk_start: str,
+               pair: pd.Series | None = None, tolerance: float = STD_TOLERANCE, n_rows: int | None = None) -> dict:
+    """The Normal BNN from the prior beside the same model from the talk's start: verdicts and
+    steps, last ELBO per row (higher is closer to the optimum), hidden layers at the prior, the
+    posterior-mean network's corr and the ensembles' corr, and whether both reach one posterior
+    (`from_prior_note`). `pair` is the two fits' row of a `fits.paired_comparison` (first: the
+    prior's start): with it, the corrs' distance in Monte Carlo errors and the largest change of a
+    layer's median std, which decide "one posterior" when both converged (within `tolerance`);
+    where they end apart, the ELBO gap in nats over the `n_rows` training rows when given."""
+    if started_at_prior not in fit_table.index or talk_start not in fit_table.index:
+        return {"from_prior_note": "This run has no Normal prior, so there is no second start to compare."}
+    a, b = fit_table.loc[started_at_prior], fit_table.loc[talk_start]
+    corr = {name: fitted[name].summary()["mean"] for name in (started_at_prior, talk_start)}
+    finite = np.isfinite(a.elbo_per_row_last) and np.isfinite(b.elbo_per_row_last)
+    prior_higher = finite and a.elbo_per_row_last > b.elbo_per_row_last
+    if not finite:
+        compared = "cannot be compared with the one"
+    elif f"{a.elbo_per_row_last:.{ELBO_DECIMALS}f}" == f"{b.elbo_per_row_last:.{ELBO_DECIMALS}f}":
+        compared = f"equal, to {ELBO_DECIMALS} decimals, to the one"
+    else:
+        compared = f"{'higher' if prior_higher else 'lower'} than the one"
+    apart = ""
+    if pair is not None:
+        apart = (f", {pair['difference_in_mc_errors']:.1f} times their Monte Carlo error apart; the largest change "
+                 f"of a layer's median std between the two is {pair['largest_std_change']:.0%}")
+
+    def unsettled(row: pd.Series) -> str:
+        """Where a fit that did not converge is, by its verdict."""
+        if row.verdict == "diverging":
+            return (f"diverged after {int(row.steps):,} steps: it is on its way to no posterior, and more steps "
+                    "do not mend that, so its scores describe where the optimiser stopped")
+        return (f"is {row.verdict} after {int(row.steps):,} steps: still on its way, so its scores describe where "
+                "the optimiser stopped")
+
+    if a.verdict == "converged" and b.verdict != "converged":
+        ending = f"Only the fit from the prior is a posterior; the talk's start {unsettled(b)}."
+    elif b.verdict == "converged" and a.verdict != "converged":
+        ending = f"Only the fit from the talk's start is a posterior; the prior's start {unsettled(a)}."
+    elif a.verdict == "converged" and pair is None:
+        ending = "Both converged; a higher ELBO marks the better of the two optima the starts reached."
+    elif a.verdict == "converged" and pair["largest_std_change"] <= tolerance:
+        ending = (f"Both converged, to one posterior (every layer's median std within {tolerance:.0%}): the talk's "
+                  "start is not a different model, only a longer road to the same one.")
+    elif a.verdict == "converged" and compared.startswith("equal"):
+        ending = (f"Both converged, but to different ends: two optima of the mean-field ELBO, at ELBOs equal to "
+                  f"{ELBO_DECIMALS} decimals, so the ELBO does not say which is the better variational posterior.")
+    elif a.verdict == "converged":
+        gap = abs(a.elbo_per_row_last - b.elbo_per_row_last)
+        nats = f", by {gap * n_rows:,.0f} nats over the training rows" if n_rows else ""
+        better, other = ("the prior's start", "the talk's") if prior_higher else ("the talk's start", "the prior's")
+        ending = (f"Both converged, but to different ends: two optima of the mean-field ELBO. The one from {better} "
+                  f"has the higher ELBO{nats}, so it is the better variational posterior of the two; the one from "
+                  f"{other} is a local optimum, whichever of the two predicts better.")
+    else:
+        diverged = [name for name, row in (("the fit from the prior", a), ("the fit from the talk's start", b))
+                    if row.verdict == "diverging"]
+        ending = "Neither fit converged, so neither end is a posterior"
+        ending += (f"; {' and '.join(diverged)} diverged, which more steps do not mend." if diverged else
+                   ", and which end is the posterior stays open at this budget.")
+    return {"from_prior_note": (
+        f"Started at the prior, the fit is {a.verdict} after {int(a.steps):,} steps; from the talk's start, "
+        f"{b.verdict} after {int(b.steps):,}. Its last ELBO per row, {a.elbo_per_row_last:.{ELBO_DECIMALS}f}, is "
+        f"{compared} from the talk's start ({b.elbo_per_row_last:.{ELBO_DECIMALS}f}); hidden layers at their prior: "
+        f"{a.layers_at_prior or 'n/a'} (talk's start: {b.layers_at_prior or 'n/a'}); the posterior-mean network's "
+        f"validation corr {a.mean_net_corr_last:.4f} (talk's start: {b.mean_net_corr_last:.4f}); the ensemble's corr "
+        f"{corr[started_at_prior]:.4f} (talk's start: {corr[talk_start]:.4f}){apart}. {ending}")}
+
+
+def ground_truth(ceiling: pd.DataFrame, capture: pd.Series, corr: pd.Series) -> dict:
+    """How close the best of the models `corr` (validation corr per model: the chapter leaves out
+    the best-epoch reference, chosen on the validation eras) comes to the noise-free signal's
+    score, and whose predictions follow the signal most closely."""
+    top = capture.idxmax()
+    best = corr.idxmax()
+    signal = ceiling.loc["signal", "mean"]
+    share = (f", or {100 * corr[best] / signal:.0f}% of the ceiling" if signal > 0 else
+             ", while the signal itself does not score above 0 here")
+    return {"truth_note": (
+        f"Predicting the noise-free signal would give a validation corr of {signal:.4f} (its stable part "
+        f"{ceiling.loc['signal_stable', 'mean']:.4f}); the best model here, {prior_label(best)}, reaches "
+        f"{corr[best]:.4f}{share}. The predictions closest to the true signal are "
+        f"{prior_label(top)}'s (correlation {capture[top]:.3f}).")}
+
+
+# --------------------------------------------------------------------------- the talk (real Numerai v3 data, 2021)
+# Its published numbers, and its findings as tests on a table (checked on its numbers and ours by
+# `analysis.check_claims`; a finding about every prior needs all three).
+
+
+TALK_BEST_EPOCH = 5
+"""The baseline's epoch with the highest validation corr, in the talk."""
+
+TALK_EPOCHS = 30
+"""The talk's training epochs (baseline and BNNs)."""
+
+
+def talk_scores() -> pd.DataFrame:
+    """The talk's validation corr (mean of the 2021 per-era corr) and Sharpe of each model."""
+    return _frame(
+        {
+            "corr": [0.0145, 0.0199, 0.0167, 0.0185, 0.0191, 0.0153],
+            "sharpe": [0.6422, 0.6454, 0.5038, 0.5573, 0.6489, 0.5035],
+        },
+        ["baseline", "flat", "normal", "laplace", "baseline_best_epoch", "nn_starter"],
+        "model",
+    )
+
+
+def talk_draws() -> pd.DataFrame:
+    """The talk's per-draw corr mean and Sharpe (mean and std over 1000 draws) vs the ensemble."""
+    return _frame(
+        {
+            "draw_corr_mean": [0.0142, 0.0049, 0.0123],
+            "draw_corr_std": [0.0023, 0.0072, 0.0020],
+            "ensemble_corr": [0.0199, 0.0167, 0.0185],
+            "draw_sharpe_mean": [0.5764, 0.2107, 0.4989],
+            "draw_sharpe_std": [0.0908, 0.3021, 0.0673],
+            "ensemble_sharpe": [0.6454, 0.5038, 0.5573],
+        },
+        list(PRIORS),
+        "prior",
+    )
+
+
+def score_claims() -> list:
+    """The talk's findings on the table of validation corr and Sharpe per model."""
+    ALL = list(PRIORS)
+    return [
+        Claim("every BNN ensemble's corr is above the baseline's",
+              lambda t: all(t.loc[p, "corr"] > t.loc["baseline", "corr"] for p in ALL)),
+        Claim("the flat prior has the best Sharpe of the baseline and the BNNs",
+              lambda t: t.loc[["baseline", *ALL], "sharpe"].idxmax() == "flat"),
+        Claim("the baseline has the second-best Sharpe",
+              lambda t: t.loc[["baseline", *ALL], "sharpe"].sort_values().index[-2] == "baseline"),
+        Claim("the Laplace prior's corr is above the Normal prior's",
+              lambda t: t.loc["laplace", "corr"] > t.loc["normal", "corr"]),
+        Claim("the best-epoch baseline's corr is above the 30-epoch baseline's",
+              lambda t: t.loc["baseline_best_epoch", "corr"] > t.loc["baseline", "corr"]),
+    ]
+
+
+def draw_claims() -> list:
+    """The talk's findings on the draws-versus-ensemble table."""
+    ALL = list(PRIORS)
+    return [
+        Claim("for every prior, the ensemble's corr is above the mean of its draws' corr",
+              lambda t: bool((t.loc[ALL, "ensemble_corr"] > t.loc[ALL, "draw_corr_mean"]).all())),
+        Claim("for every prior, the ensemble's Sharpe is above the mean of its draws' Sharpe",
+              lambda t: bool((t.loc[ALL, "ensemble_sharpe"] > t.loc[ALL, "draw_sharpe_mean"]).all())),
+        Claim("the Normal prior's draws vary the most (largest std of per-draw corr)",
+              lambda t: t.loc[ALL, "draw_corr_std"].idxmax() == "normal"),
+    ]

@@ -1,0 +1,43 @@
+"""The run registry page (the page `book/registry.py`): what it says of the registry and the
+table it shows.
+
+The registry itself, every fit the book made one row each, is gathered by the run registry's
+plumbing (`bnnlib.report.registry`: each chapter's `runs.csv`, collected into one DataFrame). This
+module holds only what the page computes from that DataFrame: the counts and compute time its
+text glues (`summary`) and the columns of the table it shows (`fits_table`). It needs nothing
+but pandas, so it sits with the other studies, below the plumbing that feeds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+TABLE_COLUMNS = {"chapter": "chapter", "model": "model", "method": "method", "prior": "prior", "hidden": "hidden",
+                 "precision": "precision", "corr_mean": "corr", "corr_sharpe": "Sharpe", "verdict": "verdict",
+                 "fit_seconds": "fit s", "cached": "cached"}
+"""The registry's columns the page shows, and their headers there."""
+
+
+def fits_table(registry: pd.DataFrame) -> pd.DataFrame:
+    """The page's table: one row per fit, the columns of `TABLE_COLUMNS` under their headers,
+    numbers to 4 decimals."""
+    return registry[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS).round(4)
+
+
+def summary(registry: pd.DataFrame) -> dict[str, Any]:
+    """What the registry page says in its text: counts of fits, chapters, distinct models (one
+    cache key: a model two chapters share is fitted once), cached rows, Bayesian fits and how
+    many converged, and the compute time of the distinct fits and scorings."""
+    bnn = registry[registry["method"] == "bnn"] if len(registry) else registry
+    distinct = registry.drop_duplicates("cache_key") if len(registry) else registry
+    converged = bnn["converged"].map(lambda v: str(v).lower() == "true").sum() if len(bnn) else 0
+    seconds = float(distinct[["fit_seconds", "score_seconds"]].astype(float).sum().sum()) if len(distinct) else 0.0
+    return {"registry_rows": int(len(registry)),
+            "registry_chapters": int(registry["chapter"].nunique()) if len(registry) else 0,
+            "registry_models": int(len(distinct)),
+            "registry_cached": int(registry["cached"].map(lambda v: str(v).lower() == "true").sum())
+            if len(registry) else 0,
+            "registry_bnn": int(len(bnn)), "registry_converged": int(converged),
+            "registry_compute_minutes": round(seconds / 60.0, 1)}

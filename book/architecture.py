@@ -59,7 +59,7 @@ from bnnlib.report.chapter import glue_all, open_chapter  # first: it keeps Pyro
 import pandas as pd
 from IPython.display import display
 
-from bnnlib.studies import analysis, findings, talk
+from bnnlib.studies import common
 from bnnlib.studies import architecture as study
 
 from bnnlib.evaluate import convergence, exact, fits
@@ -76,7 +76,7 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 prior_names = [canonical_prior(p) for p in params["priors"]]
 divergence_prior = canonical_prior(params["divergence_prior"])
 glue_all({"architectures": "; ".join(study.depth_label(h) for h in params["architectures"]),
-          "divergence_prior": talk.prior_label(divergence_prior)})
+          "divergence_prior": common.prior_label(divergence_prior)})
 figures = {"figure_traces": 1, "figure_corr": 2, "figure_normal_fits": 3, "figure_js": 4,
            "figure_exact": 5}  # the page's figure numbers
 glue_all(figures)
@@ -100,7 +100,7 @@ depths = list(dict.fromkeys(d for d, _ in by_key))
 
 # %% tags=["remove-input"]
 fit_table = chapter.report_fits(fitted, figure_number=figures["figure_traces"])
-glue_all(findings.convergence(fit_table, [s.name for s in specs if s.method == "bnn"],
+glue_all(common.convergence_note(fit_table, [s.name for s in specs if s.has_posterior],
                               "its spread, and the divergences below that involve it, describe where the optimiser "
                               "stopped, not a posterior."))
 
@@ -117,9 +117,9 @@ glue_all(findings.convergence(fit_table, [s.name for s in specs if s.method == "
 # each BNN's ensemble.
 
 # %%
-corr = analysis.grid_table(by_key, "mean").rename_axis("hidden_layers")
-sharpe = analysis.grid_table(by_key, "sharpe").rename_axis("hidden_layers")
-analysis.corr_sharpe_side_by_side(corr, sharpe, study.talk_corr(),
+corr = common.grid_table(by_key, "mean").rename_axis("hidden_layers")
+sharpe = common.grid_table(by_key, "sharpe").rename_axis("hidden_layers")
+common.corr_sharpe_side_by_side(corr, sharpe, study.talk_corr(),
                                   study.talk_sharpe(), ours_label=chapter.ours_label)
 
 # %% tags=["remove-input"]
@@ -136,7 +136,7 @@ display(figure)
 # The talk's findings, checked on its numbers and on ours:
 
 # %% tags=["hide-input"]
-check = analysis.check_claims(study.corr_claims(), corr, study.talk_corr())
+check = common.check_claims(study.corr_claims(), corr, study.talk_corr())
 glue_all(study.corr_agreement(check))
 glue_all(study.best_depths(corr, study.talk_corr()))
 check
@@ -174,17 +174,17 @@ draw_fits.unstack("prior").round(5)
 # matrix; then the same pairs by KL(row || column) and by the symmetrised KL (Jeffreys), in nats:
 
 # %% tags=["remove-input"]
-display(analysis.side_by_side(js[divergence_prior], study.talk_divergence(),
+display(common.side_by_side(js[divergence_prior], study.talk_divergence(),
                               ours_label=f"{chapter.ours_label}: JS (nats)", talk_label="talk (2021): its 'JS'").round(4))
 pd.concat({"KL": kl, "Jeffreys": jeffreys}, axis=1).round(4)
 
 # %% tags=["remove-input"]
 figure = plots.normal_fits(draw_fits.xs(divergence_prior, level="prior").rename(index=lambda d: f"{d} hidden layers"),
-                           title=f"Normal fits of the per-draw corr means ({talk.prior_label(divergence_prior)} prior)",
+                           title=f"Normal fits of the per-draw corr means ({common.prior_label(divergence_prior)} prior)",
                            xlabel="validation corr of one draw")
 results.export_figure(out, "normal_fits", figure)
 display(figure)
-figure = plots.heatmaps({talk.prior_label(p): js[p] for p in prior_names},
+figure = plots.heatmaps({common.prior_label(p): js[p] for p in prior_names},
                         title="Jensen-Shannon divergence (nats) between depths, per prior",
                         axis_label="hidden layers", colorbar="JS divergence (nats)", vmax=study.JS_BOUND_NATS)
 results.export_figure(out, "js_heatmaps", figure)
@@ -199,7 +199,7 @@ display(figure)
 # The talk's findings on its divergence matrix, checked on it and on ours:
 
 # %% tags=["hide-input"]
-check_div = analysis.check_claims(study.divergence_claims(), js[divergence_prior], study.talk_divergence())
+check_div = common.check_claims(study.divergence_claims(), js[divergence_prior], study.talk_divergence())
 glue_all(study.divergence_agreement(check_div))
 glue_all(study.divergences(js[divergence_prior], jeffreys, study.talk_divergence()))
 check_div
@@ -229,7 +229,7 @@ check_div
 # fit, at the chapter's budget, is measured too.
 
 # %% tags=["hide-input"]
-linear_normal = [s for s in specs if s.method == "bnn" and s.prior == "normal" and not s.hidden]
+linear_normal = [s for s in specs if s.has_posterior and s.prior == "normal" and not s.hidden]
 exact_specs = study.exact_models(params)
 x_train, y_train, _ = dataset.arrays("train", [dataset.roles.main])
 if not exact_specs:
@@ -307,7 +307,7 @@ else:
 for p in prior_names:
     results.write_csv(js[p], out / f"js_divergence_{p}.csv")
 results.write_csv(jeffreys, out / f"jeffreys_divergence_{divergence_prior}.csv")
-chapter.close(fitted, analysis.labelled_score_table(
+chapter.close(fitted, common.labelled_score_table(
     fitted, {s.name: {"hidden_layers": len(s.hidden), "model": s.prior or "baseline"} for s in specs}).rename_axis("name"))
 
 # %% [markdown]

@@ -63,7 +63,7 @@ from bnnlib.report.chapter import glue_all, glue_md, open_chapter  # first: it k
 
 from IPython.display import display
 
-from bnnlib.studies import analysis, findings, talk
+from bnnlib.studies import common
 from bnnlib.studies import burn_eras as study
 
 from bnnlib.report import plots
@@ -97,7 +97,7 @@ eras = {p: study.burn_eras(fitted[p].per_era) for p in names}
 
 # %% tags=["remove-input"]
 fit_table = chapter.report_fits(fitted, figure_number=1)
-glue_all(findings.convergence(fit_table, names, "its AUC measures the optimiser's state, not its posterior's "
+glue_all(common.convergence_note(fit_table, names, "its AUC measures the optimiser's state, not its posterior's "
                                                 "uncertainty."))
 
 # %% [markdown]
@@ -113,7 +113,7 @@ glue_all(findings.convergence(fit_table, names, "its AUC measures the optimiser'
 # std of the draws' predictions) against the ensemble's corr in that era.
 
 # %% tags=["remove-input"]
-labelled = {talk.prior_label(p): eras[p] for p in names}
+labelled = {common.prior_label(p): eras[p] for p in names}
 figure = plots.std_vs_score(labelled, title="Era's mean predictive std vs its corr (red: burn eras)")
 results.export_figure(out, "std_vs_corr", figure)
 display(figure)
@@ -131,7 +131,7 @@ display(figure)
 # %%
 detection = study.burn_detection(fitted)
 talk_burn = study.with_p_values(study.talk_burn())
-both = analysis.side_by_side(detection, talk_burn, ours_label=chapter.ours_label)
+both = common.side_by_side(detection, talk_burn, ours_label=chapter.ours_label)
 display(both.round(4))
 detection[["mean_std_burn", "mean_std_other", "spearman_std_score"]]
 
@@ -153,7 +153,7 @@ glue_md("roc_caption", "*Figure 3. ROC curves of the rule \"flag an era as burni
 # The talk's findings, checked on its numbers and on ours:
 
 # %% tags=["hide-input"]
-check = analysis.check_claims(study.talk_claims(), detection, talk_burn)
+check = common.check_claims(study.talk_claims(), detection, talk_burn)
 glue_all(study.talk_agreement(check))
 glue_all(study.detection_findings(detection, talk_burn, fit_table["verdict"].to_dict()))
 check
@@ -189,9 +189,9 @@ detection_nc[["n_eras", "burn_eras", "auc", "p_value"]].round(4)
 # relation. A model trained before the shift should do worse there; does its uncertainty rise?
 
 # %% tags=["hide-input"]
-truth_eras = analysis.truth_eras(dataset)
+truth_eras = common.truth_eras(dataset)
 if truth_eras is None or "shifted" not in truth_eras.columns:
-    glue_all({"truth_note": findings.NO_TRUTH})
+    glue_all({"truth_note": common.NO_TRUTH})
 else:
     truth_table = study.shift_table(eras, truth_eras)
     glue_all(study.shifted_eras_note(truth_table, len(eras[names[0]])))

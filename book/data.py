@@ -50,7 +50,7 @@ import pandas as pd
 from IPython.display import display
 
 from bnnlib.studies import data as study
-from bnnlib.studies import findings
+from bnnlib.studies import common
 
 from bnnlib.infra import results
 from bnnlib.data import card, facts, figures
@@ -178,7 +178,7 @@ drifting.round(4)
 
 # %% tags=["hide-input"]
 if not chapter.synthetic:
-    glue_all({"truth_note": findings.NO_TRUTH})
+    glue_all({"truth_note": common.NO_TRUTH})
 else:
     per_era = facts.simple_model_scores(dataset)
     shifted = study.shifted_eras_mask(dataset.truth.eras, per_era.index)

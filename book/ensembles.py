@@ -69,7 +69,7 @@ from bnnlib.report.chapter import glue, glue_all, open_chapter  # first: it keep
 
 from IPython.display import display
 
-from bnnlib.studies import analysis, findings
+from bnnlib.studies import common
 from bnnlib.studies import ensembles as study
 
 from bnnlib.evaluate import fits
@@ -113,7 +113,7 @@ specs = study.models(params)
 fitted_all = chapter.fit(specs)
 checks = study.controls(params)
 fitted = {name: r for name, r in fitted_all.items() if name not in checks}
-bnn_names = [name for name, r in fitted.items() if r.spec.method == "bnn"]
+bnn_names = [name for name, r in fitted.items() if r.spec.has_posterior]
 
 # %% [markdown]
 # ## Did the fits converge?
@@ -123,7 +123,7 @@ bnn_names = [name for name, r in fitted.items() if r.spec.method == "bnn"]
 
 # %% tags=["remove-input"]
 fit_table = chapter.report_fits(fitted_all, figure_number=1)
-glue_all(findings.convergence(fit_table, bnn_names, "its draws' spread below is not a property of a posterior."))
+glue_all(common.convergence_note(fit_table, bnn_names, "its draws' spread below is not a property of a posterior."))
 glue_all(study.lr_schedule(params["lr_bnn_final"], fit_table.loc[bnn_names, "verdict"].to_dict()))
 
 # %% [markdown]
@@ -140,10 +140,10 @@ glue_all(study.lr_schedule(params["lr_bnn_final"], fit_table.loc[bnn_names, "ver
 # book does not refit.
 
 # %%
-scores = analysis.score_table(fitted)
+scores = common.score_table(fitted)
 columns = {"corr_mean": "corr", "corr_sharpe": "sharpe"}
 ours = scores[list(columns)].rename(columns=columns)
-analysis.side_by_side(ours, study.talk_scores(), ours_label=chapter.ours_label).round(4)
+common.side_by_side(ours, study.talk_scores(), ours_label=chapter.ours_label).round(4)
 
 # %% [markdown]
 # Today's `numerai_corr` (the talk predates it), and the 2021 corr's maximum drawdown and burn eras:
@@ -166,9 +166,9 @@ display(figure)
 # The talk's findings on this table, checked on its numbers and on ours:
 
 # %% tags=["hide-input"]
-check1 = analysis.check_claims(study.score_claims(), ours, study.talk_scores())
+check1 = common.check_claims(study.score_claims(), ours, study.talk_scores())
 glue_all(study.score_agreement(check1))
-glue_all(findings.constant_predictors(fits.constant_predictors(fitted)))
+glue_all(common.constant_predictors(fits.constant_predictors(fitted)))
 glue_all(study.score_findings(ours, bnn_names, fitted["baseline"].extras.get("best_epoch"), params["epochs"],
                               study.TALK_BEST_EPOCH, study.TALK_EPOCHS, verdicts=fit_table["verdict"].to_dict()))
 check1
@@ -219,7 +219,7 @@ for stat, label in (("mean", "validation corr"), ("sharpe", "Sharpe ratio")):
 # ensemble of all draws.*
 
 # %% tags=["hide-input"]
-check2 = analysis.check_claims(study.draw_claims(), draw_table, study.talk_draws())
+check2 = common.check_claims(study.draw_claims(), draw_table, study.talk_draws())
 glue_all(study.draw_agreement(check2))
 glue_all(study.draw_findings(
     draw_table, study.talk_draws(), [p for p in bnn_names if fit_table.loc[p, "verdict"] == "converged"], bnn_names))
@@ -334,7 +334,7 @@ glue_all(study.from_prior(fit_table, fitted_all, *start_names, n_rows=len(datase
 # %% tags=["hide-input"]
 truth = study.ground_truth_tables(dataset, fitted)
 models = ours["corr"].drop(index="baseline_best_epoch", errors="ignore")  # the reference chosen on validation: no model
-glue_all(study.ground_truth(*truth, models) if truth else {"truth_note": findings.NO_TRUTH})
+glue_all(study.ground_truth(*truth, models) if truth else {"truth_note": common.NO_TRUTH})
 if truth:
     display(truth[0][["mean", "std", "sharpe"]].round(4), truth[1].round(3).to_frame())
 

@@ -67,7 +67,7 @@ from bnnlib.report.chapter import glue_all, open_chapter  # first: it keeps Pyro
 import pandas as pd
 from IPython.display import display
 
-from bnnlib.studies import analysis, talk
+from bnnlib.studies import common
 from bnnlib.studies import target_hypotheses as study
 
 from bnnlib.report import plots
@@ -122,17 +122,17 @@ verdicts.unstack()
 # the row `single` is study 1's one-target BNN.
 
 # %%
-corr = analysis.grid_table(by_key, "mean")
-sharpe = analysis.grid_table(by_key, "sharpe")
-analysis.corr_sharpe_side_by_side(corr, sharpe, study.talk_corr(), study.talk_sharpe(),
+corr = common.grid_table(by_key, "mean")
+sharpe = common.grid_table(by_key, "sharpe")
+common.corr_sharpe_side_by_side(corr, sharpe, study.talk_corr(), study.talk_sharpe(),
                                   ours_label=chapter.ours_label)
 
 # %% [markdown]
 # The same with `numerai_corr` (no counterpart in the talk):
 
 # %% tags=["remove-input"]
-analysis.format_corr_sharpe(analysis.grid_table(by_key, "mean", "numerai_corr"),
-                            analysis.grid_table(by_key, "sharpe", "numerai_corr"))
+common.format_corr_sharpe(common.grid_table(by_key, "mean", "numerai_corr"),
+                            common.grid_table(by_key, "sharpe", "numerai_corr"))
 
 # %% tags=["remove-input"]
 figure = plots.ours_vs_talk_panels(
@@ -175,7 +175,7 @@ if "h4" in params["hypotheses"]:
     beta = study.h4_betas(by_key, verdicts, prior_names)
     glue_all(study.h4_beta(beta, target_corr.iloc[:, -1].get(dataset.roles.long)))
     figure = plots.posterior_densities(
-        {talk.prior_label(p): statistics.normal_density(beta.loc[p, "mean"], beta.loc[p, "std"]) for p in prior_names},
+        {common.prior_label(p): statistics.normal_density(beta.loc[p, "mean"], beta.loc[p, "std"]) for p in prior_names},
         title="Posterior of H4's beta (60-day mean -> 20-day mean)", xlabel="beta")
     results.export_figure(out, "beta", figure)
     display(beta.round(4), figure)
@@ -207,7 +207,7 @@ else:
 # Sharpe of every (hypothesis, prior).
 
 # %% tags=["remove-input", "hide-output"]
-chapter.close(fitted, analysis.labelled_score_table(fitted, study.labels(specs)))
+chapter.close(fitted, common.labelled_score_table(fitted, study.labels(specs)))
 
 # %% [markdown]
 # {glue:text}`written` files written under {glue:text}`results_folder`.

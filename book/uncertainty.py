@@ -78,7 +78,7 @@ from bnnlib.report.chapter import glue_all, open_chapter  # first: it keeps Pyro
 import pandas as pd
 from IPython.display import display
 
-from bnnlib.studies import findings
+from bnnlib.studies import common
 from bnnlib.studies import uncertainty as study
 
 from bnnlib.evaluate import fits
@@ -116,7 +116,7 @@ glue_all(study.point_schedule(params["lr_baseline"], params["lr_baseline_final"]
 specs = study.models(params)
 fitted = chapter.fit(specs)
 checks = {n: fitted.pop(n) for n in [study.POINT_PRECISION_CHECK] if n in fitted}  # not a method
-bnn_names = [name for name, r in fitted.items() if r.spec.method == "bnn"]
+bnn_names = [name for name, r in fitted.items() if r.spec.has_posterior]
 
 # %% [markdown]
 # ## Did the Bayesian fits converge?
@@ -125,8 +125,8 @@ bnn_names = [name for name, r in fitted.items() if r.spec.method == "bnn"]
 
 # %% tags=["remove-input"]
 fit_table = chapter.report_fits({n: fitted[n] for n in bnn_names}, figure_number=1)
-glue_all(findings.convergence(fit_table, bnn_names, "its uncertainty is the optimiser's state, not a posterior's."))
-glue_all(findings.constant_predictors(fits.constant_predictors(fitted)))
+glue_all(common.convergence_note(fit_table, bnn_names, "its uncertainty is the optimiser's state, not a posterior's."))
+glue_all(common.constant_predictors(fits.constant_predictors(fitted)))
 unconverged = [n for n in bnn_names if fit_table.loc[n, "verdict"] != "converged"]
 
 # %% [markdown]
@@ -202,7 +202,7 @@ detections.round(3)
 if signal is not None:
     glue_all(study.uncertainty_truth(methods, study.truth_ceiling(dataset)))
 else:
-    glue_all({"truth_signal": findings.NO_TRUTH, "truth_coverage": ""})
+    glue_all({"truth_signal": common.NO_TRUTH, "truth_coverage": ""})
 
 # %% [markdown]
 # {glue:text}`truth_signal`

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 
-from bnnlib.studies import analysis
+from bnnlib.studies import common
 from bnnlib.studies import burn_eras, target_hypotheses
 from bnnlib.studies import architecture, ensembles
 from bnnlib.studies import data as data_study
@@ -54,14 +54,14 @@ RNG = np.random.default_rng(0)
 def test_score_table_is_the_per_era_summary_of_each_model():
     corr = RNG.normal(0.01, 0.02, 20)
     result = fake_result(RNG.normal(0.01, 0.02, (5, 20)), corr)
-    table = analysis.score_table({"a": result})
+    table = common.score_table({"a": result})
     expected = score_summary(pd.Series(corr))
     assert table.loc["a", "corr_mean"] == pytest.approx(expected["mean"])
     assert table.loc["a", "corr_sharpe"] == pytest.approx(expected["sharpe"])
     assert table.loc["a", "numerai_corr_mean"] == pytest.approx(expected["mean"] / 2)
     assert table.loc["a", "corr_burn_eras"] == (corr < 0).sum()
     with pytest.raises(BnnlibError, match="score kind"):
-        analysis.score_table({"a": result}, kinds=["spearman"])
+        common.score_table({"a": result}, kinds=["spearman"])
 
 
 def test_draws_vs_ensemble_compares_the_mean_draw_with_the_ensemble():
@@ -97,22 +97,22 @@ def test_draws_cells_print_like_the_talk():
 
 def test_side_by_side_aligns_rows_and_keeps_only_shared_columns():
     ours = pd.DataFrame({"corr": [0.1, 0.2], "extra": [1, 2]}, index=["baseline", "flat"])
-    both = analysis.side_by_side(ours, ensembles.talk_scores())
+    both = common.side_by_side(ours, ensembles.talk_scores())
     assert list(both.columns.get_level_values(1)) == ["corr", "corr"]
     assert list(both.index[:2]) == ["baseline", "flat"] and "nn_starter" in both.index
     assert both.loc["flat", ("talk (2021)", "corr")] == 0.0199
     assert np.isnan(both.loc["nn_starter", ("this run", "corr")])
     with pytest.raises(BnnlibError, match="share no column"):
-        analysis.side_by_side(ours[["extra"]], ensembles.talk_scores())
+        common.side_by_side(ours[["extra"]], ensembles.talk_scores())
 
 
 def test_claims_are_checked_on_both_tables_and_missing_rows_give_none():
     claims = [
-        analysis.Claim("flat beats baseline", lambda t: t.loc["flat", "corr"] > t.loc["baseline", "corr"]),
-        analysis.Claim("nn starter is worst", lambda t: t.loc["nn_starter", "corr"] == t["corr"].min()),
+        common.Claim("flat beats baseline", lambda t: t.loc["flat", "corr"] > t.loc["baseline", "corr"]),
+        common.Claim("nn starter is worst", lambda t: t.loc["nn_starter", "corr"] == t["corr"].min()),
     ]
     ours = pd.DataFrame({"corr": [0.02, 0.01]}, index=["baseline", "flat"])
-    table = analysis.check_claims(claims, ours, ensembles.talk_scores())
+    table = common.check_claims(claims, ours, ensembles.talk_scores())
     assert table["talk"].tolist() == [True, False]  # the talk's NN Starter (0.0153) is not its worst
     assert table["this run"].tolist() == [False, None] and table["agree"].tolist() == [False, None]
 
@@ -143,10 +143,10 @@ def test_truth_helpers_align_to_the_split_and_score_the_signal():
     rows = pd.DataFrame({"signal": signal, "noise": RNG.normal(size=100)}, index=ids)[::-1]  # other order
     truth_eras = pd.DataFrame({"era": ["0001", "0003", "0004"], "shifted": [False, True, False]})
     data = _Data(pd.DataFrame({"era": eras}, index=ids), _Truth(rows, truth_eras))
-    assert analysis.truth_eras(data)["era"].tolist() == ["0003", "0004"]
-    aligned = analysis.truth_signals(data)
+    assert common.truth_eras(data)["era"].tolist() == ["0003", "0004"]
+    aligned = common.truth_signals(data)
     assert aligned.index.equals(ids) and np.allclose(aligned["signal"], signal)
-    ceiling = analysis.signal_ceiling(aligned, target, eras, ["signal", "noise"])
+    ceiling = common.signal_ceiling(aligned, target, eras, ["signal", "noise"])
     assert ceiling.loc["signal", "mean"] > 0.3 > abs(ceiling.loc["noise", "mean"])
     # signal + noise of variance 3 correlates 1 / sqrt(1 + 3) = 1/2 with the signal; the sample
     # corr of 100 rows has standard error (1 - 1/4) / sqrt(100): within 4 of them
@@ -155,10 +155,10 @@ def test_truth_helpers_align_to_the_split_and_score_the_signal():
     assert capture["exact"] == pytest.approx(1.0, rel=1e-12) and np.isnan(capture["flat"])
     assert abs(capture["half"] - 0.5) < 4 * (1 - 0.5**2) / math.sqrt(100)
     assert capture["half"] == pytest.approx(np.corrcoef(half, signal)[0, 1], rel=1e-12)
-    assert analysis.truth_eras(_Data(data.validation, None)) is None
-    assert analysis.truth_signals(_Data(data.validation, None)) is None
+    assert common.truth_eras(_Data(data.validation, None)) is None
+    assert common.truth_signals(_Data(data.validation, None)) is None
     with pytest.raises(BnnlibError, match="lacks 1 rows"):
-        analysis.truth_signals(_Data(data.validation, _Truth(rows.iloc[1:], truth_eras)))
+        common.truth_signals(_Data(data.validation, _Truth(rows.iloc[1:], truth_eras)))
 
 
 # --------------------------------------------------------------------------- study 2
@@ -166,48 +166,48 @@ def test_truth_helpers_align_to_the_split_and_score_the_signal():
 
 def test_mann_whitney_auc_matches_a_hand_computed_case():
     # positives 0.35 and 0.8 against negatives 0.1 and 0.4: 3 of the 4 pairs are ordered
-    assert analysis.mann_whitney_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    assert statistics.mann_whitney_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
     # a tie counts one half: positive 1 vs negatives 1 (tie) and 2 (lower) -> 0.5 / 2
-    assert analysis.mann_whitney_auc([1.0, 1.0, 2.0], [True, False, False]) == pytest.approx(0.25)
-    assert analysis.mann_whitney_auc([3, 2, 1], [1, 0, 0]) == 1.0
-    assert math.isnan(analysis.mann_whitney_auc([1, 2], [0, 0]))
+    assert statistics.mann_whitney_auc([1.0, 1.0, 2.0], [True, False, False]) == pytest.approx(0.25)
+    assert statistics.mann_whitney_auc([3, 2, 1], [1, 0, 0]) == 1.0
+    assert math.isnan(statistics.mann_whitney_auc([1, 2], [0, 0]))
 
 
 def test_auc_agrees_with_scipy_and_the_roc_area_and_flips_with_the_score():
     scores = RNG.integers(0, 6, 60).astype(float)  # many ties
     labels = RNG.random(60) < 0.3
-    auc = analysis.mann_whitney_auc(scores, labels)
+    auc = statistics.mann_whitney_auc(scores, labels)
     u = stats.mannwhitneyu(scores[labels], scores[~labels]).statistic
     assert auc == pytest.approx(u / (labels.sum() * (~labels).sum()))
-    roc = analysis.roc_curve(scores, labels)
+    roc = statistics.roc_curve(scores, labels)
     assert float(np.trapezoid(roc["tpr"], roc["fpr"])) == pytest.approx(auc)  # the area under the curve
     assert (roc.iloc[0][["fpr", "tpr"]] == 0).all() and (roc.iloc[-1][["fpr", "tpr"]] == 1).all()
     assert roc["fpr"].is_monotonic_increasing and roc["tpr"].is_monotonic_increasing
-    assert analysis.mann_whitney_auc(-scores, labels) == pytest.approx(1 - auc)
+    assert statistics.mann_whitney_auc(-scores, labels) == pytest.approx(1 - auc)
     # the one-sided Mann-Whitney p-value: U's normal approximation with its tie correction and a
     # continuity correction of one half
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     n, ties = n_pos + n_neg, np.unique(scores, return_counts=True)[1]
     sd = math.sqrt(n_pos * n_neg / 12 * ((n + 1) - (ties**3 - ties).sum() / (n * (n - 1))))
     expected = stats.norm.sf((auc * n_pos * n_neg - n_pos * n_neg / 2 - 0.5) / sd)
-    assert analysis.auc_p_value(scores, labels) == pytest.approx(expected, rel=1e-9)
+    assert statistics.auc_p_value(scores, labels) == pytest.approx(expected, rel=1e-9)
     with pytest.raises(BnnlibError, match="both classes"):
-        analysis.roc_curve(scores, np.zeros(60, dtype=bool))
+        statistics.roc_curve(scores, np.zeros(60, dtype=bool))
     with pytest.raises(BnnlibError, match="booleans or 0/1"):
-        analysis.mann_whitney_auc(scores, np.full(60, 2))
+        statistics.mann_whitney_auc(scores, np.full(60, 2))
 
 
 def test_p_value_from_counts_is_the_asymptotic_mann_whitney_test():
     scores = RNG.normal(size=80)  # continuous: no ties
     labels = RNG.random(80) < 0.3
-    auc = analysis.mann_whitney_auc(scores, labels)
+    auc = statistics.mann_whitney_auc(scores, labels)
     expected = stats.mannwhitneyu(scores[labels], scores[~labels], alternative="greater",
                                   method="asymptotic", use_continuity=False).pvalue
-    got = analysis.auc_p_value_from_counts(auc, int(labels.sum()), int((~labels).sum()))
+    got = statistics.auc_p_value_from_counts(auc, int(labels.sum()), int((~labels).sum()))
     assert got == pytest.approx(expected, rel=1e-9)
-    assert analysis.auc_p_value_from_counts(0.5, 30, 75) == pytest.approx(0.5)
+    assert statistics.auc_p_value_from_counts(0.5, 30, 75) == pytest.approx(0.5)
     with pytest.raises(BnnlibError, match="AUC lies"):
-        analysis.auc_p_value_from_counts(1.5, 3, 3)
+        statistics.auc_p_value_from_counts(1.5, 3, 3)
 
 
 def test_percent_range():
@@ -236,26 +236,26 @@ def test_grid_table_and_talk_style_cells():
         (h, p): fake_result(RNG.normal(size=(3, 8)), RNG.normal(0.01 * (i + 1), 0.02, 8))
         for i, h in enumerate(["h1", "h2"]) for p in ["flat", "laplace"]
     }
-    corr = analysis.grid_table(results, "mean")
+    corr = common.grid_table(results, "mean")
     assert list(corr.index) == ["h1", "h2"] and list(corr.columns) == ["flat", "laplace"]
     assert corr.loc["h2", "laplace"] == pytest.approx(results[("h2", "laplace")].summary()["mean"])
-    sharpe = analysis.grid_table(results, "sharpe")
-    cells = analysis.format_corr_sharpe(corr, sharpe)
+    sharpe = common.grid_table(results, "sharpe")
+    cells = common.format_corr_sharpe(corr, sharpe)
     assert cells.loc["h1", "flat"] == f"{corr.loc['h1', 'flat']:.4f} ({sharpe.loc['h1', 'flat']:.4f})"
     with pytest.raises(BnnlibError, match="summary statistic"):
-        analysis.grid_table(results, "median")
+        common.grid_table(results, "median")
 
 
 def test_normal_posterior_probability_of_a_positive_weight():
-    post = analysis.normal_posterior(0.0, 2.0)
+    post = statistics.normal_posterior(0.0, 2.0)
     assert post["p_positive"] == pytest.approx(0.5)
-    assert analysis.normal_posterior(1.0, 1.0)["p_positive"] == pytest.approx(stats.norm.cdf(1.0), rel=1e-12)
+    assert statistics.normal_posterior(1.0, 1.0)["p_positive"] == pytest.approx(stats.norm.cdf(1.0), rel=1e-12)
     assert post["ci95_high"] == pytest.approx(-stats.norm.ppf(0.025) * 2.0, rel=1e-12)
     assert post["ci95_low"] == pytest.approx(-post["ci95_high"], rel=1e-12)
-    density = analysis.normal_density(1.0, 0.5)
+    density = statistics.normal_density(1.0, 0.5)
     assert integrate.trapezoid(density["density"], density["x"]) == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(BnnlibError, match="positive std"):
-        analysis.normal_posterior(0.0, 0.0)
+        statistics.normal_posterior(0.0, 0.0)
 
 
 # --------------------------------------------------------------------------- divergences
@@ -349,7 +349,7 @@ def test_every_figure_has_a_title_and_axis_labels():
     draws = RNG.normal(0.01, 0.02, (30, 12))
     result = fake_result(draws, RNG.normal(0.01, 0.02, 12), RNG.random(12))
     frame = burn_eras.burn_eras(result.per_era)
-    roc = analysis.roc_curve(frame["mean_std"], frame["burn"])
+    roc = statistics.roc_curve(frame["mean_std"], frame["burn"])
     matrix = statistics.divergence_matrix({0: (0.0, 1.0), 1: (0.5, 1.0)})
     figures = [
         plots.draws_against_ensemble({"flat": result}, ensembles.draws_vs_ensemble({"flat": result}), "sharpe",
@@ -366,7 +366,7 @@ def test_every_figure_has_a_title_and_axis_labels():
         plots.std_vs_score({"flat": frame}, title="t"),
         plots.roc_curves({"flat": roc}, {"flat": 0.5}, title="t"),
         plots.burn_rocs({"flat": frame}, title="t"),
-        plots.posterior_densities({"flat": analysis.normal_density(0.1, 0.2)}, title="t", xlabel="beta"),
+        plots.posterior_densities({"flat": statistics.normal_density(0.1, 0.2)}, title="t", xlabel="beta"),
         plots.normal_fits(pd.DataFrame({"mean": [0.0, 1.0], "std": [1.0, 2.0]}), title="t", xlabel="corr"),
         plots.heatmaps({"flat": matrix}, title="t", axis_label="layers", colorbar="JS (nats)"),
     ]
@@ -398,14 +398,14 @@ def test_with_p_values_matches_the_count_formula():
 
 def test_labelled_score_table_puts_labels_first():
     results = {"h1_flat": fake_result(np.array([[0.1, 0.2]]), np.array([0.1, 0.2]))}
-    table = analysis.labelled_score_table(results, {"h1_flat": {"hypothesis": "h1", "prior": "flat"}})
+    table = common.labelled_score_table(results, {"h1_flat": {"hypothesis": "h1", "prior": "flat"}})
     assert list(table.columns[:2]) == ["hypothesis", "prior"]
     assert table.loc["h1_flat", "corr_mean"] == pytest.approx(0.15)
 
 
 def test_corr_sharpe_side_by_side_prints_cells_as_the_talk_does():
     corr, sharpe = target_hypotheses.talk_corr(), target_hypotheses.talk_sharpe()
-    table = analysis.corr_sharpe_side_by_side(corr, sharpe, corr, sharpe, ours_label="ours")
+    table = common.corr_sharpe_side_by_side(corr, sharpe, corr, sharpe, ours_label="ours")
     cell = table[("ours", "flat")].iloc[0]
     assert cell == f"{corr['flat'].iloc[0]:.4f} ({sharpe['flat'].iloc[0]:.4f})"
 
@@ -425,7 +425,7 @@ def test_every_talk_finding_holds_on_the_talks_own_numbers():
                                                                       axis=1)),
                           (architecture.corr_claims(), architecture.talk_corr()),
                           (architecture.divergence_claims(), architecture.talk_divergence())):
-        check = analysis.check_claims(claims, table, table)
+        check = common.check_claims(claims, table, table)
         assert check["talk"].tolist() == [True] * len(claims), check
 
 

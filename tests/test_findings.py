@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bnnlib.studies import findings, talk
+from bnnlib.studies import common
 from bnnlib.studies import burn_eras, target_hypotheses, uncertainty
 from bnnlib.studies import architecture, ensembles
 from bnnlib.studies import data as data_study
@@ -15,17 +15,17 @@ from bnnlib.errors import BnnlibError
 
 def test_agreement_counts_checkable_findings_and_names_those_that_differ():
     check = pd.DataFrame({"finding": ["a", "b", "c"], "agree": [True, False, None]})
-    assert findings.agreement(check) == {"findings": 3, "agreed": 1, "checkable": 2, "differ": "b"}
-    assert findings.agreement(check.iloc[[0]])["differ"] == "none"
+    assert common.agreement(check) == {"findings": 3, "agreed": 1, "checkable": 2, "differ": "b"}
+    assert common.agreement(check.iloc[[0]])["differ"] == "none"
 
 
 def test_convergence_names_converged_fits_and_explains_the_flat_prior():
     table = pd.DataFrame({"verdict": ["converged", "still moving", "diverging"]}, index=["normal", "flat", "laplace"])
-    out = findings.convergence(table, ["normal", "flat", "laplace"], "not a posterior.")
+    out = common.convergence_note(table, ["normal", "flat", "laplace"], "not a posterior.")
     assert out["converged"] == "normal"
     assert "flat (talk: uniform) fit is still moving (the improper flat prior" in out["unconverged_note"]
     assert "The Laplace fit is diverging; not a posterior." in out["unconverged_note"]
-    everything = findings.convergence(table.assign(verdict="converged"), ["normal", "flat"], "x")
+    everything = common.convergence_note(table.assign(verdict="converged"), ["normal", "flat"], "x")
     assert everything["unconverged_note"] == "Every fit converged."
 
 
@@ -116,7 +116,7 @@ def test_init_invariance_says_which_start_reached_the_higher_elbo():
 def test_burn_detection_on_the_talk_table():
     burn = burn_eras.with_p_values(burn_eras.talk_burn())
     out = burn_eras.detection_findings(burn, burn)
-    assert out["priors"] == 3 and out["best"] == talk.prior_label(burn["auc"].idxmax())
+    assert out["priors"] == 3 and out["best"] == common.prior_label(burn["auc"].idxmax())
     assert 0 <= out["talk_worst_p2"] <= 1 and out["best_caveat"] == ""
     best = burn["auc"].idxmax()
     verdicts = {p: "converged" for p in burn.index}
@@ -364,8 +364,8 @@ def test_data_worth_says_what_the_elbo_tolerance_can_tell_from_their_ratio():
 
 
 def test_constant_predictors_note_names_them_or_says_there_are_none():
-    assert "varies" in findings.constant_predictors([])["constant_note"]
-    note = findings.constant_predictors(["baseline"])["constant_note"]
+    assert "varies" in common.constant_predictors([])["constant_note"]
+    note = common.constant_predictors(["baseline"])["constant_note"]
     assert "baseline predicts one value" in note and "its corr" in note and "`" not in note  # glue:text shows backticks literally
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from bnnlib.studies import book_models, ensembles
+from bnnlib.studies import ensembles
+from bnnlib.project.book import CHAPTER_MODELS
 
 from bnnlib.build import warmup as prefit, runner
 
@@ -82,7 +83,7 @@ def test_after_the_warm_up_the_chapters_only_read_the_cache(tmp_path):
     for name, params in chapters:
         params = prefit.absolute_paths(params, tmp_path)
         cache = Cache(params["cache_dir"])
-        specs = book_models.CHAPTER_MODELS[name](params)
+        specs = CHAPTER_MODELS[name](params)
         evaluate_models(specs, open_dataset(**dataset_arguments(params)), cache)
         assert cache.misses == [] and len(cache.hits) == 2 * len(specs)  # a fit and a score each
         assert all(event.created for event in cache.events)  # when, for the provenance table

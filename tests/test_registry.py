@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from bnnlib.build import cli, runner
+from bnnlib.project import book as project_book
 
 from bnnlib.report import registry
 from bnnlib.studies import registry as registry_page
@@ -229,8 +230,8 @@ def test_a_page_reading_runs_executes_after_every_chapter_and_again_when_they_ch
         chapters: {}
         """))
     monkeypatch.chdir(root)
-    plans = [runner.plan_chapter(c, project.load_profile("tiny", root), profile_name="tiny", root=root)
-             for c in project.list_chapters(root)]
+    plans = [runner.plan_chapter(c, project_book.load_profile("tiny", root), profile_name="tiny", root=root)
+             for c in project_book.list_chapters(root)]
     runner._run_plans(plans, root, force=False, jobs=2)  # one and two side by side, then the page
     assert (root / "_build" / "results" / "seen.txt").read_text() == "a,a"
     runner.run_chapter("two", "tiny", {"model": "b"}, build=False, root=root)

@@ -108,7 +108,7 @@ def test_figures_are_exported_as_png(tmp_path):
 
 def test_two_tiny_fits_flow_through_analysis_and_export(tmp_path):
     """A baseline and a BNN fitted for 2 epochs on the tiny profile: the chapters' path end to end."""
-    from bnnlib.studies import analysis
+    from bnnlib.studies import common
     from bnnlib.infra.cache import Cache
     from bnnlib.data import open_dataset
     from bnnlib.evaluate.study import ModelSpec, evaluate_models
@@ -117,7 +117,7 @@ def test_two_tiny_fits_flow_through_analysis_and_export(tmp_path):
     specs = [ModelSpec("baseline", method="baseline", hidden=(8,), epochs=2, batch_size=256),
              ModelSpec("flat", prior="flat", hidden=(8,), epochs=2, batch_size=256, draws=6)]
     fitted = evaluate_models(specs, dataset, Cache(tmp_path / "cache"))
-    table = analysis.score_table(fitted)
+    table = common.score_table(fitted)
     draws = ensembles.draws_vs_ensemble(fitted)
     assert list(draws.index) == ["flat"] and draws.loc["flat", "draws"] == 6
     assert burn_eras.burn_detection({"flat": fitted["flat"]}).loc["flat", "n_eras"] == dataset.validation["era"].nunique()

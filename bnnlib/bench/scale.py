@@ -39,7 +39,7 @@ from bnnlib.models.precision import cpu_has_native_bf16
 from bnnlib.evaluate.predictive import ThetaDraws, score_draws
 from bnnlib.infra.cache import canonical_json
 from bnnlib.project import book as project
-from bnnlib.studies.book_models import CHAPTER_MODELS
+from bnnlib.project.book import CHAPTER_MODELS
 
 SCORED_ERAS = 2
 """Validation eras scored with every draw; the time is extrapolated by rows to all eras."""

@@ -2,7 +2,7 @@
 
 A chapter evaluates its models through its own executor, one chapter after another: study 1's
 three BNNs on two workers leave one worker idle for a third of the chapter, and each chapter
-starts its own workers. So before executing the chapters, the runner asks `bnnlib.studies.book_models`
+starts its own workers. So before executing the chapters, the runner asks `bnnlib.project.book.CHAPTER_MODELS`
 for the models of all of them, drops those already in the cache and the duplicates (study 2
 reuses study 1's BNNs), and evaluates the rest in one pool of workers (or a Dask cluster's), in
 three steps: every fit, longest first (with the longest started first, the workers finish within
@@ -26,7 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bnnlib.studies.book_models import CHAPTER_MODELS
+from bnnlib.project.book import CHAPTER_MODELS
 from bnnlib.infra.cache import Cache, canonical_json
 from bnnlib.report.chapter import dataset_arguments
 from bnnlib.data import Dataset, open_dataset

@@ -1,5 +1,5 @@
-"""The book as a project: its chapters (from ``_toc.yml``), its profiles (``book/params/*.yml``)
-and the parameters each chapter declares, merged for one chapter.
+"""The book as a project: its chapters (from ``_toc.yml``), its profiles (``book/params/*.yml``),
+the parameters each chapter declares, merged for one chapter, and the models each chapter fits.
 
 This is what the runner, a chapter's frame and the run registry all need to know about the
 book, and nothing about executing it.
@@ -16,7 +16,7 @@ In a string value, ``{chapter}`` stands for the chapter's name (``_build/results
 from __future__ import annotations
 
 import ast
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,8 @@ from typing import Any
 import yaml
 
 from bnnlib.errors import BnnlibError, unknown_name
+from bnnlib.evaluate.study import ModelSpec
+from bnnlib.studies import architecture, burn_eras, ensembles, target_hypotheses, uncertainty
 
 TOC = "_toc.yml"
 PARAMS_DIR = Path("book") / "params"
@@ -233,3 +235,18 @@ def chapter_parameters(
 def _for_chapter(value: Any, chapter: str) -> Any:
     """A profile string with '{chapter}' in it, e.g. '_build/results/{chapter}', made concrete."""
     return value.replace("{chapter}", chapter) if isinstance(value, str) else value
+
+
+# --------------------------------------------------------------------------- the models of each chapter
+
+
+CHAPTER_MODELS: dict[str, Callable[[Mapping], list[ModelSpec]]] = {
+    "ensembles": ensembles.models,
+    "burn_eras": burn_eras.models,
+    "target_hypotheses": target_hypotheses.models,
+    "architecture": architecture.models,
+    "uncertainty": uncertainty.models,
+}
+"""Chapter name -> its study module's `models(params)`: the specs a chapter builds and shows,
+which the runner's warm-up fits and scores for every chapter before any runs (one definition
+serves both). A chapter not listed (the data chapter, the registry page) fits nothing."""

@@ -31,7 +31,7 @@ from bnnlib.report import plots
 from bnnlib import results  # noqa: E402
 from bnnlib.infra.cache import Cache  # noqa: E402
 from bnnlib.data import Dataset, open_dataset  # noqa: E402
-from bnnlib.studies.talk import prior_label  # noqa: E402
+from bnnlib.studies.common import prior_label  # noqa: E402
 
 PARAMETER_TYPES = (str, bool, int, float, type(None), list, tuple, dict)
 """A parameters cell assigns literals; modules, functions and IPython's own names are not parameters."""

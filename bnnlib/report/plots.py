@@ -1,4 +1,4 @@
-"""Figure builders for the book: each takes tables from `bnnlib.studies.analysis` and returns a titled,
+"""Figure builders for the book: each takes tables from the study modules (`bnnlib.studies`) and returns a titled,
 labelled matplotlib Figure (not attached to pyplot, so nothing is shown twice; a chapter shows
 it with IPython's display and writes it with `bnnlib.infra.results.export_figure`)."""
 
@@ -72,7 +72,7 @@ def ours_vs_talk_panels(ours: pd.DataFrame, talk: pd.DataFrame, *, ours_label: s
                         xlabel: str) -> Figure:
     """Grouped bars of our (row x prior) table beside the talk's on the same rows and columns,
     priors named as the book names them."""
-    from bnnlib.studies.talk import prior_label
+    from bnnlib.studies.common import prior_label
 
     return grouped_bar_panels(
         {ours_label: ours.rename(columns=prior_label),
@@ -122,8 +122,8 @@ def draws_against_ensemble(results: Mapping[str, object], draw_table: pd.DataFra
                            title: str, xlabel: str) -> Figure:
     """`draw_histograms` of one per-draw statistic ("mean": the draw's corr, or "sharpe") of
     each Bayesian model, with its ensemble's value from a `draws_vs_ensemble` table."""
-    from bnnlib.studies.analysis import draw_scores
-    from bnnlib.studies.talk import prior_label
+    from bnnlib.studies.common import draw_scores
+    from bnnlib.studies.common import prior_label
 
     column = {"mean": "ensemble_corr", "sharpe": "ensemble_sharpe"}
     if stat not in column:
@@ -166,9 +166,9 @@ def roc_curves(rocs: Mapping[str, pd.DataFrame], aucs: Mapping[str, float], *, t
 
 
 def burn_rocs(eras: Mapping[str, pd.DataFrame], *, title: str) -> Figure | None:
-    """`roc_curves` of each model's mean std as a detector of its burn eras (`analysis.burn_eras`
+    """`roc_curves` of each model's mean std as a detector of its burn eras (`burn_eras.burn_eras`
     tables); models without both burn and other eras have no curve; None when none has one."""
-    from bnnlib.studies.analysis import mann_whitney_auc, roc_curve
+    from bnnlib.scoring.statistics import mann_whitney_auc, roc_curve
 
     usable = {n: e for n, e in eras.items() if 0 < int(e["burn"].sum()) < len(e)}
     if not usable:

@@ -21,10 +21,10 @@ from bnnlib.evaluate.fits import LADDER_LABELS
 from bnnlib.evaluate.study import ModelSpec
 from bnnlib.models.priors import canonical_prior
 from bnnlib.scoring.statistics import normal_fit, off_diagonal
-from bnnlib.studies.analysis import Claim, draw_scores
-from bnnlib.studies.common import _bnn, _budget, _training
-from bnnlib.studies.findings import agreement
-from bnnlib.studies.talk import PRIORS, SOURCE, _frame, prior_label
+from bnnlib.studies.common import Claim, draw_scores
+from bnnlib.studies.common import bnn_spec, scaled_budget, training_fields
+from bnnlib.studies.common import agreement
+from bnnlib.studies.common import PRIORS, SOURCE, talk_frame, prior_label
 
 
 # --------------------------------------------------------------------------- models
@@ -39,9 +39,9 @@ def depth_models(params: Mapping) -> list[ModelSpec]:
     priors = [canonical_prior(p) for p in params["priors"]]
     specs = []
     for hidden in params["architectures"]:
-        depth, common = len(hidden), dict(hidden=tuple(hidden), **_training(params))
+        depth, common = len(hidden), dict(hidden=tuple(hidden), **training_fields(params))
         specs.append(ModelSpec(f"baseline_{depth}", method="baseline", lr=params["lr_baseline"], **common))
-        specs += [_bnn(f"{p}_{depth}", p, {**params, "hidden": hidden}) for p in priors]
+        specs += [bnn_spec(f"{p}_{depth}", p, {**params, "hidden": hidden}) for p in priors]
     return specs
 
 
@@ -61,7 +61,7 @@ def exact_models(params: Mapping) -> list[ModelSpec]:
     priors = [canonical_prior(p) for p in params["priors"]]
     if [] not in [list(h) for h in params["architectures"]] or "normal" not in priors:
         return []
-    return [_bnn(EXACT_CHECK, "normal", {**params, "hidden": []}, **_budget(params, EXACT_CHECK_BUDGET))]
+    return [bnn_spec(EXACT_CHECK, "normal", {**params, "hidden": []}, **scaled_budget(params, EXACT_CHECK_BUDGET))]
 
 
 def models(params: Mapping) -> list[ModelSpec]:
@@ -310,12 +310,12 @@ def data_worth(ladder: pd.DataFrame, fit_table: pd.DataFrame, n_rows: int, elbo_
 
 # --------------------------------------------------------------------------- the talk (real Numerai v3 data, 2021)
 # Its published numbers, and its findings as tests on a table (checked on its numbers and ours by
-# `analysis.check_claims`; a finding about every prior needs all three).
+# `common.check_claims`; a finding about every prior needs all three).
 
 
 def talk_corr() -> pd.DataFrame:
     """The talk's validation corr by number of hidden layers (0-3) and model."""
-    return _frame(
+    return talk_frame(
         {
             "baseline": [0.0156, 0.0164, 0.0169, 0.0145],
             "flat": [0.0134, 0.0199, 0.0175, 0.0199],
@@ -329,7 +329,7 @@ def talk_corr() -> pd.DataFrame:
 
 def talk_sharpe() -> pd.DataFrame:
     """The talk's Sharpe ratios that go with `talk_corr`."""
-    return _frame(
+    return talk_frame(
         {
             "baseline": [0.5838, 0.5481, 0.5948, 0.6422],
             "flat": [0.4077, 0.6599, 0.6086, 0.6454],

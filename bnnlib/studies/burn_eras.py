@@ -20,10 +20,10 @@ from bnnlib.errors import BnnlibError
 from bnnlib.models.priors import canonical_prior
 from bnnlib.evaluate.study import ModelSpec
 from bnnlib.scoring.statistics import auc_p_value, auc_p_value_from_counts, mann_whitney_auc
-from bnnlib.studies.analysis import Claim, _need, check_kind
-from bnnlib.studies.common import _bnn
-from bnnlib.studies.findings import agreement
-from bnnlib.studies.talk import PRIORS, _frame, prior_label
+from bnnlib.studies.common import Claim, need_results, check_kind
+from bnnlib.studies.common import bnn_spec
+from bnnlib.studies.common import agreement
+from bnnlib.studies.common import PRIORS, talk_frame, prior_label
 
 CHANCE_AUC = 0.5
 """The AUC of a detector that ranks burn eras no better than a coin: above it, burn eras tend to
@@ -38,7 +38,7 @@ SIGNIFICANCE = 0.05
 
 def models(params: Mapping) -> list[ModelSpec]:
     """Study 2: study 1's BNNs (the same settings give the same cache entries)."""
-    return [_bnn(canonical_prior(p), canonical_prior(p), params) for p in params["priors"]]
+    return [bnn_spec(canonical_prior(p), canonical_prior(p), params) for p in params["priors"]]
 
 
 # --------------------------------------------------------------------------- the talk's numbers
@@ -48,7 +48,7 @@ TALK_BURN_ERAS_OF = 105  # validation eras of Numerai v3
 
 def talk_burn() -> pd.DataFrame:
     """Study 2: AUC of the era's mean predictive std as a burn-era detector, and burn-era counts."""
-    return _frame(
+    return talk_frame(
         {"auc": [0.4679, 0.6010, 0.6245], "burn_eras": [28, 33, 31],
          "n_eras": [TALK_BURN_ERAS_OF] * 3},
         list(PRIORS),
@@ -120,7 +120,7 @@ def burn_detection(results: Mapping[str, Any], kind: str = "corr") -> pd.DataFra
     """Per model: eras, burn eras, the AUC of the era's mean predictive std as a burn-era
     detector (higher std flags burn), its one-sided p-value, the mean std in burn and other
     eras, and the Spearman correlation of the std with the era's score."""
-    _need(results, "burn_detection")
+    need_results(results, "burn_detection")
     rows = {}
     for name, result in results.items():
         eras = burn_eras(result.per_era, kind)
@@ -143,7 +143,7 @@ def burn_detection(results: Mapping[str, Any], kind: str = "corr") -> pd.DataFra
 
 def talk_agreement(check: pd.DataFrame) -> dict:
     """How many of the talk's findings (a `check_claims` table) were checkable and hold here too,
-    and the wording of those that differ (`findings.agreement`)."""
+    and the wording of those that differ (`common.agreement`)."""
     found = agreement(check)
     return {"check_findings": found["findings"], "check_agreed": found["agreed"],
             "check_checkable": found["checkable"], "check_differ": found["differ"]}

@@ -1,22 +1,37 @@
-"""What several studies share when they build their models: the training every model of a
-chapter gets, where a BNN's guide starts, and one BNN of a chapter.
+"""What several studies share: the models every chapter builds its BNNs with, the tables of
+scores, the talk's published numbers set beside ours (each study keeps its own tables as data;
+the priors' names and the frame live here), the check of the talk's claims, the synthetic data's
+ground truth, and the notes on convergence every chapter glues.
 
-Each study module (`bnnlib.studies.<chapter>`) builds its `ModelSpec`s with these, and
-`bnnlib.studies.book_models.CHAPTER_MODELS` points at the study modules, so they live below
-both (a study module importing `book_models` back would be an import cycle).
+Each chapter's own models, tables, findings and talk comparison are in its study module
+(`bnnlib.studies.<chapter>`, mirroring `book/<chapter>.py`); what is here is used by several.
+Results are read through a small interface (duck-typed `ModelResult`): ``.summary(kind)``,
+``.per_era`` (era, corr, numerai_corr, mean_std), ``.scores.draw_summary(kind)`` and
+``.scores.n_draws``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from bnnlib.errors import BnnlibError, unknown_name
+from bnnlib.evaluate.fits import CONSTANT
+from bnnlib.evaluate.study import ModelSpec
 from bnnlib.models.bnn import initial_scale
 from bnnlib.models.precision import resolve_precision
 from bnnlib.models.priors import has_std
-from bnnlib.evaluate.study import ModelSpec
 
 
-def _training(params: Mapping) -> dict:
+# --------------------------------------------------------------------------- the models
+
+
+def training_fields(params: Mapping) -> dict:
     """What every model of a chapter shares: the budget, the batch, the seed, the precision
     and the SVI settings (BNNs only)."""
     return dict(epochs=params["epochs"], batch_size=params["batch_size"], seed=params["seed"],
@@ -38,15 +53,307 @@ def guide_start(prior: str, params: Mapping, shrink: float = 1.0) -> dict:
     return dict(guide_init=start, init_scale=scale / shrink)
 
 
-def _bnn(name: str, prior: str, params: Mapping, shrink: float = 1.0, **fields) -> ModelSpec:
+def bnn_spec(name: str, prior: str, params: Mapping, shrink: float = 1.0, **fields) -> ModelSpec:
     """One BNN of a chapter: its prior, the chapter's training and the prior's guide start."""
     settings = dict(method="bnn", prior=prior, hidden=tuple(params["hidden"]), lr=params["lr_bnn"],
-                    lr_final=params.get("lr_bnn_final", 1.0), draws=params["draws"], **_training(params), **guide_start(prior, params, shrink))
+                    lr_final=params.get("lr_bnn_final", 1.0), draws=params["draws"], **training_fields(params), **guide_start(prior, params, shrink))
     return ModelSpec(name, **{**settings, **fields})
 
 
-def _budget(params: Mapping, factor: int) -> dict:
+def scaled_budget(params: Mapping, factor: int) -> dict:
     """The chapter's budget, `factor` times over: in steps where it is set, else in epochs."""
     if params.get("steps"):
         return {"steps": int(params["steps"]) * factor}
     return {"epochs": int(params["epochs"]) * factor}
+
+
+# --------------------------------------------------------------------------- the talk
+
+
+SOURCE = "the talk (Numerai Meetup Japan 2021, real Numerai v3 data)"
+PRIORS = ("flat", "normal", "laplace")
+PRIOR_LABELS = {"flat": "flat (talk: uniform)", "normal": "normal", "laplace": "Laplace"}
+
+
+def prior_label(prior: str) -> str:
+    """How the book names a prior (the talk's word beside ours); other names pass unchanged."""
+    return PRIOR_LABELS.get(prior, prior)
+
+
+def prior_labels(priors) -> str:
+    """Several priors' labels, comma-separated ('none' for none)."""
+    return ", ".join(prior_label(p) for p in priors) or "none"
+
+
+def talk_frame(data: dict, index: list, name: str) -> pd.DataFrame:
+    frame = pd.DataFrame(data, index=pd.Index(index, name=name))
+    frame.attrs["source"] = SOURCE
+    return frame
+
+
+# --------------------------------------------------------------------------- tables
+
+
+KINDS = ("corr", "numerai_corr")
+"""The two per-era scores: the talk's 2021 corr and today's official numerai_corr."""
+
+LN2 = math.log(2.0)
+
+
+def check_kind(kind: str) -> str:
+    """`kind` if it names a per-era score, else a BnnlibError listing them."""
+    if kind not in KINDS:
+        raise unknown_name("score kind", kind, KINDS)
+    return kind
+
+
+def need_results(results: Mapping, what: str) -> None:
+    if not results:
+        raise BnnlibError(f"{what} needs at least one scored model; pass the dict evaluate_models returned")
+
+
+# --------------------------------------------------------------------------- study 1
+
+
+def score_table(results: Mapping[str, Any], kinds: Sequence[str] = KINDS) -> pd.DataFrame:
+    """One row per model: the mean, std, Sharpe and max drawdown of its per-era scores (the
+    ensemble's, for Bayesian models), for each score kind, and its burn-era count."""
+    need_results(results, "score_table")
+    rows = {}
+    for name, result in results.items():
+        row: dict[str, float] = {}
+        for kind in kinds:
+            summary = result.summary(check_kind(kind))
+            for stat in ("mean", "std", "sharpe", "max_drawdown"):
+                row[f"{kind}_{stat}"] = summary[stat]
+            row[f"{kind}_burn_eras"] = summary["n_negative"]
+        row["n_eras"] = summary["n_eras"]
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+
+
+def labelled_score_table(results: Mapping[str, Any], labels: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """`score_table` with label columns first (e.g. hypothesis and prior of each model name)."""
+    table = score_table(results)
+    columns = pd.DataFrame.from_dict({name: dict(labels[name]) for name in table.index}, orient="index")
+    return pd.concat([columns, table], axis=1).rename_axis(table.index.name)
+
+
+def draw_scores(result: Any, kind: str = "corr") -> pd.DataFrame:
+    """Per posterior draw: the mean, std and Sharpe over eras of that draw's per-era score."""
+    return result.scores.draw_summary(check_kind(kind))
+
+
+def side_by_side(ours: pd.DataFrame, talk: pd.DataFrame, *, ours_label: str = "this run",
+                 talk_label: str = "talk (2021)") -> pd.DataFrame:
+    """Our table and the talk's under one two-level column header, on the union of their rows
+    (in our order, then the talk's extra rows); a cell one of them lacks is NaN."""
+    columns = [c for c in ours.columns if c in talk.columns]
+    if not columns:
+        raise BnnlibError(
+            f"the two tables share no column (ours: {list(ours.columns)}, talk: {list(talk.columns)}); "
+            "rename our columns to the talk's"
+        )
+    index = list(ours.index) + [i for i in talk.index if i not in set(ours.index)]
+    return pd.concat(
+        {ours_label: ours[columns].reindex(index), talk_label: talk[columns].reindex(index)}, axis=1
+    )
+
+
+# --------------------------------------------------------------------------- claims
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A finding of the talk as a test on a table, so it can be checked on the talk's numbers
+    and on ours alike; `test` returns None where the table lacks what it needs."""
+
+    text: str
+    test: Callable[[pd.DataFrame], bool | None]
+
+
+def check_claims(claims: Sequence[Claim], ours: pd.DataFrame, talk: pd.DataFrame) -> pd.DataFrame:
+    """Each claim, whether it holds on the talk's table and on ours, and whether they agree
+    (NaN/None where a table lacks the rows or columns a claim needs)."""
+    rows = []
+    for claim in claims:
+        held = [_try(claim.test, table) for table in (talk, ours)]
+        agree = None if None in held else held[0] == held[1]
+        rows.append({"finding": claim.text, "talk": held[0], "this run": held[1], "agree": agree})
+    return pd.DataFrame(rows, columns=["finding", "talk", "this run", "agree"])
+
+
+def _try(test: Callable[[pd.DataFrame], bool | None], table: pd.DataFrame) -> bool | None:
+    try:
+        value = test(table)
+    except (KeyError, IndexError):
+        return None
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return bool(value)
+
+
+# --------------------------------------------------------------------------- ground truth
+
+
+def truth_eras(dataset: Any, split: str = "validation") -> pd.DataFrame | None:
+    """The synthetic ground truth's per-era record (regime, drift, `shifted`, ...) for the eras
+    of `split`, or None when the data has no ground truth (real data)."""
+    truth = getattr(dataset, "truth", None)
+    if truth is None:
+        return None
+    eras = set(dataset.frame(split)["era"].astype(str)) if hasattr(dataset, "frame") else None
+    table = truth.eras.copy()
+    table["era"] = table["era"].astype(str)
+    return table[table["era"].isin(eras)].reset_index(drop=True) if eras is not None else table
+
+
+def truth_signals(dataset: Any, split: str = "validation") -> pd.DataFrame | None:
+    """The ground truth's noise-free signals of every row of `split`, in that split's row
+    order, or None when the data has no ground truth."""
+    truth = getattr(dataset, "truth", None)
+    if truth is None:
+        return None
+    frame = dataset.frame(split)
+    missing = frame.index.difference(truth.rows.index)
+    if len(missing):
+        raise BnnlibError(
+            f"the ground truth lacks {len(missing)} rows of the {split} split (e.g. {missing[0]!r}); "
+            "regenerate the synthetic data (bnnlib data synth)"
+        )
+    return truth.rows.loc[frame.index]
+
+
+def signal_ceiling(signals: pd.DataFrame, target: Any, eras: Any, columns: Sequence[str]) -> pd.DataFrame:
+    """What a model that predicted a noise-free signal exactly would score: per signal column,
+    the summary (mean, std, Sharpe, ...) of its per-era 2021 corr with the target."""
+    from bnnlib.scoring.metrics import era_corr, score_summary
+
+    rows = {}
+    for column in columns:
+        if column not in signals.columns:
+            raise unknown_name("signal column", column, signals.columns)
+        per_era = era_corr(signals[column].to_numpy(), np.asarray(target), np.asarray(eras))
+        rows[column] = score_summary(per_era)
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("signal")
+
+
+# --------------------------------------------------------------------------- study 3
+
+
+def grid_table(results: Mapping[tuple[str, str], Any], stat: str = "mean", kind: str = "corr") -> pd.DataFrame:
+    """A (row, column) -> statistic table from results keyed by pairs, e.g. (hypothesis, prior)
+    or (hidden layers, model); `stat` is one of the summary's keys (mean, sharpe, ...)."""
+    need_results(results, "grid_table")
+    check_kind(kind)
+    cells = {}
+    for key, result in results.items():
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise BnnlibError(f"grid_table needs results keyed by (row, column) pairs, got the key {key!r}")
+        summary = result.summary(kind)
+        if stat not in summary:
+            raise unknown_name("summary statistic", stat, summary)
+        cells[key] = summary[stat]
+    series = pd.Series(cells)
+    return series.unstack()[list(dict.fromkeys(k[1] for k in cells))].reindex(
+        list(dict.fromkeys(k[0] for k in cells)))
+
+
+def format_corr_sharpe(corr: pd.DataFrame, sharpe: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """Cells "corr (Sharpe)" as the talk prints them; blank where a value is missing."""
+    def cell(c: float, s: float) -> str:
+        if pd.isna(c) or pd.isna(s):
+            return ""
+        return f"{c:.{digits}f} ({s:.{digits}f})"
+
+    sharpe = sharpe.reindex(index=corr.index, columns=corr.columns)
+    return pd.DataFrame(
+        [[cell(c, s) for c, s in zip(crow, srow)] for crow, srow in zip(corr.to_numpy(), sharpe.to_numpy())],
+        index=corr.index, columns=corr.columns,
+    )
+
+
+def corr_sharpe_side_by_side(corr: pd.DataFrame, sharpe: pd.DataFrame, talk_corr: pd.DataFrame,
+                             talk_sharpe: pd.DataFrame, *, ours_label: str = "this run") -> pd.DataFrame:
+    """Our "corr (Sharpe)" cells beside the talk's, as the talk prints its grids."""
+    return side_by_side(format_corr_sharpe(corr, sharpe), format_corr_sharpe(talk_corr, talk_sharpe),
+                        ours_label=ours_label)
+
+
+# --------------------------------------------------------------------------- notes
+
+
+FLAT_NOTE = (" (the improper flat prior has no proper posterior for weights the data do not pin down: the guide's "
+             "entropy grows their scales without bound, so its spread is set by when the optimiser stopped)")
+
+
+def agreement(check: pd.DataFrame) -> dict:
+    """How many of the talk's findings (a `check_claims` table) were checkable and hold here too,
+    and the wording of those that differ."""
+    differ = "; ".join(check.loc[check["agree"].eq(False), "finding"]) or "none"
+    return {"findings": int(len(check)), "agreed": int(check["agree"].eq(True).sum()),
+            "checkable": int(check["agree"].notna().sum()), "differ": differ}
+
+
+def prefixed(prefix: str, values: Mapping) -> dict:
+    """`values` with every key prefixed (several tables' findings on one page)."""
+    return {f"{prefix}_{k}": v for k, v in values.items()}
+
+
+def unconverged_note(verdicts: Mapping[str, str], consequence: str) -> str:
+    """One sentence per fit that did not converge: its verdict and what it means for the
+    numbers computed from it (empty when every fit converged)."""
+    return "".join(f"The {prior_label(name)} fit is {verdict}{FLAT_NOTE if name == 'flat' else ''}; {consequence} "
+                   for name, verdict in verdicts.items() if verdict != "converged").strip()
+
+
+def convergence_note(fit_table: pd.DataFrame, names: Sequence[str], consequence: str) -> dict:
+    """Which of `names` converged (labels) and the note on the others."""
+    verdicts = {n: fit_table.loc[n, "verdict"] for n in names}
+    converged = [n for n, v in verdicts.items() if v == "converged"]
+    return {"converged": prior_labels(converged),
+            "unconverged_note": unconverged_note(verdicts, consequence) or "Every fit converged."}
+
+
+def best_among_converged(scores: pd.DataFrame, names: Sequence[str], converged: Sequence[str] | None, what: str,
+               label) -> tuple[str | None, str]:
+    """The highest corr among `names` (rows of `scores`, columns corr and sharpe), picked among
+    the `converged` ones when verdicts are known (None: they are not), in words: (its name, a
+    sentence). `what` names one of them ("BNN"), `label` says which one ("the Normal prior's")."""
+    names = list(names)
+    if not names:
+        return None, f"This run has no {what} to compare."
+    corr = scores.loc[names, "corr"]
+    top = corr.idxmax()
+
+    def score(name) -> str:
+        return f"corr {scores.loc[name, 'corr']:.4f}, Sharpe {scores.loc[name, 'sharpe']:.3f}"
+
+    if converged is None:
+        return top, f"The best {what} here is {label(top)} ({score(top)})."
+    pool = [n for n in names if n in converged]
+    if not pool:
+        return top, (f"No {what} converged, so none is a posterior to call the best; the highest corr, where the "
+                     f"optimiser stopped, is {label(top)} ({score(top)}).")
+    best = corr[pool].idxmax()
+    note = f"The best converged {what} here is {label(best)} ({score(best)})"
+    higher = [n for n in names if n not in pool and corr[n] > corr[best]]
+    if higher:
+        note += (f"; {', '.join(label(n) for n in higher)} {'scores' if len(higher) == 1 else 'score'} higher, "
+                 f"but {'its fit' if len(higher) == 1 else 'their fits'} did not converge")
+    return best, note + "."
+
+
+NO_TRUTH = "This dataset has no ground truth (real data), so this check is skipped."
+
+
+def constant_predictors(names: Sequence[str]) -> dict:
+    """The note on models whose ensemble prediction is one value for every row (`fits.constant_predictors`)."""
+    if not names:
+        return {"constant_note": "Every model's ensemble prediction varies across the validation rows."}
+    listed = ", ".join(names)
+    return {"constant_note": (
+        f"{listed} {'predicts' if len(names) == 1 else 'predict'} one value for every validation row, to within "
+        f"{CONSTANT:g} (a point network whose ReLUs died in training, or a posterior pruned to its prior): "
+        f"{'its' if len(names) == 1 else 'their'} corr and Sharpe above are an artefact of how ties are ranked, "
+        "not a score, and a comparison with a constant shows nothing.")}

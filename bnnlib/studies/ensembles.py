@@ -20,10 +20,10 @@ from bnnlib.evaluate.study import ModelSpec
 from bnnlib.models.bnn import DEFAULT_INIT_SCALE, initial_scale
 from bnnlib.models.precision import resolve_precision
 from bnnlib.models.priors import WIDE, canonical_prior
-from bnnlib.studies.analysis import Claim, check_kind, draw_scores, signal_ceiling, truth_signals
-from bnnlib.studies.common import _bnn, _budget, _training, guide_start
-from bnnlib.studies.findings import _best_note, agreement
-from bnnlib.studies.talk import PRIORS, _frame, prior_label, prior_labels
+from bnnlib.studies.common import Claim, check_kind, draw_scores, signal_ceiling, truth_signals
+from bnnlib.studies.common import bnn_spec, scaled_budget, training_fields, guide_start
+from bnnlib.studies.common import agreement, best_among_converged
+from bnnlib.studies.common import PRIORS, talk_frame, prior_label, prior_labels
 
 
 # --------------------------------------------------------------------------- models
@@ -90,27 +90,27 @@ def models(params: Mapping) -> list[ModelSpec]:
     smaller (init-invariance); beside the flat prior, a wide proper prior; the Normal BNN from the
     other start (`start_comparison`); the Normal BNN in float32 when the chapter runs in bf16 (the
     precision check); and the baseline scored at its best epoch."""
-    training = _training(params)
+    training = training_fields(params)
     common = dict(hidden=tuple(params["hidden"]), **training)
     priors = [canonical_prior(p) for p in params["priors"]]
     specs = [
         ModelSpec("baseline", method="baseline", lr=params["lr_baseline"], **common),
         ModelSpec("baseline_bnn_lr", method="baseline", lr=params["lr_bnn"], lr_final=params.get("lr_bnn_final", 1.0),
                   **common),
-        *[_bnn(p, p, params) for p in priors],
-        *[_bnn(init_check_name(p), p, params, shrink=params.get("init_shrink", 10.0),
-               **_budget(params, INIT_CHECK_BUDGET)) for p in priors],
+        *[bnn_spec(p, p, params) for p in priors],
+        *[bnn_spec(init_check_name(p), p, params, shrink=params.get("init_shrink", 10.0),
+               **scaled_budget(params, INIT_CHECK_BUDGET)) for p in priors],
     ]
     if "flat" in priors:  # started as the flat prior is, so that only the prior differs
-        specs.append(_bnn(WIDE_CONTROL, "wide", params, **guide_start("flat", params)))
+        specs.append(bnn_spec(WIDE_CONTROL, "wide", params, **guide_start("flat", params)))
     if "normal" in priors:  # the Normal BNN from the start the chapter's BNNs do not use
         if params.get("guide_init", "he") == "prior":
-            control, start, budget = TALK_START, "he", _budget(params, START_CHECK_BUDGET)
+            control, start, budget = TALK_START, "he", scaled_budget(params, START_CHECK_BUDGET)
         else:
             control, start, budget = FROM_PRIOR, "prior", {}
-        specs.append(_bnn(control, "normal", params, guide_init=start, init_scale=initial_scale(start, None), **budget))
+        specs.append(bnn_spec(control, "normal", params, guide_init=start, init_scale=initial_scale(start, None), **budget))
     if resolve_precision(training["precision"]) != "float32" and "normal" in priors:
-        specs.append(_bnn(PRECISION_CHECK, "normal", params, precision="float32"))
+        specs.append(bnn_spec(PRECISION_CHECK, "normal", params, precision="float32"))
     specs.append(ModelSpec("baseline_best_epoch", method="baseline", lr=params["lr_baseline"], best_epoch=True,
                            **common))
     return specs
@@ -258,7 +258,7 @@ def score_findings(ours: pd.DataFrame, bnn_names: Sequence[str], best_epoch: int
     `bnn_names` (`ours`: corr and sharpe per model, with rows baseline and baseline_bnn_lr)."""
     names = list(bnn_names)
     converged = None if verdicts is None else [n for n in names if verdicts.get(n) == "converged"]
-    best, best_note = _best_note(ours, names, converged, "BNN", lambda n: f"the {prior_label(n)} prior's")
+    best, best_note = best_among_converged(ours, names, converged, "BNN", lambda n: f"the {prior_label(n)} prior's")
     baseline, control_corr = ours.loc["baseline", "corr"], ours.loc["baseline_bnn_lr", "corr"]
     above = [p for p in names if ours.loc[p, "corr"] > baseline]
     above_control = [p for p in above if ours.loc[p, "corr"] > control_corr]
@@ -519,11 +519,11 @@ def ground_truth(ceiling: pd.DataFrame, capture: pd.Series, corr: pd.Series) -> 
 
 # --------------------------------------------------------------------------- the talk (real Numerai v3 data, 2021)
 # Its published numbers, and its findings as tests on a table (checked on its numbers and ours by
-# `analysis.check_claims`; a finding about every prior needs all three).
+# `common.check_claims`; a finding about every prior needs all three).
 
 
 TALK_BEST_EPOCH = 5
-"""The baseline's epoch with the highest validation corr, in the talk."""
+"""The baseline's epoch with the highest validation corr, in the common."""
 
 TALK_EPOCHS = 30
 """The talk's training epochs (baseline and BNNs)."""
@@ -531,7 +531,7 @@ TALK_EPOCHS = 30
 
 def talk_scores() -> pd.DataFrame:
     """The talk's validation corr (mean of the 2021 per-era corr) and Sharpe of each model."""
-    return _frame(
+    return talk_frame(
         {
             "corr": [0.0145, 0.0199, 0.0167, 0.0185, 0.0191, 0.0153],
             "sharpe": [0.6422, 0.6454, 0.5038, 0.5573, 0.6489, 0.5035],
@@ -543,7 +543,7 @@ def talk_scores() -> pd.DataFrame:
 
 def talk_draws() -> pd.DataFrame:
     """The talk's per-draw corr mean and Sharpe (mean and std over 1000 draws) vs the ensemble."""
-    return _frame(
+    return talk_frame(
         {
             "draw_corr_mean": [0.0142, 0.0049, 0.0123],
             "draw_corr_std": [0.0023, 0.0072, 0.0020],

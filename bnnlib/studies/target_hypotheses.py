@@ -18,10 +18,10 @@ from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.priors import canonical_prior
 from bnnlib.evaluate.study import ModelSpec
 from bnnlib.scoring.statistics import normal_posterior
-from bnnlib.studies.analysis import Claim, check_claims
-from bnnlib.studies.common import _bnn
-from bnnlib.studies.findings import _best_note, agreement
-from bnnlib.studies.talk import PRIORS, _frame, prior_label
+from bnnlib.studies.common import Claim, check_claims
+from bnnlib.studies.common import bnn_spec
+from bnnlib.studies.common import agreement, best_among_converged
+from bnnlib.studies.common import PRIORS, talk_frame, prior_label
 
 # --------------------------------------------------------------------------- models
 
@@ -29,7 +29,7 @@ from bnnlib.studies.talk import PRIORS, _frame, prior_label
 def models(params: Mapping) -> list[ModelSpec]:
     """Study 3: H1-H4 under each prior, then study 1's one-target BNNs (named `single_<prior>`)."""
     priors = [canonical_prior(p) for p in params["priors"]]
-    return [_bnn(f"{h}_{p}", p, params, hypothesis=h) for h in [*params["hypotheses"], "single"] for p in priors]
+    return [bnn_spec(f"{h}_{p}", p, params, hypothesis=h) for h in [*params["hypotheses"], "single"] for p in priors]
 
 
 def by_cell(specs: Sequence[ModelSpec], values: Mapping[str, Any]) -> dict[tuple[str, str], Any]:
@@ -50,7 +50,7 @@ TALK_ROWS = ("h1", "h2", "h3", "h4", "single")
 
 def talk_corr() -> pd.DataFrame:
     """Study 3: validation corr on the main target, hypothesis x prior ('single' = study 1's BNN)."""
-    return _frame(
+    return talk_frame(
         {
             "flat": [0.0151, 0.0171, 0.0130, 0.0146, 0.0199],
             "normal": [0.0110, 0.0080, 0.0136, 0.0144, 0.0167],
@@ -63,7 +63,7 @@ def talk_corr() -> pd.DataFrame:
 
 def talk_sharpe() -> pd.DataFrame:
     """Study 3: the Sharpe ratios that go with `talk_corr`."""
-    return _frame(
+    return talk_frame(
         {
             "flat": [0.5794, 0.5891, 0.5458, 0.6991, 0.6454],
             "normal": [0.3735, 0.3236, 0.6621, 0.7036, 0.5038],
@@ -146,7 +146,7 @@ NO_H4 = "H4 is not among this run's hypotheses, so there is no beta to show."
 
 def talk_agreement(check: pd.DataFrame) -> dict:
     """How many of the talk's findings (a `check_claims` table) were checkable and hold here too,
-    and the wording of those that differ (`findings.agreement`)."""
+    and the wording of those that differ (`common.agreement`)."""
     found = agreement(check)
     return {"check_findings": found["findings"], "check_agreed": found["agreed"],
             "check_checkable": found["checkable"], "check_differ": found["differ"]}
@@ -164,7 +164,7 @@ def score_findings(corr: pd.DataFrame, sharpe: pd.DataFrame, verdicts: pd.Series
     beats the one-target BNN of the same prior."""
     cells = pd.DataFrame({"corr": corr.stack(), "sharpe": sharpe.stack()})
     converged = None if verdicts is None else [k for k in cells.index if verdicts.get(k) == "converged"]
-    best, best_note = _best_note(cells, list(cells.index), converged, "model",
+    best, best_note = best_among_converged(cells, list(cells.index), converged, "model",
                                  lambda k: f"{k[0]} with the {prior_label(k[1])} prior")
     others = corr.drop(index="single") if "single" in corr.index else corr.iloc[0:0]
     beats = int((others > corr.loc["single"]).sum().sum()) if len(others) else 0

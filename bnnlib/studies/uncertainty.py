@@ -23,9 +23,9 @@ from bnnlib.errors import BnnlibError
 from bnnlib.models.priors import canonical_prior
 from bnnlib.evaluate.study import ModelSpec
 from bnnlib.scoring.statistics import mann_whitney_auc
-from bnnlib.studies.analysis import signal_ceiling, truth_eras, truth_signals
+from bnnlib.studies.common import signal_ceiling, truth_eras, truth_signals
 from bnnlib.studies.burn_eras import burn_eras
-from bnnlib.studies.common import _bnn, _training
+from bnnlib.studies.common import bnn_spec, training_fields
 
 # --------------------------------------------------------------------------- models
 
@@ -45,18 +45,18 @@ def models(params: Mapping) -> list[ModelSpec]:
     train at `lr_baseline`, decaying to `lr_baseline_final` of it (at lr 1e-3 and 0.1, the
     baseline is study 1's matched-budget control, baseline_bnn_lr). When they train in bf16, the
     baseline is trained in float32 too (the point networks' precision check)."""
-    training = _training(params)
+    training = training_fields(params)
     common = dict(hidden=tuple(params["hidden"]), lr=params["lr_baseline"],
                   lr_final=params.get("lr_baseline_final", 1.0), **training)
     specs = [
         ModelSpec("baseline", method="baseline", **common),
-        *[_bnn(canonical_prior(p), canonical_prior(p), params) for p in params["priors"]],
+        *[bnn_spec(canonical_prior(p), canonical_prior(p), params) for p in params["priors"]],
         ModelSpec("mc_dropout", method="dropout", dropout=params["dropout"], draws=params["draws"], **common),
         ModelSpec("deep_ensemble", method="ensemble", members=params["members"], **common),
     ]
     if params.get("hetero_prior"):
         prior = canonical_prior(params["hetero_prior"])
-        specs.append(_bnn(HETERO, prior, params, hypothesis="hetero"))
+        specs.append(bnn_spec(HETERO, prior, params, hypothesis="hetero"))
     if training["precision"] != "float32":
         specs.append(ModelSpec(POINT_PRECISION_CHECK, method="baseline", **{**common, "precision": "float32"}))
     return specs

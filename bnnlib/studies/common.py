@@ -295,11 +295,6 @@ def agreement(check: pd.DataFrame) -> dict:
             "checkable": int(check["agree"].notna().sum()), "differ": differ}
 
 
-def prefixed(prefix: str, values: Mapping) -> dict:
-    """`values` with every key prefixed (several tables' findings on one page)."""
-    return {f"{prefix}_{k}": v for k, v in values.items()}
-
-
 def unconverged_note(verdicts: Mapping[str, str], consequence: str) -> str:
     """One sentence per fit that did not converge: its verdict and what it means for the
     numbers computed from it (empty when every fit converged)."""

@@ -204,6 +204,10 @@ class DaskExecutor:
                     f"the Dask scheduler at {self.address} has no workers after {CONNECT_TIMEOUT:.0f} s; start "
                     f"some (`dask worker {self.address}`, sharing this cache folder) or use --executor dask") from None
             return client
+        # The cluster's own processes log at CRITICAL only (silence_logs); so does its scheduler, which
+        # runs here: a worker stopped by Ctrl-C would otherwise print "Batched Comm Closed" and its
+        # traceback at INFO. A job's failure comes back as its future's exception, not as a log line.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
         with workers_ignore_ctrl_c():  # the workers leave Ctrl-C to us: we stop them
             try:
                 self._cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,

@@ -229,17 +229,19 @@ def stop_pool(pool: ProcessPoolExecutor, timeout: float = 5.0) -> None:
 
 @contextmanager
 def workers_ignore_ctrl_c() -> Iterator[None]:
-    """Start processes within this block: SIGINT is ignored here meanwhile, and a spawned
-    process inherits that from its first instruction, so a Ctrl-C while a worker is still
-    importing cannot print its traceback (the parent handles Ctrl-C and stops the workers)."""
+    """Start processes within this block: SIGINT is blocked here meanwhile, and a spawned
+    process inherits the blocked signal from its first instruction, so a Ctrl-C while a worker
+    is still importing cannot print its traceback (the parent handles Ctrl-C and stops the
+    workers). Blocked, not ignored: a Ctrl-C that arrives while the workers start stays
+    pending here and is delivered when the block ends, so it is never lost."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _check_picklable(fn: Callable) -> None:

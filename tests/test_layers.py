@@ -88,3 +88,21 @@ def test_the_contract_sees_a_violation(tmp_path):
     found = imports_of(source)
     assert "bnnlib.build.runner" in found and "bnnlib.infra.cache" in found
     assert layer_of("bnnlib.build.runner") > layer_of("bnnlib.infra.cache")
+
+
+def test_every_bnnlib_import_names_a_module_of_the_package():
+    """An import of a module that is not in the package (a name left over from before a move)
+    must fail here, not be found elsewhere on the path (an older install, an editable finder)."""
+    missing = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.split(".")[0] == "bnnlib":
+                if node.module not in MODULES:
+                    missing.append(f"{name}: from {node.module}")
+                elif node.module == "bnnlib":
+                    missing += [f"{name}: from bnnlib import {a.name}" for a in node.names
+                                if f"bnnlib.{a.name}" not in MODULES and a.name != "__version__"]
+            elif isinstance(node, ast.Import):
+                missing += [f"{name}: import {a.name}" for a in node.names
+                            if a.name.split(".")[0] == "bnnlib" and a.name not in MODULES]
+    assert missing == []

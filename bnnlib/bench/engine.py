@@ -26,10 +26,11 @@ from bnnlib.errors import unknown_name
 from bnnlib.models.baseline import TrainConfig, train_mlp
 from bnnlib.models.bnn import BayesianMLP, SVIConfig, fit_bnn
 from bnnlib.models.likelihoods import get_likelihood
-from bnnlib.models.network import Architecture, forward, unflatten
+from bnnlib.models.network import Architecture, forward
 from bnnlib.models.precision import PRECISIONS
 from bnnlib.models.training import seed_everything
 from bnnlib.evaluate.predictive import EraLayout, ThetaDraws, draw_chunk, input_dtype, score_draws
+from bnnlib.bench.scale import run_v5
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,6 @@ def run_benchmark(scale: str = "small", out: Path = Path("_build/bench.json"), d
     """Measure, print a table, write JSON; returns the figures. Scale v5 measures the stages of
     a run at v5's size instead (bnnlib.bench.scale)."""
     if scale == "v5":
-        from bnnlib.bench.scale import run_v5
 
         return _write(run_v5(Path(out), draws, seed), Path(out))
     if scale not in SCALES:

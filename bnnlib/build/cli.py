@@ -61,7 +61,8 @@ def _book(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from bnnlib.build.runner import parse_overrides, run_chapter
+    from bnnlib.build.runner import run_chapter
+    from bnnlib.project.book import parse_overrides
 
     run_chapter(
         args.chapter,

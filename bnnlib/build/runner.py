@@ -16,7 +16,6 @@ The book's chapters, profiles and parameters are `bnnlib.project.book`'s.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import hashlib
 import json
@@ -27,16 +26,30 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import yaml
+import jupytext
+import papermill
+from papermill.exceptions import PapermillExecutionError
 
+from bnnlib.build import warmup as prefit
 from bnnlib.errors import BnnlibError
+from bnnlib.infra.cache import source_hash
+from bnnlib.infra.cluster import check_executor, check_reachable, parse_executor
+from bnnlib.infra.executor import stop_pool, workers_ignore_ctrl_c
+from bnnlib.infra.interrupt import cleanup_on_stop, interrupted, raise_if_interrupted
 from bnnlib.infra.publish import locked, staging_folder, swap_in, tree_digest
+from bnnlib.infra.results import STAGING_ENV, book_folder
+from bnnlib.infra.tracking import check_tracking_uri
 from bnnlib.project.book import (TOC, Chapter, _root, chapter_parameters, declared_parameters, get_chapter, list_chapters,
-                                 load_profile, parse_overrides)
+                                 load_profile)
+from bnnlib.project.parameters import checked_parameters
+from bnnlib.report.registry import RUNS_OF, book_chapters, inputs_digest
+from bnnlib.infra.interrupt import handle_signals, ignore_interrupts
 BUILD = "_build"
 NOT_IN_STAMP = ("force", "jobs", "executor")  # do not change a chapter's results
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -44,7 +57,6 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def _runner_values(data_dir, force: bool, jobs: int, device: str = "auto", executor: str = "local",
                    mlflow_uri: str | None = None) -> dict:
-    from bnnlib.infra.cluster import check_executor, check_reachable, parse_executor
 
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise BnnlibError(f"--jobs must be a whole number of at least 1, not {jobs!r}")
@@ -54,7 +66,6 @@ def _runner_values(data_dir, force: bool, jobs: int, device: str = "auto", execu
     if address is not None:  # an unreachable scheduler fails now, not after the planning
         check_reachable(address)
     if mlflow_uri is not None:  # MLflow missing, a bad URI or a server down: now, not after the fits
-        from bnnlib.infra.tracking import check_tracking_uri
 
         values["mlflow_uri"] = check_tracking_uri(mlflow_uri)
     if data_dir is not None:
@@ -88,7 +99,6 @@ def _check_data_dir(params: Mapping, profile_name: str) -> None:
 
 
 def _bnnlib_hash() -> str:
-    from bnnlib.infra.cache import source_hash
 
     return source_hash()
 
@@ -172,10 +182,7 @@ def plan_chapter(
 ) -> Plan:
     """Read the chapter, check its parameters (`bnnlib.project.parameters`, paths against `root`) and
     work out its stamp key and results folder (runs nothing)."""
-    import jupytext
 
-    from bnnlib.project.parameters import checked_parameters
-    from bnnlib.infra.results import book_folder
 
     text = chapter.source.read_text(encoding="utf-8")
     notebook = jupytext.reads(text, fmt="py:percent")
@@ -210,11 +217,7 @@ def execute_plan(plan: Plan, root: Path) -> float:
     kept in _build/failed/<name>.ipynb for inspection; an interrupted one is removed. The caller
     holds the chapter's lock (`bnnlib.infra.publish.locked`).
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
 
-    from bnnlib.infra.interrupt import cleanup_on_stop, interrupted, raise_if_interrupted
-    from bnnlib.infra.results import STAGING_ENV
 
     name = plan.chapter.name
     running = root / BUILD / "executing" / f"{name}.ipynb"
@@ -322,7 +325,6 @@ def _cell_failure(name: str, error, saved: Path | None, root: Path, source: Path
 
 def _source_cell_number(source: Path, cell_source: str) -> int | str:
     """The 1-based number of the code cell with this text in the chapter's .py ('?' if absent)."""
-    import jupytext
 
     cells = [c for c in jupytext.read(source).cells if c.cell_type == "code"]
     for number, cell in enumerate(cells, 1):
@@ -342,7 +344,6 @@ def _warm_cache(plans: list[Plan], root: Path, jobs: int, force: bool, executor:
     """Fit and score the models of these chapters in one pool of `jobs` processes, or on the
     `executor`'s cluster (see bnnlib.build.warmup); returns the plans to execute. After a forced warm-up, a chapter whose models
     all refitted runs with force off, so that nothing is fitted twice."""
-    from bnnlib.build import warmup as prefit
 
     chapters = [(p.chapter.name, {**declared_parameters(p.notebook), **p.params}) for p in plans]
     done = prefit.warm(prefit.plan(chapters, root, force), jobs, force, executor)
@@ -375,7 +376,6 @@ def _run_plans(plans: list[Plan], root: Path, force: bool, jobs: int = 1, execut
 def reads_runs(plan: Plan) -> bool:
     """Whether the chapter is a page that reads the other chapters' runs (it declares
     `registry.RUNS_OF`): it runs after them, and their runs are part of its stamp."""
-    from bnnlib.report.registry import RUNS_OF
 
     return RUNS_OF in declared_parameters(plan.notebook)
 
@@ -383,7 +383,6 @@ def reads_runs(plan: Plan) -> bool:
 def with_runs(plan: Plan, root: Path) -> Plan:
     """A runs-reading page's plan with the chapters' current `runs.csv` in its stamp key, taken
     when it is about to run (after the chapters), so that a changed run executes it again."""
-    from bnnlib.report.registry import RUNS_OF, book_chapters, inputs_digest
 
     chapters = {**declared_parameters(plan.notebook), **plan.params}.get(RUNS_OF) or book_chapters(
         plan.chapter.name, root)
@@ -424,7 +423,6 @@ def _run_locked(plans: list[Plan], root: Path, force: bool, jobs: int, executor:
 
 def _execute_in_turn(todo: list[tuple[str, Plan]], root: Path) -> None:
     """Execute the plans one after the other, a line each."""
-    from bnnlib.infra.interrupt import raise_if_interrupted
 
     for label, plan in todo:
         raise_if_interrupted()
@@ -444,10 +442,7 @@ def _execute_concurrently(todo: list[tuple[str, Plan]], root: Path, jobs: int) -
     failure no further chapter starts, and the first failing chapter in book order is the error.
     (Not `executor.ProcessExecutor`: its worker threads are capped, and it stops at the first
     error in completion order, wrapping it in a description of the item.)"""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
 
-    from bnnlib.infra.executor import stop_pool, workers_ignore_ctrl_c
 
     failures: dict[int, BaseException] = {}
     pool = ProcessPoolExecutor(min(jobs, len(todo)), mp_context=get_context("spawn"),
@@ -480,7 +475,6 @@ def _execute_concurrently(todo: list[tuple[str, Plan]], root: Path, jobs: int) -
 def _chapter_process_init() -> None:
     """A chapter's process leaves Ctrl-C to the parent, and turns the parent's SIGTERM into an
     exception, so that execute_plan removes its staging folder and papermill stops its kernel."""
-    from bnnlib.infra.interrupt import handle_signals, ignore_interrupts
 
     ignore_interrupts()
     handle_signals(sigint=False).__enter__()  # for the life of the process

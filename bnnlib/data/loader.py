@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from bnnlib.data.dataset import Dataset, Truth, fingerprint
 from bnnlib.data.roles import ROLE_PRESETS, V3_ROLES, V4_ROLES, V5_ROLES, TargetRoles, suggest_roles
 from bnnlib.errors import BnnlibError, unknown_name
+from bnnlib.data.synth import generator_hash, get_profile, write_profile
 
 __all__ = ["Dataset", "TargetRoles", "V3_ROLES", "V4_ROLES", "V5_ROLES", "ROLE_PRESETS", "LAYOUTS",
            "load_dataset", "load_synthetic", "open_dataset"]
@@ -260,7 +261,6 @@ def load_dataset(data_dir: str | Path, *, feature_set: str | list[str] = "small"
 def load_synthetic(profile: str = "default", root: str | Path = Path("_build/data"), seed: int | None = None, *,
                    feature_set: str | list[str] = "small", roles: TargetRoles = V3_ROLES) -> Dataset:
     """The synthetic dataset `profile`: generated once into root/synthetic-<profile>-seed<seed>/, then reused."""
-    from bnnlib.data.synth import generator_hash, get_profile, write_profile
 
     spec = get_profile(profile).with_seed(seed)
     folder = Path(root) / f"synthetic-{spec.name}-seed{spec.seed}"

@@ -36,6 +36,7 @@ from bnnlib.data.profiles import (
 )
 from bnnlib.data.world import EraPath, World, feature_levels, make_era_path, make_world, standardize
 from bnnlib.errors import BnnlibError
+from bnnlib.data import levels, profiles, world
 
 __all__ = ["PROFILES", "SynthProfile", "SyntheticData", "generate", "get_profile", "write_profile"]
 
@@ -66,7 +67,6 @@ class SyntheticData:
 
 def generator_hash() -> str:
     """Hash of the generator's source code: a synthetic folder written by older code is stale."""
-    from bnnlib.data import levels, profiles, world
 
     digest = hashlib.blake2b(digest_size=8)
     for module in (levels, profiles, world, inspect.getmodule(generator_hash)):

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from bnnlib.errors import BnnlibError
+from bnnlib.infra.cache import source_hash
 
 PACKAGES = ("bnnlib", "torch", "pyro-ppl", "numpy", "pandas")
 
@@ -81,7 +82,6 @@ def provenance(
     chapter's cache lookups (e.g. `cache.events`); `device` is where its fits and scores ran
     (e.g. 'cpu' or 'cuda:0 (NVIDIA H200)'; numbers may differ by device, and it keys the cache).
     """
-    from bnnlib.infra.cache import source_hash
 
     now = time.time() if now is None else now
     rows: list[tuple[str, str, str]] = []

@@ -15,14 +15,21 @@ from __future__ import annotations
 import ast
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bnnlib.data.profiles import PROFILES
 from bnnlib.errors import BnnlibError, bad_value
+from bnnlib.infra import cluster, tracking
 from bnnlib.infra.paths import probe_writable
+from bnnlib.models.bnn import ESTIMATORS, GUIDE_INITS
+from bnnlib.models.likelihoods import HYPOTHESES
+from bnnlib.models.precision import CHOICES
+from bnnlib.models.priors import _ALIASES, PRIORS, canonical_prior
 
 MAX_JOBS = 64  # as bnnlib.infra.executor.MAX_JOBS (not imported: it would load the engine)
 
@@ -71,37 +78,31 @@ def _choice(choices: Callable[[], tuple[str, ...]], what: str, optional: bool = 
 
 
 def _priors() -> tuple[str, ...]:
-    from bnnlib.models.priors import _ALIASES, PRIORS
 
     return (*PRIORS, *_ALIASES)
 
 
 def _hypotheses() -> tuple[str, ...]:
-    from bnnlib.models.likelihoods import HYPOTHESES
 
     return tuple(h for h in HYPOTHESES if h != "single")  # the chapter adds 'single' itself
 
 
 def _estimators() -> tuple[str, ...]:
-    from bnnlib.models.bnn import ESTIMATORS
 
     return tuple(ESTIMATORS)
 
 
 def _guide_inits() -> tuple[str, ...]:
-    from bnnlib.models.bnn import GUIDE_INITS
 
     return tuple(GUIDE_INITS)
 
 
 def _precisions() -> tuple[str, ...]:
-    from bnnlib.models.precision import CHOICES
 
     return tuple(CHOICES)
 
 
 def _synthetic_profiles() -> tuple[str, ...]:
-    from bnnlib.data.profiles import PROFILES
 
     return tuple(PROFILES)
 
@@ -133,7 +134,6 @@ def _jobs(name: str, value: Any) -> int:
 
 def _device(name: str, value: Any) -> str:
     """auto | cpu | cuda | cuda:N, checked as written (whether the GPU exists is asked when fitting)."""
-    import re
 
     if not isinstance(value, str) or not re.fullmatch(r"(auto|cpu|cuda(:\d+)?)", value.strip().lower()):
         raise bad_value(name, value, "is not a device", "use auto, cpu, cuda or cuda:N, e.g. --device cuda:0")
@@ -141,30 +141,27 @@ def _device(name: str, value: Any) -> str:
 
 
 def _executor(name: str, value: Any) -> str:
-    from bnnlib.infra.cluster import FORMS, check_executor
 
     try:
-        return check_executor(value)
+        return cluster.check_executor(value)
     except BnnlibError as error:
         if "not installed" in str(error):
             raise
-        raise bad_value(name, value, "is not a known executor", f"use one of: {FORMS}") from None
+        raise bad_value(name, value, "is not a known executor", f"use one of: {cluster.FORMS}") from None
 
 
 def _mlflow_uri(name: str, value: Any) -> str | None:
     """None (no MLflow logging), or a tracking URI of a known form with MLflow installed (the
     runner checks that it is reachable too; a chapter finds out when it logs)."""
-    from bnnlib.infra.tracking import check_form, require_mlflow
 
     if value is None or (isinstance(value, str) and value.strip() in ("None", "null", "~", "")):
         return None
     try:
-        check_form(value, name)
+        tracking.check_form(value, name)
     except BnnlibError:
-        from bnnlib.infra.tracking import FORMS
 
-        raise bad_value(name, value, "is not an MLflow tracking URI", f"use {FORMS}, or null") from None
-    require_mlflow(f"parameter {name}")
+        raise bad_value(name, value, "is not an MLflow tracking URI", f"use {tracking.FORMS}, or null") from None
+    tracking.require_mlflow(f"parameter {name}")
     return value.strip()
 
 
@@ -222,7 +219,6 @@ def _names(name: str, value: Any, *, allow_empty: bool, known: Callable[[], tupl
 
 
 def _priors_list(name: str, value: Any) -> list[str]:
-    from bnnlib.models.priors import canonical_prior
 
     names = _names(name, value, allow_empty=False, known=_priors, example='["laplace"]')
     canonical = [canonical_prior(p) for p in names]
@@ -381,7 +377,6 @@ def _check_together(params: Mapping[str, Any]) -> None:
         raise bad_value("data_dir", None, "is missing, and data_source 'numerai' needs it",
                     "pass --data-dir DIR, the folder holding the Numerai files")
     if "divergence_prior" in params and "priors" in params:
-        from bnnlib.models.priors import canonical_prior
 
         if canonical_prior(params["divergence_prior"]) not in {canonical_prior(p) for p in params["priors"]}:
             raise bad_value("divergence_prior", params["divergence_prior"], "is not one of the priors",

@@ -24,13 +24,23 @@ import pandas as pd
 # site-packages path into the page): silence it before anything imports Pyro.
 warnings.filterwarnings("ignore", message="IProgress not found")
 
-from bnnlib.evaluate import convergence, fits
+import jupytext  # noqa: E402
+from IPython.display import Markdown, display  # noqa: E402
+from myst_nb import glue as myst_glue  # noqa: E402
 
-from bnnlib.report import plots
-
-from bnnlib import results  # noqa: E402
-from bnnlib.infra.cache import Cache  # noqa: E402
 from bnnlib.data import Dataset, open_dataset  # noqa: E402
+from bnnlib.evaluate import convergence, fits  # noqa: E402
+from bnnlib.evaluate.study import evaluate_models  # noqa: E402
+from bnnlib.infra import results  # noqa: E402
+from bnnlib.infra.cache import Cache  # noqa: E402
+from bnnlib.infra.cluster import open_executor  # noqa: E402
+from bnnlib.infra.provenance import provenance  # noqa: E402
+from bnnlib.infra.tracking import log_fits  # noqa: E402
+from bnnlib.models.device import device_label, resolve_device  # noqa: E402
+from bnnlib.project import book as project  # noqa: E402
+from bnnlib.project.parameters import checked_parameters  # noqa: E402
+from bnnlib.report import plots  # noqa: E402
+from bnnlib.report.registry import RUNS_FILE, run_rows  # noqa: E402
 from bnnlib.studies.common import prior_label  # noqa: E402
 
 PARAMETER_TYPES = (str, bool, int, float, type(None), list, tuple, dict)
@@ -78,7 +88,6 @@ _glued_numbers: dict[str, float | int | bool] = {}
 def glue(name: str, value: Any) -> None:
     """Glue one value for the page's markdown (`{glue:text}` / `{glue:md}` / `{glue:}`), not
     shown here; a number is also recorded for the page's `glued.csv`."""
-    from myst_nb import glue as myst_glue
 
     value = plain(value)
     if isinstance(value, (bool, int, float)):
@@ -93,7 +102,6 @@ def glued_numbers() -> pd.DataFrame:
 
 def glue_md(name: str, text: str) -> None:
     """Glue markdown (for `{glue:md}` and the `glue:md` directive): a caption, a code block."""
-    from IPython.display import Markdown
 
     glue(name, Markdown(text))
 
@@ -112,9 +120,7 @@ def _cli_value(value: Any) -> str:
 
 def _defaults(name: str, root: Path) -> dict:
     """The chapter's parameters cell as written (its defaults), or {} outside the project."""
-    import jupytext
 
-    from bnnlib.project import book as project
 
     source = root / "book" / f"{name}.py"
     return project.declared_parameters(jupytext.read(source)) if source.is_file() else {}
@@ -123,7 +129,6 @@ def _defaults(name: str, root: Path) -> dict:
 def rerun_command(name: str, params: dict, root: Path | str = ".") -> str:
     """The `bnnlib run` command that reruns this chapter with these parameters: the profile
     that gives the most of them, then `-p` for the rest (`--data-dir` for a real-data folder)."""
-    from bnnlib.project import book as project
 
     root = Path(root)
     compared = {k: v for k, v in params.items() if k not in RUNNER_ONLY}
@@ -192,8 +197,6 @@ class ChapterRun:
     def fit(self, specs: list) -> dict:
         """Each spec's fitted and scored model, from the cache when it is there (`evaluate_models`
         with this run's data, cache, `force`, `jobs` and `executor`)."""
-        from bnnlib.infra.cluster import open_executor
-        from bnnlib.evaluate.study import evaluate_models
 
         jobs, executor = self.params.get("jobs", 1), self.params.get("executor", "local")
         force = self.params.get("force", False)
@@ -210,14 +213,12 @@ class ChapterRun:
 
     def runs(self) -> pd.DataFrame:
         """This chapter's rows of the run registry: one per model `fit` returned."""
-        from bnnlib.report.registry import run_rows
 
         return run_rows(self.name, self.fitted, self._events, self.dataset.fingerprint, self.device, self.cache)
 
     @property
     def device(self) -> str:
         """The device this chapter fits and scores on (its `device` parameter, resolved)."""
-        from bnnlib.models.device import resolve_device
 
         return str(resolve_device(self.params.get("device", "cpu")))
 
@@ -225,7 +226,6 @@ class ChapterRun:
         """Show and export whether each Bayesian fit converged: the verdicts (`fits.csv`) and a
         figure of the traces; glue `fits_caption` (caption, verdict counts, criterion, where a
         diverging fit stopped) for the page's markdown. Returns the full fits table."""
-        from IPython.display import display
 
         table = fits.fits_table(fitted, n_inputs=len(self.dataset.features))
         results.write_csv(table, self.out / "fits.csv")
@@ -246,18 +246,14 @@ class ChapterRun:
         """Export each model's predictions and per-era scores with the chapter's `summary`, and
         its rows of the run registry (`runs.csv`; also logged to MLflow with a `mlflow_uri`);
         glue `written` (how many files), then show how the numbers were produced."""
-        from IPython.display import display
 
-        from bnnlib.infra.provenance import provenance
 
         written = results.export_results(self.out, fitted, summary) if fitted else []
         if self.fitted:  # the chapter's rows of the run registry, and MLflow's runs if asked
-            from bnnlib.report.registry import RUNS_FILE
 
             runs = self.runs()
             written.append(results.write_csv(runs, self.out / RUNS_FILE, index=False))
             if self.params.get("mlflow_uri"):
-                from bnnlib.infra.tracking import log_fits
 
                 log_fits(self.params["mlflow_uri"], runs, self.fitted)
         glue("written", len(written) + 1)  # and glued.csv, written below
@@ -268,7 +264,6 @@ class ChapterRun:
         with pd.option_context("display.max_rows", None):
             device = None
             if self.cache is not None:
-                from bnnlib.models.device import device_label
 
                 device = device_label(self.device)
             display(provenance({}, dataset_fingerprint=self.dataset.fingerprint, started=self.started,
@@ -295,7 +290,6 @@ def open_chapter(name: str, namespace: dict, *, fits_models: bool = True) -> Cha
     data (and the cache, for a chapter that fits models) and the results folder, and glue
     `data_note`, `parameters` (a table), each parameter as `param_<name>`, the data's sizes
     (`train_rows`, `validation_rows`, `validation_eras`, `features`) and `rerun` (the command)."""
-    from bnnlib.project.parameters import checked_parameters
 
     pd.set_option("display.max_columns", 40)
     pd.set_option("display.max_colwidth", None)  # findings are whole sentences
@@ -332,9 +326,7 @@ class Page:
 
     def close(self) -> None:
         """Show how the page was produced (the provenance table, with no data and no cache)."""
-        from IPython.display import display
 
-        from bnnlib.infra.provenance import provenance
 
         results.write_csv(glued_numbers(), self.out / GLUED_FILE, index=False)
         with pd.option_context("display.max_rows", None):
@@ -344,7 +336,6 @@ class Page:
 def open_page(name: str, namespace: dict) -> Page:
     """The opening call of a page that reads the chapters' results: check its parameters, set
     display options, glue `parameters`, each `param_<name>` and `rerun`; no data is opened."""
-    from bnnlib.project.parameters import checked_parameters
 
     pd.set_option("display.max_columns", 40)
     pd.set_option("display.max_colwidth", None)

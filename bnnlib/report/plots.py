@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from scipy import stats
 
 from bnnlib.errors import BnnlibError
+from bnnlib.scoring.statistics import mann_whitney_auc, roc_curve
+from bnnlib.studies.common import draw_scores, prior_label
 
 OURS = "#1f77b4"
 TALK = "#ff7f0e"
@@ -28,7 +32,6 @@ MAX_WIDTH = 10.0
 
 def use_book_style() -> None:
     """Set the book's font sizes for every figure made afterwards."""
-    import matplotlib
 
     matplotlib.rcParams.update(BOOK_STYLE)
 
@@ -72,7 +75,6 @@ def ours_vs_talk_panels(ours: pd.DataFrame, talk: pd.DataFrame, *, ours_label: s
                         xlabel: str) -> Figure:
     """Grouped bars of our (row x prior) table beside the talk's on the same rows and columns,
     priors named as the book names them."""
-    from bnnlib.studies.common import prior_label
 
     return grouped_bar_panels(
         {ours_label: ours.rename(columns=prior_label),
@@ -122,8 +124,6 @@ def draws_against_ensemble(results: Mapping[str, object], draw_table: pd.DataFra
                            title: str, xlabel: str) -> Figure:
     """`draw_histograms` of one per-draw statistic ("mean": the draw's corr, or "sharpe") of
     each Bayesian model, with its ensemble's value from a `draws_vs_ensemble` table."""
-    from bnnlib.studies.common import draw_scores
-    from bnnlib.studies.common import prior_label
 
     column = {"mean": "ensemble_corr", "sharpe": "ensemble_sharpe"}
     if stat not in column:
@@ -168,7 +168,6 @@ def roc_curves(rocs: Mapping[str, pd.DataFrame], aucs: Mapping[str, float], *, t
 def burn_rocs(eras: Mapping[str, pd.DataFrame], *, title: str) -> Figure | None:
     """`roc_curves` of each model's mean std as a detector of its burn eras (`burn_eras.burn_eras`
     tables); models without both burn and other eras have no curve; None when none has one."""
-    from bnnlib.scoring.statistics import mann_whitney_auc, roc_curve
 
     usable = {n: e for n, e in eras.items() if 0 < int(e["burn"].sum()) < len(e)}
     if not usable:
@@ -195,7 +194,6 @@ def posterior_densities(densities: Mapping[str, pd.DataFrame], *, title: str, xl
 
 def normal_fits(fits: pd.DataFrame, *, title: str, xlabel: str, points: int = 400) -> Figure:
     """The normal densities fitted to per-draw scores (rows: label; columns mean, std)."""
-    from scipy import stats
 
     figure, (ax,) = _figure(width=5.6)
     low = float((fits["mean"] - 4 * fits["std"]).min())

@@ -12,12 +12,21 @@ here, so a cached model shows what computing it cost when it was computed.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jupytext
 import numpy as np
 import pandas as pd
+
+from bnnlib.evaluate.convergence import judge
+from bnnlib.evaluate.predictive import draw_ranges
+from bnnlib.evaluate.study import range_spec
+from bnnlib.infra.cache import cache_key, canonical_json
+from bnnlib.models.device import device_environment
+from bnnlib.project import book as project
 
 RUNS_FILE = "runs.csv"
 REGISTRY_FILE = "registry.csv"
@@ -41,8 +50,6 @@ def _first_events(events: Iterable[Any]) -> dict[str, Any]:
 
 def model_keys(spec: Any, fingerprint: str, device: str) -> tuple[str, str]:
     """The cache keys of a model's fit and of its scores, as `bnnlib.evaluate.study` stores them."""
-    from bnnlib.infra.cache import cache_key
-    from bnnlib.models.device import device_environment
 
     environment = device_environment(device)
     return (cache_key(spec.fit_spec(), fingerprint, "fit", environment),
@@ -54,7 +61,6 @@ def _verdict(result: Any) -> tuple[str, Any, float]:
     point network, which has no posterior to judge."""
     if not result.spec.has_posterior:
         return "", pd.NA, np.nan
-    from bnnlib.evaluate.convergence import judge
 
     verdict = judge(result.history).verdict
     return verdict, verdict == "converged", float(result.history["elbo_per_row"][-1])
@@ -70,12 +76,7 @@ def range_seconds(cache: Any, spec: Any, fingerprint: str, device: str) -> float
     """What scoring a model's ranges of draws cost where they were scored apart (the warm-up's
     workers): the sum of the compute time their cache entries recorded; 0 when none is stored
     (the model was scored whole, and its scores' own entry holds the time)."""
-    import json
 
-    from bnnlib.infra.cache import cache_key
-    from bnnlib.models.device import device_environment
-    from bnnlib.evaluate.predictive import draw_ranges
-    from bnnlib.evaluate.study import range_spec
 
     environment = device_environment(device)
     total = 0.0
@@ -93,7 +94,6 @@ def run_rows(chapter: str, fitted: Mapping[str, Any], events: Iterable[Any], fin
     """One row per model of `fitted` (name -> `bnnlib.evaluate.study.ModelResult`), with what the cache
     recorded of it in `events` (the chapter's lookups); the columns of `COLUMNS`. With `cache`,
     a model's scoring time includes its ranges of draws scored apart."""
-    from bnnlib.infra.cache import canonical_json
 
     first = _first_events(events)
     rows = []
@@ -125,9 +125,7 @@ def run_rows(chapter: str, fitted: Mapping[str, Any], events: Iterable[Any], fin
 def book_chapters(page: str, root: Path | str = ".") -> list[str]:
     """The chapters whose runs a page collects: every chapter of the table of contents that is
     not itself a page reading runs (the page, and any other like it)."""
-    import jupytext
 
-    from bnnlib.project import book as project
 
     chapters = []
     for chapter in project.list_chapters(root):

@@ -26,6 +26,7 @@ from bnnlib.evaluate.study import ModelSpec
 from bnnlib.models.bnn import initial_scale
 from bnnlib.models.precision import resolve_precision
 from bnnlib.models.priors import has_std
+from bnnlib.scoring.metrics import era_corr, score_summary
 
 
 # --------------------------------------------------------------------------- the models
@@ -227,7 +228,6 @@ def truth_signals(dataset: Any, split: str = "validation") -> pd.DataFrame | Non
 def signal_ceiling(signals: pd.DataFrame, target: Any, eras: Any, columns: Sequence[str]) -> pd.DataFrame:
     """What a model that predicted a noise-free signal exactly would score: per signal column,
     the summary (mean, std, Sharpe, ...) of its per-era 2021 corr with the target."""
-    from bnnlib.scoring.metrics import era_corr, score_summary
 
     rows = {}
     for column in columns:

@@ -245,7 +245,7 @@ else:
                               steps=(exact_fit.history["step"][-1], fit_table.loc[linear_normal[0].name, "steps"]),
                               figure=figures["figure_exact"],
                               at_budget_verdict=fit_table.loc[linear_normal[0].name, "verdict"]))
-    figure = plots.exact_check(exact_table, title="Linear model, Normal prior: SVI against the exact answers")
+    figure = plots.exact_check_figure(exact_table, title="Linear model, Normal prior: SVI against the exact answers")
     results.export_figure(out, "exact_check", figure)
     display(figure)
 

@@ -122,7 +122,7 @@ study.level_share_summary(feature_shares, target_shares, dataset.roles.main)
 # targets at once on exactly this structure.
 
 # %%
-figure = figures.target_correlations(card.target_correlations(dataset))
+figure = figures.target_correlation_heatmap(card.target_correlations(dataset))
 results.export_figure(out, "target_correlations", figure)
 display(figure)
 

@@ -85,7 +85,7 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # main target on the training rows:
 
 # %% tags=["remove-input"]
-target_corr = study.target_correlations(dataset)
+target_corr = study.correlations_with_main(dataset)
 target_corr.round(2)
 
 # %% [markdown]

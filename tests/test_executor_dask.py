@@ -221,9 +221,9 @@ def test_a_signal_during_a_dask_warm_up_leaves_no_process_behind(project, signum
 def test_results_a_cluster_wrote_out_of_sight_are_a_failure_naming_the_folder(tmp_path):
     """Workers that do not share the cache folder finish without error, but nothing lands here:
     the warm-up reports that job as failed (its chapter computes it), naming the folder."""
-    from bnnlib.build import warmup as prefit
+    from bnnlib.build import warmup
     from bnnlib.evaluate.study import ModelSpec
 
-    job = prefit.Job({}, "fingerprint", str(tmp_path / "cache"), [ModelSpec("flat", prior="flat", hidden=(8,))])
-    problem = prefit._missing(job)
+    job = warmup.Job({}, "fingerprint", str(tmp_path / "cache"), [ModelSpec("flat", prior="flat", hidden=(8,))])
+    problem = warmup._missing(job)
     assert problem is not None and str(tmp_path / "cache") in problem and "share" in problem

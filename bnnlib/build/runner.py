@@ -36,7 +36,7 @@ import jupytext
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
-from bnnlib.build import warmup as prefit
+from bnnlib.build import warmup
 from bnnlib.errors import BnnlibError
 from bnnlib.infra.cache import source_hash
 from bnnlib.infra.cluster import check_executor, check_reachable, parse_executor
@@ -346,7 +346,7 @@ def _warm_cache(plans: list[Plan], root: Path, jobs: int, force: bool, executor:
     all refitted runs with force off, so that nothing is fitted twice."""
 
     chapters = [(p.chapter.name, {**declared_parameters(p.notebook), **p.params}) for p in plans]
-    done = prefit.warm(prefit.plan(chapters, root, force), jobs, force, executor)
+    done = warmup.warm(warmup.plan(chapters, root, force), jobs, force, executor)
     if not force:
         return plans
     return [

@@ -50,7 +50,7 @@ def level_shares(features: pd.DataFrame, target: pd.DataFrame, target_name: str)
     return figure
 
 
-def target_correlations(corr: pd.DataFrame) -> Figure:
+def target_correlation_heatmap(corr: pd.DataFrame) -> Figure:
     """Heat map of the correlations between the role targets."""
     figure, (ax,) = _figure(width=5.2, height=4.4)
     values = corr.to_numpy(dtype=float)

@@ -68,19 +68,19 @@ class Method:
         tensors and a JSON-able "history")."""
         raise NotImplementedError(f"the {self.name} method does not fit")
 
-    def draws(self, spec: Any, fitted: dict, arch: Architecture, likelihood: Likelihood):
+    def draws(self, spec: Any, stored_fit: dict, arch: Architecture, likelihood: Likelihood):
         """The source of its predictive draws (`bnnlib.evaluate.predictive`)."""
         raise NotImplementedError(f"the {self.name} method has no draws")
 
-    def noise(self, spec: Any, fitted: dict) -> torch.Tensor:
+    def noise(self, spec: Any, stored_fit: dict) -> torch.Tensor:
         """Its noise scale sigma, for the variance split (`study.noisy_draws`)."""
         raise NotImplementedError(f"the {self.name} method has no noise scale")
 
-    def extras(self, spec: Any, fitted: dict, arch: Architecture) -> dict:
+    def extras(self, spec: Any, stored_fit: dict, arch: Architecture) -> dict:
         """The numbers a result carries beyond its scores (`ModelResult.extras`)."""
         return {}
 
-    def posterior(self, fitted: dict, arch: Architecture, likelihood: Likelihood) -> Posterior:
+    def posterior(self, stored_fit: dict, arch: Architecture, likelihood: Likelihood) -> Posterior:
         """The fitted posterior over the weights, where `has_posterior`."""
         raise NotImplementedError(f"the {self.name} method has no posterior")
 
@@ -114,25 +114,25 @@ class PointNetwork(Method):
             evaluate = validation_corr if self.traces else None
             fits.append(train_mlp(x, y[:, 0], arch, config, evaluate, progress, device=device))
         best = fits[0].best_theta if fits[0].best_theta is not None else fits[0].theta
-        fitted = {
+        stored_fit = {
             "thetas": torch.stack([f.theta for f in fits]),
             "best_theta": best,
             "history": {**fits[0].history, "best_epoch": fits[0].best_epoch},
         }
         if likelihood.heteroscedastic:  # each network's learned noise scale [members, 1]
-            fitted["sigmas"] = torch.stack([f.sigma for f in fits])
-        return fitted
+            stored_fit["sigmas"] = torch.stack([f.sigma for f in fits])
+        return stored_fit
 
-    def draws(self, spec: Any, fitted: dict, arch: Architecture, likelihood: Likelihood):
-        return ThetaDraws(fitted["thetas"], arch, likelihood, spec.precision)
+    def draws(self, spec: Any, stored_fit: dict, arch: Architecture, likelihood: Likelihood):
+        return ThetaDraws(stored_fit["thetas"], arch, likelihood, spec.precision)
 
-    def noise(self, spec: Any, fitted: dict) -> torch.Tensor:
+    def noise(self, spec: Any, stored_fit: dict) -> torch.Tensor:
         """A heteroscedastic network's own scale. An MSE-trained network learns no noise: its
         last epoch's training MSE stands for sigma^2 (the Gaussian maximum-likelihood noise of
         its mean)."""
-        if "sigmas" in fitted:
-            return fitted["sigmas"][0]
-        return torch.tensor([math.sqrt(fitted["history"]["train_mse"][-1])])
+        if "sigmas" in stored_fit:
+            return stored_fit["sigmas"][0]
+        return torch.tensor([math.sqrt(stored_fit["history"]["train_mse"][-1])])
 
 
 class Baseline(PointNetwork):
@@ -146,13 +146,13 @@ class Baseline(PointNetwork):
     def n_draws(self, spec: Any) -> int:
         return 1
 
-    def draws(self, spec: Any, fitted: dict, arch: Architecture, likelihood: Likelihood):
+    def draws(self, spec: Any, stored_fit: dict, arch: Architecture, likelihood: Likelihood):
         if spec.best_epoch:
-            return ThetaDraws(fitted["best_theta"].unsqueeze(0), arch, likelihood, spec.precision)
-        return super().draws(spec, fitted, arch, likelihood)
+            return ThetaDraws(stored_fit["best_theta"].unsqueeze(0), arch, likelihood, spec.precision)
+        return super().draws(spec, stored_fit, arch, likelihood)
 
-    def extras(self, spec: Any, fitted: dict, arch: Architecture) -> dict:
-        return {"best_epoch": fitted["history"].get("best_epoch")}
+    def extras(self, spec: Any, stored_fit: dict, arch: Architecture) -> dict:
+        return {"best_epoch": stored_fit["history"].get("best_epoch")}
 
 
 class MCDropout(PointNetwork):
@@ -171,8 +171,8 @@ class MCDropout(PointNetwork):
     def rate(self, spec: Any) -> float:
         return spec.dropout
 
-    def draws(self, spec: Any, fitted: dict, arch: Architecture, likelihood: Likelihood):
-        return DropoutDraws(fitted["thetas"][0], arch, spec.dropout, spec.draws, spec.seed)
+    def draws(self, spec: Any, stored_fit: dict, arch: Architecture, likelihood: Likelihood):
+        return DropoutDraws(stored_fit["thetas"][0], arch, spec.dropout, spec.draws, spec.seed)
 
 
 class DeepEnsemble(PointNetwork):
@@ -187,9 +187,9 @@ class DeepEnsemble(PointNetwork):
     def networks(self, spec: Any) -> int:
         return spec.members
 
-    def noise(self, spec: Any, fitted: dict) -> torch.Tensor:
+    def noise(self, spec: Any, stored_fit: dict) -> torch.Tensor:
         """Each member's own scale where it learned one; else its first member's MSE noise."""
-        return fitted["sigmas"] if "sigmas" in fitted else super().noise(spec, fitted)
+        return stored_fit["sigmas"] if "sigmas" in stored_fit else super().noise(spec, stored_fit)
 
 
 class BNN(Method):
@@ -219,24 +219,24 @@ class BNN(Method):
         post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress, evaluate=validation_corr, device=device)
         return {"loc": post.loc, "scale": post.scale, "sigma": post.sigma, "history": post.history}
 
-    def posterior(self, fitted: dict, arch: Architecture, likelihood: Likelihood) -> Posterior:
+    def posterior(self, stored_fit: dict, arch: Architecture, likelihood: Likelihood) -> Posterior:
         """The fitted mean-field posterior."""
-        return Posterior(fitted["loc"], fitted["scale"], fitted["sigma"], arch, likelihood, fitted["history"])
+        return Posterior(stored_fit["loc"], stored_fit["scale"], stored_fit["sigma"], arch, likelihood, stored_fit["history"])
 
-    def draws(self, spec: Any, fitted: dict, arch: Architecture, likelihood: Likelihood):
+    def draws(self, spec: Any, stored_fit: dict, arch: Architecture, likelihood: Likelihood):
         generator = torch.Generator().manual_seed(spec.seed + 10_000)
-        return ThetaDraws(self.posterior(fitted, arch, likelihood).sample(spec.draws, generator), arch, likelihood,
+        return ThetaDraws(self.posterior(stored_fit, arch, likelihood).sample(spec.draws, generator), arch, likelihood,
                           spec.precision)
 
-    def noise(self, spec: Any, fitted: dict) -> torch.Tensor:
-        return fitted["sigma"]
+    def noise(self, spec: Any, stored_fit: dict) -> torch.Tensor:
+        return stored_fit["sigma"]
 
-    def extras(self, spec: Any, fitted: dict, arch: Architecture) -> dict:
+    def extras(self, spec: Any, stored_fit: dict, arch: Architecture) -> dict:
         """The guide's std over the network's parameters at the end of the fit; h4's beta."""
-        p10, p50, p90 = torch.quantile(fitted["scale"][: arch.n_params], torch.tensor([0.1, 0.5, 0.9])).tolist()
+        p10, p50, p90 = torch.quantile(stored_fit["scale"][: arch.n_params], torch.tensor([0.1, 0.5, 0.9])).tolist()
         extras = {"scale_p10": p10, "scale_p50": p50, "scale_p90": p90}
         if spec.hypothesis == "h4":
-            extras.update(beta_mean=float(fitted["loc"][arch.n_params]), beta_std=float(fitted["scale"][arch.n_params]))
+            extras.update(beta_mean=float(stored_fit["loc"][arch.n_params]), beta_std=float(stored_fit["scale"][arch.n_params]))
         return extras
 
 

@@ -171,9 +171,9 @@ def _fit(spec: ModelSpec, dataset, progress: bool | None, device: str = "cpu") -
     return spec.method_object.fit(spec, x, y, arch, likelihood, validation_corr, progress, device)
 
 
-def _draw_source(spec: ModelSpec, fitted: dict, n_inputs: int):
+def _draw_source(spec: ModelSpec, stored_fit: dict, n_inputs: int):
     arch, likelihood = _architecture(spec, n_inputs)
-    return spec.method_object.draws(spec, fitted, arch, likelihood)
+    return spec.method_object.draws(spec, stored_fit, arch, likelihood)
 
 
 def range_spec(spec: ModelSpec, draws: tuple[int, int]) -> dict:
@@ -181,10 +181,10 @@ def range_spec(spec: ModelSpec, draws: tuple[int, int]) -> dict:
     return {**spec.score_spec(), "draw_range": list(draws)}
 
 
-def _score_range(spec: ModelSpec, fitted: dict, dataset, draws: tuple[int, int], progress: bool | None,
+def _score_range(spec: ModelSpec, stored_fit: dict, dataset, draws: tuple[int, int], progress: bool | None,
                  device: str) -> PartialScores:
     x, y, eras = dataset.arrays("validation", [dataset.roles.main])
-    source = _draw_source(spec, fitted, x.shape[1])
+    source = _draw_source(spec, stored_fit, x.shape[1])
     return score_draw_range(source, _tensor(x), y[:, 0], eras, draws, max(spec.hidden, default=1), progress, device)
 
 
@@ -193,15 +193,15 @@ def score_range(spec: ModelSpec, draws: tuple[int, int], dataset, cache: Cache, 
     """Score one range of a model's draws into the cache, from its cached fit: a unit of work a
     cluster's worker can take (the fit must be cached first: this never fits)."""
     environment = device_environment(device)
-    fitted = cache.stored("fit", spec.fit_spec(), dataset.fingerprint, environment)
-    if fitted is None:
+    stored_fit = cache.stored("fit", spec.fit_spec(), dataset.fingerprint, environment)
+    if stored_fit is None:
         raise BnnlibError(f"{spec.name!r} is not fitted in {cache.root}; fit it before scoring its draws {draws}")
     cache.get_or_compute("score_range", range_spec(spec, draws), dataset.fingerprint,
-                         lambda: single_threaded(_score_range, spec, fitted, dataset, draws, False, device).as_dict(),
+                         lambda: single_threaded(_score_range, spec, stored_fit, dataset, draws, False, device).as_dict(),
                          force=force, environment=environment)
 
 
-def _score(spec: ModelSpec, fitted: dict, dataset, progress: bool | None, device: str = "cpu",
+def _score(spec: ModelSpec, stored_fit: dict, dataset, progress: bool | None, device: str = "cpu",
            cache: Cache | None = None) -> dict:
     """Score every draw: ranges a cluster already scored come from the cache, the rest here."""
     x, y, eras = dataset.arrays("validation", [dataset.roles.main])
@@ -211,7 +211,7 @@ def _score(spec: ModelSpec, fitted: dict, dataset, progress: bool | None, device
         stored = None if cache is None else cache.stored("score_range", range_spec(spec, draws),
                                                          dataset.fingerprint, environment)
         partials.append(PartialScores.from_dict(stored) if stored is not None
-                        else _score_range(spec, fitted, dataset, draws, progress, device))
+                        else _score_range(spec, stored_fit, dataset, draws, progress, device))
     scores = combine_partials(partials, dataset.validation.index, eras)
     per_era = pd.DataFrame({
         "corr": era_corr(scores.ensemble, y[:, 0], eras),
@@ -231,18 +231,18 @@ def _score(spec: ModelSpec, fitted: dict, dataset, progress: bool | None, device
     }
 
 
-def noisy_draws(spec: ModelSpec, fitted: dict, n_inputs: int) -> NoisyDraws:
+def noisy_draws(spec: ModelSpec, stored_fit: dict, n_inputs: int) -> NoisyDraws:
     """The model's draws with their noise (`Method.noise`), for `predictive.split_variance`: a
     BNN's learned sigma; a heteroscedastic point network's own scale (one per ensemble member). An
     MSE-trained network learns no noise: its last epoch's training MSE stands for sigma^2 (the
     Gaussian maximum-likelihood noise of its mean; for an ensemble, its first member's)."""
-    source = _draw_source(spec, fitted, n_inputs)
-    return NoisyDraws(source, get_likelihood(spec.hypothesis), spec.method_object.noise(spec, fitted))
+    source = _draw_source(spec, stored_fit, n_inputs)
+    return NoisyDraws(source, get_likelihood(spec.hypothesis), spec.method_object.noise(spec, stored_fit))
 
 
-def _split(spec: ModelSpec, fitted: dict, dataset, device: str = "cpu") -> dict:
+def _split(spec: ModelSpec, stored_fit: dict, dataset, device: str = "cpu") -> dict:
     x, _, eras = dataset.arrays("validation", [dataset.roles.main])
-    split = split_variance(noisy_draws(spec, fitted, x.shape[1]), _tensor(x), eras, dataset.validation.index,
+    split = split_variance(noisy_draws(spec, stored_fit, x.shape[1]), _tensor(x), eras, dataset.validation.index,
                            max(spec.hidden, default=1), device)
     return {"ids": np.asarray(split.ids, dtype=str), "eras": np.asarray(split.eras, dtype=str), "mean": split.mean,
             "epistemic": split.epistemic, "aleatoric": split.aleatoric}
@@ -254,9 +254,9 @@ def evaluate_variance_split(spec: ModelSpec, dataset, cache: Cache, force: bool 
     parts (`predictive.split_variance`), from its cached fit (fitted first if missing), cached
     under the key of its scores."""
     environment = device_environment(device)
-    fitted = fit_model(spec, dataset, cache, progress=False, device=device)
+    stored_fit = fit_model(spec, dataset, cache, progress=False, device=device)
     value, _ = cache.get_or_compute("variance_split", spec.score_spec(), dataset.fingerprint,
-                                    lambda: single_threaded(_split, spec, fitted, dataset, device), force=force,
+                                    lambda: single_threaded(_split, spec, stored_fit, dataset, device), force=force,
                                     environment=environment)
     return VarianceSplit(pd.Index(value["ids"], name="id"), value["eras"], value["mean"], value["epistemic"],
                          value["aleatoric"])
@@ -293,10 +293,10 @@ def is_fitted(spec: ModelSpec, fingerprint: str, cache: Cache, device: str = "cp
 def fit_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False, progress: bool | None = None,
               device: str = "cpu") -> dict:
     """Fit (or load) one model on `device`: what the cache stores for it."""
-    fitted, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
+    stored_fit, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
                                      lambda: single_threaded(_fit, spec, dataset, progress, device), force=force,
                                      environment=device_environment(device))
-    return fitted
+    return stored_fit
 
 
 def evaluate_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False,
@@ -309,27 +309,27 @@ def evaluate_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False,
     refit = force if refit is None else refit
     read_ranges = not force if read_ranges is None else read_ranges
     environment = device_environment(device)
-    fitted = fit_model(spec, dataset, cache, refit, progress, device)
+    stored_fit = fit_model(spec, dataset, cache, refit, progress, device)
     scored, _ = cache.get_or_compute("scores", spec.score_spec(), dataset.fingerprint,
-                                     lambda: single_threaded(_score, spec, fitted, dataset, progress, device,
+                                     lambda: single_threaded(_score, spec, stored_fit, dataset, progress, device,
                                                              cache if read_ranges else None),
                                      force=force,
                                      environment=environment)
     scores = DrawScores(pd.Index(scored["ids"], name="id"), scored["eras"], scored["ensemble"], scored["std"],
                         list(scored["era_names"]), scored["draw_corr"], scored["draw_numerai_corr"])
-    history = {k: v for k, v in fitted["history"].items()}
+    history = {k: v for k, v in stored_fit["history"].items()}
     arch, _ = _architecture(spec, len(dataset.features))
-    return ModelResult(spec, scores, scored["per_era"], history, spec.method_object.extras(spec, fitted, arch))
+    return ModelResult(spec, scores, scored["per_era"], history, spec.method_object.extras(spec, stored_fit, arch))
 
 
 def fitted_posterior(spec: ModelSpec, dataset, cache: Cache, device: str = "cpu") -> Posterior:
     """A BNN's fitted mean-field posterior on `device`'s key, from the cache (fitted first if missing)."""
     if not spec.has_posterior:
         raise BnnlibError(f"{spec.name!r} is a {spec.method} model; only a BNN has a posterior")
-    fitted, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
+    stored_fit, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
                                      lambda: single_threaded(_fit, spec, dataset, False, device),
                                      environment=device_environment(device))
-    return spec.method_object.posterior(fitted, *_architecture(spec, len(dataset.features)))
+    return spec.method_object.posterior(stored_fit, *_architecture(spec, len(dataset.features)))
 
 
 def fit_groups(specs: list[ModelSpec]) -> list[list[ModelSpec]]:

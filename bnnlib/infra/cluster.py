@@ -5,8 +5,8 @@
 (default: one per core), each running one job at a time with its share of the cores as torch
 threads. `dask://HOST:PORT` (or `tcp://HOST:PORT`) sends them to an existing scheduler.
 
-Where results land: a job runs the same code as in a local process (`prefit._run_job` for a fit,
-`prefit._run_range` for a range of a model's draws, `study._evaluate_job`), so the worker writes
+Where results land: a job runs the same code as in a local process (`warmup._run_job` for a fit,
+`warmup._run_range` for a range of a model's draws, `study._evaluate_job`), so the worker writes
 its fit and scores through `bnnlib.infra.cache`, with its
 atomic writes, into the cache folder, and returns only small values (an error message, or the
 scores the chapter reads). Shipping fitted models back to the client instead would move every

@@ -270,7 +270,7 @@ def _cycle_colors() -> list[str]:
             "#bcbd22", "#17becf"] * 4
 
 
-def exact_check(table: pd.DataFrame, *, title: str) -> Figure:
+def exact_check_figure(table: pd.DataFrame, *, title: str) -> Figure:
     """SVI's means against the exact posterior means (left) and SVI's stds against the mean-field
     optimum's and the exact marginal stds (right), one point per parameter (`bnnlib.evaluate.exact`)."""
     figure, axes = _figure(2, width=4.4, height=3.8)

@@ -112,7 +112,7 @@ def hypotheses_table(hypotheses: Sequence[str]) -> pd.DataFrame:
                         index=pd.Index(list(hypotheses), name="hypothesis"))
 
 
-def target_correlations(dataset: Any) -> pd.DataFrame:
+def correlations_with_main(dataset: Any) -> pd.DataFrame:
     """Each role target (aux, long) with its role and its Pearson correlation with the main
     target on the training rows (rows where either is missing left out)."""
     roles = dataset.roles

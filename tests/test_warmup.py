@@ -11,7 +11,7 @@ import pytest
 from bnnlib.studies import ensembles
 from bnnlib.project.book import CHAPTER_MODELS
 
-from bnnlib.build import warmup as prefit, runner
+from bnnlib.build import runner, warmup
 
 from bnnlib.evaluate import study
 from bnnlib.infra.cache import Cache
@@ -48,7 +48,7 @@ def test_plan_runs_each_shared_fit_once_longest_first(tmp_path, monkeypatch, nat
         ("burn_eras", chapter_params("burn_eras")),  # study 1's BNNs again
         ("architecture", chapter_params("architecture", architectures=[[8], [128, 64, 64]])),
     ]
-    jobs = prefit.plan(chapters, tmp_path)
+    jobs = warmup.plan(chapters, tmp_path)
     by_names = {tuple(s.name for s in job.specs): job for job in jobs}
     # the talk's-depth baseline of the appendix is study 1's baseline: the same fit and score
     assert by_names[("baseline", "baseline_best_epoch")].chapters == ["ensembles", "architecture"]
@@ -73,15 +73,15 @@ def test_after_the_warm_up_the_chapters_only_read_the_cache(tmp_path):
         ("ensembles", chapter_params("ensembles", priors=["laplace"])),
         ("target_hypotheses", chapter_params("target_hypotheses", priors=["laplace"], hypotheses=["h4"])),
     ]
-    jobs = prefit.plan(chapters, tmp_path)
+    jobs = warmup.plan(chapters, tmp_path)
     # the baseline, its lr-1e-3 control, the laplace BNN (both chapters), its small-init refit, H4
     assert len(jobs) == 5
-    done = prefit.warm(jobs, workers=2)
+    done = warmup.warm(jobs, workers=2)
     assert done.failed == {} and done.failed_chapters == set()
-    assert prefit.plan(chapters, tmp_path) == []
-    assert len(prefit.plan(chapters, tmp_path, force=True)) == 5
+    assert warmup.plan(chapters, tmp_path) == []
+    assert len(warmup.plan(chapters, tmp_path, force=True)) == 5
     for name, params in chapters:
-        params = prefit.absolute_paths(params, tmp_path)
+        params = warmup.absolute_paths(params, tmp_path)
         cache = Cache(params["cache_dir"])
         specs = CHAPTER_MODELS[name](params)
         evaluate_models(specs, open_dataset(**dataset_arguments(params)), cache)
@@ -94,21 +94,21 @@ def test_after_the_warm_up_the_chapters_only_read_the_cache(tmp_path):
 
 
 def test_a_failing_job_is_reported_and_the_others_still_run(tmp_path, capsys):
-    good = prefit.plan([("burn_eras", chapter_params("burn_eras", priors=["normal"]))], tmp_path)
-    bad = prefit.Job({**good[0].data, "main_target": "target_missing_20"}, good[0].fingerprint,
+    good = warmup.plan([("burn_eras", chapter_params("burn_eras", priors=["normal"]))], tmp_path)
+    bad = warmup.Job({**good[0].data, "main_target": "target_missing_20"}, good[0].fingerprint,
                      good[0].cache_dir, [ModelSpec("broken", prior="flat", epochs=1, draws=2)], ["architecture"])
-    done = prefit.warm([bad, *good], workers=2)
+    done = warmup.warm([bad, *good], workers=2)
     assert list(done.failed) == [bad.label] and "target_missing_20" in done.failed[bad.label]
     assert done.failed_chapters == {"architecture"}
     assert "the chapter will report it" in capsys.readouterr().out
-    assert prefit.plan([("burn_eras", chapter_params("burn_eras", priors=["normal"]))], tmp_path) == []
+    assert warmup.plan([("burn_eras", chapter_params("burn_eras", priors=["normal"]))], tmp_path) == []
 
 
 def test_a_bad_parameter_is_an_error_naming_the_chapter_before_anything_runs(tmp_path):
     with pytest.raises(BnnlibError, match=r"chapter 'burn_eras': unknown prior 'cauchy'.*laplace"):
-        prefit.plan([("burn_eras", chapter_params("burn_eras", priors=["cauchy"]))], tmp_path)
+        warmup.plan([("burn_eras", chapter_params("burn_eras", priors=["cauchy"]))], tmp_path)
     with pytest.raises(BnnlibError, match=r"chapter 'architecture'.*repeat a number of hidden layers"):
-        prefit.plan([("architecture", chapter_params("architecture", architectures=[[8], [9]]))], tmp_path)
+        warmup.plan([("architecture", chapter_params("architecture", architectures=[[8], [9]]))], tmp_path)
     assert not (tmp_path / "_build" / "cache").exists()
 
 

@@ -65,7 +65,7 @@ from bnnlib.studies import architecture as study
 from bnnlib.evaluate import convergence, exact, fits
 from bnnlib.scoring import statistics
 
-from bnnlib.report import plots
+from bnnlib.report import plots, tables
 
 from bnnlib.infra import results
 from bnnlib.models.priors import canonical_prior
@@ -90,13 +90,21 @@ glue_all({"exact_budget": study.EXACT_CHECK_BUDGET})
 # ## Fits
 
 # %%
-specs = study.depth_models(params)
+specs = study.depth_models(params)  # a baseline and a BNN per (depth, prior)
 fitted = chapter.fit(specs)
+
+# %% tags=["remove-cell"]
 by_key = {(len(s.hidden), s.prior or "baseline"): fitted[s.name] for s in specs}
 depths = list(dict.fromkeys(d for d, _ in by_key))
 
 # %% [markdown]
 # ## Did the fits converge?
+#
+# The `start` column says where each guide started. Under `guide_init: prior` the guides of the
+# networks with hidden layers start at their prior; two start where the talk's does (He-initialised
+# means, stds 0.01): the flat prior's, which has no std to start from, and the linear models' (0
+# hidden layers), whose every weight the data pin down, so that their posterior stds are about a
+# thousandth of the prior's, further than the budget's steps would shrink them.
 
 # %% tags=["remove-input"]
 fit_table = chapter.report_fits(fitted, figure_number=figures["figure_traces"])
@@ -119,8 +127,7 @@ glue_all(common.convergence_note(fit_table, [s.name for s in specs if s.has_post
 # %%
 corr = common.grid_table(by_key, "mean").rename_axis("hidden_layers")
 sharpe = common.grid_table(by_key, "sharpe").rename_axis("hidden_layers")
-common.corr_sharpe_side_by_side(corr, sharpe, study.talk_corr(),
-                                  study.talk_sharpe(), ours_label=chapter.ours_label)
+tables.corr_sharpe_side_by_side(corr, sharpe, study.talk_corr(), study.talk_sharpe(), ours_label=chapter.ours_label)
 
 # %% tags=["remove-input"]
 figure = plots.ours_vs_talk_panels(
@@ -135,7 +142,7 @@ display(figure)
 #
 # The talk's findings, checked on its numbers and on ours:
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 check = common.check_claims(study.corr_claims(), corr, study.talk_corr())
 glue_all(study.corr_agreement(check))
 glue_all(study.best_depths(corr, study.talk_corr()))
@@ -159,7 +166,7 @@ check
 # divergences that have closed forms for normals: the KL divergence KL(row || column) and its
 # symmetrised form KL(p||q) + KL(q||p) (Jeffreys).
 
-# %%
+# %% tags=["remove-input"]
 draw_fits = study.draw_mean_fits(by_key)  # (depth, prior) -> normal fit (mean, std)
 draw_fits.index = pd.MultiIndex.from_tuples(draw_fits.index, names=["hidden_layers", "prior"])
 fit_of = {p: draw_fits.xs(p, level="prior").apply(tuple, axis=1).to_dict()
@@ -167,7 +174,7 @@ fit_of = {p: draw_fits.xs(p, level="prior").apply(tuple, axis=1).to_dict()
 js = {p: statistics.divergence_matrix(fit_of[p], "js") for p in prior_names}
 jeffreys = statistics.divergence_matrix(fit_of[divergence_prior], "jeffreys")
 kl = statistics.divergence_matrix(fit_of[divergence_prior], "kl")
-draw_fits.unstack("prior").round(5)
+draw_fits.unstack("prior")
 
 # %% [markdown]
 # JS divergence (nats) between depths, {glue:text}`divergence_prior` prior, beside the talk's
@@ -175,8 +182,8 @@ draw_fits.unstack("prior").round(5)
 
 # %% tags=["remove-input"]
 display(common.side_by_side(js[divergence_prior], study.talk_divergence(),
-                              ours_label=f"{chapter.ours_label}: JS (nats)", talk_label="talk (2021): its 'JS'").round(4))
-pd.concat({"KL": kl, "Jeffreys": jeffreys}, axis=1).round(4)
+                              ours_label=f"{chapter.ours_label}: JS (nats)", talk_label="talk (2021): its 'JS'"))
+pd.concat({"KL": kl, "Jeffreys": jeffreys}, axis=1)
 
 # %% tags=["remove-input"]
 figure = plots.normal_fits(draw_fits.xs(divergence_prior, level="prior").rename(index=lambda d: f"{d} hidden layers"),
@@ -198,7 +205,7 @@ display(figure)
 #
 # The talk's findings on its divergence matrix, checked on it and on ours:
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 check_div = common.check_claims(study.divergence_claims(), js[divergence_prior], study.talk_divergence())
 glue_all(study.divergence_agreement(check_div))
 glue_all(study.divergences(js[divergence_prior], jeffreys, study.talk_divergence()))
@@ -228,7 +235,7 @@ check_div
 # gets {glue:text}`exact_budget` times the chapter's steps (`architecture.EXACT_CHECK_BUDGET`); the depth study's linear
 # fit, at the chapter's budget, is measured too.
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 linear_normal = [s for s in specs if s.has_posterior and s.prior == "normal" and not s.hidden]
 exact_specs = study.exact_models(params)
 x_train, y_train, _ = dataset.arrays("train", [dataset.roles.main])
@@ -269,9 +276,7 @@ if exact_specs:
                               linear_check=exact.exact_check_summary(at_budget)))
     headers = {"elbo_per_row": "ELBO per row", "over_constant_per_row": "over the constant, per row",
                "over_constant_nats": "over the constant, nats in all"}
-    display(ladder.rename(columns=headers).style.format(
-        {headers["elbo_per_row"]: "{:.6f}", headers["over_constant_per_row"]: "{:.2e}",
-         headers["over_constant_nats"]: "{:,.0f}"}))
+    display(ladder.rename(columns=headers))
 else:
     glue_all({"worth_note": study.NO_EXACT})
 
@@ -303,7 +308,7 @@ else:
 # Every model's ensemble predictions and per-era scores; `summary.csv` holds the corr and Sharpe
 # of every (depth, model); the divergence matrices are written beside it.
 
-# %% tags=["remove-input", "hide-output"]
+# %% tags=["remove-cell"]
 for p in prior_names:
     results.write_csv(js[p], out / f"js_divergence_{p}.csv")
 results.write_csv(jeffreys, out / f"jeffreys_divergence_{divergence_prior}.csv")
@@ -313,3 +318,5 @@ chapter.close(fitted, common.labelled_score_table(
 # %% [markdown]
 # {glue:text}`written` files written under {glue:text}`results_folder` (besides the divergence
 # matrices).
+#
+# {glue:text}`provenance` Every fit of the book, with its cost and verdict: {doc}`the run registry <registry>`.

@@ -85,9 +85,11 @@ glue_all({"talk_validation_eras": study.TALK_BURN_ERAS_OF})
 # The same Bayesian networks as in study 1 (with the same settings they come from the cache).
 
 # %%
-specs = study.models(params)
-names = [s.name for s in specs]
+specs = study.models(params)  # the BNNs of Study 1 (read from the cache)
 fitted = chapter.fit(specs)
+
+# %% tags=["remove-cell"]
+names = [s.name for s in specs]
 eras = {p: study.burn_eras(fitted[p].per_era) for p in names}
 
 # %% [markdown]
@@ -129,10 +131,11 @@ display(figure)
 # from its AUCs and burn-era counts by the normal approximation.
 
 # %%
-detection = study.burn_detection(fitted)
+detection = study.burn_detection(fitted)  # per prior: burn eras, AUC of the era's std, p-value
+common.side_by_side(detection, study.with_p_values(study.talk_burn()), ours_label=chapter.ours_label)
+
+# %% tags=["remove-input"]
 talk_burn = study.with_p_values(study.talk_burn())
-both = common.side_by_side(detection, talk_burn, ours_label=chapter.ours_label)
-display(both.round(4))
 detection[["mean_std_burn", "mean_std_other", "spearman_std_score"]]
 
 # %% tags=["remove-input"]
@@ -152,7 +155,7 @@ glue_md("roc_caption", "*Figure 3. ROC curves of the rule \"flag an era as burni
 #
 # The talk's findings, checked on its numbers and on ours:
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 check = common.check_claims(study.talk_claims(), detection, talk_burn)
 glue_all(study.talk_agreement(check))
 glue_all(study.detection_findings(detection, talk_burn, fit_table["verdict"].to_dict()))
@@ -162,7 +165,7 @@ check
 # Burn eras are {glue:text}`burn_share` of the validation eras here (the talk:
 # {glue:text}`talk_burn_share`). The std beats chance for {glue:text}`above` of
 # {glue:text}`priors` priors, {glue:text}`significant` of them significantly at the 5% level; the
-# highest AUC is the **{glue:text}`best`** prior's ({glue:text}`best_auc:.3f`).{glue:text}`best_caveat` Of the talk's
+# highest AUC is the **{glue:text}`best`** prior's ({glue:text}`best_auc:.3f`).{glue:text}`best_caveat`{glue:text}`burn_reversed` Of the talk's
 # findings, {glue:text}`check_agreed` of {glue:text}`check_checkable` checkable ones hold here
 # (those that differ: {glue:text}`check_differ`). The talk's own evidence is thin: its best AUC
 # ({glue:text}`talk_best_auc:.4f`, {glue:text}`talk_best`) has a one-sided p-value of
@@ -174,10 +177,10 @@ check
 #
 # Today's official score defines its own burn eras; the detector is the same std.
 
-# %%
+# %% tags=["remove-input"]
 detection_nc = study.burn_detection(fitted, kind="numerai_corr")
 glue_all(study.numerai_corr_agreement(eras, {p: fitted[p].per_era for p in names}, detection_nc))
-detection_nc[["n_eras", "burn_eras", "auc", "p_value"]].round(4)
+detection_nc[["n_eras", "burn_eras", "auc", "p_value"]]
 
 # %% [markdown]
 # The two scores agree on which eras burn for {glue:text}`nc_same` of {glue:text}`nc_pairs`
@@ -188,14 +191,14 @@ detection_nc[["n_eras", "burn_eras", "auc", "p_value"]].round(4)
 # The synthetic data knows which validation eras had a sudden shift of the feature-target
 # relation. A model trained before the shift should do worse there; does its uncertainty rise?
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 truth_eras = common.truth_eras(dataset)
 if truth_eras is None or "shifted" not in truth_eras.columns:
     glue_all({"truth_note": common.NO_TRUTH})
 else:
     truth_table = study.shift_table(eras, truth_eras)
     glue_all(study.shifted_eras_note(truth_table, len(eras[names[0]])))
-    display(truth_table.round(3))
+    display(truth_table)
 
 # %% [markdown]
 # {glue:text}`truth_note`
@@ -220,8 +223,10 @@ else:
 # Per prior: the ensemble's predictions and its per-era scores with the mean predictive std
 # (`per_era.csv`); the detection table is `summary.csv`.
 
-# %% tags=["remove-input", "hide-output"]
+# %% tags=["remove-cell"]
 chapter.close(fitted, detection)
 
 # %% [markdown]
 # {glue:text}`written` files written under {glue:text}`results_folder`.
+#
+# {glue:text}`provenance` Every fit of the book, with its cost and verdict: {doc}`the run registry <registry>`.

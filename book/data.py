@@ -72,7 +72,9 @@ glue_all(study.data_source(dataset))
 # main target.
 
 # %%
-display(card.schema_table(dataset))
+card.schema_table(dataset)  # the study's targets by role
+
+# %%
 dataset.describe()
 
 # %% [markdown]
@@ -82,7 +84,7 @@ dataset.describe()
 # spread is measured across eras. Validation eras come after the training eras, with a gap
 # (in real Numerai data, the test eras in between are not published with targets).
 
-# %%
+# %% tags=["remove-input"]
 sizes = card.era_sizes(dataset)
 figure = figures.era_sizes(sizes)
 results.export_figure(out, "era_sizes", figure)
@@ -100,7 +102,7 @@ study.era_size_summary(sizes)
 # era (Numerai bins each feature within each era). The main target takes the same 5 values but
 # fills them 5/20/50/20/5 %: most stocks are in the middle bin.
 
-# %%
+# %% tags=["remove-input"]
 both = pd.concat([dataset.train, dataset.validation])
 feature_shares = card.level_shares(both, dataset.features)
 target_shares = card.level_shares(both, [dataset.roles.main])
@@ -121,7 +123,7 @@ study.level_share_summary(feature_shares, target_shares, dataset.roles.main)
 # with `target_janet_20` and 0.72 with `target_george_20`. Study 3 builds models of several
 # targets at once on exactly this structure.
 
-# %%
+# %% tags=["remove-input"]
 figure = figures.target_correlation_heatmap(card.target_correlations(dataset))
 results.export_figure(out, "target_correlations", figure)
 display(figure)
@@ -138,7 +140,7 @@ display(figure)
 # validation eras with the 2021 per-era corr; **burn eras** are validation eras where its corr
 # is negative.
 
-# %%
+# %% tags=["remove-input"]
 fact_table = facts.measure_facts(dataset)
 results.write_csv(fact_table, out / "summary.csv", index=False)
 glue_all(study.facts_held(fact_table, params["synthetic_profile"] if chapter.synthetic else None))
@@ -154,13 +156,13 @@ fact_table.set_index("fact")
 # the per-era correlation divided by what sampling noise alone gives (1 for a stable feature);
 # a chi-square test flags the features that move more than chance allows.
 
-# %%
+# %% tags=["remove-input"]
 drift = facts.feature_drift(dataset)
 threshold, drifting = study.drifting_features(drift)
 figure = figures.feature_drift(drift, threshold)
 results.export_figure(out, "feature_drift", figure)
 display(figure)
-drifting.round(4)
+drifting
 
 # %% [markdown]
 # *Figure: dispersion of each feature's per-era correlation with the main target over all eras,
@@ -176,7 +178,7 @@ drifting.round(4)
 # together. A model fit on past eras should do worse in shifted eras, so they are candidate
 # burn eras; study 2 asks whether the posterior's uncertainty notices them.
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 if not chapter.synthetic:
     glue_all({"truth_note": common.NO_TRUTH})
 else:
@@ -186,7 +188,7 @@ else:
     results.export_figure(out, "shifted_eras", figure)
     summary = facts.shift_summary(per_era, dataset.truth.eras)
     glue_all(study.data_truth(shifted, dataset.truth.eras, summary, facts.nonlinearity_check(dataset)))
-    display(figure, summary.round(4))
+    display(figure, summary)
 
 # %% [markdown]
 # *Figure (synthetic data only): the linear model's corr in each validation era; red bars are
@@ -214,5 +216,8 @@ else:
 # The facts table is exported as `summary.csv` and the figures under `figures/` in the
 # chapter's results folder ({glue:text}`results_folder`).
 
-# %% tags=["remove-input", "hide-output"]
+# %% tags=["remove-cell"]
 chapter.close()
+
+# %% [markdown]
+# {glue:text}`provenance` Every fit of the book, with its cost and verdict: {doc}`the run registry <registry>`.

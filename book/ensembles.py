@@ -91,26 +91,25 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 #
 # ## The models
 #
-# The baseline is the simplified NN Starter (MSE, Adam {cite}`kingma2015adam`, lr
-# {glue:text}`param_lr_baseline:g`); the BNNs use the same network with a prior on every weight
-# and a mean-field Normal posterior fitted by SVI (lr {glue:text}`param_lr_bnn:g` for the guide's
-# means, {glue:text}`param_lr_bnn_scale:g` for its log-scales): a model and guide written in Pyro
-# {cite}`bingham2019`, whose ELBO is estimated by hand with {glue:text}`estimator_note` (the
-# `estimator` parameter; `output` and `local` use the local reparameterisation {cite}`kingma2015`),
-# and Polyak-Ruppert averaging of the last steps {cite}`polyak1992`. {glue:text}`schedule_note` {glue:text}`start_note` Two
-# controls stand beside them. `baseline_bnn_lr` is the baseline trained with the BNN's
-# optimiser settings (lr {glue:text}`param_lr_bnn:g`, decaying as the BNNs' does, the same steps):
-# if a BNN beats the baseline, is it the posterior or only the smaller step size? The best-epoch
-# reference is the baseline fit scored at the epoch with the highest validation corr: chosen on
-# the validation eras, so it is a reference, not one of the models. Each BNN is also refitted from initial guide stds
-# {glue:text}`param_init_shrink` times smaller, and, when this run uses bf16, the Normal BNN is
-# refitted in float32: both checks are below.
+# The baseline is the simplified NN Starter, trained to minimise squared error with Adam
+# {cite}`kingma2015adam` (lr {glue:text}`param_lr_baseline:g`). Each BNN is the same network with a
+# prior on every weight; what is fitted is a posterior of the simplest kind, an independent Normal
+# per weight, by stochastic variational inference {cite}`bingham2019`. {glue:text}`start_note` Two
+# controls stand beside them. `baseline_bnn_lr` is the baseline trained with the BNNs' optimiser
+# settings (lr {glue:text}`param_lr_bnn:g`, the same steps): if a BNN beats the baseline, is it the
+# posterior or only the smaller step size? The best-epoch reference is the baseline scored at the
+# epoch with the highest validation corr: chosen on the validation eras, so it is a reference, not
+# one of the models. How each fit is run, and the checks that its result is a posterior (every
+# BNN refitted from a start {glue:text}`param_init_shrink` times narrower; bf16 against float32),
+# are in the sections after the results.
 
 # %%
+specs = study.models(params)  # the baseline, a BNN per prior, and the controls below
+fitted_all = chapter.fit(specs)  # each model fitted and scored, or read from the cache
+
+# %% tags=["remove-cell"]
 glue_all(study.start_note(params["guide_init"]))
 glue("estimator_note", ESTIMATORS[params["estimator"]])
-specs = study.models(params)
-fitted_all = chapter.fit(specs)
 checks = study.controls(params)
 fitted = {name: r for name, r in fitted_all.items() if name not in checks}
 bnn_names = [name for name, r in fitted.items() if r.spec.has_posterior]
@@ -119,7 +118,12 @@ bnn_names = [name for name, r in fitted.items() if r.spec.has_posterior]
 # ## Did the fits converge?
 #
 # A BNN's draws describe a posterior only if SVI reached the ELBO's maximum. Every fit records
-# its trace; the verdict is computed from it.
+# its trace; the verdict is computed from it. How the fits run: the guide's means move at lr
+# {glue:text}`param_lr_bnn:g` and its log-scales at {glue:text}`param_lr_bnn_scale:g`; the ELBO's
+# gradient is estimated with {glue:text}`estimator_note` (the `estimator` parameter; `output` and
+# `local` sample the layers' outputs instead of their weights {cite}`kingma2015`, which makes the
+# estimate less noisy); and the guide kept at the end is the average of the last steps' guides
+# {cite}`polyak1992`, which the noise of a single step does not move. {glue:text}`schedule_note`
 
 # %% tags=["remove-input"]
 fit_table = chapter.report_fits(fitted_all, figure_number=1)
@@ -139,17 +143,19 @@ glue_all(study.lr_schedule(params["lr_bnn_final"], fit_table.loc[bnn_names, "ver
 # numbers (real data) sit beside ours; the talk also lists the original NN Starter, which this
 # book does not refit.
 
+# %% tags=["remove-cell"]
+columns = {"corr_mean": "corr", "corr_sharpe": "sharpe"}
+
 # %%
 scores = common.score_table(fitted)
-columns = {"corr_mean": "corr", "corr_sharpe": "sharpe"}
 ours = scores[list(columns)].rename(columns=columns)
-common.side_by_side(ours, study.talk_scores(), ours_label=chapter.ours_label).round(4)
+common.side_by_side(ours, study.talk_scores(), ours_label=chapter.ours_label)
 
 # %% [markdown]
 # Today's `numerai_corr` (the talk predates it), and the 2021 corr's maximum drawdown and burn eras:
 
 # %% tags=["remove-input"]
-scores[["numerai_corr_mean", "numerai_corr_sharpe", "corr_max_drawdown", "corr_burn_eras"]].round(4)
+scores[["numerai_corr_mean", "numerai_corr_sharpe", "corr_max_drawdown", "corr_burn_eras"]]
 
 # %% tags=["remove-input"]
 figure = plots.ours_vs_talk_bars(ours, study.talk_scores(),
@@ -165,7 +171,7 @@ display(figure)
 #
 # The talk's findings on this table, checked on its numbers and on ours:
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 check1 = common.check_claims(study.score_claims(), ours, study.talk_scores())
 glue_all(study.score_agreement(check1))
 glue_all(common.constant_predictors(fits.constant_predictors(fitted)))
@@ -203,7 +209,7 @@ study.draws_side_by_side(draw_table, study.talk_draws(),
 # %% tags=["remove-input"]
 study.draws_vs_ensemble({p: fitted[p] for p in bnn_names}, kind="numerai_corr")[
     ["draw_corr_mean", "draw_corr_std", "ensemble_corr", "draw_sharpe_mean", "draw_sharpe_std", "ensemble_sharpe"]
-].round(4)
+]
 
 # %% tags=["remove-input"]
 for stat, label in (("mean", "validation corr"), ("sharpe", "Sharpe ratio")):
@@ -218,7 +224,7 @@ for stat, label in (("mean", "validation corr"), ("sharpe", "Sharpe ratio")):
 # the {glue:text}`param_draws` posterior draws, per prior; dashed: the mean over draws; red: the
 # ensemble of all draws.*
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 check2 = common.check_claims(study.draw_claims(), draw_table, study.talk_draws())
 glue_all(study.draw_agreement(check2))
 glue_all(study.draw_findings(
@@ -246,7 +252,7 @@ check2
 # Mean-field variational fits are known to prune units and to underfit the data's signal
 # {cite}`trippe2018,coker2022`, so this is not a formality.
 
-# %%
+# %% tags=["remove-input"]
 _, y_valid, valid_eras = dataset.arrays("validation", [dataset.roles.main])
 init_pairs = {p: (p, study.init_check_name(p)) for p in bnn_names}
 init_check = fits.paired_comparison(fitted_all, init_pairs, y_valid[:, 0],
@@ -254,7 +260,7 @@ init_check = fits.paired_comparison(fitted_all, init_pairs, y_valid[:, 0],
 results.write_csv(init_check, out / "init_invariance.csv")
 glue_all(study.init_invariance(init_check, bnn_names, n_rows=len(dataset.train), verdicts=fit_table["verdict"]))
 glue("init_budget", study.INIT_CHECK_BUDGET)
-init_check.round(4)
+init_check
 
 # %% [markdown]
 # Every layer's median guide std agrees within {glue:text}`init_tolerance:.0f`% between the two
@@ -272,14 +278,14 @@ init_check.round(4)
 # chapter retrains its baseline in float32 and measures the difference against the spread over
 # seeds, a network without draws having no Monte Carlo error.
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 precision_check = fits.paired_comparison(
     fitted_all, {"bf16 vs float32": (study.PRECISION_CHECK, "normal")}, y_valid[:, 0], valid_eras
 ) if study.PRECISION_CHECK in fitted_all else None
 glue_all(study.precision_note(precision_check, init_check, fit_table, params["precision"]))
 if precision_check is not None:
     results.write_csv(precision_check, out / "precision_check.csv")
-    display(precision_check.round(4))
+    display(precision_check)
 
 # %% [markdown]
 # {glue:text}`precision_note`
@@ -317,7 +323,7 @@ start_check = None
 if all(name in fitted_all for name in start_names):
     start_check = fits.paired_comparison(fitted_all, {"normal": start_names}, y_valid[:, 0], valid_eras)
     results.write_csv(start_check, out / "start_check.csv")
-    display(start_check.round(4))
+    display(start_check)
 glue_all(study.from_prior(fit_table, fitted_all, *start_names, n_rows=len(dataset.train),
                           pair=None if start_check is None else start_check.loc["normal"]))
 
@@ -331,12 +337,12 @@ glue_all(study.from_prior(fit_table, fitted_all, *start_names, n_rows=len(datase
 # era to era, about the most a model trained on past eras can learn. The second table says how
 # closely each model's predictions follow the true signal (Pearson correlation over all rows).
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 truth = study.ground_truth_tables(dataset, fitted)
 models = ours["corr"].drop(index="baseline_best_epoch", errors="ignore")  # the reference chosen on validation: no model
 glue_all(study.ground_truth(*truth, models) if truth else {"truth_note": common.NO_TRUTH})
 if truth:
-    display(truth[0][["mean", "std", "sharpe"]].round(4), truth[1].round(3).to_frame())
+    display(truth[0][["mean", "std", "sharpe"]], truth[1].to_frame())
 
 # %% [markdown]
 # {glue:text}`truth_note`
@@ -362,8 +368,10 @@ if truth:
 # columns `era`, `prediction`) and its per-era scores (`per_era.csv`) are written under the
 # chapter's results folder, with this chapter's main table as `summary.csv`.
 
-# %% tags=["remove-input", "hide-output"]
+# %% tags=["remove-cell"]
 chapter.close(fitted, scores)
 
 # %% [markdown]
 # {glue:text}`written` files written under {glue:text}`results_folder`.
+#
+# {glue:text}`provenance` Every fit of the book, with its cost and verdict: {doc}`the run registry <registry>`.

@@ -44,13 +44,14 @@ glue_all(study.summary(runs))
 glue("registry_csv", str(page.results_root / registry.REGISTRY_FILE))
 
 # %% [markdown]
-# The book made {glue:text}`registry_rows` fits in {glue:text}`registry_chapters` chapters,
-# {glue:text}`registry_models` of them distinct models; the chapters read
-# {glue:text}`registry_cached` of the {glue:text}`registry_rows` from the cache (computed before
-# the chapter ran: by an earlier run, or by the runner's warm-up, which fits every chapter's
-# models first). Of the {glue:text}`registry_bnn` Bayesian fits, {glue:text}`registry_converged`
-# converged. Fitting and scoring the distinct models took {glue:text}`registry_compute_minutes`
-# minutes of compute when they were computed. The whole table, with every field of each model's
+# The book's {glue:text}`registry_chapters` chapters used {glue:text}`registry_models` distinct
+# fits, one row each below ({glue:text}`registry_shared` of them shared by several chapters: a model
+# two chapters need is fitted once, one cache entry). Where a chapter found its fit already in the
+# cache (computed by an earlier run, or by the runner's warm-up, which fits every chapter's models
+# first), the table says `cached`: {glue:text}`registry_cached` of the {glue:text}`registry_models`.
+# Of the {glue:text}`registry_bnn` Bayesian fits, {glue:text}`registry_converged` converged.
+# Fitting and scoring them took {glue:text}`registry_compute_minutes` minutes of compute when they
+# were computed. The whole table, one row per chapter's use of a fit, with every field of each model's
 # specification (`spec`) and the cache key of its scores, is {glue:text}`registry_csv`.
 
 # %% tags=["remove-input"]
@@ -89,5 +90,8 @@ with pd.option_context("display.max_rows", None):  # every fit, never cut in the
 #
 # ## Provenance
 
-# %% tags=["remove-input", "hide-output"]
+# %% tags=["remove-cell"]
 page.close()
+
+# %% [markdown]
+# {glue:text}`provenance`

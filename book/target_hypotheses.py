@@ -70,7 +70,7 @@ from IPython.display import display
 from bnnlib.studies import common
 from bnnlib.studies import target_hypotheses as study
 
-from bnnlib.report import plots
+from bnnlib.report import plots, tables
 from bnnlib.scoring import statistics
 
 from bnnlib.infra import results
@@ -86,15 +86,19 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 
 # %% tags=["remove-input"]
 target_corr = study.correlations_with_main(dataset)
-target_corr.round(2)
+target_corr
 
 # %% [markdown]
 # ## The models
 
+# %% tags=["remove-input"]
+study.hypotheses_table(params["hypotheses"])
+
 # %%
-display(study.hypotheses_table(params["hypotheses"]))
-specs = study.models(params)
+specs = study.models(params)  # a BNN per (hypothesis, prior)
 fitted = chapter.fit(specs)
+
+# %% tags=["remove-cell"]
 by_key = study.by_cell(specs, fitted)
 prior_names = list(dict.fromkeys(p for _, p in by_key))
 
@@ -124,15 +128,14 @@ verdicts.unstack()
 # %%
 corr = common.grid_table(by_key, "mean")
 sharpe = common.grid_table(by_key, "sharpe")
-common.corr_sharpe_side_by_side(corr, sharpe, study.talk_corr(), study.talk_sharpe(),
-                                  ours_label=chapter.ours_label)
+tables.corr_sharpe_side_by_side(corr, sharpe, study.talk_corr(), study.talk_sharpe(), ours_label=chapter.ours_label)
 
 # %% [markdown]
 # The same with `numerai_corr` (no counterpart in the talk):
 
 # %% tags=["remove-input"]
-common.format_corr_sharpe(common.grid_table(by_key, "mean", "numerai_corr"),
-                            common.grid_table(by_key, "sharpe", "numerai_corr"))
+tables.corr_sharpe(common.grid_table(by_key, "mean", "numerai_corr"),
+                   common.grid_table(by_key, "sharpe", "numerai_corr"))
 
 # %% tags=["remove-input"]
 figure = plots.ours_vs_talk_panels(
@@ -148,7 +151,7 @@ display(figure)
 #
 # The talk's findings, checked on its numbers and on ours:
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 check = study.talk_check(corr, sharpe)
 glue_all(study.talk_agreement(check))
 glue_all(study.score_findings(corr, sharpe, verdicts))
@@ -170,7 +173,7 @@ check
 # the 20-day mean beta v does not carry, and the likelihood hardly pins beta down; its
 # posterior then stays near where the prior and the guide's initialisation (0) put it.
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 if "h4" in params["hypotheses"]:
     beta = study.h4_betas(by_key, verdicts, prior_names)
     glue_all(study.h4_beta(beta, target_corr.iloc[:, -1].get(dataset.roles.long)))
@@ -178,7 +181,7 @@ if "h4" in params["hypotheses"]:
         {common.prior_label(p): statistics.normal_density(beta.loc[p, "mean"], beta.loc[p, "std"]) for p in prior_names},
         title="Posterior of H4's beta (60-day mean -> 20-day mean)", xlabel="beta")
     results.export_figure(out, "beta", figure)
-    display(beta.round(4), figure)
+    display(beta, figure)
 else:
     glue_all({"beta_note": study.NO_H4})
 
@@ -206,8 +209,10 @@ else:
 # Every model's ensemble predictions and per-era scores; `summary.csv` holds the corr and
 # Sharpe of every (hypothesis, prior).
 
-# %% tags=["remove-input", "hide-output"]
+# %% tags=["remove-cell"]
 chapter.close(fitted, common.labelled_score_table(fitted, study.labels(specs)))
 
 # %% [markdown]
 # {glue:text}`written` files written under {glue:text}`results_folder`.
+#
+# {glue:text}`provenance` Every fit of the book, with its cost and verdict: {doc}`the run registry <registry>`.

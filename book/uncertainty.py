@@ -73,7 +73,7 @@ mlflow_uri = None  # also log every fit to MLflow: file:/folder or http(s)://HOS
 
 # %% tags=["remove-cell"]
 # %matplotlib inline
-from bnnlib.report.chapter import glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
+from bnnlib.report.chapter import glue, glue_all, open_chapter  # first: it keeps Pyro's import warning off the page
 
 import pandas as pd
 from IPython.display import display
@@ -100,22 +100,28 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # ## The methods
 #
 # The BNNs are study 1's (with the same settings they come from the cache). The point networks
-# (the baseline, MC dropout and the deep ensemble's members) train with
+# ({glue:text}`point_name`, MC dropout and the deep ensemble's members) train with
 # {glue:text}`point_lr_note`. At the talk's constant
 # 1e-2 a network can die (every ReLU off: one prediction for every row; study 1 names any of its
 # networks that did), and a seed spread made of dead and live networks would measure the
-# optimiser's failures, not the seeds' effect. MC dropout trains the baseline network with dropout (rate
+# optimiser's failures, not the seeds' effect. {glue:text}`point_name` is the point network with
+# these settings; at the default ones it is study 1's matched-budget control of that name, the same
+# fit (study 1's `baseline` is the lr 1e-2 network). MC dropout trains the same network with dropout (rate
 # {glue:text}`param_dropout`) and keeps dropping units when it predicts, one random mask per
-# draw. The deep ensemble trains the baseline network from {glue:text}`param_members` seeds; its
+# draw. The deep ensemble trains the same network from {glue:text}`param_members` seeds; its
 # "draws" are its members. The heteroscedastic BNN (hetero) has a second output that sets each
 # row's noise.
 
 # %%
+specs = study.models(params)  # the point networks, the BNNs, MC dropout and a deep ensemble
+fitted = chapter.fit(specs)
+
+# %% tags=["remove-cell"]
 glue_all(study.point_schedule(params["lr_baseline"], params["lr_baseline_final"], params["lr_bnn"],
                               params["lr_bnn_final"]))
-specs = study.models(params)
-fitted = chapter.fit(specs)
-checks = {n: fitted.pop(n) for n in [study.POINT_PRECISION_CHECK] if n in fitted}  # not a method
+point = study.point_name(params)  # study 1's baseline_bnn_lr at the default settings
+glue("point_name", point)
+checks = {n: fitted.pop(n) for n in [study.precision_check_name(params)] if n in fitted}  # not a method
 bnn_names = [name for name, r in fitted.items() if r.spec.has_posterior]
 
 # %% [markdown]
@@ -143,26 +149,27 @@ unconverged = [n for n in bnn_names if fit_table.loc[n, "verdict"] != "converged
 # ensemble is to the noise-free signal; how often its central 50% and 90% intervals (a Normal
 # with the row's mean and std over draws) hold the noise-free target; and what fitting and
 # scoring it cost, from the cache's records (a fit read from the cache shows what it cost when it
-# was computed). The baseline alone has one prediction per row, hence no spread: its uncertainty
-# columns are empty.
+# was computed). {glue:text}`point_name` alone has one prediction per row, hence no spread: its
+# uncertainty columns show a dash. A method's burn AUC is against its own burn eras (the eras where
+# its ensemble's corr is negative).
 #
 # The controls need no model of uncertainty: per era, the mean absolute correlation between
 # features (`feature_correlation`), the distance of the era's feature correlations from the
-# training eras' (`covariance_distance`), and the spread of the baseline's predictions within
-# the era (`baseline_dispersion`). Their burn AUC is against the baseline's burn eras.
+# training eras' (`covariance_distance`), and the spread of {glue:text}`point_name`'s predictions within
+# the era (`baseline_dispersion`). Their burn AUC is against {glue:text}`point_name`'s burn eras.
 
-# %%
+# %% tags=["remove-input"]
 changes, signal, signal_target = study.ground_truth(dataset)  # empty on real data
 methods = study.method_rows(fitted, changes, signal, signal_target, chapter.runs())
-control_series = study.controls(dataset, fitted["baseline"])
-controls = study.control_rows(control_series, study.burn_flags(fitted["baseline"]), changes)
+control_series = study.controls(dataset, fitted[point])
+controls = study.control_rows(control_series, study.burn_flags(fitted[point]), changes)
 summary = pd.concat([methods, controls.rename_axis("method")])
-summary.round(4)
+summary
 
 # %% [markdown]
 # ## What an uncertainty adds beyond the controls
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 with_spread = methods.dropna(subset=["burn_auc"]).index
 trusted = [n for n in with_spread if n not in unconverged]  # point networks and converged posteriors
 era_stds = {n: fitted[n].scores.era_std() for n in trusted}
@@ -172,7 +179,7 @@ results.write_csv(detections, out / "detection.csv")
 glue_all(study.uncertainty_detection(detections, [n for n in with_spread if n in unconverged]))
 glue_all(study.std_direction(study.std_shifts(era_stds, changes.get("covariate_shift")),
                              methods.get("covariate_shift_auc", pd.Series(dtype=float))))
-detections.round(3)
+detections
 
 # %% [markdown]
 # Per question, the method with the highest AUC (among those whose spread is a converged
@@ -217,7 +224,7 @@ else:
 # (aleatoric: what the model expects the target to scatter by). Per era, which part rises where
 # the data changed?
 
-# %%
+# %% tags=["remove-input"]
 if study.HETERO in fitted:
     split = evaluate_variance_split(fitted[study.HETERO].spec, dataset, chapter.cache,
                                     force=params["force"], device=chapter.device)
@@ -230,7 +237,7 @@ if study.HETERO in fitted:
     results.export_figure(out, "epistemic_aleatoric", figure)
     results.write_csv(per_era, out / "variance_split.csv")
     display(figure)
-    display(split_aucs.round(3) if split_aucs is not None else per_era.describe().round(5))
+    display(split_aucs if split_aucs is not None else per_era.describe())
     glue_all({"split_caption": (
         "Figure 2. Per validation era, the mean over its rows of the heteroscedastic BNN's epistemic and "
         "aleatoric variance (log scale); shaded: the eras of covariate shift. The table gives the AUC of each "
@@ -247,10 +254,10 @@ else:
 # The talk started from an observation: retraining the network with another seed moves its
 # score. If a posterior's draws stood for that uncertainty, they would spread about as much.
 
-# %%
+# %% tags=["remove-input"]
 spreads = study.draw_spreads(fitted)
 glue_all(study.seed_spread(spreads, unconverged))
-spreads.round(4)
+spreads
 
 # %% [markdown]
 # {glue:text}`spread_note`
@@ -260,15 +267,15 @@ spreads.round(4)
 # Where the CPU multiplies bf16 natively, the point networks train with their hidden layers'
 # products in bf16, as the BNNs do (study 1 compares the Normal BNN both ways against the Monte
 # Carlo error of its draws). A network without draws has another yardstick: the spread over
-# seeds above. The baseline trained again in float32 says what bf16 changes.
+# seeds above. {glue:text}`point_name` trained again in float32 says what bf16 changes.
 
-# %% tags=["hide-input"]
-point_check = (study.precision_pair(fitted["baseline"], checks[study.POINT_PRECISION_CHECK])
-               if study.POINT_PRECISION_CHECK in checks else None)
+# %% tags=["remove-input"]
+point_check = (study.precision_pair(fitted[point], checks[study.precision_check_name(params)])
+               if study.precision_check_name(params) in checks else None)
 glue_all(study.point_precision(point_check, spreads, specs[0].precision))
 if point_check is not None:
     results.write_csv(point_check, out / "point_precision.csv")
-    display(point_check.round(4))
+    display(point_check)
 
 # %% [markdown]
 # {glue:text}`point_note`
@@ -293,8 +300,10 @@ if point_check is not None:
 # One row per method and per control: `summary.csv`; per model, its predictions and per-era
 # scores (`per_era.csv`); the heteroscedastic BNN's per-era variances, `variance_split.csv`.
 
-# %% tags=["remove-input", "hide-output"]
+# %% tags=["remove-cell"]
 chapter.close(fitted, summary)
 
 # %% [markdown]
 # {glue:text}`written` files written under {glue:text}`results_folder`.
+#
+# {glue:text}`provenance` Every fit of the book, with its cost and verdict: {doc}`the run registry <registry>`.

@@ -16,7 +16,7 @@ from bnnlib.studies import data as data_study
 from bnnlib.scoring import statistics
 from bnnlib.scoring.statistics import auc_p_value_from_counts
 
-from bnnlib.report import plots
+from bnnlib.report import plots, tables
 from bnnlib.errors import BnnlibError
 from bnnlib.scoring.metrics import score_summary
 from bnnlib.evaluate.predictive import DrawScores
@@ -240,8 +240,8 @@ def test_grid_table_and_talk_style_cells():
     assert list(corr.index) == ["h1", "h2"] and list(corr.columns) == ["flat", "laplace"]
     assert corr.loc["h2", "laplace"] == pytest.approx(results[("h2", "laplace")].summary()["mean"])
     sharpe = common.grid_table(results, "sharpe")
-    cells = common.format_corr_sharpe(corr, sharpe)
-    assert cells.loc["h1", "flat"] == f"{corr.loc['h1', 'flat']:.4f} ({sharpe.loc['h1', 'flat']:.4f})"
+    cells = tables.corr_sharpe(corr, sharpe)
+    assert cells.loc["h1", "flat"] == f"{corr.loc['h1', 'flat']:.4f} ({sharpe.loc['h1', 'flat']:.3f})"
     with pytest.raises(BnnlibError, match="summary statistic"):
         common.grid_table(results, "median")
 
@@ -405,9 +405,9 @@ def test_labelled_score_table_puts_labels_first():
 
 def test_corr_sharpe_side_by_side_prints_cells_as_the_talk_does():
     corr, sharpe = target_hypotheses.talk_corr(), target_hypotheses.talk_sharpe()
-    table = common.corr_sharpe_side_by_side(corr, sharpe, corr, sharpe, ours_label="ours")
+    table = tables.corr_sharpe_side_by_side(corr, sharpe, corr, sharpe, ours_label="ours")
     cell = table[("ours", "flat")].iloc[0]
-    assert cell == f"{corr['flat'].iloc[0]:.4f} ({sharpe['flat'].iloc[0]:.4f})"
+    assert cell == f"{corr['flat'].iloc[0]:.4f} ({sharpe['flat'].iloc[0]:.3f})"
 
 
 def test_draws_side_by_side_lays_out_both_tables():

@@ -51,6 +51,10 @@ def page_text(page: Path) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", raw)))
 
 
+TABLE_NOISE = re.compile(r"\bNaN\b|\bnan\b|\d[eE]\+\d+|\d[eE]-0\d")
+"""What no table of the book may show: a missing value as NaN, a number in scientific notation."""
+
+
 def page_problems(page: Path, chapter: str | None, machine_paths: list[str]) -> list[str]:
     """What a reader should never see on a page (warnings, tracebacks, the build machine's paths,
     files outside the repository), and, for a chapter, what it must show: the command that
@@ -58,6 +62,9 @@ def page_problems(page: Path, chapter: str | None, machine_paths: list[str]) -> 
     raw = page.read_text(encoding="utf-8")
     problems = [f"contains {word!r}" for word in ("Warning", "Traceback", "site-packages", "DESIGN.md", "shared/",
                                                  *machine_paths) if word in raw]
+    for table in re.findall(r"<table\b.*?</table>", raw, flags=re.S):
+        cells = html.unescape(re.sub(r"<[^>]+>", " ", table))
+        problems += [f"a table shows {shown!r}" for shown in sorted(set(TABLE_NOISE.findall(cells)))]
     if chapter is not None:
         if f"bnnlib run {chapter} --profile" not in page_text(page):
             problems.append(f"does not show the command `bnnlib run {chapter}`")
@@ -78,6 +85,10 @@ def test_page_checks_catch_what_a_reader_should_not_see(tmp_path):
     problems = page_problems(page, "ensembles", [str(tmp_path)])
     assert "contains 'Warning'" in problems and f"contains {str(tmp_path)!r}" in problems
     assert len(problems) == 4  # also no command and no references link
+    page.write_text('<p>bnnlib run ensembles --profile quick</p><a href="references.html">x</a>'
+                    "<table><tr><td>NaN</td><td>-2.106302e+15</td><td>7.850000e-02</td><td>0.0146</td></tr></table>")
+    assert page_problems(page, "ensembles", [str(tmp_path)]) == [
+        "a table shows '0e-02'", "a table shows '2e+15'", "a table shows 'NaN'"]
 
 
 def test_every_chapter_source_is_in_the_toc():
@@ -116,7 +127,7 @@ def test_the_whole_book_builds_on_the_quick_profile(tmp_path):
     for chapter in project.list_chapters(root):
         assert "Markdown(f" not in chapter.source.read_text(encoding="utf-8"), chapter.name
     methods = pd.read_csv(root / "_build" / "results" / "uncertainty" / "summary.csv", index_col=0)
-    assert {"flat", "normal", "laplace", "mc_dropout", "deep_ensemble", "baseline", "feature_correlation",
+    assert {"flat", "normal", "laplace", "mc_dropout", "deep_ensemble", "baseline_bnn_lr", "feature_correlation",
             "covariance_distance", "baseline_dispersion"} <= set(methods.index)
     assert {"corr_mean", "corr_sharpe", "burn_auc", "covariate_shift_auc", "concept_drift_auc", "signal_corr",
             "coverage_50", "coverage_90", "fit_seconds", "score_seconds"} <= set(methods.columns)

@@ -583,3 +583,45 @@ def test_study1_draws_says_whose_spreads_are_a_posteriors():
         "Only the spreads of converged fits (normal) are properties of a posterior.")
     assert ensembles.draw_findings(draws, talk_draws, [], names)["draws_spreads"] == (
         "No fit converged, so none of these spreads is a property of a posterior.")
+
+
+# --------------------------------------------------------------------------- what a reader sees (issue 25)
+
+
+def test_an_auc_below_the_reversed_threshold_gets_a_sentence_and_one_above_does_not():
+    assert common.reversed_note({"Normal": 0.55, "Laplace": 0.31}, "the burn eras") == ""
+    note = common.reversed_note({"Normal": 0.001, "Laplace": 0.45, "flat": np.nan}, "the shifted eras")
+    assert "Normal (AUC 0.001)" in note and "Laplace" not in note and "flat" not in note
+    assert "reversed" in note and "Its std is lower" in note
+    assert "Their std" in common.reversed_note({"a": 0.1, "b": 0.2}, "x")
+
+
+def test_the_shifted_eras_note_explains_an_inverted_detector():
+    table = pd.DataFrame({"shifted_eras": [4, 4], "burn_rate_shifted": [0.5, 0.5], "burn_rate_other": [0.2, 0.2],
+                          "auc_std_for_shifted": [0.001, 0.62]}, index=["normal", "laplace"])
+    note = burn_eras.shifted_eras_note(table, 40)["truth_note"]
+    assert f"{common.prior_label('normal')} (AUC 0.001)" in note and "sign reversed" in note and "(AUC 0.62" not in note
+    table["auc_std_for_shifted"] = [0.6, 0.7]
+    assert "reversed" not in burn_eras.shifted_eras_note(table, 40)["truth_note"]
+
+
+def test_the_burn_detection_findings_name_a_reversed_burn_detector():
+    detection = pd.DataFrame({"n_eras": [40, 40], "burn_eras": [10, 12], "auc": [0.25, 0.6], "p_value": [0.99, 0.1]},
+                             index=["normal", "laplace"])
+    found = burn_eras.detection_findings(detection, burn_eras.with_p_values(burn_eras.talk_burn()))
+    assert f"{common.prior_label('normal')} (AUC 0.250)" in found["burn_reversed"]
+    detection["auc"] = [0.5, 0.6]
+    assert burn_eras.detection_findings(detection, burn_eras.with_p_values(burn_eras.talk_burn()))["burn_reversed"] == ""
+
+
+def test_the_uncertainty_chapters_point_network_has_one_name_across_the_book():
+    same = {"lr_baseline": 1e-3, "lr_baseline_final": 0.1, "lr_bnn": 1e-3, "lr_bnn_final": 0.1}
+    assert uncertainty.point_name(same) == common.MATCHED_CONTROL == "baseline_bnn_lr"
+    other = {**same, "lr_baseline": 1e-2, "lr_baseline_final": 1.0}
+    assert uncertainty.point_name(other) == "baseline_lr0.01" != "baseline"
+    assert uncertainty.precision_check_name(same) == "baseline_bnn_lr_float32"
+
+
+def test_the_start_note_names_every_guide_that_does_not_start_at_its_prior():
+    note = ensembles.start_note("prior")["start_note"]
+    assert "flat prior" in note and "linear model" in note and "KL 0" not in note

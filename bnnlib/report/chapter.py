@@ -39,9 +39,8 @@ from bnnlib.infra.tracking import log_fits  # noqa: E402
 from bnnlib.models.device import device_label, resolve_device  # noqa: E402
 from bnnlib.project import book as project  # noqa: E402
 from bnnlib.project.parameters import checked_parameters  # noqa: E402
-from bnnlib.report import plots  # noqa: E402
+from bnnlib.report import plots, tables  # noqa: E402
 from bnnlib.report.registry import RUNS_FILE, run_rows  # noqa: E402
-from bnnlib.studies.common import prior_label  # noqa: E402
 
 PARAMETER_TYPES = (str, bool, int, float, type(None), list, tuple, dict)
 """A parameters cell assigns literals; modules, functions and IPython's own names are not parameters."""
@@ -229,15 +228,14 @@ class ChapterRun:
 
         table = fits.fits_table(fitted, n_inputs=len(self.dataset.features))
         results.write_csv(table, self.out / "fits.csv")
-        groups = {name: prior_label(row.prior) for name, row in table.iterrows()}
-        figure = plots.fit_traces(fits.trace_frame(fitted), groups=groups,
-                                  title="Traces of the Bayesian fits, coloured by prior")
+        diverged = [name for name, verdict in table["verdict"].items() if verdict == "diverged"]
+        figure = plots.fit_traces(fits.trace_frame(fitted), diverged=diverged, title="Traces of the Bayesian fits")
         results.export_figure(self.out, "traces", figure)
         # the verdict first and few columns, so it stays inside the text column; fits.csv has them all
         columns = {"verdict": "verdict", "guide_init": "start", "steps": "steps", "elbo_per_row_last": "ELBO/row",
                    "scale_p50_last": "std p50", "scale_change_window": "std change",
                    "layers_at_prior": "at prior"}
-        display(table[list(columns)].rename(columns=columns).round(4))
+        display(table[list(columns)].rename(columns=columns))
         display(figure)
         glue_md("fits_caption", fits_caption(table, figure_number))
         return table
@@ -245,8 +243,8 @@ class ChapterRun:
     def close(self, fitted: dict | None = None, summary: pd.DataFrame | None = None) -> None:
         """Export each model's predictions and per-era scores with the chapter's `summary`, and
         its rows of the run registry (`runs.csv`; also logged to MLflow with a `mlflow_uri`);
-        glue `written` (how many files), then show how the numbers were produced."""
-
+        glue `written` (how many files) and `provenance` (how the numbers were produced, in one
+        line; `provenance.csv` has it all)."""
 
         written = results.export_results(self.out, fitted, summary) if fitted else []
         if self.fitted:  # the chapter's rows of the run registry, and MLflow's runs if asked
@@ -256,18 +254,38 @@ class ChapterRun:
             if self.params.get("mlflow_uri"):
 
                 log_fits(self.params["mlflow_uri"], runs, self.fitted)
+        device = device_label(self.device) if self.cache is not None else None
+        table = provenance({}, dataset_fingerprint=self.dataset.fingerprint, started=self.started,
+                           cache_records=self.cache.events if self.cache is not None else (), device=device)
+        written.append(results.write_csv(table, self.out / PROVENANCE_FILE))
+        glue("provenance", provenance_line(table))
         glue("written", len(written) + 1)  # and glued.csv, written below
         glue("results_folder", str(self.params["results_dir"]))  # as given: self.out may be a staging folder
         results.write_csv(glued_numbers(), self.out / GLUED_FILE, index=False)
-        # the parameters are shown once, in the page's rerun section (the glued `parameters` table);
-        # every row is shown: pandas would cut a long table in the middle, where the cache summary is
-        with pd.option_context("display.max_rows", None):
-            device = None
-            if self.cache is not None:
 
-                device = device_label(self.device)
-            display(provenance({}, dataset_fingerprint=self.dataset.fingerprint, started=self.started,
-                               cache_records=self.cache.events if self.cache is not None else (), device=device))
+
+PROVENANCE_FILE = "provenance.csv"
+"""How a page's numbers were produced (versions, source hash, data fingerprint, each cache lookup):
+exported in full beside its tables; the page shows one line of it (`provenance_line`)."""
+
+
+def provenance_line(table: pd.DataFrame) -> str:
+    """The provenance table in one sentence: wall time, device, cache hits, source and data hashes."""
+    value = table["value"]
+
+    def get(section: str, item: str) -> str | None:
+        return value.get((section, item))
+
+    parts = [f"executed in {get('run', 'wall time')}"]
+    if get("run", "device"):
+        parts.append(f"on {get('run', 'device')}")
+    if get("run", "cache"):
+        parts.append(f"({get('run', 'cache')})")
+    parts.append(f"with bnnlib source {get('version', 'bnnlib source')}")
+    fingerprint = get("data", "fingerprint")
+    if fingerprint and fingerprint != "(none)":
+        parts.append(f"on data {fingerprint[:16]}")
+    return "This page was " + " ".join(parts) + f"; every version and cache lookup is in {PROVENANCE_FILE}."
 
 
 def fits_caption(table: pd.DataFrame, figure_number: int) -> str:
@@ -294,6 +312,7 @@ def open_chapter(name: str, namespace: dict, *, fits_models: bool = True) -> Cha
     pd.set_option("display.max_columns", 40)
     pd.set_option("display.max_colwidth", None)  # findings are whole sentences
     plots.use_book_style()
+    tables.use_book_tables()
     params = checked_parameters(captured_parameters(namespace))
     dataset = open_dataset(**dataset_arguments(params))
     cache = Cache(params["cache_dir"]) if fits_models else None
@@ -325,12 +344,12 @@ class Page:
         return results.book_folder(self.params["results_dir"], self.name).parent
 
     def close(self) -> None:
-        """Show how the page was produced (the provenance table, with no data and no cache)."""
+        """Export how the page was produced (`provenance.csv`: no data, no cache) and glue its line."""
 
-
+        table = provenance({}, dataset_fingerprint=None, started=self.started)
+        results.write_csv(table, self.out / PROVENANCE_FILE)
+        glue("provenance", provenance_line(table))
         results.write_csv(glued_numbers(), self.out / GLUED_FILE, index=False)
-        with pd.option_context("display.max_rows", None):
-            display(provenance({}, dataset_fingerprint=None, started=self.started))
 
 
 def open_page(name: str, namespace: dict) -> Page:
@@ -339,6 +358,7 @@ def open_page(name: str, namespace: dict) -> Page:
 
     pd.set_option("display.max_columns", 40)
     pd.set_option("display.max_colwidth", None)
+    tables.use_book_tables()
     params = checked_parameters(captured_parameters(namespace))
     page = Page(name, params, results.chapter_folder(params["results_dir"], name))
     glue("parameters", parameters_table(params))

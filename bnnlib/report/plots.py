@@ -10,7 +10,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 from scipy import stats
 
 from bnnlib.errors import BnnlibError
@@ -23,8 +23,10 @@ BURN = "#d62728"
 
 
 BOOK_STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "xtick.labelsize": 10,
-              "ytick.labelsize": 10, "legend.fontsize": 9, "figure.titlesize": 13}
-"""Font sizes that stay readable when a figure is scaled down to the page's text column."""
+              "ytick.labelsize": 10, "legend.fontsize": 9, "figure.titlesize": 13,
+              "axes.formatter.useoffset": False, "axes.formatter.limits": (-6, 7)}
+"""Font sizes that stay readable when a figure is scaled down to the page's text column, and tick
+labels written out (no "1e14" offset above an axis) for any value a sane fit produces."""
 
 MAX_WIDTH = 10.0
 """Inches: the widest figure; wider ones would be shrunk (fonts with them) to the text column."""
@@ -133,6 +135,11 @@ def draws_against_ensemble(results: Mapping[str, object], draw_table: pd.DataFra
                            title=title, xlabel=xlabel)
 
 
+BLOWN_UP_STD = 1.0
+"""A predictive std of a target on [0, 1] cannot exceed 0.5 for a sane model; draws whose std is
+above 1 come from a fit that diverged."""
+
+
 def std_vs_score(frames: Mapping[str, pd.DataFrame], *, kind: str = "corr", title: str) -> Figure:
     """One panel per model: each era's mean predictive std against its score; burn eras in red."""
     figure, axes = _figure(len(frames), width=4.2)
@@ -141,7 +148,10 @@ def std_vs_score(frames: Mapping[str, pd.DataFrame], *, kind: str = "corr", titl
         ax.scatter(frame["mean_std"][~burn], frame[kind][~burn], s=14, color=OURS, label="other eras")
         ax.scatter(frame["mean_std"][burn], frame[kind][burn], s=14, color=BURN, label="burn eras")
         ax.axhline(0.0, color="black", linewidth=0.8)
-        ax.set_title(str(name))
+        blown_up = float(frame["mean_std"].max()) >= BLOWN_UP_STD
+        if blown_up:  # a diverged fit's draws: a log axis keeps its labels readable, and the title says why
+            ax.set_xscale("log")
+        ax.set_title(f"{name} (std blown up)" if blown_up else str(name))
         ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.set_xlabel("era's mean predictive std")
         ax.set_ylabel(f"era's {kind}")
@@ -234,40 +244,67 @@ def heatmaps(matrices: Mapping[str, pd.DataFrame], *, title: str, axis_label: st
     return figure
 
 
-def fit_traces(traces: pd.DataFrame, *, title: str, groups: Mapping[str, str] | None = None) -> Figure:
+def fit_traces(traces: pd.DataFrame, *, title: str, diverged: Sequence[str] = ()) -> Figure:
     """Small multiples of the fits' traces (`bnnlib.evaluate.fits.trace_frame`): the ELBO per row, the
     guide's median std (solid) and largest layer 90th percentile (dotted), and the validation
-    corr of the network at the posterior mean, against the optimiser step; one line per model,
-    coloured by `groups` (model -> group, e.g. its prior) when given."""
+    corr of the network at the posterior mean, against the optimiser step. One colour and one
+    legend entry per fit, named as in the registry; the `diverged` fits are dashed, and the y
+    ranges are those of the other fits, so a run-away trace leaves the panel instead of flattening
+    every other one (its legend entry says so)."""
     if traces.empty:
         raise BnnlibError("no Bayesian fit to trace; pass at least one BNN")
-    figure, axes = _figure(3, width=4.2, height=3.2)
+    figure, axes = _figure(3, width=4.2, height=3.4)
     models = list(dict.fromkeys(traces["model"]))
-    group_of = groups or {m: m for m in models}
-    palette = dict(zip(dict.fromkeys(group_of[m] for m in models), _cycle_colors()))
+    colors = dict(zip(models, _cycle_colors()))
+    columns = (("elbo_per_row",), ("scale_median", "scale_p90_max"), ("mean_net_corr",))
     for model in models:
         t = traces[traces["model"] == model]
-        color = palette[group_of[model]]
-        axes[0].plot(t["step"], t["elbo_per_row"], color=color, lw=1)
-        axes[1].plot(t["step"], t["scale_median"], color=color, lw=1)
-        axes[1].plot(t["step"], t["scale_p90_max"], color=color, lw=1, ls=":")
-        axes[2].plot(t["step"], t["mean_net_corr"], color=color, lw=1)
+        dashes = "--" if model in diverged else "-"
+        axes[0].plot(t["step"], t["elbo_per_row"], color=colors[model], lw=1.2, ls=dashes)
+        axes[1].plot(t["step"], t["scale_median"], color=colors[model], lw=1.2, ls=dashes)
+        axes[1].plot(t["step"], t["scale_p90_max"], color=colors[model], lw=0.9, ls=":")
+        axes[2].plot(t["step"], t["mean_net_corr"], color=colors[model], lw=1.2, ls=dashes)
+    kept = traces[~traces["model"].isin(list(diverged))]
+    if not kept.empty and len(kept) < len(traces):
+        for ax, names in zip(axes, columns):
+            values = kept[list(names)].to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            if values.size:
+                low, high = float(values.min()), float(values.max())
+                pad = 0.05 * (high - low) or 0.05 * abs(high) or 0.01
+                ax.set_ylim(low - pad if ax is not axes[1] else max(low / 1.5, 1e-12),
+                            high + pad if ax is not axes[1] else high * 1.5)
     axes[0].set_yscale("symlog", linthresh=0.1)
     axes[1].set_yscale("log")
     for ax, label in zip(axes, ["ELBO per row (symlog)", "guide std (log)", "validation corr of the mean net"]):
         ax.set_xlabel("optimiser step")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    for group, color in palette.items():
-        axes[2].plot([], [], color=color, label=group)
-    axes[2].legend(fontsize=8, frameon=False)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
+    for model in models:
+        label = f"{model} (diverged: off the scale)" if model in diverged and len(kept) < len(traces) else model
+        axes[2].plot([], [], color=colors[model], lw=1.5, ls="--" if model in diverged else "-", label=label)
+    figure.legend(*axes[2].get_legend_handles_labels(), loc="outside lower center",
+                  ncol=min(len(models), 4), frameon=False, fontsize=9)
     figure.suptitle(title)
     return figure
 
 
+def _steps_label(value: float, _position: float) -> str:
+    """A step count as a short tick label: 500, 10k, 1.5M."""
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:g}M"
+    if abs(value) >= 1e3:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}"
+
+
 def _cycle_colors() -> list[str]:
-    return ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#d62728", "#8c564b", "#e377c2", "#7f7f7f",
-            "#bcbd22", "#17becf"] * 4
+    """Twenty distinguishable colours (matplotlib's tab10, then tab20's light shades), then again."""
+    return ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+            "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+            "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"] * 3
 
 
 def exact_check_figure(table: pd.DataFrame, *, title: str) -> Figure:

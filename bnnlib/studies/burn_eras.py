@@ -23,7 +23,7 @@ from bnnlib.scoring.statistics import auc_p_value, auc_p_value_from_counts, mann
 from bnnlib.studies.common import Claim, need_results, check_kind
 from bnnlib.studies.common import bnn_spec
 from bnnlib.studies.common import agreement
-from bnnlib.studies.common import PRIORS, talk_frame, prior_label
+from bnnlib.studies.common import PRIORS, talk_frame, prior_label, reversed_note
 
 CHANCE_AUC = 0.5
 """The AUC of a detector that ranks burn eras no better than a coin: above it, burn eras tend to
@@ -183,7 +183,8 @@ def detection_findings(detection: pd.DataFrame, talk_burn: pd.DataFrame,
             "talk_best_p": talk_burn.loc[talk_best, "p_value"], "talk_best_burn": int(talk_burn.loc[talk_best, "burn_eras"]),
             "talk_eras": int(talk_burn.loc[talk_best, "n_eras"]),
             "talk_worst": prior_label(talk_worst), "talk_worst_auc": talk_burn.loc[talk_worst, "auc"],
-            "talk_worst_p2": 2 * min(worst_p, 1 - worst_p), "best_caveat": caveat}
+            "talk_worst_p2": 2 * min(worst_p, 1 - worst_p), "best_caveat": caveat,
+            "burn_reversed": reversed_note({prior_label(p): a for p, a in detection["auc"].items()}, "the burn eras")}
 
 
 def numerai_corr_agreement(eras: Mapping[str, pd.DataFrame], per_era: Mapping[str, pd.DataFrame],
@@ -206,5 +207,7 @@ def shifted_eras_note(table: pd.DataFrame, n_eras: int) -> dict:
     rates = "; ".join(f"{prior_label(p)} {r['burn_rate_shifted']:.0%} vs {r['burn_rate_other']:.0%}"
                       for p, r in table.iterrows())
     aucs = ", ".join(f"{prior_label(p)} {r['auc_std_for_shifted']:.3f}" for p, r in table.iterrows())
+    reversed_ = reversed_note({prior_label(p): r["auc_std_for_shifted"] for p, r in table.iterrows()},
+                              "the shifted eras")
     return {"truth_note": note + f"Burn rates there vs elsewhere: {rates}. AUC of the std as a detector of the "
-                                 f"shifted eras: {aucs}."}
+                                 f"shifted eras: {aucs}." + reversed_}

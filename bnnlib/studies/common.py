@@ -259,27 +259,6 @@ def grid_table(results: Mapping[tuple[str, str], Any], stat: str = "mean", kind:
         list(dict.fromkeys(k[0] for k in cells)))
 
 
-def format_corr_sharpe(corr: pd.DataFrame, sharpe: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
-    """Cells "corr (Sharpe)" as the talk prints them; blank where a value is missing."""
-    def cell(c: float, s: float) -> str:
-        if pd.isna(c) or pd.isna(s):
-            return ""
-        return f"{c:.{digits}f} ({s:.{digits}f})"
-
-    sharpe = sharpe.reindex(index=corr.index, columns=corr.columns)
-    return pd.DataFrame(
-        [[cell(c, s) for c, s in zip(crow, srow)] for crow, srow in zip(corr.to_numpy(), sharpe.to_numpy())],
-        index=corr.index, columns=corr.columns,
-    )
-
-
-def corr_sharpe_side_by_side(corr: pd.DataFrame, sharpe: pd.DataFrame, talk_corr: pd.DataFrame,
-                             talk_sharpe: pd.DataFrame, *, ours_label: str = "this run") -> pd.DataFrame:
-    """Our "corr (Sharpe)" cells beside the talk's, as the talk prints its grids."""
-    return side_by_side(format_corr_sharpe(corr, sharpe), format_corr_sharpe(talk_corr, talk_sharpe),
-                        ours_label=ours_label)
-
-
 # --------------------------------------------------------------------------- notes
 
 
@@ -337,6 +316,31 @@ def best_among_converged(scores: pd.DataFrame, names: Sequence[str], converged: 
         note += (f"; {', '.join(label(n) for n in higher)} {'scores' if len(higher) == 1 else 'score'} higher, "
                  f"but {'its fit' if len(higher) == 1 else 'their fits'} did not converge")
     return best, note + "."
+
+
+MATCHED_CONTROL = "baseline_bnn_lr"
+"""The baseline trained with SVI's optimiser settings (study 1's matched-budget control); the
+uncertainty chapter's point network is that very fit at its default settings, under this name."""
+
+REVERSED_AUC = 0.3
+"""An AUC below this ranks the eras a detector should flag *below* most others: as far under chance
+(0.5) as 0.7 is above it, beyond the ~0.1 that luck alone moves an AUC over ~100 eras. Every such
+AUC on a page gets a sentence (`reversed_note`), so it does not read as a good detector upside down."""
+
+
+def reversed_note(aucs: Mapping[str, float], what: str) -> str:
+    """A sentence for the detectors whose AUC against `what` is below `REVERSED_AUC` ("" if none):
+    their std is lower, not higher, in those eras; read the other way round it would look like a
+    detector, but a sign chosen after seeing the result is not one."""
+    low = {name: auc for name, auc in aucs.items() if np.isfinite(auc) and auc < REVERSED_AUC}
+    if not low:
+        return ""
+    listed = ", ".join(f"{name} (AUC {auc:.3f})" for name, auc in low.items())
+    many = len(low) > 1
+    return (f" Below {REVERSED_AUC} against {what}: {listed}. {'Their' if many else 'Its'} std is lower, not higher, "
+            f"in those eras than in most others: a detector with its sign reversed. Read the other way round it "
+            f"would look like a good one, but a sign chosen after seeing the result is not a detector, and an "
+            f"uncertainty that falls where the model fails is no alarm.")
 
 
 NO_TRUTH = "This dataset has no ground truth (real data), so this check is skipped."

@@ -23,7 +23,7 @@ from bnnlib.models.priors import WIDE, canonical_prior
 from bnnlib.studies.common import Claim, check_kind, draw_scores, signal_ceiling, truth_signals
 from bnnlib.studies.common import bnn_spec, scaled_budget, training_fields, guide_start
 from bnnlib.studies.common import agreement, best_among_converged
-from bnnlib.studies.common import PRIORS, talk_frame, prior_label, prior_labels
+from bnnlib.studies.common import MATCHED_CONTROL, PRIORS, talk_frame, prior_label, prior_labels
 
 
 # --------------------------------------------------------------------------- models
@@ -95,7 +95,7 @@ def models(params: Mapping) -> list[ModelSpec]:
     priors = [canonical_prior(p) for p in params["priors"]]
     specs = [
         ModelSpec("baseline", method="baseline", lr=params["lr_baseline"], **common),
-        ModelSpec("baseline_bnn_lr", method="baseline", lr=params["lr_bnn"], lr_final=params.get("lr_bnn_final", 1.0),
+        ModelSpec(MATCHED_CONTROL, method="baseline", lr=params["lr_bnn"], lr_final=params.get("lr_bnn_final", 1.0),
                   **common),
         *[bnn_spec(p, p, params) for p in priors],
         *[bnn_spec(init_check_name(p), p, params, shrink=params.get("init_shrink", 10.0),
@@ -206,9 +206,11 @@ def start_note(guide_init: str) -> dict:
     """Where this run's guides start (`start_note`), in words."""
     talk = f"He-initialised means, stds {DEFAULT_INIT_SCALE['he']:g}"
     if guide_init == "prior":
-        note = ("Each guide starts at its prior (zero means, the prior's stds: KL 0), where the weights the data "
-                "cannot pay for end, and keeps what the data pay for; under the flat prior, which has no std, it "
-                f"starts where the talk's does ({talk}). The talk's start is compared below.")
+        note = ("Each guide starts at its prior (zero means, the prior's stds): it first says only what the prior "
+                "says, and moves a weight away from it only as far as the data pay for; under the flat prior, which "
+                "has no std, it "
+                f"starts where the talk's does ({talk}), as does a linear model's (no hidden layer: see the "
+                "architecture appendix). The talk's start is compared below.")
     else:
         note = f"Each guide starts where the talk's does ({talk}); a guide started at the prior is compared below."
     return {"start_note": note}

@@ -20,24 +20,37 @@ TABLE_COLUMNS = {"chapter": "chapter", "model": "model", "method": "method", "pr
 """The registry's columns the page shows, and their headers there."""
 
 
+def distinct_fits(registry: pd.DataFrame) -> pd.DataFrame:
+    """The registry with one row per distinct fit (one cache key): a model that several chapters
+    use was fitted once, and its row lists those chapters. Every count the page gives comes from
+    this table."""
+    if registry.empty:
+        return registry
+    chapters = registry.groupby("cache_key", sort=False)["chapter"].agg(lambda c: ", ".join(dict.fromkeys(c)))
+    distinct = registry.drop_duplicates("cache_key").set_index("cache_key")
+    distinct["chapter"] = chapters
+    return distinct.reset_index()
+
+
 def fits_table(registry: pd.DataFrame) -> pd.DataFrame:
-    """The page's table: one row per fit, the columns of `TABLE_COLUMNS` under their headers,
-    numbers to 4 decimals."""
-    return registry[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS).round(4)
+    """The page's table: one row per distinct fit (`distinct_fits`), the columns of
+    `TABLE_COLUMNS` under their headers (the book's formatting layer prints the numbers)."""
+    return distinct_fits(registry)[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
 
 
 def summary(registry: pd.DataFrame) -> dict[str, Any]:
-    """What the registry page says in its text: counts of fits, chapters, distinct models (one
-    cache key: a model two chapters share is fitted once), cached rows, Bayesian fits and how
-    many converged, and the compute time of the distinct fits and scorings."""
-    bnn = registry[registry["method"] == "bnn"] if len(registry) else registry
-    distinct = registry.drop_duplicates("cache_key") if len(registry) else registry
+    """What the registry page says in its text, all counted on `distinct_fits`: distinct fits,
+    the chapters, how many a chapter read from the cache, the Bayesian fits and how many
+    converged, and the compute time of fitting and scoring them."""
+    distinct = distinct_fits(registry)
+    bnn = distinct[distinct["method"] == "bnn"] if len(distinct) else distinct
     converged = bnn["converged"].map(lambda v: str(v).lower() == "true").sum() if len(bnn) else 0
     seconds = float(distinct[["fit_seconds", "score_seconds"]].astype(float).sum().sum()) if len(distinct) else 0.0
-    return {"registry_rows": int(len(registry)),
+    shared = int((distinct["chapter"].str.contains(",")).sum()) if len(distinct) else 0
+    return {"registry_models": int(len(distinct)),
             "registry_chapters": int(registry["chapter"].nunique()) if len(registry) else 0,
-            "registry_models": int(len(distinct)),
-            "registry_cached": int(registry["cached"].map(lambda v: str(v).lower() == "true").sum())
-            if len(registry) else 0,
+            "registry_shared": shared,
+            "registry_cached": int(distinct["cached"].map(lambda v: str(v).lower() == "true").sum())
+            if len(distinct) else 0,
             "registry_bnn": int(len(bnn)), "registry_converged": int(converged),
             "registry_compute_minutes": round(seconds / 60.0, 1)}

@@ -25,7 +25,7 @@ from bnnlib.evaluate.study import ModelSpec
 from bnnlib.scoring.statistics import mann_whitney_auc
 from bnnlib.studies.common import signal_ceiling, truth_eras, truth_signals
 from bnnlib.studies.burn_eras import burn_eras
-from bnnlib.studies.common import bnn_spec, training_fields
+from bnnlib.studies.common import MATCHED_CONTROL, REVERSED_AUC, bnn_spec, training_fields
 
 # --------------------------------------------------------------------------- models
 
@@ -34,8 +34,19 @@ HETERO = "hetero"
 whose predictive variance splits into epistemic and aleatoric parts."""
 
 
-POINT_PRECISION_CHECK = "baseline_float32"
-"""The uncertainty chapter's baseline trained and scored in float32, beside the chapter's precision."""
+def point_name(params: Mapping) -> str:
+    """The name of the chapter's point network, the same across the book for the same fit: study
+    1's `MATCHED_CONTROL` when it trains with SVI's lr and decay (the defaults), else its lr in its
+    name (never plain "baseline", which is study 1's lr-1e-2 network)."""
+    lr, final = params["lr_baseline"], params.get("lr_baseline_final", 1.0)
+    if lr == params["lr_bnn"] and final == params.get("lr_bnn_final", 1.0):
+        return MATCHED_CONTROL
+    return f"baseline_lr{lr:g}" + ("" if final == 1.0 else f"_to{final:g}")
+
+
+def precision_check_name(params: Mapping) -> str:
+    """The point network trained and scored in float32, beside the chapter's precision."""
+    return f"{point_name(params)}_float32"
 
 
 def models(params: Mapping) -> list[ModelSpec]:
@@ -49,7 +60,7 @@ def models(params: Mapping) -> list[ModelSpec]:
     common = dict(hidden=tuple(params["hidden"]), lr=params["lr_baseline"],
                   lr_final=params.get("lr_baseline_final", 1.0), **training)
     specs = [
-        ModelSpec("baseline", method="baseline", **common),
+        ModelSpec(point_name(params), method="baseline", **common),
         *[bnn_spec(canonical_prior(p), canonical_prior(p), params) for p in params["priors"]],
         ModelSpec("mc_dropout", method="dropout", dropout=params["dropout"], draws=params["draws"], **common),
         ModelSpec("deep_ensemble", method="ensemble", members=params["members"], **common),
@@ -58,7 +69,7 @@ def models(params: Mapping) -> list[ModelSpec]:
         prior = canonical_prior(params["hetero_prior"])
         specs.append(bnn_spec(HETERO, prior, params, hypothesis="hetero"))
     if training["precision"] != "float32":
-        specs.append(ModelSpec(POINT_PRECISION_CHECK, method="baseline", **{**common, "precision": "float32"}))
+        specs.append(ModelSpec(precision_check_name(params), method="baseline", **{**common, "precision": "float32"}))
     return specs
 
 
@@ -436,9 +447,6 @@ def uncertainty_detection(detections: pd.DataFrame, left_out: Sequence[str] = ()
     return out
 
 
-REVERSED_AUC = 0.2
-"""An AUC below this says a std falls where the data changed, not rises: as far below chance
-(0.5) as 0.8 is above it, beyond the ~0.1 that luck alone moves an AUC over ~100 eras."""
 
 
 def std_direction(shifts: pd.DataFrame, aucs: pd.Series, what: str = "covariate shift") -> dict:

@@ -127,7 +127,9 @@ glue_all(common.convergence_note(fit_table, [s.name for s in specs if s.has_post
 # %%
 corr = common.grid_table(by_key, "mean").rename_axis("hidden_layers")
 sharpe = common.grid_table(by_key, "sharpe").rename_axis("hidden_layers")
-tables.corr_sharpe_side_by_side(corr, sharpe, study.talk_corr(), study.talk_sharpe(), ours_label=chapter.ours_label)
+tables.corr_sharpe_side_by_side(corr, sharpe, study.talk_corr(),
+                                study.talk_sharpe(),
+                                ours_label=chapter.ours_label)
 
 # %% tags=["remove-input"]
 figure = plots.ours_vs_talk_panels(

@@ -131,8 +131,9 @@ display(figure)
 # from its AUCs and burn-era counts by the normal approximation.
 
 # %%
-detection = study.burn_detection(fitted)  # per prior: burn eras, AUC of the era's std, p-value
-common.side_by_side(detection, study.with_p_values(study.talk_burn()), ours_label=chapter.ours_label)
+detection = study.burn_detection(fitted)  # per prior: AUC of the std, p-value
+common.side_by_side(detection, study.with_p_values(study.talk_burn()),
+                    ours_label=chapter.ours_label)
 
 # %% tags=["remove-input"]
 talk_burn = study.with_p_values(study.talk_burn())

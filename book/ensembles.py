@@ -104,8 +104,8 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # are in the sections after the results.
 
 # %%
-specs = study.models(params)  # the baseline, a BNN per prior, and the controls below
-fitted_all = chapter.fit(specs)  # each model fitted and scored, or read from the cache
+specs = study.models(params)  # the baseline, the BNNs, the controls
+fitted_all = chapter.fit(specs)  # fitted and scored, or from the cache
 
 # %% tags=["remove-cell"]
 glue_all(study.start_note(params["guide_init"]))

@@ -128,7 +128,9 @@ verdicts.unstack()
 # %%
 corr = common.grid_table(by_key, "mean")
 sharpe = common.grid_table(by_key, "sharpe")
-tables.corr_sharpe_side_by_side(corr, sharpe, study.talk_corr(), study.talk_sharpe(), ours_label=chapter.ours_label)
+tables.corr_sharpe_side_by_side(corr, sharpe, study.talk_corr(),
+                                study.talk_sharpe(),
+                                ours_label=chapter.ours_label)
 
 # %% [markdown]
 # The same with `numerai_corr` (no counterpart in the talk):

@@ -113,7 +113,7 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # row's noise.
 
 # %%
-specs = study.models(params)  # the point networks, the BNNs, MC dropout and a deep ensemble
+specs = study.models(params)  # point networks, BNNs, MC dropout, deep ensemble
 fitted = chapter.fit(specs)
 
 # %% tags=["remove-cell"]
@@ -164,7 +164,8 @@ methods = study.method_rows(fitted, changes, signal, signal_target, chapter.runs
 control_series = study.controls(dataset, fitted[point])
 controls = study.control_rows(control_series, study.burn_flags(fitted[point]), changes)
 summary = pd.concat([methods, controls.rename_axis("method")])
-summary
+scored = [c for c in summary.columns if c in ("corr_mean", "corr_sharpe", "burn_eras") or c.endswith("_auc")]
+display(summary[scored], summary.drop(columns=scored))  # two tables, so neither runs past the page
 
 # %% [markdown]
 # ## What an uncertainty adds beyond the controls
@@ -177,6 +178,7 @@ detections = study.best_against_control(
     era_stds, control_series, {"burn": {n: study.burn_flags(fitted[n]) for n in trusted}, **changes})
 results.write_csv(detections, out / "detection.csv")
 glue_all(study.uncertainty_detection(detections, [n for n in with_spread if n in unconverged]))
+glue("burn_eras_of", str(detections.loc["burn", "method"]) if "burn" in detections.index else "no method")
 glue_all(study.std_direction(study.std_shifts(era_stds, changes.get("covariate_shift")),
                              methods.get("covariate_shift_auc", pd.Series(dtype=float))))
 detections
@@ -186,6 +188,9 @@ detections
 # posterior's or a point method's) against the control with the highest AUC on the same eras, and the difference of the two with its 95% interval from resampling the eras
 # (with {glue:text}`validation_eras` eras, luck alone moves an AUC: the interval says by how much). The best of several
 # methods is also the luckiest, so an interval that only just excludes 0 is weak evidence.
+# The burn question scores the method and the controls against that method's own burn eras
+# ({glue:text}`burn_eras_of`'s here), so a control's burn AUC in this table can differ from its
+# row in the summary above, which scores the controls against {glue:text}`point_name`'s burn eras.
 #
 # {glue:text}`detect_burn`
 #

@@ -55,6 +55,11 @@ TABLE_NOISE = re.compile(r"\bNaN\b|\bnan\b|\d[eE]\+\d+|\d[eE]-0\d")
 """What no table of the book may show: a missing value as NaN, a number in scientific notation."""
 
 
+SHOWN_WIRING = re.compile(r"\bglue\w*\(|write_csv|export_figure|display\(|\.close\(")
+"""What a code cell shown on a page never does: glue, export, display plumbing (tests/test_shown_cells.py
+holds the chapters' sources to the same rule)."""
+
+
 def page_problems(page: Path, chapter: str | None, machine_paths: list[str]) -> list[str]:
     """What a reader should never see on a page (warnings, tracebacks, the build machine's paths,
     files outside the repository), and, for a chapter, what it must show: the command that
@@ -62,6 +67,10 @@ def page_problems(page: Path, chapter: str | None, machine_paths: list[str]) -> 
     raw = page.read_text(encoding="utf-8")
     problems = [f"contains {word!r}" for word in ("Warning", "Traceback", "site-packages", "DESIGN.md", "shared/",
                                                  *machine_paths) if word in raw]
+    for code in re.findall(r'<div class="cell_input\b.*?</pre>', raw, flags=re.S):
+        shown = html.unescape(re.sub(r"<[^>]+>", "", code))
+        if SHOWN_WIRING.search(shown):
+            problems.append(f"shows a code cell that wires the page: {shown.strip()[:60]!r}")
     for table in re.findall(r"<table\b.*?</table>", raw, flags=re.S):
         cells = html.unescape(re.sub(r"<[^>]+>", " ", table))
         problems += [f"a table shows {shown!r}" for shown in sorted(set(TABLE_NOISE.findall(cells)))]
@@ -86,9 +95,10 @@ def test_page_checks_catch_what_a_reader_should_not_see(tmp_path):
     assert "contains 'Warning'" in problems and f"contains {str(tmp_path)!r}" in problems
     assert len(problems) == 4  # also no command and no references link
     page.write_text('<p>bnnlib run ensembles --profile quick</p><a href="references.html">x</a>'
+                    '<div class="cell_input docutils container"><pre><span>glue_all</span>(x)</pre></div>'
                     "<table><tr><td>NaN</td><td>-2.106302e+15</td><td>7.850000e-02</td><td>0.0146</td></tr></table>")
     assert page_problems(page, "ensembles", [str(tmp_path)]) == [
-        "a table shows '0e-02'", "a table shows '2e+15'", "a table shows 'NaN'"]
+        "shows a code cell that wires the page: 'glue_all(x)'", "a table shows '0e-02'", "a table shows '2e+15'", "a table shows 'NaN'"]
 
 
 def test_every_chapter_source_is_in_the_toc():

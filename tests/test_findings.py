@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -625,3 +627,13 @@ def test_the_uncertainty_chapters_point_network_has_one_name_across_the_book():
 def test_the_start_note_names_every_guide_that_does_not_start_at_its_prior():
     note = ensembles.start_note("prior")["start_note"]
     assert "flat prior" in note and "linear model" in note and "KL 0" not in note
+
+
+def test_data_worth_names_a_diverged_deep_fit_instead_of_measuring_its_deficit():
+    fits = _worth_fits(0.10001 - 50e-6, [0.1 - 400e-6, -2.3e13]).assign(verdict="still moving")
+    fits.loc["normal_2", "verdict"] = "diverged"
+    note = architecture.data_worth(_ladder(), fits, n_rows=1_000_000, elbo_tolerance=0.002)["worth_note"]
+    assert "1 of the 1 deep fits under a proper prior end below" in note
+    assert "normal_2 diverged (its ELBO ran away), so it is not counted here." in note
+    assert not re.search(r"\d{1,3}(,\d{3}){4,} nats", note)  # no run-away number of nats
+    assert "e-0" not in note and "e+" not in note

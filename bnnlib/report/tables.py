@@ -11,6 +11,7 @@ this does not recognise gets four significant digits.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from numbers import Integral, Real
@@ -138,10 +139,27 @@ def formatted(table: pd.DataFrame | pd.Series) -> pd.DataFrame:
     return text
 
 
+def _is_number_column(column: pd.Series, label: Any) -> bool:
+    """Whether a column holds numbers (right-aligned, so digits line up) rather than text (left)."""
+    if pd.api.types.is_bool_dtype(column.dtype):
+        return False
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return True
+    values = [v for v in column if not is_missing(v)]
+    return bool(values) and all(isinstance(v, (Real, np.number)) and not isinstance(v, bool) for v in values)
+
+
 def html(table: pd.DataFrame | pd.Series) -> str:
-    """The table as the book shows it: formatted cells, numbers right-aligned, inside a box that
-    scrolls sideways when the table is wider than the text column (nothing is cut off)."""
-    body = formatted(table).to_html(border=0, classes=["dataframe", "bnn-table"], escape=True)
+    """The table as the book shows it: formatted cells, numbers right-aligned and text left, inside
+    a box that scrolls sideways when the table is wider than the text column (nothing is cut off)."""
+    frame = table.to_frame() if isinstance(table, pd.Series) else table
+    shown = formatted(frame)
+    kinds = [("number" if _is_number_column(frame.iloc[:, i], label) else "text") for i, label in enumerate(frame.columns)]
+    classes = pd.DataFrame([kinds] * len(shown), index=shown.index, columns=shown.columns)
+    digest = hashlib.sha1(shown.to_csv().encode()).hexdigest()[:10]  # stable ids, distinct per table
+    body = (shown.style.format(escape="html").format_index(escape="html", axis=0).format_index(escape="html", axis=1)
+            .set_td_classes(classes).set_uuid(digest)
+            .to_html(table_attributes='class="dataframe bnn-table"', cell_ids=False))
     return f'<div class="bnn-table-scroll" style="overflow-x: auto; max-width: 100%;">{body}</div>'
 
 

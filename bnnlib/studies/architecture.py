@@ -228,6 +228,8 @@ def data_worth(ladder: pd.DataFrame, fit_table: pd.DataFrame, n_rows: int, elbo_
     constant = ladder.loc[LADDER_LABELS["constant_loglik"], "elbo_per_row"]
     proper = fit_table[fit_table["prior"].isin(["normal", "laplace"])]
     deep = proper[proper["hidden"] != "linear"]
+    diverged = list(deep.index[deep["verdict"] == "diverged"]) if "verdict" in deep else []
+    deep = deep.drop(index=diverged)  # a run-away ELBO is no deficit: it is named, not measured
     linear = fit_table[(fit_table["prior"] == "normal") & (fit_table["hidden"] == "linear")]
     below = (deep["elbo_per_row_last"] - constant)[lambda m: m < 0] * n_rows
     at_prior = "; ".join(f"{name}: {row.layers_at_prior}" for name, row in deep.iterrows() if row.layers_at_prior)
@@ -264,7 +266,7 @@ def data_worth(ladder: pd.DataFrame, fit_table: pd.DataFrame, n_rows: int, elbo_
             jitter += (f" record from {-gaps.min():,.0f} nats above the mean-field optimum to {gaps.max():,.0f} below "
                        "it: on both sides of it, so the records show no consistent cost of Adam's jitter.")
     if deep.empty:
-        deep_note = "This run has no deep fit under a proper prior."
+        deep_note = ("This run has no deep fit under a proper prior" + (" that did not diverge." if diverged else "."))
     elif below.empty:
         deep_note = f"None of the {len(deep)} deep fits under a proper prior ends below the best constant prediction."
     else:
@@ -289,11 +291,15 @@ def data_worth(ladder: pd.DataFrame, fit_table: pd.DataFrame, n_rows: int, elbo_
                 deep_note += (f"; {', '.join(beyond.index)} by more than {lin} shortfall ({shortfall:,.0f} nats): "
                               "beyond that, their guides pay more in prior cost and prediction noise than their "
                               f"inputs return; {', '.join(within)} by no more than it: {within_words}.")
+    if diverged:
+        deep_note += (f" {', '.join(diverged)} diverged (its ELBO ran away), so it is not counted here."
+                      if len(diverged) == 1 else f" {', '.join(diverged)} diverged (their ELBOs ran away), so they "
+                      "are not counted here.")
     if evidence > 0:
         ratio = elbo_tolerance / (evidence / n_rows)
         scale = (f"The convergence criterion's ELBO tolerance ({elbo_tolerance:g} nats per row) is "
                  + (f"{ratio:,.0f}" if ratio >= 1.5 else f"{ratio:.2g}") + " times the linear model's whole margin "
-                 f"per row ({evidence / n_rows:.1e}): ")
+                 f"per row ({evidence / n_rows:.6f}): ")
         scale += ("on data this noisy the ELBO alone cannot tell a network that uses its inputs from one that does "
                   "not; the guide's scales and the posterior-mean network's corr can." if ratio >= 1 else
                   "the whole margin is larger than the tolerance, so the criterion's ELBO test sees a fit still "
@@ -303,7 +309,7 @@ def data_worth(ladder: pd.DataFrame, fit_table: pd.DataFrame, n_rows: int, elbo_
                  "tell a network that uses its inputs from one that does not.")
     return {"worth_note": (
         f"Over all {n_rows:,} training rows, the inputs are {_nats_over(evidence, 'the exact linear model')}"
-        + (f" ({evidence / n_rows:.1e} per row)" if evidence > 0 else "")
+        + (f" ({evidence / n_rows:.6f} per row)" if evidence > 0 else "")
         + f", and {_nats_over(meanfield, 'its mean-field optimum').removeprefix('worth ')}.{jitter} {deep_note} "
         f"Hidden layers at their prior: {at_prior or 'none'}. {scale}")}
 

@@ -27,7 +27,7 @@ from bnnlib.models.bnn import ESTIMATORS, Posterior, SVIConfig, fit_bnn, initial
 from bnnlib.models.likelihoods import Likelihood, get_likelihood
 from bnnlib.models.network import Architecture
 from bnnlib.models.priors import canonical_prior
-from bnnlib.evaluate import laplace
+from bnnlib.evaluate.laplace import SUBSETS as LAPLACE_SUBSETS, fit_laplace, laplace_draws
 from bnnlib.evaluate.predictive import DropoutDraws, ThetaDraws
 
 POINT_HYPOTHESES = ("single", "hetero")
@@ -266,14 +266,14 @@ class Laplace(PointNetwork):
         if spec.hypothesis != "single":
             raise BnnlibError(f"model {spec.name!r}: a Laplace posterior is fitted for the 'single' hypothesis "
                               f"(one target, Gaussian noise), not {spec.hypothesis!r}")
-        if spec.laplace_subset not in laplace.SUBSETS:
-            raise unknown_name("laplace_subset", spec.laplace_subset, laplace.SUBSETS)
+        if spec.laplace_subset not in LAPLACE_SUBSETS:
+            raise unknown_name("laplace_subset", spec.laplace_subset, LAPLACE_SUBSETS)
         return fields
 
     def fit(self, spec: Any, x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Likelihood,
             validation_corr: Callable[[torch.Tensor], float], progress: bool | None, device: str) -> dict:
         stored_fit = super().fit(spec, x, y, arch, likelihood, validation_corr, progress, device)
-        posteriors = laplace.fit_laplace(stored_fit["thetas"][0], arch, x, y, device)
+        posteriors = fit_laplace(stored_fit["thetas"][0], arch, x, y, device)
         stored_fit["laplace"] = {subset: {k: v for k, v in part.items() if k != "summary"}
                                  for subset, part in posteriors.items()}
         stored_fit["history"]["laplace"] = {subset: part["summary"] for subset, part in posteriors.items()}
@@ -282,7 +282,7 @@ class Laplace(PointNetwork):
     def draws(self, spec: Any, stored_fit: dict, arch: Architecture, likelihood: Likelihood):
         stored = {subset: {**part, "summary": stored_fit["history"]["laplace"][subset]}
                   for subset, part in stored_fit["laplace"].items()}
-        thetas = laplace.laplace_draws(stored_fit["thetas"][0], arch, stored, spec.laplace_subset, spec.draws,
+        thetas = laplace_draws(stored_fit["thetas"][0], arch, stored, spec.laplace_subset, spec.draws,
                                        spec.seed + 10_000)
         return ThetaDraws(thetas, arch, likelihood, spec.precision)
 

@@ -27,9 +27,13 @@ Why not laplace-torch itself: it installs beside torch 2.13 but does not import 
 dependency torchvision exists on the package index only as builds linked to CUDA torch
 (torchvision 0.28.0 asks for libtorch_cuda.so), which fail to import beside the CPU torch this
 project pins, and torchmetrics, which laplace-torch imports, imports torchvision whenever it is
-installed. So this module computes the same quantities itself (checked against laplace-torch 0.3
-with torchvision removed: the same log marginal likelihood on the same curvature; and in
-tests/test_laplace.py against the exact conjugate answers).
+installed. So this module computes the same quantities itself, and adds no dependency. Checked
+once against laplace-torch 0.3 (torchvision removed by hand so that it imports), on a 6-5-4-1
+network, 300 rows, float64, delta 2.5, sigma 0.7: KronLaplace's (subset "all", hessian "kron")
+log marginal likelihood and `kron_log_evidence` agree to 1e-13 nats (-598.80466); its last-layer
+full-Hessian Laplace, with the last layer at the conjugate mean, and `last_layer_log_evidence`
+to 2e-7 (-470.89368), the posterior covariances to 4e-8 of their size. tests/test_laplace.py
+checks everything against exact answers computed independently.
 
 Predictive: scored from `spec.draws` parameter samples (`ThetaDraws`), by the same per-draw and
 ensemble code as every method. For the last layer the GLM (linearised) predictive would be exact,

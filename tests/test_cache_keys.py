@@ -25,9 +25,9 @@ def no_cuda(monkeypatch):
 
 # which fields each method's fit reads, written out here apart from bnnlib.evaluate.study
 READS = {"baseline": set(), "bnn": {"prior", "init_scale", "scale_lr", "estimator", "guide_init"},
-         "dropout": {"dropout"}, "ensemble": {"members"}}
+         "dropout": {"dropout"}, "ensemble": {"members"}, "laplace": set()}
 CHANGED = {"prior": "laplace", "init_scale": 0.05, "scale_lr": 0.02, "estimator": "weights", "guide_init": "prior",
-           "dropout": 0.3, "members": 4}
+           "dropout": 0.3, "members": 4, "laplace_subset": "all"}
 
 
 @pytest.mark.parametrize("method", list(READS))

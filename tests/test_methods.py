@@ -27,8 +27,8 @@ def spec_of(name: str, **fields) -> ModelSpec:
     return ModelSpec(name, method=name, prior="normal" if name == "bnn" else None, **fields)
 
 
-def test_the_registry_holds_the_four_methods_each_by_its_name():
-    assert set(METHODS) == {"baseline", "bnn", "dropout", "ensemble"}
+def test_the_registry_holds_the_five_methods_each_by_its_name():
+    assert set(METHODS) == {"baseline", "bnn", "dropout", "ensemble", "laplace"}
     for name, method in METHODS.items():
         assert method.name == name and isinstance(method, Method)
         assert spec_of(name).method_object is method

@@ -1,4 +1,5 @@
-"""One object per way of fitting a model: the baseline MLP, the BNN, MC dropout, a deep ensemble.
+"""One object per way of fitting a model: the baseline MLP, the BNN, MC dropout, a deep ensemble,
+a Laplace posterior of the baseline's network.
 
 Every model runs through one pipeline (`bnnlib.evaluate.study`): fit (cached), draws, scores
 (cached). What differs by method is asked of the spec's `Method` (`ModelSpec.method_object`,
@@ -26,6 +27,7 @@ from bnnlib.models.bnn import ESTIMATORS, Posterior, SVIConfig, fit_bnn, initial
 from bnnlib.models.likelihoods import Likelihood, get_likelihood
 from bnnlib.models.network import Architecture
 from bnnlib.models.priors import canonical_prior
+from bnnlib.evaluate.laplace import SUBSETS as LAPLACE_SUBSETS, fit_laplace, laplace_draws
 from bnnlib.evaluate.predictive import DropoutDraws, ThetaDraws
 
 POINT_HYPOTHESES = ("single", "hetero")
@@ -240,5 +242,64 @@ class BNN(Method):
         return extras
 
 
-METHODS: dict[str, Method] = {m.name: m for m in (Baseline(), BNN(), MCDropout(), DeepEnsemble())}
+class Laplace(PointNetwork):
+    """A Laplace posterior of the baseline's network (`bnnlib.evaluate.laplace`): trained exactly
+    as the baseline is (same fields, same code, so the same numbers), then one pass over the
+    training rows gives the last-layer (exact, full covariance) and the all-weights (KFAC GGN)
+    posteriors, each with its prior precision and noise at the evidence's maximum. Both live in
+    one fit: `laplace_subset` picks which one is drawn and scored, so it keys the scores, not the
+    fit (as the baseline's `best_epoch` does), and the two subsets train the network once.
+
+    `spec.draws` parameter samples are scored (`ThetaDraws`), by the same code as every method;
+    for the last layer the GLM predictive would be exact (the network is linear in those
+    weights) and the samples' mean converges to it; for all weights the sampled network
+    predictive is scored. It is not a `has_posterior` method: that flag means a mean-field SVI
+    posterior with an ELBO trace (`study.fitted_posterior`, the fits table); its evidence is in
+    `extras`."""
+
+    name = "laplace"
+    score_fields = ("laplace_subset",)
+    traces = True
+
+    def check(self, spec: Any) -> dict[str, Any]:
+        fields = super().check(spec)
+        if spec.hypothesis != "single":
+            raise BnnlibError(f"model {spec.name!r}: a Laplace posterior is fitted for the 'single' hypothesis "
+                              f"(one target, Gaussian noise), not {spec.hypothesis!r}")
+        if spec.laplace_subset not in LAPLACE_SUBSETS:
+            raise unknown_name("laplace_subset", spec.laplace_subset, LAPLACE_SUBSETS)
+        return fields
+
+    def fit(self, spec: Any, x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Likelihood,
+            validation_corr: Callable[[torch.Tensor], float], progress: bool | None, device: str) -> dict:
+        stored_fit = super().fit(spec, x, y, arch, likelihood, validation_corr, progress, device)
+        posteriors = fit_laplace(stored_fit["thetas"][0], arch, x, y, device)
+        stored_fit["laplace"] = {subset: {k: v for k, v in part.items() if k != "summary"}
+                                 for subset, part in posteriors.items()}
+        stored_fit["history"]["laplace"] = {subset: part["summary"] for subset, part in posteriors.items()}
+        return stored_fit
+
+    def draws(self, spec: Any, stored_fit: dict, arch: Architecture, likelihood: Likelihood):
+        stored = {subset: {**part, "summary": stored_fit["history"]["laplace"][subset]}
+                  for subset, part in stored_fit["laplace"].items()}
+        thetas = laplace_draws(stored_fit["thetas"][0], arch, stored, spec.laplace_subset, spec.draws,
+                                       spec.seed + 10_000)
+        return ThetaDraws(thetas, arch, likelihood, spec.precision)
+
+    def noise(self, spec: Any, stored_fit: dict) -> torch.Tensor:
+        """The noise scale at the evidence's maximum."""
+        return torch.tensor([stored_fit["history"]["laplace"][spec.laplace_subset]["sigma_noise"]])
+
+    def extras(self, spec: Any, stored_fit: dict, arch: Architecture) -> dict:
+        """The subset's log marginal likelihood (nats, summed over the training rows, and per
+        row for the ELBO ladder), its prior precision and noise."""
+        summary = stored_fit["history"]["laplace"][spec.laplace_subset]
+        return {"subset": spec.laplace_subset,
+                "log_marginal_likelihood": summary["log_marginal_likelihood"],
+                "log_marginal_likelihood_per_row": summary["log_marginal_likelihood"] / summary["rows"],
+                "prior_precision": summary["prior_precision"], "sigma_noise": summary["sigma_noise"],
+                "laplace_parameters": summary["parameters"]}
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (Baseline(), BNN(), MCDropout(), DeepEnsemble(), Laplace())}
 """The methods a `ModelSpec` can name, by name."""

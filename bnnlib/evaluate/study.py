@@ -41,7 +41,7 @@ class ModelSpec:
     """Everything that defines one model of a study; equal specs share fits and scores."""
 
     name: str
-    method: str = "bnn"  # a name of METHODS: baseline | bnn | dropout | ensemble
+    method: str = "bnn"  # a name of METHODS: baseline | bnn | dropout | ensemble | laplace
     prior: str | None = None  # bnn only: flat (the talk's uniform) | normal | laplace
     hypothesis: str = "single"  # single | h1 | h2 | h3 | h4 (bnn only) | hetero (noise depends on x; every method)
     hidden: tuple[int, ...] = TALK_HIDDEN
@@ -60,6 +60,7 @@ class ModelSpec:
     estimator: str = "output"  # bnn: the ELBO's gradient estimator (bnnlib.models.bnn.ESTIMATORS)
     guide_init: str = "he"  # bnn: where the guide starts (bnnlib.models.bnn.GUIDE_INITS)
     lr_final: float = 1.0  # the lr decays geometrically to lr * this by the last step (1: constant, the talk's)
+    laplace_subset: str = "last_layer"  # laplace: the weights its posterior covers (last_layer | all)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:

@@ -71,6 +71,7 @@ from IPython.display import display
 
 from bnnlib.studies import common
 from bnnlib.studies import ensembles as study
+from bnnlib.studies import burn_eras
 
 from bnnlib.evaluate import fits
 
@@ -241,6 +242,31 @@ check2
 # it was the {glue:text}`draws_talk_widest` prior's ({glue:text}`draws_talk_widest_std:.4f`).
 # {glue:text}`draws_spreads` Of the talk's {glue:text}`check2_findings` findings on this table,
 # {glue:text}`check2_agreed` of {glue:text}`check2_checkable` checkable ones hold here.
+#
+# ## Laplace posteriors that use the data
+#
+# The mean-field BNNs ask which independent Normal per weight best trades fit against the prior's
+# cost. A Laplace posterior asks instead what the data say around the trained baseline network
+# itself {cite}`daxberger2021`: a Gaussian centred there, as wide as the curvature of the fit
+# allows. Two of them: over the **last layer** (the hidden layers stay as trained; given them the
+# model is linear, so this posterior and its evidence are exact) and over **all weights**
+# (a Kronecker-factored curvature, an approximation). Their prior precision and noise are those
+# that maximise the data's evidence (the log marginal likelihood). Each is scored from
+# {glue:text}`param_draws` draws by the same code as the BNNs.
+
+# %% tags=["remove-input"]
+laplace_detection = burn_eras.burn_detection({n: fitted[n] for n in study.LAPLACE if n in fitted})
+laplace = study.laplace_table(fitted, laplace_detection)
+results.write_csv(laplace, out / "laplace.csv")
+glue_all(study.laplace_note(laplace, ours, bnn_names, fit_table["verdict"].to_dict()))
+laplace
+
+# %% [markdown]
+# {glue:text}`laplace_note` The burn AUC is that of the era's mean predictive std against the
+# eras where the posterior's own ensemble burns. The last layer's posterior is checked against
+# the exact conjugate answer, computed independently, by bnnlib's tests (`tests/test_laplace.py`).
+# The evidences are in nats over the training rows; each belongs to its own model (prior precision
+# and noise chosen by that evidence), so they are not a ranking of the BNNs' ELBOs.
 #
 # ## Is the spread the data's or the initialisation's?
 #

@@ -84,6 +84,46 @@ def controls(params: Mapping) -> set[str]:
         "normal"}
 
 
+LAPLACE = {"laplace_last_layer": "last_layer", "laplace_all": "all"}
+"""Study 1's Laplace posteriors of the baseline network (`bnnlib.evaluate.laplace`), by name: the
+last layer (exact given the hidden layers) and all weights (Kronecker-factored). Both come from one
+training of the baseline network and one pass over the training rows."""
+
+
+def laplace_table(results: Mapping[str, Any], detection: pd.DataFrame) -> pd.DataFrame:
+    """Per Laplace posterior: its ensemble's corr and Sharpe, the burn-era AUC of its draws'
+    spread (`detection`, a `burn_eras.burn_detection` table), its log marginal likelihood (nats in
+    all and per training row) and the prior precision and noise that maximise it."""
+    rows = {}
+    for name in (n for n in LAPLACE if n in results):
+        result, summary = results[name], results[name].summary()
+        extras = result.extras
+        rows[name] = {"subset": extras["subset"], "corr": summary["mean"], "sharpe": summary["sharpe"],
+                      "burn_auc": detection.loc[name, "auc"] if name in detection.index else np.nan,
+                      "log_marginal_likelihood": extras["log_marginal_likelihood"],
+                      "log_marginal_likelihood_per_row": extras["log_marginal_likelihood_per_row"],
+                      "prior_precision": extras["prior_precision"], "sigma_noise": extras["sigma_noise"]}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+
+
+def laplace_note(table: pd.DataFrame, ours: pd.DataFrame, bnn_names: Sequence[str],
+                 verdicts: Mapping[str, str]) -> dict:
+    """What the Laplace posteriors score against the baseline they are built on and the converged
+    mean-field BNNs (`laplace_note`), worded from the table; nothing about evidence across model
+    families, which the diagnostics appendix weighs."""
+    if table.empty:
+        return {"laplace_note": "This run fits no Laplace posterior."}
+    baseline = ours.loc["baseline", "corr"]
+    parts = [f"{name} scores {row.corr:.4f} (Sharpe {row.sharpe:.3f}), "
+             + ("above" if row.corr > baseline else "not above") + f" the baseline it is built on ({baseline:.4f})"
+             for name, row in table.iterrows()]
+    converged = [n for n in bnn_names if verdicts.get(n) == "converged"]
+    against = ("No mean-field BNN converged here, so none is set beside them." if not converged else
+               "The converged mean-field BNNs: " + ", ".join(f"{prior_label(n)} {ours.loc[n, 'corr']:.4f}"
+                                                           for n in converged) + ".")
+    return {"laplace_note": "; ".join(parts) + ". " + against}
+
+
 def models(params: Mapping) -> list[ModelSpec]:
     """Study 1: the baseline; the baseline with the BNN's optimiser settings (a matched-budget
     control); one BNN per prior; each BNN again from initial guide stds `init_shrink` times
@@ -111,6 +151,8 @@ def models(params: Mapping) -> list[ModelSpec]:
         specs.append(bnn_spec(control, "normal", params, guide_init=start, init_scale=initial_scale(start, None), **budget))
     if resolve_precision(training["precision"]) != "float32" and "normal" in priors:
         specs.append(bnn_spec(PRECISION_CHECK, "normal", params, precision="float32"))
+    specs += [ModelSpec(name, method="laplace", laplace_subset=subset, lr=params["lr_baseline"], draws=params["draws"],
+                        **common) for name, subset in LAPLACE.items()]
     specs.append(ModelSpec("baseline_best_epoch", method="baseline", lr=params["lr_baseline"], best_epoch=True,
                            **common))
     return specs

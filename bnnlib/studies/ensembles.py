@@ -114,8 +114,8 @@ def laplace_note(table: pd.DataFrame, ours: pd.DataFrame, bnn_names: Sequence[st
     if table.empty:
         return {"laplace_note": "This run fits no Laplace posterior."}
     baseline = ours.loc["baseline", "corr"]
-    parts = [f"{name} scores {row.corr:.4f} (Sharpe {row.sharpe:.3f}), "
-             + ("above" if row.corr > baseline else "not above") + f" the baseline it is built on ({baseline:.4f})"
+    parts = [f"{name} scores {row['corr']:.4f} (Sharpe {row['sharpe']:.3f}), "
+             + ("above" if row["corr"] > baseline else "not above") + f" the baseline it is built on ({baseline:.4f})"
              for name, row in table.iterrows()]
     converged = [n for n in bnn_names if verdicts.get(n) == "converged"]
     against = ("No mean-field BNN converged here, so none is set beside them." if not converged else

@@ -259,7 +259,7 @@ laplace_detection = burn_eras.burn_detection({n: fitted[n] for n in study.LAPLAC
 laplace = study.laplace_table(fitted, laplace_detection)
 results.write_csv(laplace, out / "laplace.csv")
 glue_all(study.laplace_note(laplace, ours, bnn_names, fit_table["verdict"].to_dict()))
-laplace
+laplace.rename(columns=study.LAPLACE_HEADERS)
 
 # %% [markdown]
 # {glue:text}`laplace_note` The burn AUC is that of the era's mean predictive std against the
@@ -336,8 +336,8 @@ glue_all(study.wide_start(fit_table))
 #
 # The talk's guide starts at He-initialised means with stds of 0.01, far from the prior: the
 # weights the data cannot pay for must travel all the way back to it, slowly, under noisy
-# gradients. A guide started at the prior (zero means, the prior's stds) ignores the data at
-# first (KL 0) and keeps only what the data pay for. The Normal BNN is fitted from both starts;
+# gradients. A guide started at the prior (zero means, the prior's stds) says at first only
+# what the prior says, and keeps only what the data pay for. The Normal BNN is fitted from both starts;
 # from the talk's start, where it is the control, with {glue:text}`start_budget` times the steps,
 # so that it too can end where it is heading. If both fits reach one posterior, the start decides
 # only how long the road is; the table compares their ends as the init-invariance check does.

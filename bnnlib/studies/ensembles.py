@@ -90,6 +90,11 @@ last layer (exact given the hidden layers) and all weights (Kronecker-factored).
 training of the baseline network and one pass over the training rows."""
 
 
+LAPLACE_HEADERS = {"log_marginal_likelihood": "log evidence (nats)", "log_marginal_likelihood_per_row": "per row",
+                   "prior_precision": "prior precision", "sigma_noise": "noise sigma", "burn_auc": "burn AUC"}
+"""`laplace_table`'s columns as the page heads them (laplace.csv keeps the names)."""
+
+
 def laplace_table(results: Mapping[str, Any], detection: pd.DataFrame) -> pd.DataFrame:
     """Per Laplace posterior: its ensemble's corr and Sharpe, the burn-era AUC of its draws'
     spread (`detection`, a `burn_eras.burn_detection` table), its log marginal likelihood (nats in

@@ -87,3 +87,7 @@ def test_ipython_shows_dataframes_through_the_layer():
         assert "NaN" not in bundle["text/plain"]
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_an_empty_table_says_so():
+    assert tables.EMPTY in tables.html(pd.DataFrame({"corr": []}))

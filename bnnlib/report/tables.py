@@ -53,6 +53,9 @@ KINDS: tuple[tuple[str, str], ...] = (
 a two-level header): the first that matches decides. The order matters: `corr_burn_eras` is a count,
 `elbo_per_row` is per row, not nats."""
 
+EMPTY = "No row in this table for this run."
+"""What an empty table shows instead of a header over nothing."""
+
 SIGNIFICANT = 4
 """Significant digits of a number in a column whose quantity `KINDS` does not name."""
 
@@ -153,6 +156,8 @@ def html(table: pd.DataFrame | pd.Series) -> str:
     """The table as the book shows it: formatted cells, numbers right-aligned and text left, inside
     a box that scrolls sideways when the table is wider than the text column (nothing is cut off)."""
     frame = table.to_frame() if isinstance(table, pd.Series) else table
+    if frame.empty:  # a header over nothing reads as a failed page: say it
+        return f"<p><em>{EMPTY}</em></p>"
     shown = formatted(frame)
     kinds = [("number" if _is_number_column(frame.iloc[:, i], label) else "text") for i, label in enumerate(frame.columns)]
     classes = pd.DataFrame([kinds] * len(shown), index=shown.index, columns=shown.columns)

@@ -252,12 +252,13 @@ check2
 # model is linear, so this posterior and its evidence are exact) and over **all weights**
 # (a Kronecker-factored curvature, an approximation). Their prior precision and noise are those
 # that maximise the data's evidence (the log marginal likelihood). Each is scored from
-# {glue:text}`param_draws` draws by the same code as the BNNs.
+# {glue:text}`param_draws` draws by the same code as the BNNs. Their names say *approx*: the
+# Laplace *approximation* of a posterior, not the BNN under the Laplace *prior* (`laplace`).
 
 # %% tags=["remove-input"]
 laplace_detection = burn_eras.burn_detection({n: fitted[n] for n in study.LAPLACE if n in fitted})
 laplace = study.laplace_table(fitted, laplace_detection)
-results.write_csv(laplace, out / "laplace.csv")
+results.write_csv(laplace, out / "laplace_approximations.csv")
 glue_all(study.laplace_note(laplace, ours, bnn_names, fit_table["verdict"].to_dict()))
 laplace.rename(columns=study.LAPLACE_HEADERS)
 

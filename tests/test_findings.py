@@ -641,12 +641,12 @@ def test_data_worth_names_a_diverged_deep_fit_instead_of_measuring_its_deficit()
 
 def test_the_laplace_note_compares_with_the_baseline_and_only_converged_bnns():
     table = pd.DataFrame({"subset": ["last_layer", "all"], "corr": [0.0150, 0.0120], "sharpe": [0.6, 0.5]},
-                         index=["laplace_last_layer", "laplace_all"])
+                         index=["laplace_approx_last_layer", "laplace_approx_all"])
     ours = pd.DataFrame({"corr": [0.0146, 0.0090, 0.0200]}, index=["baseline", "normal", "laplace"])
     note = ensembles.laplace_note(table, ours, ["normal", "laplace"], {"normal": "converged", "laplace": "still moving"})
     text = note["laplace_note"]
-    assert "laplace_last_layer scores 0.0150 (Sharpe 0.600), above the baseline" in text
-    assert "laplace_all scores 0.0120 (Sharpe 0.500), not above the baseline" in text
+    assert "laplace_approx_last_layer scores 0.0150 (Sharpe 0.600), above the baseline" in text
+    assert "laplace_approx_all scores 0.0120 (Sharpe 0.500), not above the baseline" in text
     assert "normal 0.0090" in text and "0.0200" not in text  # the unconverged Laplace-prior BNN is not set beside
     none = ensembles.laplace_note(table, ours, ["normal"], {"normal": "still moving"})["laplace_note"]
     assert "No mean-field BNN converged here" in none

@@ -84,7 +84,7 @@ def controls(params: Mapping) -> set[str]:
         "normal"}
 
 
-LAPLACE = {"laplace_last_layer": "last_layer", "laplace_all": "all"}
+LAPLACE = {"laplace_approx_last_layer": "last_layer", "laplace_approx_all": "all"}
 """Study 1's Laplace posteriors of the baseline network (`bnnlib.evaluate.laplace`), by name: the
 last layer (exact given the hidden layers) and all weights (Kronecker-factored). Both come from one
 training of the baseline network and one pass over the training rows."""

@@ -66,8 +66,10 @@ def plan_lines(survey: warmup.Survey, priced: Estimate | None, rates: Rates | No
                executor: str, executing: Sequence[str], kept: Sequence[str], html: bool) -> list[str]:
     """The plan as printed: chapters, fits and scorings to compute and found in the cache, and the
     estimate in CPU and wall minutes."""
-    lines = [f"[plan] chapters to execute: {_names(list(executing)) or 'none'}"
-             + (f"; unchanged, kept: {_names(list(kept))}" if kept else "")]
+    if not executing:
+        return [f"[plan] nothing to execute: every chapter is as its last run left it ({len(kept)})"]
+    lines = [f"[plan] chapters to execute: {_names(list(executing))}"
+             + (f"; not changed since their last run: {_names(list(kept))}" if kept else "")]
     fits = survey.fits
     scored_only = [j for j in survey.jobs if j.fitted]
     lines.append(f"[plan] fits to run: {len(fits)}" + (f": {_names([j.label for j in fits])}" if fits else ""))

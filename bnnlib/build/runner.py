@@ -488,9 +488,10 @@ def _chapter_fit_line(event: dict) -> None:
     if event.get("event") == "chapter_fit":
         from bnnlib.build.progress import fit_line
 
+        cached = " (from the cache)" if event.get("cached") else ""
         CONSOLE.line(f"[{event.get('chapter', '?')}] fit {event.get('done', '?')}/{event.get('total', '?')} "
                      + fit_line(event.get("name", "?"), [], event.get("seconds"), event.get("verdict", ""),
-                                event.get("error")))
+                                event.get("error")) + cached)
 
 
 def _chapters_status(todo: list[tuple[str, Plan]]):

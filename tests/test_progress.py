@@ -73,7 +73,7 @@ def test_the_monitor_hands_events_on_and_beats_when_silent(tmp_path, capsys):
 def test_a_fit_line_names_the_fit_its_chapters_seconds_and_verdict():
     assert progress.fit_line("flat", ["ensembles", "burn_eras"], 123.4, "converged") == \
         "flat (ensembles, burn_eras): 123 s, converged"
-    assert progress.fit_line("baseline", ["ensembles"], 5.0, "") == "baseline (ensembles): 5 s, no verdict (a point network)"
+    assert progress.fit_line("baseline", ["ensembles"], 5.0, "") == "baseline (ensembles): 5.0 s, no verdict (a point network)"
     assert progress.fit_line("h4", [], None, "", "ValueError: x") == "h4: failed: ValueError: x"
 
 

@@ -85,7 +85,7 @@ def fit_line(name: str, chapters, seconds: float | None, verdict: str, error: st
     where = f"{name} ({', '.join(chapters)})" if chapters else name
     if error:
         return f"{where}: failed: {error}"
-    took = f"{seconds:.0f} s" if seconds is not None else "?"
+    took = "?" if seconds is None else f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
     return f"{where}: {took}, {verdict or 'no verdict (a point network)'}"
 
 

@@ -63,6 +63,16 @@ def test_the_warm_up_schedules_fits_then_ranges_then_the_chapters():
     assert out.per_fit == {"a": 6.0, "b": 4.0, "c": 1.0}
 
 
+def test_fixed_costs_add_per_fit_per_range_and_once_per_worker():
+    rates = est.Rates({"bnn": 2.0}, forward=0.5, fit_overhead=1.0, range_overhead=0.25, worker_start=4.0)
+    fits = [cost("a", fit=3, ranges=(2, 2)), cost("b", fit=0, ranges=(2,))]  # b is fitted: only scored
+    assert fits[0].fit_seconds(rates) == 7.0 and fits[1].fit_seconds(rates) == 0.0
+    assert fits[0].range_seconds(rates) == [1.25, 1.25]
+    out = est.estimate(fits, rates, workers=2, chapters=0, html=False)
+    assert out.warmup_fits == 4.0 + 7.0 and out.warmup_ranges == 2.5  # 1.25 | 1.25 -> 2.5 | 1.25
+    assert out.cpu == 7.0 + 3 * 1.25
+
+
 def test_without_a_warm_up_each_chapter_computes_its_own_models_in_turn():
     fits = [cost("a", fit=3, ranges=(2, 2)), cost("b", fit=2, ranges=(2,))]
     out = est.estimate(fits, RATES, workers=1, chapters=2, warm_up=False, html=False, chapter_seconds=10)

@@ -8,8 +8,9 @@ each kind (`estimate.FIT_KINDS`), through its method's own `fit`, on random rows
 width, and a few draws scored through `score_draw_range`. Each is timed twice, at two lengths,
 and the difference is used, so that setting up (building the optimiser, the first call's
 allocations) is not priced as work. Everything runs on one torch thread, as the warm-up's
-workers do. Timings on a loaded machine are noisy; the build's summary says how close the
-estimate came.
+workers do. The fixed costs of a fit, a range of draws and a worker's start are the constants of
+`bnnlib.build.estimate`, measured once. Timings on a loaded machine are noisy; the build's
+summary says how close the estimate came.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from bnnlib.build.estimate import Rates, fit_kind, forward_macs, training_macs
+from bnnlib.build.estimate import (FIT_OVERHEAD, RANGE_OVERHEAD, WORKER_START, Rates, fit_kind, forward_macs,
+                                   training_macs)
 from bnnlib.evaluate.predictive import ThetaDraws, score_draw_range
 from bnnlib.evaluate.study import ModelSpec, single_threaded
 from bnnlib.models.bnn import BayesianMLP
@@ -106,4 +108,4 @@ def measure_rates(samples: Sequence[Sample]) -> Rates | None:
         chosen.setdefault(fit_kind(sample.spec.method), sample)
     fit = {kind: single_threaded(_fit_seconds_per_mac, sample) for kind, sample in chosen.items()}
     forward = single_threaded(_forward_seconds_per_mac, samples[0])
-    return Rates(fit, forward, "measured just now on this machine")
+    return Rates(fit, forward, "measured just now on this machine", FIT_OVERHEAD, RANGE_OVERHEAD, WORKER_START)

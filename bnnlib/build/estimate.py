@@ -29,8 +29,20 @@ CHAPTER_SECONDS = 20.0
 """A chapter's own execution when every model it needs is in the cache: starting its kernel,
 opening the data, its tables and figures (the default book's seven pages took 84-100 s)."""
 
-HTML_SECONDS = 60.0
-"""The Jupyter Book build of the executed notebooks."""
+HTML_SECONDS = 15.0
+"""The Jupyter Book build of the executed notebooks (5.7 s for the quick book on the loaded 2-core
+machine: it renders, it executes nothing)."""
+
+FIT_OVERHEAD = 0.5
+"""Seconds a fit costs beyond its steps: its data as tensors, the model's set-up, the cache's
+write (the quick book's fits, ~0.1 s of steps each, took a median 0.5 s on the 2-core machine)."""
+RANGE_OVERHEAD = 0.5
+"""Seconds a range of draws costs beyond its forward passes: drawing the parameters, ranking
+each era, the cache's write (the quick book's ranges took a median 0.8 s for ~0.2 s of products)."""
+WORKER_START = 10.0
+"""Seconds before a warm-up worker does useful work: spawning it, importing torch and pyro,
+opening the data, the first fit's one-off costs (the quick book's first fit in each of its two
+workers took 9-10 s, the others about 1 s)."""
 
 FIT_KINDS = ("bnn", "point")
 
@@ -48,6 +60,9 @@ class Rates:
     fit: Mapping[str, float]
     forward: float
     source: str = "calibrated"  # how they were obtained, for the plan's text
+    fit_overhead: float = 0.0  # seconds per fit beyond its steps (`FIT_OVERHEAD`)
+    range_overhead: float = 0.0  # seconds per range of draws beyond its products (`RANGE_OVERHEAD`)
+    worker_start: float = 0.0  # seconds before a warm-up worker starts its first job (`WORKER_START`)
 
     def fit_rate(self, method: str) -> float:
         kind = fit_kind(method)
@@ -68,10 +83,13 @@ class FitCost:
     scorings: tuple[str, ...] = ()  # the names of the models scored (one fit may serve several)
 
     def fit_seconds(self, rates: Rates) -> float:
-        return self.fit_macs * rates.fit_rate(self.kind) + self.trace_macs * rates.forward
+        """Its fit's seconds (nothing when it is cached: only its scoring is left)."""
+        if not self.fit_macs:
+            return 0.0
+        return self.fit_macs * rates.fit_rate(self.kind) + self.trace_macs * rates.forward + rates.fit_overhead
 
     def range_seconds(self, rates: Rates) -> list[float]:
-        return [macs * rates.forward for macs in self.range_macs]
+        return [macs * rates.forward + rates.range_overhead for macs in self.range_macs]
 
     def seconds(self, rates: Rates) -> float:
         return self.fit_seconds(rates) + sum(self.range_seconds(rates))
@@ -142,7 +160,7 @@ def estimate(fits: Sequence[FitCost], rates: Rates, workers: int, chapters: int,
     html_s = html_seconds if html else 0.0
     per_fit = {f.label: f.fit_seconds(rates) for f in fits}
     if warm_up and fits:
-        fits_wall, ranges_wall = makespan(fit_s, workers), makespan(range_s, workers)
+        fits_wall, ranges_wall = rates.worker_start + makespan(fit_s, workers), makespan(range_s, workers)
         chapters_wall = makespan([chapter_seconds] * chapters, workers)
     else:
         fits_wall = ranges_wall = 0.0

@@ -87,7 +87,9 @@ def plan_lines(survey: warmup.Survey, priced: Estimate | None, rates: Rates | No
              f"worker{'s' if workers != 1 else ''}" + (f" at {choice.address}" if choice.address else ""))
     lines.append(f"[plan] estimate: {minutes(priced.cpu)} of CPU (fits {minutes(priced.fit_cpu)}, scoring "
                  f"{minutes(priced.score_cpu)}); {minutes(priced.wall)} of wall time with {where}")
-    parts = [f"warm-up fits {minutes(priced.warmup_fits)}", f"draws {minutes(priced.warmup_ranges)}"] if warm_up else []
+    start = f" (starting the workers {minutes(rates.worker_start)})" if rates.worker_start else ""
+    parts = [f"warm-up fits {minutes(priced.warmup_fits)}{start}", f"draws {minutes(priced.warmup_ranges)}"] \
+        if warm_up else []
     parts.append(f"chapters {minutes(priced.chapters + priced.pages)}")
     if html:
         parts.append(f"HTML {minutes(priced.html)}")

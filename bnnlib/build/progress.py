@@ -128,6 +128,9 @@ class Monitor:
                     handle(event)
                 except Exception:  # a malformed event must not stop the build
                     continue
+        if self.console.bar is not None:
+            with self.console.lock:  # its elapsed time and ETA move while a long fit runs
+                self.console.bar.refresh()
         if time.monotonic() - self.console.last >= self.heartbeat and (self.console.bar is None or not self.terminal):
             self.console.line(f"[progress] {minutes(time.monotonic() - self.started)} since the start: {self.status()}")
 

@@ -317,10 +317,13 @@ def _warm(jobs: list[Job], workers: int, force: bool, executor: str, rates: Rate
             state["fits"] += 1
             bar.advance(fit_weight[unit])
             job = jobs[unit]
-            what = "read" if job.fitted else "fit"
-            CONSOLE.line(f"[warm-up] {what} {state['fits']}/{len(jobs)} "
-                         + fit_line(job.name, job.chapters, event.get("seconds"), event.get("verdict", ""),
-                                    event.get("error")))
+            if job.fitted and not event.get("error"):  # its fit was in the cache: only its scoring is left
+                verdict = event.get("verdict") or "no verdict (a point network)"
+                CONSOLE.line(f"[warm-up] fit {state['fits']}/{len(jobs)} {job.label}: from the cache, {verdict}")
+            else:
+                CONSOLE.line(f"[warm-up] fit {state['fits']}/{len(jobs)} "
+                             + fit_line(job.name, job.chapters, event.get("seconds"), event.get("verdict", ""),
+                                        event.get("error")))
         elif kind == "range" and isinstance(unit, int) and 0 <= unit < len(ranges):
             state["ranges"] += 1
             bar.advance(ranges[unit][3])

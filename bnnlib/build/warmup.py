@@ -342,6 +342,11 @@ def _warm(jobs: list[Job], workers: int, force: bool, executor: str, rates: Rate
     pool = (ProcessExecutor(workers, desc="warm-up") if choice.kind == "local"
             else DaskExecutor(choice.address, workers, desc="warm-up"))
     pool.desc = "warm-up units"  # its own bar (a terminal's) counts units; ours weighs them
+    if choice.address:  # a remote cluster's workers cannot append to our progress file: count here
+
+        def counted(done: int, total: int) -> None:
+            CONSOLE.line(f"[warm-up] {state['step']} {done}/{total} done, {time.perf_counter() - start:.0f} s")
+        pool.progress = counted
     try:
         with monitor, pool:  # one pool (one cluster) for the fits and the ranges
             items = [(place(j), j.specs[0], force, j.device, unit) for unit, j in enumerate(jobs)]

@@ -129,8 +129,10 @@ def scoring_cost(spec: ModelSpec, dataset: Dataset) -> float:
 
 def estimated_cost(spec: ModelSpec, dataset: Dataset) -> float:
     """Multiply-adds of the fit and of scoring the draws: only their order matters (scheduling)."""
-    # forward and backward over every network's training rows, per validation row's cost
-    train = 3 * spec.epochs * len(dataset.train) * spec.method_object.networks(spec)
+    # forward and backward over every network's training rows (its budget: steps, else epochs), per
+    # validation row's cost
+    steps = step_plan(len(dataset.train), spec.batch_size, spec.epochs, spec.steps).total_steps
+    train = 3 * steps * spec.batch_size * spec.method_object.networks(spec)
     return scoring_cost(spec, dataset) * (train / len(dataset.validation) + spec.n_draws)
 
 

@@ -124,9 +124,15 @@ def summary_lines(summary: Mapping) -> list[str]:
         lines.append(f"[summary] the {len(summary['top_fits'])} most expensive fits:")
         for row in summary["top_fits"]:
             where = f" ({row['chapters']})" if row["chapters"] else ""
-            estimated = f", estimated {row['estimated_seconds']:.0f} s" if row.get("estimated_seconds") is not None else ""
-            lines.append(f"[summary]   {row['fit']}{where}: {row['seconds']:.0f} s{estimated}")
+            estimated = (f", estimated {_seconds(row['estimated_seconds'])}" if row.get("estimated_seconds") is not None
+                         else "")
+            lines.append(f"[summary]   {row['fit']}{where}: {_seconds(row['seconds'])}{estimated}")
     return lines
+
+
+def _seconds(value: float) -> str:
+    """Seconds with a decimal below ten (a quick book's fits take less than one)."""
+    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
 
 
 def write_summary(path: Path, summary: Mapping) -> Path:

@@ -28,6 +28,8 @@ runs_of = None  # the chapters whose runs are gathered; None: every chapter of t
 # %% tags=["remove-cell"]
 from bnnlib.report.chapter import glue, glue_all, open_page
 
+import json
+
 import pandas as pd
 from IPython.display import display
 
@@ -57,6 +59,26 @@ glue("registry_csv", str(page.results_root / registry.REGISTRY_FILE))
 # %% tags=["remove-input"]
 with pd.option_context("display.max_rows", None):  # every fit, never cut in the middle
     display(study.fits_table(runs))
+
+# %% [markdown]
+# ## What the last build cost
+#
+# Before computing anything, `bnnlib book` and `bnnlib run` print their plan: the fits and
+# scorings to run and those found in the cache, and an estimate in CPU and wall minutes for the
+# chosen `--jobs` and executor, from a cost model (optimiser steps × batch × the network's
+# multiply-adds, and draws × validation rows × multiply-adds, priced at rates measured on the
+# machine in a second or two; `--dry-run` prints the plan and stops). At the end they print the
+# build's summary and write it to `build_summary.json` beside the registry: the wall time, the CPU
+# seconds of the fits and of the scoring the build computed (read from the cache's records of the
+# entries it created), its most expensive fits, and each figure beside its estimate. The tables
+# below are the last build's that executed a chapter (empty before the first one).
+
+# %% tags=["remove-input"]
+summary_path = page.results_root / study.SUMMARY_FILE
+build_figures, build_top = study.build_summary_tables(
+    json.loads(summary_path.read_text()) if summary_path.is_file() else None)
+display(build_figures.round(2))
+display(build_top)
 
 # %% [markdown]
 # ## The same runs in MLflow

@@ -4,8 +4,16 @@ It measures, side by side in one run on random Numerai-shaped data (38 features 
 eras of equal size): an epoch of the baseline MLP and of the BNN's SVI (same rows, batches and
 architecture; the SVI in float32 and in bf16); S posterior draws over the validation rows, in
 float32 and bf16, predictions alone and with scoring;
-the same draws through `pyro.infer.Predictive`; and a large float32 matrix product as the
-practical ceiling. Nothing here is a test: tests never time anything.
+the same draws through `pyro.infer.Predictive`; and a large matrix product, in float32 and in
+bf16, as the practical ceiling of each precision. Nothing here is a test: tests never time anything.
+
+Efficiency is achieved GFLOP/s over that ceiling, measured in the same run (so a machine that is
+busy with something else lowers both): FLOPs are 2 per multiply-add; an epoch of training is
+counted as three forward passes over its rows (the forward pass, and a backward pass of about
+twice its products), `3 * 2 * macs_per_row * train_rows`, which ignores the SVI's sampling of the
+weights and its KL (so a BNN's efficiency is a lower bound of its products' speed); the
+1000-draw forward pass is `2 * macs_per_row * validation_rows * draws`. The bf16 figures are
+over the bf16 ceiling: where the CPU has no native bf16 that ceiling is itself emulated.
 """
 
 from __future__ import annotations
@@ -58,8 +66,9 @@ def numerai_like(rows: int, eras: int, seed: int) -> tuple[torch.Tensor, torch.T
     return x, y, np.char.zfill(era.astype(str), 4)
 
 
-def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_gflops(size: int = 4096, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of a square matrix product (2 size^3 FLOPs) in `dtype`: the practical ceiling."""
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
     a @ b
     started = time.perf_counter()
     for _ in range(repeats):
@@ -149,7 +158,22 @@ def run_benchmark(scale: str = "small", out: Path = Path("_build/bench.json"), d
     pyro_draws = min(draws, size.pyro_draws)
     pyro_s = pyro_predictive_seconds(net, xv, pyro_draws) * draws / pyro_draws
     ceiling = matmul_gflops()
+    ceiling_bf16 = matmul_gflops(dtype=torch.bfloat16)
     flops = 2.0 * arch.macs_per_row * size.validation_rows * draws
+    epoch_flops = 3 * 2.0 * arch.macs_per_row * size.train_rows
+    efficiency = {
+        "matmul_float32_gflops": ceiling,
+        "matmul_bf16_gflops": ceiling_bf16,
+        "fit_float32_gflops": epoch_flops / bnn_epoch / 1e9,
+        "fit_float32_over_peak": epoch_flops / bnn_epoch / 1e9 / ceiling,
+        "fit_bf16_gflops": epoch_flops / bnn_epoch_bf16 / 1e9,
+        "fit_bf16_over_peak": epoch_flops / bnn_epoch_bf16 / 1e9 / ceiling_bf16,
+        "baseline_fit_float32_over_peak": epoch_flops / mlp_epoch / 1e9 / ceiling,
+        "draws_float32_gflops": flops / predictive_s / 1e9,
+        "draws_float32_over_peak": flops / predictive_s / 1e9 / ceiling,
+        "draws_bf16_gflops": flops / predictive_bf16_s / 1e9,
+        "draws_bf16_over_peak": flops / predictive_bf16_s / 1e9 / ceiling_bf16,
+    }
     figures = {
         "scale": scale,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
@@ -175,6 +199,7 @@ def run_benchmark(scale: str = "small", out: Path = Path("_build/bench.json"), d
         "pyro_predictive_draws_timed": pyro_draws,
         "predictive_speedup_vs_pyro": pyro_s / predictive_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "efficiency": efficiency,
     }
     return _write(figures, Path(out))
 

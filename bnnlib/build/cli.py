@@ -1,4 +1,4 @@
-"""The `bnnlib` command line: data, book, run, bench.
+"""The `bnnlib` command line: data, book, run, bench, cache-key.
 
 Each subcommand parses its arguments and calls one function of the package; the heavy modules
 are imported only when their command runs, so `bnnlib --help` stays fast. A `BnnlibError` is
@@ -57,7 +57,7 @@ def _book(args: argparse.Namespace) -> None:
     from bnnlib.build.runner import build_book
 
     build_book(args.profile, data_dir=args.data_dir, force=args.force, jobs=_jobs(args), device=_device(args),
-               executor=args.executor, mlflow_uri=args.mlflow_uri)
+               executor=args.executor, mlflow_uri=args.mlflow_uri, dry_run=args.dry_run)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -75,6 +75,7 @@ def _run(args: argparse.Namespace) -> None:
         device=_device(args),
         executor=args.executor,
         mlflow_uri=args.mlflow_uri,
+        dry_run=args.dry_run,
     )
 
 
@@ -82,6 +83,12 @@ def _bench(args: argparse.Namespace) -> None:
     from bnnlib.bench.engine import run_benchmark
 
     run_benchmark(scale=args.scale, out=Path(args.out), draws=args.draws)
+
+
+def _cache_key(args: argparse.Namespace) -> None:
+    from bnnlib.infra.cache import engine_hash
+
+    print(engine_hash())
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +110,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mlflow-uri", default=None, metavar="URI",
                         help="also log every fit as an MLflow run (parameters, metrics, per-era scores): "
                              "file:/path/to/folder or http(s)://HOST[:PORT]; needs pip install 'bnnlib[mlflow]'")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (chapters to execute, fits and scorings to run or found in the cache, "
+                             "the estimated CPU and wall time) and stop, computing nothing")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -144,6 +154,10 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="_build/bench.json", help="where to write the JSON")
     bench.add_argument("--draws", type=int, default=1000, help="posterior draws to time")
     bench.set_defaults(func=_bench)
+
+    key = commands.add_parser("cache-key", help="print the hash of the engine's code, which keys every cached fit "
+                                                "(e.g. a CI cache key: it changes only when a fit's numbers could)")
+    key.set_defaults(func=_cache_key)
     return parser
 
 

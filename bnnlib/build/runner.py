@@ -24,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -36,7 +37,10 @@ import jupytext
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
+from bnnlib.build import forecast as forecasting
+from bnnlib.build import summary as summaries
 from bnnlib.build import warmup
+from bnnlib.build.progress import CONSOLE, Monitor
 from bnnlib.errors import BnnlibError
 from bnnlib.infra.cache import source_hash
 from bnnlib.infra.cluster import check_executor, check_reachable, parse_executor
@@ -50,6 +54,8 @@ from bnnlib.project.book import (TOC, Chapter, _root, chapter_parameters, declar
 from bnnlib.project.parameters import checked_parameters
 from bnnlib.report.registry import RUNS_OF, book_chapters, inputs_digest
 from bnnlib.infra.interrupt import handle_signals, ignore_interrupts
+from bnnlib.infra.progress import channel
+from bnnlib.studies.registry import SUMMARY_FILE, summary_stamp
 BUILD = "_build"
 NOT_IN_STAMP = ("force", "jobs", "executor")  # do not change a chapter's results
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -340,13 +346,22 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _warm_cache(plans: list[Plan], root: Path, jobs: int, force: bool, executor: str = "local") -> list[Plan]:
+def _chapter_values(plans: list[Plan]) -> list[tuple[str, dict]]:
+    """(name, parameters as the chapter will run) of each plan: what the warm-up plans from."""
+    return [(p.chapter.name, {**declared_parameters(p.notebook), **p.params}) for p in plans]
+
+
+def _warm_cache(plans: list[Plan], root: Path, jobs: int, force: bool, executor: str = "local",
+                forecast: forecasting.Forecast | None = None) -> list[Plan]:
     """Fit and score the models of these chapters in one pool of `jobs` processes, or on the
     `executor`'s cluster (see bnnlib.build.warmup); returns the plans to execute. After a forced warm-up, a chapter whose models
-    all refitted runs with force off, so that nothing is fitted twice."""
+    all refitted runs with force off, so that nothing is fitted twice. With the build's `forecast`,
+    its jobs and measured rates are used (not planned again)."""
 
-    chapters = [(p.chapter.name, {**declared_parameters(p.notebook), **p.params}) for p in plans]
-    done = warmup.warm(warmup.plan(chapters, root, force), jobs, force, executor)
+    if forecast is None:
+        done = warmup.warm(warmup.plan(_chapter_values(plans), root, force), jobs, force, executor)
+    else:
+        done = warmup.warm(forecast.survey.jobs, jobs, force, executor, forecast.rates)
     if not force:
         return plans
     return [
@@ -356,14 +371,22 @@ def _warm_cache(plans: list[Plan], root: Path, jobs: int, force: bool, executor:
     ]
 
 
-def _run_plans(plans: list[Plan], root: Path, force: bool, jobs: int = 1, executor: str = "local") -> None:
-    """Execute the plans (skipping those unchanged since their last run), one line each, holding
-    each chapter's lock throughout. With jobs > 1 or a cluster `executor`, first warm the cache
-    for all the chapters to execute there, then execute up to `jobs` chapters at a time. On Ctrl-C or SIGTERM, the chapters'
-    partial notebooks and staging folders are removed."""
+def _run_plans(plans: list[Plan], root: Path, force: bool, jobs: int = 1, executor: str = "local", *,
+               dry_run: bool = False, html: bool = False, about: Mapping | None = None) -> dict | None:
+    """Print the build's plan (`bnnlib.build.forecast`); then, unless `dry_run`, execute the plans
+    (skipping those unchanged since their last run), one line each, holding each chapter's lock
+    throughout. With jobs > 1 or a cluster `executor`, first warm the cache for all the chapters
+    to execute there, then execute up to `jobs` chapters at a time. On Ctrl-C or SIGTERM, the
+    chapters' partial notebooks and staging folders are removed. Returns the build's summary
+    (`bnnlib.build.summary`, with `about`: profile, jobs, executor), None when nothing executed
+    or with `dry_run`; `html` says whether the HTML will be built after (for the estimate)."""
+    if dry_run:  # reads stamps and the cache, takes no lock, writes nothing
+        _forecast(plans, root, force, jobs, executor, html)
+        print("[plan] dry run: nothing computed", flush=True)
+        return None
     with locked(root, [p.chapter.name for p in plans]):
         try:
-            _run_locked(plans, root, force, jobs, executor)
+            return _run_locked(plans, root, force, jobs, executor, html, about or {})
         except KeyboardInterrupt:
             for plan in plans:
                 (root / BUILD / "executing" / f"{plan.chapter.name}.ipynb").unlink(missing_ok=True)
@@ -387,38 +410,112 @@ def with_runs(plan: Plan, root: Path) -> Plan:
     chapters = {**declared_parameters(plan.notebook), **plan.params}.get(RUNS_OF) or book_chapters(
         plan.chapter.name, root)
     results_root = plan.results.parent if plan.results is not None else root / BUILD / "results"
-    key = hashlib.sha256(f"{plan.key}\0{inputs_digest(results_root, chapters)}".encode()).hexdigest()
+    digest = f"{inputs_digest(results_root, chapters)}\0{summary_stamp(results_root / SUMMARY_FILE)}"
+    key = hashlib.sha256(f"{plan.key}\0{digest}".encode()).hexdigest()
     return dataclasses.replace(plan, key=key)
 
 
-def _run_locked(plans: list[Plan], root: Path, force: bool, jobs: int, executor: str = "local") -> None:
-    """Execute the chapters that are not current, then the pages reading their runs (one by one,
-    after every chapter has finished, whatever `jobs`)."""
-    labels = {p.chapter.name: f"[{number}/{len(plans)}] {p.chapter.name} ..." for number, p in enumerate(plans, 1)}
+def _forecast(plans: list[Plan], root: Path, force: bool, jobs: int, executor: str,
+              html: bool) -> tuple[forecasting.Forecast, set[str], list[Plan], list[Plan]]:
+    """Print the build's plan; returns it, the chapters to execute, the chapters and the pages."""
     last = [p for p in plans if reads_runs(p)]
     plans = [p for p in plans if not reads_runs(p)]
     stale = {p.chapter.name for p in plans if force or not _is_current(root, p)}
-    if (jobs > 1 or executor != "local") and stale:
-        warmed = _warm_cache([p for p in plans if p.chapter.name in stale], root, jobs, force, executor)
-        plans = [next((w for w in warmed if w.chapter == p.chapter), p) for p in plans]
-    todo = []
-    for plan in plans:
-        label = labels[plan.chapter.name]
-        if plan.chapter.name in stale:
-            todo.append((label, plan))
+    executing = [p.chapter.name for p in plans if p.chapter.name in stale]
+    kept = [p.chapter.name for p in plans if p.chapter.name not in stale]
+    plan = forecasting.forecast(_chapter_values([p for p in plans if p.chapter.name in stale]), root, force, jobs,
+                                executor, executing, kept, pages=len(last) if stale else 0, html=html and bool(stale))
+    for line in plan.lines:
+        CONSOLE.line(line)
+    return plan, stale, plans, last
+
+
+def _run_locked(plans: list[Plan], root: Path, force: bool, jobs: int, executor: str = "local", html: bool = False,
+                about: Mapping | None = None) -> dict | None:
+    """Execute the chapters that are not current, then the pages reading their runs (one by one,
+    after every chapter has finished, whatever `jobs`); a summary of what was computed is
+    written before the pages, which show it (`bnnlib.studies.registry.SUMMARY_FILE`)."""
+    started, clock = summaries.now_iso(), time.perf_counter()
+    labels = {p.chapter.name: f"[{number}/{len(plans)}] {p.chapter.name} ..." for number, p in enumerate(plans, 1)}
+    plan, stale, plans, last = _forecast(plans, root, force, jobs, executor, html)
+    with tempfile.TemporaryDirectory(prefix="bnnlib-progress-") as folder, \
+            channel(Path(folder) / "progress.jsonl") as progress, Monitor(progress) as monitor:
+        monitor.handlers.append(_chapter_fit_line)
+        monitor.status = lambda: "executing the chapters"
+        if (jobs > 1 or executor != "local") and stale:
+            warmed = _warm_cache([p for p in plans if p.chapter.name in stale], root, jobs, force, executor, plan)
+            plans = [next((w for w in warmed if w.chapter == p.chapter), p) for p in plans]
+        todo = []
+        for p in plans:
+            label = labels[p.chapter.name]
+            if p.chapter.name in stale:
+                todo.append((label, p))
+            else:
+                CONSOLE.line(f"{label} unchanged, kept")
+        monitor.status = _chapters_status(todo)
+        if jobs > 1 and len(todo) > 1:
+            _execute_concurrently(todo, root, jobs)
         else:
-            print(f"{label} unchanged, kept", flush=True)
-    if jobs > 1 and len(todo) > 1:
-        _execute_concurrently(todo, root, jobs)
-    else:
-        _execute_in_turn(todo, root)
-    pages = []
-    for plan in (with_runs(p, root) for p in last):
-        if force or not _is_current(root, plan):
-            pages.append((labels[plan.chapter.name], plan))
-        else:
-            print(f"{labels[plan.chapter.name]} unchanged, kept", flush=True)
-    _execute_in_turn(pages, root)
+            _execute_in_turn(todo, root)
+        summary = None
+        if stale:
+            cache_dirs = {str(Path(params["cache_dir"]) if Path(params["cache_dir"]).is_absolute()
+                              else root / params["cache_dir"])
+                          for _, params in _chapter_values(plans) if params.get("cache_dir")}
+            summary = summaries.build_summary(
+                started, time.perf_counter() - clock, plan.estimate, summaries.created_since(cache_dirs, started),
+                summaries.fit_names(plan.survey.jobs), sorted(stale), {**dict(about or {}), "workers": plan.workers})
+            summaries.write_summary(_summary_path(root, plans + last), summary)
+        pages = []
+        for p in (with_runs(p, root) for p in last):
+            if force or not _is_current(root, p):
+                pages.append((labels[p.chapter.name], p))
+            else:
+                CONSOLE.line(f"{labels[p.chapter.name]} unchanged, kept")
+        monitor.status = _chapters_status(pages)
+        _execute_in_turn(pages, root)
+    return None if summary is None else {**summary, "_clock": clock, "_estimate": plan.estimate}
+
+
+def _summary_path(root: Path, plans: list[Plan]) -> Path:
+    """Where the build's summary goes: the book's results folder (beside registry.csv)."""
+    results = next((p.results for p in plans if p.results is not None), None)
+    return (results.parent if results is not None else root / BUILD / "results") / SUMMARY_FILE
+
+
+def _chapter_fit_line(event: dict) -> None:
+    """A chapter's own fit (outside the warm-up: --jobs 1) finished, as its kernel reported it."""
+    if event.get("event") == "chapter_fit":
+        from bnnlib.build.progress import fit_line
+
+        cached = " (from the cache)" if event.get("cached") else ""
+        CONSOLE.line(f"[{event.get('chapter', '?')}] fit {event.get('done', '?')}/{event.get('total', '?')} "
+                     + fit_line(event.get("name", "?"), [], event.get("seconds"), event.get("verdict", ""),
+                                event.get("error")) + cached)
+
+
+def _chapters_status(todo: list[tuple[str, Plan]]):
+    """The heartbeat's text while chapters execute: which ones, since when (`execute_plan`
+    stamps nothing until a chapter ends, so the start times are kept here)."""
+    started = time.monotonic()
+    names = [p.chapter.name for _, p in todo]
+    for name in names:
+        _RUNNING.pop(name, None)
+
+    def status() -> str:
+        from bnnlib.build.estimate import minutes
+
+        done = [n for n in names if _RUNNING.get(n) == "done"]
+        running = [n for n in names if isinstance(_RUNNING.get(n), float)]
+        now = " running: " + ", ".join(f"{n} ({minutes(time.monotonic() - _RUNNING[n])})" for n in running) \
+            if running else ""
+        return (f"executing the chapters, {len(done)}/{len(names)} done for "
+                f"{minutes(time.monotonic() - started)};{now or ' starting'}")
+    return status
+
+
+_RUNNING: dict[str, float | str] = {}
+"""chapter -> when it started executing (monotonic), or 'done': for the heartbeat."""
 
 
 def _execute_in_turn(todo: list[tuple[str, Plan]], root: Path) -> None:
@@ -426,13 +523,16 @@ def _execute_in_turn(todo: list[tuple[str, Plan]], root: Path) -> None:
 
     for label, plan in todo:
         raise_if_interrupted()
-        print(label, end=" ", flush=True)
+        CONSOLE.begin(label)
+        _RUNNING[plan.chapter.name] = time.monotonic()
         try:
             seconds = execute_plan(plan, root)
         except BaseException:
-            print("failed", flush=True)
+            CONSOLE.end("failed")
             raise
-        print(f"{seconds:.1f} s", flush=True)
+        finally:
+            _RUNNING[plan.chapter.name] = "done"
+        CONSOLE.end(f"{seconds:.1f} s")
 
 
 def _execute_concurrently(todo: list[tuple[str, Plan]], root: Path, jobs: int) -> None:
@@ -450,14 +550,20 @@ def _execute_concurrently(todo: list[tuple[str, Plan]], root: Path, jobs: int) -
     try:
         with workers_ignore_ctrl_c():  # the first submit starts the processes
             futures = {pool.submit(execute_plan, plan, root): (index, label) for index, (label, plan) in enumerate(todo)}
+        for _, plan in todo[:jobs]:  # (about: the pool starts them in order, `jobs` at a time)
+            _RUNNING[plan.chapter.name] = time.monotonic()
         for future in as_completed(futures):
             index, label = futures[future]
+            _RUNNING[todo[index][1].chapter.name] = "done"
+            waiting = [p for _, p in todo if p.chapter.name not in _RUNNING]
+            if waiting:
+                _RUNNING[waiting[0].chapter.name] = time.monotonic()
             if future.cancelled():
                 continue
             try:
-                print(f"{label} {future.result():.1f} s", flush=True)
+                CONSOLE.line(f"{label} {future.result():.1f} s")
             except Exception as error:
-                print(f"{label} failed", flush=True)
+                CONSOLE.line(f"{label} failed")
                 failures[index] = error
                 for other in futures:
                     other.cancel()
@@ -533,11 +639,13 @@ def build_book(
     device: str = "auto",
     executor: str = "local",
     mlflow_uri: str | None = None,
-) -> Path:
+    dry_run: bool = False,
+) -> Path | None:
     """Execute every chapter under `profile` (skipping unchanged ones unless `force`), fitting
     and scoring on `device`, then build the HTML; `executor` says where the warm-up's fits run
     (bnnlib.infra.cluster); with `mlflow_uri`, each chapter logs its fits there (bnnlib.infra.tracking).
-    Returns the path of _build/html/index.html."""
+    First prints the plan (what will be computed, and its estimated cost); with `dry_run`, only
+    that (returns None). Ends with the build's summary. Returns the path of _build/html/index.html."""
     root = _root(root)
     settings = load_profile(profile, root)
     chapters = list_chapters(root)
@@ -549,8 +657,26 @@ def build_book(
         plan_chapter(c, settings, profile_name=profile, runner=runner, code_hash=code_hash, root=root)
         for c in chapters
     ]
-    _run_plans(plans, root, force, jobs, runner["executor"])
-    return build_html(root)
+    summary = _run_plans(plans, root, force, jobs, runner["executor"], dry_run=dry_run, html=True,
+                         about={"command": "book", "profile": profile, "jobs": jobs, "executor": runner["executor"]})
+    if dry_run:
+        return None
+    index = build_html(root)
+    _finish(summary, plans, root)
+    return index
+
+
+def _finish(summary: dict | None, plans: list[Plan], root: Path) -> None:
+    """Print the build's summary, with its whole wall time, and add that to its file."""
+    if summary is None:
+        CONSOLE.line("[summary] nothing was executed")
+        return
+    clock, estimate = summary.pop("_clock"), summary.pop("_estimate")
+    done = summaries.finish(summary, time.perf_counter() - clock, estimate)
+    path = summaries.write_summary(_summary_path(root, plans), done)
+    for line in summaries.summary_lines(done):
+        CONSOLE.line(line)
+    CONSOLE.line(f"[summary] written to {_relative(path, root)}")
 
 
 def run_chapter(
@@ -566,9 +692,11 @@ def run_chapter(
     device: str = "auto",
     executor: str = "local",
     mlflow_uri: str | None = None,
-) -> Path:
+    dry_run: bool = False,
+) -> Path | None:
     """Execute one chapter under `profile` with `overrides` (names it declares), then rebuild
-    the HTML unless `build` is false. Returns index.html, or the executed notebook."""
+    the HTML unless `build` is false. Returns index.html, or the executed notebook. Prints the
+    plan first; with `dry_run`, only that (returns None)."""
     root = _root(root)
     settings = load_profile(profile, root)
     _check_profile_chapters(settings, list_chapters(root), profile)
@@ -576,8 +704,14 @@ def run_chapter(
     target = get_chapter(chapter, root)
     runner = _runner_values(data_dir, force, jobs, device, executor, mlflow_uri)
     plan = plan_chapter(target, settings, profile_name=profile, overrides=overrides, runner=runner, root=root)
-    _run_plans([plan], root, force, jobs, runner["executor"])
-    return build_html(root) if build else target.notebook
+    summary = _run_plans([plan], root, force, jobs, runner["executor"], dry_run=dry_run, html=build,
+                         about={"command": f"run {chapter}", "profile": profile, "jobs": jobs,
+                                "executor": runner["executor"]})
+    if dry_run:
+        return None
+    out = build_html(root) if build else target.notebook
+    _finish(summary, [plan], root)
+    return out
 
 
 def _check_profile_chapters(settings: Mapping, chapters: list[Chapter], profile: str) -> None:

@@ -20,12 +20,18 @@ from __future__ import annotations
 
 import functools
 import json
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bnnlib.build.estimate import FitCost, Rates, fit_kind, forward_macs, minutes, training_macs
+from bnnlib.build.progress import CONSOLE, Monitor, WeightedBar, fit_line
+from bnnlib.evaluate.convergence import judge
+from bnnlib.infra.progress import channel, emit
+from bnnlib.models.training import step_plan
 from bnnlib.project.book import CHAPTER_MODELS
 from bnnlib.infra.cache import Cache, canonical_json
 from bnnlib.report.chapter import dataset_arguments
@@ -55,10 +61,46 @@ class Job:
     cost: float = 0.0
     device: str = "cpu"  # resolved (e.g. 'cuda:0'): where the job fits and scores
     macs: dict[str, float] = field(default_factory=dict)  # per model: scoring's multiply-adds per draw
+    fitted: bool = False  # its fit is in the cache: only scoring is left
+    fit_macs: float = 0.0  # the cost model's multiply-adds of its training steps (0 when fitted)
+    trace_macs: float = 0.0  # ... of its trace records (forward passes over the validation rows)
+    n_inputs: int = 0  # the data's features (for timing its network, `bnnlib.build.calibrate`)
+    n_validation: int = 0  # the data's validation rows
 
     @property
     def label(self) -> str:
         return f"{', '.join(s.name for s in self.specs)} ({', '.join(self.chapters)})"
+
+    @property
+    def name(self) -> str:
+        return ", ".join(s.name for s in self.specs)
+
+    def ranges(self) -> list[tuple[ModelSpec, tuple[int, int]]]:
+        """Its models' ranges of draws, the warm-up's second step's units."""
+        return [(spec, draws) for spec in self.specs for draws in draw_ranges(spec.n_draws)]
+
+    def fit_cost(self) -> FitCost:
+        """What the cost model prices (`bnnlib.build.estimate`)."""
+        ranges = tuple((b - a) * self.macs.get(spec.name, 0.0) for spec, (a, b) in self.ranges())
+        return FitCost(self.label, tuple(self.chapters), fit_kind(self.specs[0].method), self.fit_macs,
+                       self.trace_macs, ranges, tuple(s.name for s in self.specs))
+
+
+@dataclass
+class Survey:
+    """What a build will compute: the jobs (fits to run, or only scorings when `fitted`), and
+    the models every chapter will find scored in the cache, as (chapter, model name)."""
+
+    jobs: list[Job]
+    cached: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def fits(self) -> list[Job]:
+        return [j for j in self.jobs if not j.fitted]
+
+    @property
+    def scorings(self) -> list[str]:
+        return [s.name for j in self.jobs for s in j.specs]
 
 
 @dataclass
@@ -87,9 +129,24 @@ def scoring_cost(spec: ModelSpec, dataset: Dataset) -> float:
 
 def estimated_cost(spec: ModelSpec, dataset: Dataset) -> float:
     """Multiply-adds of the fit and of scoring the draws: only their order matters (scheduling)."""
-    # forward and backward over every network's training rows, per validation row's cost
-    train = 3 * spec.epochs * len(dataset.train) * spec.method_object.networks(spec)
+    # forward and backward over every network's training rows (its budget: steps, else epochs), per
+    # validation row's cost
+    steps = step_plan(len(dataset.train), spec.batch_size, spec.epochs, spec.steps).total_steps
+    train = 3 * steps * spec.batch_size * spec.method_object.networks(spec)
     return scoring_cost(spec, dataset) * (train / len(dataset.validation) + spec.n_draws)
+
+
+def training_cost(spec: ModelSpec, dataset: Dataset) -> tuple[float, float]:
+    """The cost model's multiply-adds of the spec's fit: its training steps (`step_plan`: the
+    budget in steps, else epochs of the training rows), and its trace records (a forward pass
+    over the validation rows each, for a method that records a trace)."""
+    likelihood = get_likelihood(spec.hypothesis)
+    macs = Architecture(len(dataset.features), spec.hidden, likelihood.n_outputs).macs_per_row
+    steps = step_plan(len(dataset.train), spec.batch_size, spec.epochs, spec.steps)
+    method = spec.method_object
+    train = training_macs(steps.total_steps, spec.batch_size, macs, method.networks(spec))
+    traces = method.has_posterior or getattr(method, "traces", False)
+    return train, forward_macs(len(steps.checkpoints), len(dataset.validation), macs) if traces else 0.0
 
 
 def plan(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool = False) -> list[Job]:
@@ -98,7 +155,15 @@ def plan(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool = Fals
     Parameters are the chapter's as it will run (its defaults, then what the runner injects).
     A bad parameter (an unknown prior, a target not in the data) is raised here, naming the
     chapter, before anything is computed."""
+    return survey(chapters, root, force).jobs
+
+
+def survey(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool = False) -> Survey:
+    """`plan`'s jobs, each priced by the cost model and marked `fitted` when only its scoring is
+    left, and the models already scored in the cache: what the build's plan prints. Reads the
+    cache, writes nothing to it (opening synthetic data generates it if it is missing)."""
     jobs: dict[tuple[str, str], Job] = {}
+    cached: list[tuple[str, str]] = []
     datasets: dict[str, Dataset] = {}
     for chapter, raw in chapters:
         models = CHAPTER_MODELS.get(chapter)
@@ -121,16 +186,23 @@ def plan(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool = Fals
         cache = Cache(params["cache_dir"])
         for spec in specs:
             if not force and is_scored(spec, dataset.fingerprint, cache, device):
+                cached.append((chapter, spec.name))
                 continue
             job_key = (key, str(cache.root), canonical_json(spec.fit_spec()), device)  # one job per fit
-            job = jobs.setdefault(job_key, Job(data, dataset.fingerprint, str(cache.root), [], device=device))
+            job = jobs.get(job_key)
+            if job is None:
+                fitted = not force and is_fitted(spec, dataset.fingerprint, cache, device)
+                train, trace = (0.0, 0.0) if fitted else training_cost(spec, dataset)
+                job = jobs[job_key] = Job(data, dataset.fingerprint, str(cache.root), [], device=device,
+                                          fitted=fitted, fit_macs=train, trace_macs=trace,
+                                          n_inputs=len(dataset.features), n_validation=len(dataset.validation))
             if all(s.score_spec() != spec.score_spec() for s in job.specs):
                 job.specs.append(spec)
                 job.cost += estimated_cost(spec, dataset)
                 job.macs[spec.name] = scoring_cost(spec, dataset)
             if chapter not in job.chapters:
                 job.chapters.append(chapter)
-    return sorted(jobs.values(), key=lambda j: j.cost, reverse=True)
+    return Survey(sorted(jobs.values(), key=lambda j: j.cost, reverse=True), cached)
 
 
 def _data_key(data: dict) -> str:
@@ -158,15 +230,30 @@ def _in_worker(item: tuple, work) -> str | None:
 
 
 def _run_job(item: tuple) -> str | None:
-    """Fit one job's model (the first step)."""
-    where, spec, force, device = item
-    return _in_worker(where, lambda dataset, cache: fit_model(spec, dataset, cache, force, False, device))
+    """Fit one job's model (the first step); emit a "fit" progress event (`bnnlib.infra.progress`)
+    with the unit's number, its seconds and its convergence verdict."""
+    where, spec, force, device, unit = item
+    done: dict = {}
+
+    def work(dataset, cache):
+        started = time.perf_counter()
+        stored_fit = fit_model(spec, dataset, cache, force, False, device)
+        done.update(seconds=time.perf_counter() - started,
+                    verdict=judge(stored_fit["history"]).verdict if spec.has_posterior else "")
+
+    error = _in_worker(where, work)
+    emit("fit", unit=unit, error=error, **done)
+    return error
 
 
 def _run_range(item: tuple) -> str | None:
-    """Score one range of one model's draws from its cached fit (the second step)."""
-    where, spec, draws, force, device = item
-    return _in_worker(where, lambda dataset, cache: score_range(spec, draws, dataset, cache, device, force))
+    """Score one range of one model's draws from its cached fit (the second step); emit a
+    "range" progress event."""
+    where, spec, draws, force, device, unit = item
+    started = time.perf_counter()
+    error = _in_worker(where, lambda dataset, cache: score_range(spec, draws, dataset, cache, device, force))
+    emit("range", unit=unit, error=error, seconds=time.perf_counter() - started)
+    return error
 
 
 def _missing(job: Job, what: str = "scores") -> str | None:
@@ -193,13 +280,20 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
 
-def warm(jobs: list[Job], workers: int, force: bool = False, executor: str = "local") -> WarmUp:
+def warm(jobs: list[Job], workers: int, force: bool = False, executor: str = "local",
+         rates: Rates | None = None) -> WarmUp:
     """Run the jobs in `workers` local processes, or on the `executor`'s Dask cluster: every fit,
     then every range of draws, then (here) each model's scores from its ranges; print a line
-    per finished unit of work."""
-    start = time.perf_counter()
+    per finished fit (its name, chapters, seconds and verdict), a bar weighted by the cost
+    model's seconds (`rates`; else by multiply-adds) in a terminal, and a heartbeat in a log."""
     if not jobs:
         return WarmUp({}, set())
+    with tempfile.TemporaryDirectory(prefix="bnnlib-progress-") as folder, channel(Path(folder) / "warm-up.jsonl") as path:
+        return _warm(jobs, workers, force, executor, rates, path)
+
+
+def _warm(jobs: list[Job], workers: int, force: bool, executor: str, rates: Rates | None, path: Path) -> WarmUp:
+    start = time.perf_counter()
     chapters = {c for j in jobs for c in j.chapters}
     choice = parse_executor(executor)
     units = max(len(jobs), sum(len(draw_ranges(s.n_draws)) for j in jobs for s in j.specs))
@@ -207,48 +301,90 @@ def warm(jobs: list[Job], workers: int, force: bool = False, executor: str = "lo
     where = (f"on the Dask scheduler at {choice.address}" if choice.address else
              f"on a local Dask cluster of {_count(workers, 'worker')}" if choice.kind == "dask" else
              f"in {_count(workers, 'process', 'processes')}")
-    print(f"[warm-up] {_count(len(jobs), 'fit')} to run and score for {_count(len(chapters), 'chapter')}, "
-          f"{where}, longest first", flush=True)
+    fits = [j for j in jobs if not j.fitted]
+    print(f"[warm-up] {_count(len(fits), 'fit')} to run and {_count(sum(len(j.specs) for j in jobs), 'model')} to "
+          f"score for {_count(len(chapters), 'chapter')}, {where}, longest first", flush=True)
+    costs = [j.fit_cost() for j in jobs]
+    fit_weight = [c.fit_seconds(rates) if rates else c.fit_macs + c.trace_macs for c in costs]
+    ranges = sorted(((job, spec, draws, weight) for job, cost in zip(jobs, costs)
+                     for (spec, draws), weight in zip(job.ranges(), cost.range_seconds(rates) if rates
+                                                      else cost.range_macs)),
+                    key=lambda r: r[3], reverse=True)
+    state = {"fits": 0, "ranges": 0, "step": "fits"}
+    bar = WeightedBar(sum(fit_weight) + sum(r[3] for r in ranges), "warm-up")
 
-    def report(step: str):
-        def line(done: int, total: int) -> None:
-            print(f"[warm-up] {step} {done}/{total} done, {time.perf_counter() - start:.0f} s", flush=True)
-        return line
+    def on_event(event: dict) -> None:
+        unit, kind = event.get("unit"), event.get("event")
+        if kind == "fit" and isinstance(unit, int) and 0 <= unit < len(jobs):
+            state["fits"] += 1
+            bar.advance(fit_weight[unit])
+            job = jobs[unit]
+            if job.fitted and not event.get("error"):  # its fit was in the cache: only its scoring is left
+                verdict = event.get("verdict") or "no verdict (a point network)"
+                CONSOLE.line(f"[warm-up] fit {state['fits']}/{len(jobs)} {job.label}: from the cache, {verdict}")
+            else:
+                CONSOLE.line(f"[warm-up] fit {state['fits']}/{len(jobs)} "
+                             + fit_line(job.name, job.chapters, event.get("seconds"), event.get("verdict", ""),
+                                        event.get("error")))
+        elif kind == "range" and isinstance(unit, int) and 0 <= unit < len(ranges):
+            state["ranges"] += 1
+            bar.advance(ranges[unit][3])
 
-    def place(job: Job) -> tuple:
-        return _data_key(job.data), job.fingerprint, job.cache_dir
+    def status() -> str:
+        done = bar.bar.n / bar.bar.total if bar.bar.total else 0.0
+        elapsed = time.perf_counter() - start
+        left = f"; about {minutes(elapsed * (1 - done) / done)} left at this pace" if done > 0 else ""
+        return (f"warm-up {state['step']}: fits {state['fits']}/{len(jobs)}, draw ranges "
+                f"{state['ranges']}/{len(ranges)} done ({done:.0%} of the estimated work){left}")
 
     failed: dict[str, str] = {}
+    monitor = Monitor(path)
+    monitor.handlers.append(on_event)
+    monitor.status = status
     pool = (ProcessExecutor(workers, desc="warm-up") if choice.kind == "local"
             else DaskExecutor(choice.address, workers, desc="warm-up"))
+    pool.desc = "warm-up units"  # its own bar (a terminal's) counts units; ours weighs them
+    if choice.address:  # a remote cluster's workers cannot append to our progress file: count here
+
+        def counted(done: int, total: int) -> None:
+            CONSOLE.line(f"[warm-up] {state['step']} {done}/{total} done, {time.perf_counter() - start:.0f} s")
+        pool.progress = counted
     try:
-        with pool:  # one pool (one cluster) for the fits and the ranges
-            pool.progress = report("fits")
-            items = [(place(j), j.specs[0], force, j.device) for j in jobs]
+        with monitor, pool:  # one pool (one cluster) for the fits and the ranges
+            items = [(place(j), j.specs[0], force, j.device, unit) for unit, j in enumerate(jobs)]
             for job, error in zip(jobs, pool.map(_run_job, items)):
                 error = error or _missing(job, "fit")
                 if error:
                     failed[job.label] = error
-            fitted = [j for j in jobs if j.label not in failed]
-            ranges = sorted(((job, spec, draws) for job in fitted for spec in job.specs
-                             for draws in draw_ranges(spec.n_draws)),
-                            key=lambda r: (r[2][1] - r[2][0]) * r[0].macs.get(r[1].name, 1.0), reverse=True)
+            monitor.poll()
+            state["step"] = "draws"
             if ranges:
-                print(f"[warm-up] {_count(len(ranges), 'range')} of draws to score (up to "
-                      f"{max(r[2][1] - r[2][0] for r in ranges)} draws each)", flush=True)
-                pool.progress = report("draw ranges")
-                items = [(place(j), spec, draws, force, j.device) for j, spec, draws in ranges]
-                for (job, spec, draws), error in zip(ranges, pool.map(_run_range, items)):
+                CONSOLE.line(f"[warm-up] {_count(len(ranges), 'range')} of draws to score (up to "
+                             f"{max(r[2][1] - r[2][0] for r in ranges)} draws each)")
+                items = [(place(j), spec, draws, force, j.device, unit) if j.label not in failed else None
+                         for unit, (j, spec, draws, _) in enumerate(ranges)]
+                todo = [i for i, item in enumerate(items) if item is not None]
+                for i, error in zip(todo, pool.map(_run_range, [items[i] for i in todo])):
+                    job, spec, draws, _ = ranges[i]
                     if error and job.label not in failed:
                         failed[job.label] = f"{spec.name}, draws {draws[0]}-{draws[1]}: {error}"
-        for job in fitted:
-            if job.label not in failed:
-                error = _combine(job, force) or _missing(job)
-                if error:
-                    failed[job.label] = error
+            state["step"] = "combining"
+            for job in jobs:
+                if job.label not in failed:
+                    error = _combine(job, force) or _missing(job)
+                    if error:
+                        failed[job.label] = error
         failed_chapters = {c for j in jobs if j.label in failed for c in j.chapters}
     except (BrokenProcessPool, WorkerLost) as error:  # a worker died (out of memory?): the chapters do the rest
         failed, failed_chapters = {"a worker process": f"died ({error})"}, chapters
+    finally:
+        bar.close()
     for label, error in failed.items():
         print(f"[warm-up] {label} failed: {error}; the chapter will report it", flush=True)
+    print(f"[warm-up] done in {minutes(time.perf_counter() - start)}", flush=True)
     return WarmUp(failed, failed_chapters)
+
+
+def place(job: Job) -> tuple:
+    """Where a job's work runs: its data's arguments, fingerprint and cache folder."""
+    return _data_key(job.data), job.fingerprint, job.cache_dir

@@ -54,3 +54,42 @@ def summary(registry: pd.DataFrame) -> dict[str, Any]:
             if len(distinct) else 0,
             "registry_bnn": int(len(bnn)), "registry_converged": int(converged),
             "registry_compute_minutes": round(seconds / 60.0, 1)}
+
+
+SUMMARY_FILE = "build_summary.json"
+"""The last build's summary (`bnnlib.build.summary`), in the book's results folder beside the
+registry; the page shows it when it is there."""
+
+
+def summary_stamp(path) -> str:
+    """What of the summary file a page's stamp holds: the start of the build it describes (the
+    build adds its whole wall time to the file after the page ran, which must not make the page
+    look changed); '' without one."""
+    import json
+    from pathlib import Path
+
+    try:
+        return str(json.loads(Path(path).read_text()).get("started", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def build_summary_tables(summary: dict | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The page's view of the last build's summary: its figures (measured, estimated, their
+    ratio), and its most expensive fits; two empty tables without a summary."""
+    if not summary:
+        return pd.DataFrame(columns=["measured", "estimated", "estimate / measured"]), pd.DataFrame()
+    rows = {
+        "wall time, warm-up and chapters (s)": (summary.get("wall_s"), summary.get("estimated_wall_s"),
+                                               summary.get("wall_ratio")),
+        "wall time, whole build (s)": (summary.get("total_wall_s"), summary.get("total_estimated_wall_s"),
+                                       summary.get("total_wall_ratio")),
+        "CPU, fits (s)": (summary.get("fit_cpu_s"), (summary.get("estimate") or {}).get("fit_cpu_s"), None),
+        "CPU, scoring (s)": (summary.get("score_cpu_s"), (summary.get("estimate") or {}).get("score_cpu_s"), None),
+        "CPU, all (s)": ((summary.get("fit_cpu_s") or 0) + (summary.get("score_cpu_s") or 0),
+                         summary.get("estimated_cpu_s"), summary.get("cpu_ratio")),
+    }
+    figures = pd.DataFrame.from_dict(rows, orient="index", columns=["measured", "estimated", "estimate / measured"])
+    figures = figures.dropna(how="all")
+    top = pd.DataFrame(summary.get("top_fits") or [], columns=["fit", "chapters", "seconds", "estimated_seconds"])
+    return figures, top.rename(columns={"seconds": "fit s", "estimated_seconds": "estimated fit s"})

@@ -30,7 +30,7 @@ from myst_nb import glue as myst_glue  # noqa: E402
 
 from bnnlib.data import Dataset, open_dataset  # noqa: E402
 from bnnlib.evaluate import convergence, fits  # noqa: E402
-from bnnlib.evaluate.study import evaluate_models  # noqa: E402
+from bnnlib.evaluate.reporting import evaluate_reported  # noqa: E402
 from bnnlib.infra import results  # noqa: E402
 from bnnlib.infra.cache import Cache  # noqa: E402
 from bnnlib.infra.cluster import open_executor  # noqa: E402
@@ -195,17 +195,19 @@ class ChapterRun:
 
     def fit(self, specs: list) -> dict:
         """Each spec's fitted and scored model, from the cache when it is there (`evaluate_models`
-        with this run's data, cache, `force`, `jobs` and `executor`)."""
+        with this run's data, cache, `force`, `jobs` and `executor`), each fit reported to the
+        runner as it finishes (`evaluate_reported`)."""
 
         jobs, executor = self.params.get("jobs", 1), self.params.get("executor", "local")
         force = self.params.get("force", False)
         before = len(self.cache.events)
         if executor == "local":
-            fitted = evaluate_models(specs, self.dataset, self.cache, force=force, jobs=jobs, device=self.device)
+            fitted = evaluate_reported(self.name, specs, self.dataset, self.cache, force=force, jobs=jobs,
+                                       device=self.device)
         else:
             with open_executor(executor, jobs) as cluster:  # started only if a model is not cached
-                fitted = evaluate_models(specs, self.dataset, self.cache, force=force, jobs=jobs, executor=cluster,
-                                         device=self.device)
+                fitted = evaluate_reported(self.name, specs, self.dataset, self.cache, force=force, jobs=jobs,
+                                           executor=cluster, device=self.device)
         self.fitted.update(fitted)
         self._events.extend(self.cache.events[before:])
         return fitted

@@ -13,6 +13,8 @@ import textwrap
 
 import pytest
 
+from bnnlib.studies.registry import SUMMARY_FILE
+
 from bnnlib.infra import publish
 
 from bnnlib.build import runner
@@ -71,7 +73,8 @@ def test_a_failing_run_leaves_the_published_run_as_it_was(project):
     with pytest.raises(BnnlibError, match="negative n"):
         runner.run_chapter("exports", "tiny", {"n": -5}, build=False, root=project)
     assert published(project) == before  # the failing run had written its summary: not published
-    assert [p.name for p in (project / "_build" / "results").iterdir()] == ["exports"]  # no staging left
+    left = sorted(p.name for p in (project / "_build" / "results").iterdir())
+    assert left == sorted(["exports", SUMMARY_FILE])  # no staging left; the build's summary says what it cost
 
 
 def test_a_successful_run_replaces_results_notebook_and_stamp_together(project):

@@ -54,13 +54,15 @@ def test_plan_runs_each_shared_fit_once_longest_first(tmp_path, monkeypatch, nat
     assert by_names[("baseline", "baseline_best_epoch")].chapters == ["ensembles", "architecture"]
     assert by_names[("flat",)].chapters == ["ensembles", "burn_eras", "architecture"]
     assert ("baseline_1",) in by_names and ("flat_1",) in by_names
-    # study 1's eleven fits (baseline, its lr-1e-3 control, three BNNs, their small-init refits, the
+    # study 1's twelve fits (baseline, its lr-1e-3 control, three BNNs, their small-init refits, the
     # wide proper prior beside the flat one, the Normal BNN from the talk's start (the chapters'
-    # guides start at the prior), the Normal BNN in float32 when the run uses bf16); depth 1's
-    # baseline and three BNNs
+    # guides start at the prior), the Normal BNN in float32 when the run uses bf16, the baseline
+    # network's Laplace posteriors); depth 1's baseline and three BNNs
     assert (ensembles.WIDE_CONTROL,) in by_names and (ensembles.TALK_START,) in by_names
     assert (("normal_float32",) in by_names) is native_bf16
-    study1 = 11 if native_bf16 else 10
+    study1 = 12 if native_bf16 else 11
+    laplace = [job for job in jobs if job.specs[0].method == "laplace"]
+    assert [s.name for s in laplace[0].specs] == list(ensembles.LAPLACE)  # both subsets: one fit
     assert len(jobs) == study1 + 4
     costs = [job.cost for job in jobs]
     assert costs == sorted(costs, reverse=True)
@@ -74,12 +76,13 @@ def test_after_the_warm_up_the_chapters_only_read_the_cache(tmp_path):
         ("target_hypotheses", chapter_params("target_hypotheses", priors=["laplace"], hypotheses=["h4"])),
     ]
     jobs = warmup.plan(chapters, tmp_path)
-    # the baseline, its lr-1e-3 control, the laplace BNN (both chapters), its small-init refit, H4
-    assert len(jobs) == 5
+    # the baseline, its lr-1e-3 control, the laplace BNN (both chapters), its small-init refit, H4,
+    # the baseline network's Laplace posteriors
+    assert len(jobs) == 6
     done = warmup.warm(jobs, workers=2)
     assert done.failed == {} and done.failed_chapters == set()
     assert warmup.plan(chapters, tmp_path) == []
-    assert len(warmup.plan(chapters, tmp_path, force=True)) == 5
+    assert len(warmup.plan(chapters, tmp_path, force=True)) == 6
     for name, params in chapters:
         params = warmup.absolute_paths(params, tmp_path)
         cache = Cache(params["cache_dir"])

@@ -21,19 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bnnlib.build.estimate import minutes
+from bnnlib.infra.executor import stderr_is_terminal
 from bnnlib.infra.progress import Reader
 
 HEARTBEAT = 50.0
 """Seconds of silence after which the monitor prints where the build stands (under a minute,
 with a margin for the poll)."""
 POLL = 1.0
-
-
-def stderr_is_terminal() -> bool:
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 class Console:

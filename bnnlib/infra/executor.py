@@ -74,7 +74,7 @@ class _Bar:
         from tqdm.auto import tqdm
 
         self.total, self.callback, self.done = total, callback, 0
-        self.bar = tqdm(total=total, desc=desc, disable=not _stderr_is_terminal(), leave=False)
+        self.bar = tqdm(total=total, desc=desc, disable=not stderr_is_terminal(), leave=False)
 
     def step(self) -> None:
         self.done += 1
@@ -86,7 +86,8 @@ class _Bar:
         self.bar.close()
 
 
-def _stderr_is_terminal() -> bool:
+def stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal (a progress bar there; plain lines in a log)."""
     try:
         return sys.stderr.isatty()
     except (AttributeError, ValueError):

@@ -43,9 +43,11 @@ def test_a_field_enters_the_fit_key_only_for_the_methods_that_read_it(method, fi
         assert cache_key(other.fit_spec(), "fp", "fit") == cache_key(base.fit_spec(), "fp", "fit")
 
 
-def test_the_score_key_adds_the_draws_and_the_baselines_epoch_only():
+def test_the_score_key_adds_the_draws_and_what_picks_the_scored_part_only():
     bnn = ModelSpec("a", prior="normal", draws=50)
-    assert bnn.score_spec() == {**bnn.fit_spec(), "draws": 50}
+    assert bnn.score_spec() == {**bnn.fit_spec(), "draws": 50, "snapshot": "A"}
+    a, b = (ModelSpec("t", prior="normal", continue_steps=100, snapshot=s) for s in ("A", "B"))
+    assert a.fit_spec() == b.fit_spec() and a.score_spec() != b.score_spec()  # one trajectory, two scorings
     assert ModelSpec("e", method="ensemble", members=3, draws=99).score_spec()["draws"] == 3  # one per member
     best = ModelSpec("b", method="baseline", best_epoch=True)
     assert best.fit_spec() == ModelSpec("c", method="baseline").fit_spec()  # one fit, two scorings

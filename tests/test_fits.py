@@ -19,7 +19,8 @@ def _result(prior: str, medians: list[float], hidden=(4, 3), ensemble=None, meth
                "scale_quantiles": quantiles, "validation_corr": [0.01] * n, "seconds": [1.0] * n,
                "steps_per_epoch": 100}
     spec = SimpleNamespace(prior=prior, hidden=hidden, method=method, hypothesis="single", precision="float32",
-                           guide_init="he", init_scale=0.01, steps=None, epochs=n)
+                           guide_init="he", init_scale=0.01, steps=None, epochs=n, continue_steps=0,
+                           snapshot="A")
     scores = SimpleNamespace(ensemble=np.linspace(0, 1, 50) if ensemble is None else ensemble)
     extras = {"scale_p10": 0.0, "scale_p50": 0.0, "scale_p90": 0.0}
     return SimpleNamespace(spec=spec, history=history, scores=scores, extras=extras)

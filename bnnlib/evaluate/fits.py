@@ -21,7 +21,7 @@ from bnnlib.evaluate.methods import METHODS
 from bnnlib.scoring.metrics import era_corr
 from bnnlib.models.priors import canonical_prior, prior_std
 
-FITS_COLUMNS = ("model", "prior", "hypothesis", "hidden", "precision", "guide_init", "init_scale", "steps", "budget_steps",
+FITS_COLUMNS = ("model", "snapshot", "prior", "hypothesis", "hidden", "precision", "guide_init", "init_scale", "steps", "budget_steps",
                 "epochs", "elbo_per_row_last", "elbo_change_window", "scale_p10_last", "scale_p50_last", "scale_p90_last",
                 "scale_change_window", "scale_growth_window", "mean_net_corr_last", "layers_at_prior", "fit_seconds",
                 "stopped_at_step", "verdict")
@@ -81,9 +81,16 @@ def constant_predictors(results: Mapping[str, Any], tolerance: float = CONSTANT)
             if float(np.std(result.scores.ensemble)) <= tolerance * max(1.0, float(np.abs(result.scores.ensemble).mean()))]
 
 
+def snapshot_label(spec: Any) -> str:
+    """A fit's snapshot as the fits table names it: A or B of a trajectory, '' for a fit without
+    a continuation (its end is its only snapshot)."""
+    return spec.snapshot if spec.continue_steps else ""
+
+
 def fits_table(results: Mapping[str, Any], n_inputs: int | None = None) -> pd.DataFrame:
-    """One row per Bayesian fit: its budget (`budget_steps`; `steps` is where it ended, earlier
-    for a fit that stopped diverging), where its trace ended, and its verdict
+    """One row per Bayesian fit: its snapshot (A, B or '': `snapshot_label`), its budget
+    (`budget_steps`: for B the budget plus the continuation's cap; `steps` is where it ended,
+    earlier for a fit that stopped diverging or converged), where its trace ended, and its verdict
     (what `_build/results/<chapter>/fits.csv` holds); with `n_inputs` (the number of
     features), also how many hidden layers sit at their prior."""
     rows = []
@@ -94,11 +101,12 @@ def fits_table(results: Mapping[str, Any], n_inputs: int | None = None) -> pd.Da
         verdict = judge(history)
         corr = history.get("validation_corr") or [np.nan]
         steps = history["step"][-1]
+        budget = spec.steps or spec.epochs * history["steps_per_epoch"]
         rows.append({
-            "model": name, "prior": spec.prior, "hypothesis": spec.hypothesis,
+            "model": name, "snapshot": snapshot_label(spec), "prior": spec.prior, "hypothesis": spec.hypothesis,
             "hidden": "-".join(map(str, spec.hidden)) or "linear", "precision": spec.precision,
             "guide_init": spec.guide_init, "init_scale": spec.init_scale,
-            "steps": steps, "budget_steps": spec.steps or spec.epochs * history["steps_per_epoch"],
+            "steps": steps, "budget_steps": budget + (spec.continue_steps if spec.snapshot == "B" else 0),
             "epochs": steps / history["steps_per_epoch"],
             "elbo_per_row_last": history["elbo_per_row"][-1],
             "scale_p10_last": result.extras["scale_p10"], "scale_p50_last": result.extras["scale_p50"],

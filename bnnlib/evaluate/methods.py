@@ -27,13 +27,14 @@ from bnnlib.models.bnn import ESTIMATORS, Posterior, SVIConfig, fit_bnn, initial
 from bnnlib.models.likelihoods import Likelihood, get_likelihood
 from bnnlib.models.network import Architecture
 from bnnlib.models.priors import canonical_prior
+from bnnlib.evaluate.convergence import judge
 from bnnlib.evaluate.laplace import SUBSETS as LAPLACE_SUBSETS, fit_laplace, laplace_draws
 from bnnlib.evaluate.predictive import DropoutDraws, ThetaDraws
 
 POINT_HYPOTHESES = ("single", "hetero")
 """The likelihoods a point network (baseline, dropout, ensemble) trains with: MSE, or the
 heteroscedastic Gaussian NLL; the multi-target hypotheses are the BNN's."""
-GUIDE_FIELDS = ("init_scale", "scale_lr", "estimator", "guide_init")
+GUIDE_FIELDS = ("init_scale", "scale_lr", "estimator", "guide_init", "continue_steps", "snapshot")
 """The BNN guide's settings: a point network has no guide, so they are reset to their defaults
 there and do not split its cache entries."""
 
@@ -82,9 +83,13 @@ class Method:
         """The numbers a result carries beyond its scores (`ModelResult.extras`)."""
         return {}
 
-    def posterior(self, stored_fit: dict, arch: Architecture, likelihood: Likelihood) -> Posterior:
+    def posterior(self, spec: Any, stored_fit: dict, arch: Architecture, likelihood: Likelihood) -> Posterior:
         """The fitted posterior over the weights, where `has_posterior`."""
         raise NotImplementedError(f"the {self.name} method has no posterior")
+
+    def history(self, spec: Any, stored_fit: dict) -> dict:
+        """The trace a result carries (a copy: what the cache gave back is not changed)."""
+        return dict(stored_fit["history"])
 
 
 class PointNetwork(Method):
@@ -194,11 +199,35 @@ class DeepEnsemble(PointNetwork):
         return stored_fit["sigmas"] if "sigmas" in stored_fit else super().noise(spec, stored_fit)
 
 
+SNAPSHOTS = {"A": "the end of the budget (for the book's trajectories: the talk's procedure, as the talk did it)",
+             "B": "the end of the continuation: converged, or the cap reached (models.bnn.TRAJECTORY)"}
+
+
+def snapshot_history(history: dict, snapshot: str) -> dict:
+    """A trajectory's trace up to its snapshot: all of it for B; for A the records up to A
+    (every per-record list cut there), and no averaging (A is the last iterate)."""
+    records = history.get("snapshot_a_records")
+    if snapshot == "B" or records is None:
+        return dict(history)
+    cut = {k: (v[:records] if isinstance(v, list) else v) for k, v in history.items()}
+    cut["scale_quantiles"] = {k: v[:records] for k, v in history["scale_quantiles"].items()}
+    cut["averaged_steps"], cut["stopped_at_step"] = 0, history.get("snapshot_a_stopped_at_step")
+    return cut
+
+
+def stop_continuation(history: dict) -> bool:
+    """A trajectory's continuation ends once the convergence verdict is no longer 'still moving'."""
+    return judge(history).verdict != "still moving"
+
+
 class BNN(Method):
-    """The Bayesian MLP: a mean-field Normal posterior fitted by SVI under `spec.prior`."""
+    """The Bayesian MLP: a mean-field Normal posterior fitted by SVI under `spec.prior`. With
+    `continue_steps` > 0 the fit is a trajectory with two snapshots (`SNAPSHOTS`); `snapshot` picks
+    the one drawn and scored, so it keys the scores, not the fit: A and B come from one fit."""
 
     name = "bnn"
-    fit_fields = ("prior", *GUIDE_FIELDS)
+    fit_fields = ("prior", "init_scale", "scale_lr", "estimator", "guide_init", "continue_steps")
+    score_fields = ("snapshot",)
     default_lr = 1e-3
     has_posterior = True
 
@@ -211,34 +240,59 @@ class BNN(Method):
         if spec.guide_init == "prior" and prior == "flat":
             raise BnnlibError(f"model {spec.name!r}: the flat prior has no std to start the guide from; "
                               "use guide_init 'he'")
+        if spec.snapshot not in SNAPSHOTS:
+            raise unknown_name("snapshot", spec.snapshot, SNAPSHOTS)
+        if spec.snapshot == "B" and not spec.continue_steps:
+            raise BnnlibError(f"model {spec.name!r}: snapshot B is the end of a continuation; give continue_steps > 0 "
+                              "(the cap of steps after the budget) or score snapshot A")
         return {"prior": prior, "init_scale": scale}
 
     def fit(self, spec: Any, x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Likelihood,
             validation_corr: Callable[[torch.Tensor], float], progress: bool | None, device: str) -> dict:
         config = SVIConfig(spec.epochs, spec.batch_size, spec.learning_rate, spec.init_scale, None, spec.seed,
                            steps=spec.steps, precision=spec.precision, scale_lr=spec.scale_lr,
-                           estimator=spec.estimator, guide_init=spec.guide_init, lr_final_ratio=spec.lr_final)
-        post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress, evaluate=validation_corr, device=device)
-        return {"loc": post.loc, "scale": post.scale, "sigma": post.sigma, "history": post.history}
+                           estimator=spec.estimator, guide_init=spec.guide_init, lr_final_ratio=spec.lr_final,
+                           continue_steps=spec.continue_steps)
+        post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress, evaluate=validation_corr, device=device,
+                       stop=stop_continuation)
+        stored_fit = {"loc": post.loc, "scale": post.scale, "sigma": post.sigma, "history": post.history}
+        if post.snapshot_a is not None:
+            a = post.snapshot_a
+            stored_fit["snapshot_a"] = {"loc": a.loc, "scale": a.scale, "sigma": a.sigma}
+        return stored_fit
 
-    def posterior(self, stored_fit: dict, arch: Architecture, likelihood: Likelihood) -> Posterior:
-        """The fitted mean-field posterior."""
-        return Posterior(stored_fit["loc"], stored_fit["scale"], stored_fit["sigma"], arch, likelihood, stored_fit["history"])
+    @staticmethod
+    def guide(spec: Any, stored_fit: dict) -> dict:
+        """The guide's loc, scale and sigma at the spec's snapshot (a fit without a continuation
+        has one: its end, A)."""
+        if spec.snapshot == "A" and "snapshot_a" in stored_fit:
+            return stored_fit["snapshot_a"]
+        return stored_fit
+
+    def posterior(self, spec: Any, stored_fit: dict, arch: Architecture, likelihood: Likelihood) -> Posterior:
+        """The fitted mean-field posterior at the spec's snapshot."""
+        guide = self.guide(spec, stored_fit)
+        return Posterior(guide["loc"], guide["scale"], guide["sigma"], arch, likelihood,
+                         self.history(spec, stored_fit))
+
+    def history(self, spec: Any, stored_fit: dict) -> dict:
+        return snapshot_history(stored_fit["history"], spec.snapshot)
 
     def draws(self, spec: Any, stored_fit: dict, arch: Architecture, likelihood: Likelihood):
         generator = torch.Generator().manual_seed(spec.seed + 10_000)
-        return ThetaDraws(self.posterior(stored_fit, arch, likelihood).sample(spec.draws, generator), arch, likelihood,
-                          spec.precision)
+        return ThetaDraws(self.posterior(spec, stored_fit, arch, likelihood).sample(spec.draws, generator), arch,
+                          likelihood, spec.precision)
 
     def noise(self, spec: Any, stored_fit: dict) -> torch.Tensor:
-        return stored_fit["sigma"]
+        return self.guide(spec, stored_fit)["sigma"]
 
     def extras(self, spec: Any, stored_fit: dict, arch: Architecture) -> dict:
-        """The guide's std over the network's parameters at the end of the fit; h4's beta."""
-        p10, p50, p90 = torch.quantile(stored_fit["scale"][: arch.n_params], torch.tensor([0.1, 0.5, 0.9])).tolist()
+        """The guide's std over the network's parameters at the snapshot; h4's beta."""
+        guide = self.guide(spec, stored_fit)
+        p10, p50, p90 = torch.quantile(guide["scale"][: arch.n_params], torch.tensor([0.1, 0.5, 0.9])).tolist()
         extras = {"scale_p10": p10, "scale_p50": p50, "scale_p90": p90}
         if spec.hypothesis == "h4":
-            extras.update(beta_mean=float(stored_fit["loc"][arch.n_params]), beta_std=float(stored_fit["scale"][arch.n_params]))
+            extras.update(beta_mean=float(guide["loc"][arch.n_params]), beta_std=float(guide["scale"][arch.n_params]))
         return extras
 
 

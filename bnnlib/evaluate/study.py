@@ -61,6 +61,8 @@ class ModelSpec:
     guide_init: str = "he"  # bnn: where the guide starts (bnnlib.models.bnn.GUIDE_INITS)
     lr_final: float = 1.0  # the lr decays geometrically to lr * this by the last step (1: constant, the talk's)
     laplace_subset: str = "last_layer"  # laplace: the weights its posterior covers (last_layer | all)
+    continue_steps: int = 0  # bnn: > 0 makes the fit a trajectory (models.bnn.TRAJECTORY), continued up to this many steps
+    snapshot: str = "A"  # bnn: which snapshot of a trajectory is drawn and scored: A (the budget's end) | B (converged)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -71,6 +73,8 @@ class ModelSpec:
                 raise BnnlibError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not 0 < self.lr_final <= 1:
             raise BnnlibError(f"lr_final must be in (0, 1] (1: a constant lr), got {self.lr_final!r}")
+        if int(self.continue_steps) != self.continue_steps or self.continue_steps < 0:
+            raise BnnlibError(f"continue_steps must be a whole number of steps, 0 or more, got {self.continue_steps!r}")
         if self.steps is not None and (int(self.steps) != self.steps or self.steps < 1):
             raise BnnlibError(f"steps must be a positive integer or None (use epochs), got {self.steps!r}")
         object.__setattr__(self, "precision", resolve_precision(self.precision))  # a concrete one keys the cache
@@ -318,7 +322,7 @@ def evaluate_model(spec: ModelSpec, dataset, cache: Cache, force: bool = False,
                                      environment=environment)
     scores = DrawScores(pd.Index(scored["ids"], name="id"), scored["eras"], scored["ensemble"], scored["std"],
                         list(scored["era_names"]), scored["draw_corr"], scored["draw_numerai_corr"])
-    history = {k: v for k, v in stored_fit["history"].items()}
+    history = spec.method_object.history(spec, stored_fit)
     arch, _ = _architecture(spec, len(dataset.features))
     return ModelResult(spec, scores, scored["per_era"], history, spec.method_object.extras(spec, stored_fit, arch))
 
@@ -330,7 +334,7 @@ def fitted_posterior(spec: ModelSpec, dataset, cache: Cache, device: str = "cpu"
     stored_fit, _ = cache.get_or_compute("fit", spec.fit_spec(), dataset.fingerprint,
                                      lambda: single_threaded(_fit, spec, dataset, False, device),
                                      environment=device_environment(device))
-    return spec.method_object.posterior(stored_fit, *_architecture(spec, len(dataset.features)))
+    return spec.method_object.posterior(spec, stored_fit, *_architecture(spec, len(dataset.features)))
 
 
 def fit_groups(specs: list[ModelSpec]) -> list[list[ModelSpec]]:

@@ -129,3 +129,14 @@ def test_fits_without_continuation_are_unchanged():
     assert post.snapshot_a is None and "snapshot_a_records" not in post.history
     assert post.history["averaged_steps"] == int(0.2 * 40)
     assert math.isfinite(post.history["elbo_per_row"][-1])
+
+
+def test_the_plan_counts_a_trajectorys_continuation_at_its_cap(tmp_path):
+    from bnnlib.build.warmup import training_cost
+    from bnnlib.models.training import step_plan
+
+    dataset = load_synthetic("tiny", root=tmp_path / "data")
+    base = ModelSpec("n", prior="normal", hidden=(8,), epochs=2, batch_size=64)
+    trajectory = ModelSpec("n", prior="normal", hidden=(8,), epochs=2, batch_size=64, continue_steps=90)
+    budget = step_plan(len(dataset.train), 64, 2).total_steps
+    assert training_cost(trajectory, dataset)[0] / training_cost(base, dataset)[0] == pytest.approx((budget + 90) / budget)

@@ -132,21 +132,26 @@ def estimated_cost(spec: ModelSpec, dataset: Dataset) -> float:
     # forward and backward over every network's training rows (its budget: steps, else epochs), per
     # validation row's cost
     steps = step_plan(len(dataset.train), spec.batch_size, spec.epochs, spec.steps).total_steps
+    steps += getattr(spec, "continue_steps", 0) if spec.has_posterior else 0  # a trajectory's cap: at most
     train = 3 * steps * spec.batch_size * spec.method_object.networks(spec)
     return scoring_cost(spec, dataset) * (train / len(dataset.validation) + spec.n_draws)
 
 
 def training_cost(spec: ModelSpec, dataset: Dataset) -> tuple[float, float]:
     """The cost model's multiply-adds of the spec's fit: its training steps (`step_plan`: the
-    budget in steps, else epochs of the training rows), and its trace records (a forward pass
+    budget in steps, else epochs of the training rows; for a BNN trajectory, plus its
+    continuation's cap: the estimate is then an upper bound, since it stops once converged), and its trace records (a forward pass
     over the validation rows each, for a method that records a trace)."""
     likelihood = get_likelihood(spec.hypothesis)
     macs = Architecture(len(dataset.features), spec.hidden, likelihood.n_outputs).macs_per_row
     steps = step_plan(len(dataset.train), spec.batch_size, spec.epochs, spec.steps)
     method = spec.method_object
-    train = training_macs(steps.total_steps, spec.batch_size, macs, method.networks(spec))
+    extra = spec.continue_steps if method.has_posterior else 0  # a trajectory's continuation, at most its cap
+    total = steps.total_steps + extra
+    train = training_macs(total, spec.batch_size, macs, method.networks(spec))
     traces = method.has_posterior or getattr(method, "traces", False)
-    return train, forward_macs(len(steps.checkpoints), len(dataset.validation), macs) if traces else 0.0
+    records = round(len(steps.checkpoints) * total / steps.total_steps)
+    return train, forward_macs(records, len(dataset.validation), macs) if traces else 0.0
 
 
 def plan(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool = False) -> list[Job]:

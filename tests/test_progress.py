@@ -107,3 +107,17 @@ def test_the_warm_up_prints_a_line_per_fit_with_its_verdict(tmp_path, capsys):
     normal = next(line for line in lines if " normal (burn_eras): " in line)
     assert normal.endswith(("converged", "still moving", "diverging"))
     assert "[warm-up] done in " in out
+
+
+def test_the_weighted_bar_counts_its_share_without_a_terminal():
+    """In a log (no terminal) tqdm is disabled and counts nothing: the status line's share of the
+    work and its ETA come from the bar's own count."""
+    from bnnlib.build.progress import WeightedBar
+
+    bar = WeightedBar(10.0, "warm-up", terminal=False)
+    bar.advance(2.5)
+    bar.advance(2.5)
+    assert bar.share == 0.5
+    bar.advance(20.0)
+    assert bar.share == 1.0
+    bar.close()

@@ -142,6 +142,8 @@ class WeightedBar:
 
         show = stderr_is_terminal() if terminal is None else terminal
         self.console = console
+        self.total = max(total, 1e-9)
+        self.done = 0.0  # counted here: a disabled tqdm (no terminal: a log) does not count
         self.bar = tqdm(total=max(total, 1e-9), desc=desc, disable=not show, leave=False, dynamic_ncols=True,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed} elapsed, ETA {remaining}]")
         if show:
@@ -149,7 +151,13 @@ class WeightedBar:
 
     def advance(self, weight: float) -> None:
         with self.console.lock:
+            self.done += weight
             self.bar.update(weight)
+
+    @property
+    def share(self) -> float:
+        """The share of the estimated work done, in a terminal or a log alike."""
+        return min(1.0, self.done / self.total)
 
     def close(self) -> None:
         with self.console.lock:

@@ -336,7 +336,7 @@ def _warm(jobs: list[Job], workers: int, force: bool, executor: str, rates: Rate
             bar.advance(ranges[unit][3])
 
     def status() -> str:
-        done = bar.bar.n / bar.bar.total if bar.bar.total else 0.0
+        done = bar.share
         elapsed = time.perf_counter() - start
         left = f"; about {minutes(elapsed * (1 - done) / done)} left at this pace" if done > 0 else ""
         return (f"warm-up {state['step']}: fits {state['fits']}/{len(jobs)}, draw ranges "

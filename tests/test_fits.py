@@ -6,6 +6,7 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bnnlib.evaluate import fits
@@ -88,3 +89,15 @@ def test_a_laplace_layer_is_at_its_prior_at_the_kl_closest_normal_std():
     assert best == pytest.approx(float(fits.data_free_std("laplace", fan_in)), rel=1e-3)
     assert fits.layers_at_prior(_result("laplace", [best, he(4) * math.sqrt(math.pi) / 2, 0.01]), 10) == "2/2"
     assert fits.layers_at_prior(_result("laplace", [he(10), he(4), 0.01]), 10) == "0/2"
+
+
+def test_diverging_names_the_fits_whose_verdict_says_so():
+    """The trace figure draws these apart and the architecture appendix names them: the name must
+    be the verdict's own (a check against "diverged" once matched no fit)."""
+    from bnnlib.evaluate.convergence import DIVERGING, judge
+    from bnnlib.evaluate.fits import diverging
+
+    assert judge({"step": [1, 2, 3], "elbo_per_row": [0.1, float("nan"), 0.1]}).verdict == DIVERGING
+    table = pd.DataFrame({"verdict": [DIVERGING, "converged", "still moving"]}, index=["flat", "normal", "wide"])
+    assert diverging(table) == ["flat"]
+    assert diverging(pd.DataFrame(index=["x"])) == []

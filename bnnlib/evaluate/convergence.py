@@ -37,6 +37,9 @@ COLLAPSE = 0.05
 RUNAWAY = 0.5
 SCALE_CAP = 1.0
 
+DIVERGING = "diverging"
+"""The verdict of a fit that ran away (every check of a verdict compares with this name)."""
+
 CRITERION = (
     f"over the last {WINDOW:.0%} of the optimiser steps (the mean of its first {SMOOTH} trace records against "
     f"that of its last {SMOOTH}): converged when the ELBO per row moved by at most "

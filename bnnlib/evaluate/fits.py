@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bnnlib.evaluate.convergence import judge
+from bnnlib.evaluate.convergence import DIVERGING, judge
 from bnnlib.evaluate.methods import METHODS
 from bnnlib.scoring.metrics import era_corr
 from bnnlib.models.priors import canonical_prior, prior_std
@@ -182,6 +182,14 @@ def paired_comparison(results: Mapping[str, Any], pairs: Mapping[str, tuple[str,
                      **{f"std_ratio_{k}": v for k, v in ratios.items()},
                      "largest_std_change": float(np.max(np.abs(ratios.to_numpy() - 1.0)))})
     return pd.DataFrame(rows).set_index("pair")
+
+
+def diverging(table: pd.DataFrame) -> list[str]:
+    """The fits of a `fits_table` whose verdict is diverging: drawn apart in a trace figure, named
+    rather than measured in a comparison."""
+    if "verdict" not in table:
+        return []
+    return list(table.index[table["verdict"] == DIVERGING])
 
 
 def verdict_counts(table: pd.DataFrame, priors: Sequence[str] | None = None) -> dict[str, int]:

@@ -230,7 +230,7 @@ class ChapterRun:
 
         table = fits.fits_table(fitted, n_inputs=len(self.dataset.features))
         results.write_csv(table, self.out / "fits.csv")
-        diverged = [name for name, verdict in table["verdict"].items() if verdict == "diverged"]
+        diverged = fits.diverging(table)
         figure = plots.fit_traces(fits.trace_frame(fitted), diverged=diverged, title="Traces of the Bayesian fits")
         results.export_figure(self.out, "traces", figure)
         # the verdict first and few columns, so it stays inside the text column; fits.csv has them all

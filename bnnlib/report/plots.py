@@ -94,7 +94,7 @@ def ours_vs_talk_bars(ours: pd.DataFrame, talk: pd.DataFrame, columns: Mapping[s
         ax.bar(x - 0.2, both["this run"], 0.4, label="this run", color=OURS)
         ax.bar(x + 0.2, both["talk (2021)"], 0.4, label="talk (2021)", color=TALK)
         ax.axhline(0.0, color="black", linewidth=0.8)
-        ax.set_xticks(x, [str(i) for i in both.index], rotation=25)
+        ax.set_xticks(x, [str(i) for i in both.index], rotation=40, ha="right", rotation_mode="anchor")  # long names: no overlap
         ax.set_xlabel(str(ours.index.name or "model"))
         ax.set_ylabel(label)
         ax.set_title(label)

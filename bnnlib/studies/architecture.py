@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from bnnlib.errors import BnnlibError
-from bnnlib.evaluate.fits import LADDER_LABELS
+from bnnlib.evaluate.fits import LADDER_LABELS, diverging
 from bnnlib.evaluate.study import ModelSpec
 from bnnlib.models.priors import canonical_prior
 from bnnlib.scoring.statistics import normal_fit, off_diagonal
@@ -228,7 +228,7 @@ def data_worth(ladder: pd.DataFrame, fit_table: pd.DataFrame, n_rows: int, elbo_
     constant = ladder.loc[LADDER_LABELS["constant_loglik"], "elbo_per_row"]
     proper = fit_table[fit_table["prior"].isin(["normal", "laplace"])]
     deep = proper[proper["hidden"] != "linear"]
-    diverged = list(deep.index[deep["verdict"] == "diverged"]) if "verdict" in deep else []
+    diverged = diverging(deep)
     deep = deep.drop(index=diverged)  # a run-away ELBO is no deficit: it is named, not measured
     linear = fit_table[(fit_table["prior"] == "normal") & (fit_table["hidden"] == "linear")]
     below = (deep["elbo_per_row_last"] - constant)[lambda m: m < 0] * n_rows

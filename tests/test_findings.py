@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bnnlib.evaluate.convergence import DIVERGING
 from bnnlib.studies import common
 from bnnlib.studies import burn_eras, target_hypotheses, uncertainty
 from bnnlib.studies import architecture, ensembles
@@ -631,7 +632,7 @@ def test_the_start_note_names_every_guide_that_does_not_start_at_its_prior():
 
 def test_data_worth_names_a_diverged_deep_fit_instead_of_measuring_its_deficit():
     fits = _worth_fits(0.10001 - 50e-6, [0.1 - 400e-6, -2.3e13]).assign(verdict="still moving")
-    fits.loc["normal_2", "verdict"] = "diverged"
+    fits.loc["normal_2", "verdict"] = DIVERGING
     note = architecture.data_worth(_ladder(), fits, n_rows=1_000_000, elbo_tolerance=0.002)["worth_note"]
     assert "1 of the 1 deep fits under a proper prior end below" in note
     assert "normal_2 diverged (its ELBO ran away), so it is not counted here." in note

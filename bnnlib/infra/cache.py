@@ -70,12 +70,13 @@ def source_hash() -> str:
 
 ENGINE = ("models", "data/__init__.py", "data/dataset.py", "data/levels.py", "data/loader.py", "data/profiles.py",
           "data/roles.py", "data/sized.py", "data/synth.py", "data/world.py", "scoring/metrics.py",
-          "scoring/draws.py", "evaluate/predictive.py", "evaluate/laplace.py", "evaluate/methods.py", "evaluate/study.py", "infra/cache.py",
+          "scoring/draws.py", "evaluate/predictive.py", "evaluate/laplace.py", "evaluate/convergence.py", "evaluate/methods.py", "evaluate/study.py", "infra/cache.py",
           "infra/executor.py")
 """The code that computes a cached fit's or score's numbers (and how entries are stored).
-Presentation code (plots, tables, verdicts, chapters, the runner, the data chapter's facts and
-figures) is not in it, so editing a
-figure reuses every fit; a test fails when a module outside this list is imported by it."""
+Presentation code (plots, tables, chapters, the runner, the data chapter's facts and figures)
+is not in it, so editing a
+figure reuses every fit; a test fails when a module outside this list is imported by it. The
+convergence verdict is in it: it decides where a BNN trajectory's continuation stops."""
 
 
 def code_digest(source: str) -> bytes:

@@ -131,10 +131,16 @@ def estimated_cost(spec: ModelSpec, dataset: Dataset) -> float:
     """Multiply-adds of the fit and of scoring the draws: only their order matters (scheduling)."""
     # forward and backward over every network's training rows (its budget: steps, else epochs), per
     # validation row's cost
-    steps = step_plan(len(dataset.train), spec.batch_size, spec.epochs, spec.steps).total_steps
-    steps += getattr(spec, "continue_steps", 0) if spec.has_posterior else 0  # a trajectory's cap: at most
+    steps = planned_steps(spec, dataset)[1]
     train = 3 * steps * spec.batch_size * spec.method_object.networks(spec)
     return scoring_cost(spec, dataset) * (train / len(dataset.validation) + spec.n_draws)
+
+
+def planned_steps(spec: ModelSpec, dataset: Dataset):
+    """The fit's step plan (its budget) and the most optimiser steps it can take: the budget, plus
+    a BNN trajectory's continuation at its cap (it stops earlier once converged)."""
+    plan = step_plan(len(dataset.train), spec.batch_size, spec.epochs, spec.steps)
+    return plan, plan.total_steps + (spec.continue_steps if spec.has_posterior else 0)
 
 
 def training_cost(spec: ModelSpec, dataset: Dataset) -> tuple[float, float]:
@@ -144,10 +150,8 @@ def training_cost(spec: ModelSpec, dataset: Dataset) -> tuple[float, float]:
     over the validation rows each, for a method that records a trace)."""
     likelihood = get_likelihood(spec.hypothesis)
     macs = Architecture(len(dataset.features), spec.hidden, likelihood.n_outputs).macs_per_row
-    steps = step_plan(len(dataset.train), spec.batch_size, spec.epochs, spec.steps)
+    steps, total = planned_steps(spec, dataset)
     method = spec.method_object
-    extra = spec.continue_steps if method.has_posterior else 0  # a trajectory's continuation, at most its cap
-    total = steps.total_steps + extra
     train = training_macs(total, spec.batch_size, macs, method.networks(spec))
     traces = method.has_posterior or getattr(method, "traces", False)
     records = round(len(steps.checkpoints) * total / steps.total_steps)

@@ -360,6 +360,7 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
     n_records = len(plan.checkpoints)
     bar = epoch_bar(n_records, f"BNN {prior}/{likelihood.name}", progress)
     state = {"done": 0, "stopped": None, "last_finite": [p.detach().clone() for p in averaged]}
+    least = min(config.continue_steps, max(plan.total_steps, config.min_continue_steps))  # the continuation's floor
     started = time.perf_counter()
 
     def run(marks, batch_iter, decay: float, average_from: float, record_sums: list | None = None) -> bool:
@@ -431,7 +432,6 @@ def fit_bnn(x: torch.Tensor, y: torch.Tensor, arch: Architecture, likelihood: Li
         history["snapshot_a_records"] = len(history["step"])
         history["snapshot_a_stopped_at_step"] = state["stopped"]
     record_sums: list = []
-    least = min(config.continue_steps, max(plan.total_steps, config.min_continue_steps))
     if trajectory and going:
         spacing = max(1, round(plan.total_steps / n_records))
         marks = [min(plan.total_steps + k * spacing, plan.total_steps + config.continue_steps)

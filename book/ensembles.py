@@ -47,13 +47,14 @@ epochs = 30
 steps = None  # optimiser steps; None: `epochs` passes (on a smaller dataset, 17700 matches the talk)
 batch_size = 4096
 lr_baseline = 1e-2
-lr_bnn = 1e-3  # the guide's means (the talk's lr)
-lr_bnn_scale = 1e-2  # the guide's log-scales (at 1e-3 they had not settled after the talk's 17,700 steps)
-lr_bnn_final = 0.1  # SVI's lrs decay geometrically to this share by the last step (1: constant, the talk's)
+lr_bnn = 1e-3  # SVI's lr (the talk's), constant to snapshot A
+lr_bnn_scale = 1e-2  # the guide's log-scales in the continuation to B (at 1e-3 they settle far more slowly)
+lr_bnn_final = 0.1  # the continuation's lrs decay geometrically to this share by its cap (1: constant)
+continue_steps = 53190  # the cap of the continuation from A to B, in steps (0: no continuation, A only)
 estimator = "output"  # the ELBO's gradient estimator: output | local | weights (Pyro's Trace_ELBO)
-guide_init = "prior"  # where the guide starts: prior (zero means, the prior's stds) | he (the talk's)
+guide_init = "he"  # where the guide starts: he (the talk's: He means, stds 0.01) | prior (zero means, the prior's stds)
 init_scale = None  # initial stds: a multiple of the prior's (prior; None: 1) or the std itself (he; None: 0.01)
-init_shrink = 10  # the init-invariance check refits every BNN from initial stds this many times smaller
+init_shrink = 10  # the init-invariance check refits the Normal BNN from initial stds this many times smaller
 precision = "auto"  # float32 | bf16 | auto (bf16 where the CPU has native bf16)
 draws = 1000  # posterior draws per prior
 seed = 0
@@ -93,19 +94,29 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # ## The models
 #
 # The baseline is the simplified NN Starter, trained to minimise squared error with Adam
-# {cite}`kingma2015adam` (lr {glue:text}`param_lr_baseline:g`). Each BNN is the same network with a
-# prior on every weight; what is fitted is a posterior of the simplest kind, an independent Normal
-# per weight, by stochastic variational inference {cite}`bingham2019`. {glue:text}`start_note` Two
-# controls stand beside them. `baseline_bnn_lr` is the baseline trained with the BNNs' optimiser
+# {cite}`kingma2015adam` (lr {glue:text}`param_lr_baseline:g`, constant, as the talk's). Each BNN
+# is the same network with a prior on every weight; what is fitted is a posterior of the simplest
+# kind, an independent Normal per weight, by stochastic variational inference {cite}`bingham2019`.
+#
+# Each BNN is fitted once, along one trajectory with two snapshots:
+#
+# - **A, as the talk did it.** The talk's procedure for the talk's budget: the guide starts at
+#   He-initialised means with stds 0.01, Adam runs at the constant lr {glue:text}`param_lr_bnn:g`
+#   for {glue:text}`param_epochs` epochs at batch {glue:text}`param_batch_size`, and the last
+#   iterate is the posterior.
+# - **B, converged.** The same fit continued from A until its convergence verdict holds (at most
+#   {glue:text}`param_continue_steps:,` more steps), named `<prior>_converged` in the tables.
+#
+# Two controls stand beside them. `baseline_bnn_lr` is the baseline trained with SVI's optimiser
 # settings (lr {glue:text}`param_lr_bnn:g`, the same steps): if a BNN beats the baseline, is it the
 # posterior or only the smaller step size? The best-epoch reference is the baseline scored at the
 # epoch with the highest validation corr: chosen on the validation eras, so it is a reference, not
-# one of the models. How each fit is run, and the checks that its result is a posterior (every
-# BNN refitted from a start {glue:text}`param_init_shrink` times narrower; bf16 against float32),
-# are in the sections after the results.
+# one of the models. The checks that a result is a posterior (a narrower start, the prior's start,
+# bf16 against float32, a wide proper prior beside the flat one) are in the sections after the
+# results.
 
 # %%
-specs = study.models(params)  # the baseline, the BNNs, the controls
+specs = study.models(params)  # the baseline, the BNNs at snapshots A and B, the controls
 fitted_all = chapter.fit(specs)  # fitted and scored, or from the cache
 
 # %% tags=["remove-cell"]
@@ -114,31 +125,35 @@ glue("estimator_note", ESTIMATORS[params["estimator"]])
 checks = study.controls(params)
 fitted = {name: r for name, r in fitted_all.items() if name not in checks}
 bnn_names = [name for name, r in fitted.items() if r.spec.has_posterior]
+names_a = [n for n in bnn_names if common.snapshot_label(n) == "A"]  # the talk's procedure
+names_b = [n for n in bnn_names if common.snapshot_label(n) == "B"]  # converged
 
 # %% [markdown]
 # ## Did the fits converge?
 #
 # A BNN's draws describe a posterior only if SVI reached the ELBO's maximum. Every fit records
-# its trace; the verdict is computed from it. How the fits run: the guide's means move at lr
-# {glue:text}`param_lr_bnn:g` and its log-scales at {glue:text}`param_lr_bnn_scale:g`; the ELBO's
-# gradient is estimated with {glue:text}`estimator_note` (the `estimator` parameter; `output` and
-# `local` sample the layers' outputs instead of their weights {cite}`kingma2015`, which makes the
-# estimate less noisy); and the guide kept at the end is the average of the last steps' guides
-# {cite}`polyak1992`, which the noise of a single step does not move. {glue:text}`schedule_note`
+# its trace; the verdict is computed from it, at each snapshot. {glue:text}`schedule_note` The
+# ELBO's gradient is estimated with {glue:text}`estimator_note` (the `estimator` parameter). How
+# the verdict reads a trace is under the figure; the checks that these fits are posteriors close
+# this page.
 
 # %% tags=["remove-input"]
 fit_table = chapter.report_fits(fitted_all, figure_number=1)
-glue_all(common.convergence_note(fit_table, bnn_names, "its draws' spread below is not a property of a posterior."))
-glue_all(study.lr_schedule(params["lr_bnn_final"], fit_table.loc[bnn_names, "verdict"].to_dict()))
+verdicts = fit_table["verdict"].to_dict()
+glue_all(common.convergence_note(fit_table, names_a, "its scores are those of where the optimiser stood after the "
+                                                    "talk's budget, not of a posterior."))
+glue_all(study.lr_schedule(params["lr_bnn_final"], {n: verdicts[n] for n in names_b}, params["continue_steps"]))
 
 # %% [markdown]
 # ```{glue:md} fits_caption
 # :format: myst
 # ```
 #
-# Converged: {glue:text}`converged`. {glue:text}`unconverged_note`
+# Converged under the talk's procedure (A): {glue:text}`converged`. {glue:text}`unconverged_note`
 #
-# ## Validation corr and Sharpe of each model
+# ## The talk's two questions, as the talk ran them (snapshot A)
+#
+# ### Validation corr and Sharpe of each model
 #
 # For the Bayesian models these are the scores of the ensemble of all draws. The talk's
 # numbers (real data) sit beside ours; the talk also lists the original NN Starter, which this
@@ -146,41 +161,48 @@ glue_all(study.lr_schedule(params["lr_bnn_final"], fit_table.loc[bnn_names, "ver
 
 # %% tags=["remove-cell"]
 columns = {"corr_mean": "corr", "corr_sharpe": "sharpe"}
+laplace_names = [n for n in study.LAPLACE if n in fitted]
 
 # %%
 scores = common.score_table(fitted)
 ours = scores[list(columns)].rename(columns=columns)
-common.side_by_side(ours, study.talk_scores(), ours_label=chapter.ours_label)
+ours_a = study.at_snapshot(ours, params["priors"], "A")  # the rows the talk's table has, at snapshot A
+common.side_by_side(ours_a, study.talk_scores(), ours_label=chapter.ours_label)
 
 # %% [markdown]
 # Today's `numerai_corr` (the talk predates it), and the 2021 corr's maximum drawdown and burn eras:
 
 # %% tags=["remove-input"]
-scores[["numerai_corr_mean", "numerai_corr_sharpe", "corr_max_drawdown", "corr_burn_eras"]]
+scores.loc[[n for n in scores.index if n not in laplace_names],
+           ["numerai_corr_mean", "numerai_corr_sharpe", "corr_max_drawdown", "corr_burn_eras"]]
 
 # %% tags=["remove-input"]
-figure = plots.ours_vs_talk_bars(ours, study.talk_scores(),
+figure = plots.ours_vs_talk_bars(ours_a, study.talk_scores(),
                                  {"corr": "validation corr (mean per-era corr)", "sharpe": "Sharpe ratio"},
-                                 title="Validation scores of each model: this run vs the talk")
+                                 title="Validation scores of each model at snapshot A: this run vs the talk")
 results.export_figure(out, "scores", figure)
 display(figure)
 
 # %% [markdown]
 # *Figure 2. Validation corr (left) and Sharpe ratio (right) of the baseline, the BNN ensembles
-# and the best-epoch baseline; blue: {glue:text}`ours_label`, orange: the talk
-# (real data, 2021).*
+# under the talk's procedure (snapshot A) and the best-epoch baseline; blue: {glue:text}`ours_label`,
+# orange: the talk (real data, 2021).*
 #
 # The talk's findings on this table, checked on its numbers and on ours:
 
 # %% tags=["remove-input"]
-check1 = common.check_claims(study.score_claims(), ours, study.talk_scores())
+check1 = common.check_claims(study.score_claims(), ours_a, study.talk_scores())
 glue_all(study.score_agreement(check1))
 glue_all(common.constant_predictors(fits.constant_predictors(fitted)))
-glue_all(study.score_findings(ours, bnn_names, fitted["baseline"].extras.get("best_epoch"), params["epochs"],
-                              study.TALK_BEST_EPOCH, study.TALK_EPOCHS, verdicts=fit_table["verdict"].to_dict()))
+glue_all(study.score_findings(ours_a, [p for p in params["priors"] if p in ours_a.index],
+                              fitted["baseline"].extras.get("best_epoch"), params["epochs"],
+                              study.TALK_BEST_EPOCH, study.TALK_EPOCHS, verdicts=verdicts))
+glue_all(study.above_baseline(ours, verdicts, "A"))
 check1
 
 # %% [markdown]
+# {glue:text}`above_a_note`
+#
 # Of the talk's {glue:text}`check1_findings` findings on this table, {glue:text}`check1_agreed`
 # of {glue:text}`check1_checkable` checkable ones hold in this run as well. {glue:text}`best_note`
 # The baseline scores {glue:text}`baseline_corr:.4f` (Sharpe
@@ -193,14 +215,14 @@ check1
 # for the same steps, scores {glue:text}`control_corr:.4f` (Sharpe {glue:text}`control_sharpe:.3f`).
 # {glue:text}`control_verdict`
 #
-# ## The draws against their ensemble
+# ### The draws against their ensemble
 #
 # Each posterior draw is a network of its own, with its own validation corr and Sharpe. The
 # talk reports their mean and standard deviation over the draws and compares them with the
 # ensemble's score.
 
 # %%
-draw_table = study.draws_vs_ensemble({p: fitted[p] for p in bnn_names})
+draw_table = study.draws_vs_ensemble({p: fitted[p] for p in names_a})
 study.draws_side_by_side(draw_table, study.talk_draws(),
                          ours_label=chapter.ours_label)
 
@@ -208,28 +230,28 @@ study.draws_side_by_side(draw_table, study.talk_draws(),
 # The same with `numerai_corr` (the talk predates it, so there is nothing to compare with):
 
 # %% tags=["remove-input"]
-study.draws_vs_ensemble({p: fitted[p] for p in bnn_names}, kind="numerai_corr")[
+study.draws_vs_ensemble({p: fitted[p] for p in names_a}, kind="numerai_corr")[
     ["draw_corr_mean", "draw_corr_std", "ensemble_corr", "draw_sharpe_mean", "draw_sharpe_std", "ensemble_sharpe"]
 ]
 
 # %% tags=["remove-input"]
 for stat, label in (("mean", "validation corr"), ("sharpe", "Sharpe ratio")):
-    figure = plots.draws_against_ensemble({p: fitted[p] for p in bnn_names}, draw_table, stat,
-                                          title=f"{label.capitalize()} of each posterior draw, per prior",
+    figure = plots.draws_against_ensemble({p: fitted[p] for p in names_a}, draw_table, stat,
+                                          title=f"{label.capitalize()} of each posterior draw at snapshot A, per prior",
                                           xlabel=f"{label} of one draw")
     results.export_figure(out, f"draw_{'corr' if stat == 'mean' else stat}", figure)
     display(figure)
 
 # %% [markdown]
 # *Figures 3 and 4. Histograms of the validation corr (top) and Sharpe ratio (bottom) of each of
-# the {glue:text}`param_draws` posterior draws, per prior; dashed: the mean over draws; red: the
-# ensemble of all draws.*
+# the {glue:text}`param_draws` posterior draws at snapshot A, per prior; dashed: the mean over
+# draws; red: the ensemble of all draws.*
 
 # %% tags=["remove-input"]
 check2 = common.check_claims(study.draw_claims(), draw_table, study.talk_draws())
 glue_all(study.draw_agreement(check2))
-glue_all(study.draw_findings(
-    draw_table, study.talk_draws(), [p for p in bnn_names if fit_table.loc[p, "verdict"] == "converged"], bnn_names))
+glue_all(study.draw_findings(draw_table, study.talk_draws(), [p for p in names_a if verdicts[p] == "converged"],
+                             names_a))
 check2
 
 # %% [markdown]
@@ -243,7 +265,41 @@ check2
 # {glue:text}`draws_spreads` Of the talk's {glue:text}`check2_findings` findings on this table,
 # {glue:text}`check2_agreed` of {glue:text}`check2_checkable` checkable ones hold here.
 #
-# ## Laplace posteriors that use the data
+# ## What changes at convergence (snapshot B)
+#
+# The same fits, continued from A until their verdicts hold. Each prior's ensemble at both
+# snapshots:
+
+# %% tags=["remove-input"]
+snapshots = study.snapshot_table(ours, fit_table, params["priors"])
+results.write_csv(snapshots, out / "snapshots.csv")
+glue_all(study.above_baseline(ours, verdicts, "B"))
+ours_b = study.at_snapshot(ours, params["priors"], "B")
+check_b = common.check_claims(study.score_claims(), ours_b, study.talk_scores())
+glue_all({f"b_{k}": v for k, v in study.score_agreement(check_b).items()})
+snapshots
+
+# %% [markdown]
+# {glue:text}`above_b_note` (Under the talk's procedure it {glue:text}`above_a_holds`: see above.)
+#
+# The talk's findings on the scores table, checked again with each prior's row taken at B: of
+# {glue:text}`b_check1_checkable` checkable ones, {glue:text}`b_check1_agreed` hold (findings
+# that differ: {glue:text}`b_check1_differ`).
+
+# %% tags=["remove-input"]
+check_b
+
+# %% [markdown]
+# The draws against their ensemble at B:
+
+# %% tags=["remove-input"]
+draw_table_b = study.draws_vs_ensemble({p: fitted[p] for p in names_b}) if names_b else None
+if draw_table_b is not None:
+    display(draw_table_b[["draw_corr_mean", "draw_corr_std", "ensemble_corr", "draw_sharpe_mean", "draw_sharpe_std",
+                          "ensemble_sharpe"]])
+
+# %% [markdown]
+# ### Laplace posteriors that use the data
 #
 # The mean-field BNNs ask which independent Normal per weight best trades fit against the prior's
 # cost. A Laplace posterior asks instead what the data say around the trained baseline network
@@ -256,10 +312,12 @@ check2
 # Laplace *approximation* of a posterior, not the BNN under the Laplace *prior* (`laplace`).
 
 # %% tags=["remove-input"]
-laplace_detection = burn_eras.burn_detection({n: fitted[n] for n in study.LAPLACE if n in fitted})
+laplace_detection = burn_eras.burn_detection({n: fitted[n] for n in laplace_names})
 laplace = study.laplace_table(fitted, laplace_detection)
 results.write_csv(laplace, out / "laplace_approximations.csv")
-glue_all(study.laplace_note(laplace, ours, bnn_names, fit_table["verdict"].to_dict()))
+glue_all(study.laplace_note(laplace, ours, names_b, verdicts))
+results.write_csv(study.glance(ours, verdicts, draw_table, draw_table_b, laplace, params["priors"]),
+                  out / common.GLANCE_FILE, index=False)  # this study's rows of the intro's findings at a glance
 laplace.rename(columns=study.LAPLACE_HEADERS)
 
 # %% [markdown]
@@ -269,25 +327,29 @@ laplace.rename(columns=study.LAPLACE_HEADERS)
 # The evidences are in nats over the training rows; each belongs to its own model (prior precision
 # and noise chosen by that evidence), so they are not a ranking of the BNNs' ELBOs.
 #
-# ## Is the spread the data's or the initialisation's?
+# ## Checks on these posteriors
 #
-# Each BNN refitted from guide stds {glue:text}`param_init_shrink` times smaller, with
-# {glue:text}`init_budget` times the steps (a start that far off needs more of them to settle;
-# the verdicts table says whether it did): if the spread of the draws is the
-# posterior's, both fits end with the same guide std in every layer and the same ensemble corr,
-# up to the Monte Carlo error of a finite number of draws (and the optimiser's own noise).
-# Mean-field variational fits are known to prune units and to underfit the data's signal
-# {cite}`trippe2018,coker2022`, so this is not a formality.
+# ### Is the spread the data's or the initialisation's?
+#
+# The Normal BNN refitted from guide stds {glue:text}`param_init_shrink` times smaller and
+# continued to its own convergence: if the spread of the draws is the posterior's, both fits end
+# with the same guide std in every layer and the same ensemble corr, up to the Monte Carlo error
+# of a finite number of draws (and the optimiser's own noise). Mean-field variational fits are
+# known to prune units and to underfit the data's signal {cite}`trippe2018,coker2022`, so this is
+# not a formality.
 
 # %% tags=["remove-input"]
 _, y_valid, valid_eras = dataset.arrays("validation", [dataset.roles.main])
-init_pairs = {p: (p, study.init_check_name(p)) for p in bnn_names}
-init_check = fits.paired_comparison(fitted_all, init_pairs, y_valid[:, 0],
-                                   valid_eras)
-results.write_csv(init_check, out / "init_invariance.csv")
-glue_all(study.init_invariance(init_check, bnn_names, n_rows=len(dataset.train), verdicts=fit_table["verdict"]))
-glue("init_budget", study.INIT_CHECK_BUDGET)
-init_check
+init_names = study.init_pair(params)
+init_check = fits.paired_comparison(fitted_all, {study.INIT_CHECK_PRIOR: init_names}, y_valid[:, 0],
+                                    valid_eras) if all(n in fitted_all for n in init_names) else None
+if init_check is not None:
+    results.write_csv(init_check, out / "init_invariance.csv")
+    glue_all(study.init_invariance(init_check, [study.INIT_CHECK_PRIOR], n_rows=len(dataset.train),
+                                   verdicts=fit_table["verdict"]))
+    display(init_check)
+else:
+    glue_all(study.no_init_check())
 
 # %% [markdown]
 # Every layer's median guide std agrees within {glue:text}`init_tolerance:.0f`% between the two
@@ -295,15 +357,15 @@ init_check
 # ({glue:text}`init_same_names`). {glue:text}`init_apart_note` The ensemble corrs differ by this many times their Monte
 # Carlo error: {glue:text}`init_mc_errors`. {glue:text}`init_elbo_note`
 #
-# ## bf16 against float32
+# ### bf16 against float32
 #
 # On CPUs with native bf16 instructions {cite}`kalamkar2019` the fits and the scoring run their
 # hidden layers' products in bf16 (parameters, likelihood and outputs stay float32). The Normal
-# BNN fitted and scored in float32 says what that changes, against two yardsticks: the Monte
-# Carlo error of the ensemble, and the difference between two fits of one posterior from two
-# starting points (the table above). The point networks train in bf16 too; the uncertainty
-# chapter retrains its baseline in float32 and measures the difference against the spread over
-# seeds, a network without draws having no Monte Carlo error.
+# BNN fitted and scored in float32 under the talk's procedure says what that changes at A, against
+# two yardsticks: the Monte Carlo error of the ensemble, and the difference between two fits of one
+# posterior from two starting points (the table above). The point networks train in bf16 too; the
+# uncertainty chapter retrains its baseline in float32 and measures the difference against the
+# spread over seeds, a network without draws having no Monte Carlo error.
 
 # %% tags=["remove-input"]
 precision_check = fits.paired_comparison(
@@ -317,14 +379,14 @@ if precision_check is not None:
 # %% [markdown]
 # {glue:text}`precision_note`
 #
-# ## The flat prior and a wide proper prior
+# ### The flat prior and a wide proper prior
 #
 # The talk's *uniform* prior is improper: for a weight the data do not pin down, the posterior
 # does not exist, and the guide's entropy pushes its scale up for as long as the optimiser runs.
 # Beside it, the same network under a proper Normal prior {glue:text}`wide_factor:g` times wider
 # than He's: as vague as the flat prior wherever the data decide, but with a posterior, whose
-# scales stop at the prior's. Both fits start from He-initialised means with
-# {glue:text}`wide_start`. Both are in the verdicts table above.
+# scales stop at the prior's. Both fits run the talk's procedure (snapshot A), from He-initialised
+# means with {glue:text}`wide_start`. Both are in the verdicts table above.
 
 # %% tags=["remove-input"]
 glue_all(study.wide_vs_flat(fit_table, fitted_all, study.WIDE_CONTROL))
@@ -333,19 +395,18 @@ glue_all(study.wide_start(fit_table))
 # %% [markdown]
 # {glue:text}`wide_note`
 #
-# ## The talk's start and the prior's
+# ### The talk's start and the prior's
 #
 # The talk's guide starts at He-initialised means with stds of 0.01, far from the prior: the
 # weights the data cannot pay for must travel all the way back to it, slowly, under noisy
 # gradients. A guide started at the prior (zero means, the prior's stds) says at first only
-# what the prior says, and keeps only what the data pay for. The Normal BNN is fitted from both starts;
-# from the talk's start, where it is the control, with {glue:text}`start_budget` times the steps,
-# so that it too can end where it is heading. If both fits reach one posterior, the start decides
-# only how long the road is; the table compares their ends as the init-invariance check does.
+# what the prior says, and keeps only what the data pay for. The Normal BNN is fitted from both
+# starts, each continued to its own convergence (snapshot B). If both reach one posterior, the
+# start decides only how long the road is; the table compares their ends as the init-invariance
+# check does.
 
 # %% tags=["remove-input"]
 start_names = study.start_comparison(params)
-glue("start_budget", study.START_CHECK_BUDGET)
 start_check = None
 if all(name in fitted_all for name in start_names):
     start_check = fits.paired_comparison(fitted_all, {"normal": start_names}, y_valid[:, 0], valid_eras)

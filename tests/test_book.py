@@ -109,6 +109,7 @@ def test_every_chapter_source_is_in_the_toc():
 def test_a_sphinx_warning_fails_the_build(tmp_path):
     root = copy_project(tmp_path / "project")
     (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\n")
+    (root / "book" / "intro.py").unlink(missing_ok=True)  # the book's intro is a chapter; this one a plain page
     (root / "book" / "intro.md").write_text("# Title\n\n### A skipped heading level\n")
     with pytest.raises(BnnlibError, match="Non-consecutive header level"):
         runner.build_html(root)

@@ -8,6 +8,7 @@ per model, so a chapter's text can qualify every Bayesian number it shows.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -122,9 +123,12 @@ def trace_frame(results: Mapping[str, Any]) -> pd.DataFrame:
     """The traces of the Bayesian fits in long form: model, step, ELBO per row, the network's
     median of the layers' median guide std and largest 90th percentile, the mean net's corr."""
     frames = []
+    continued = {_fit_id(r.spec) for r in results.values() if r.spec.has_posterior and snapshot_label(r.spec) == "B"}
     for name, result in results.items():
         if not METHODS[result.spec.method].has_posterior:
             continue
+        if snapshot_label(result.spec) == "A" and _fit_id(result.spec) in continued:
+            continue  # its trace is the first part of its snapshot B's: drawn once, under B's name
         h = result.history
         layers = [np.asarray(v) for k, v in h["scale_quantiles"].items() if k != "head"]
         frames.append(pd.DataFrame({
@@ -134,6 +138,11 @@ def trace_frame(results: Mapping[str, Any]) -> pd.DataFrame:
             "mean_net_corr": h.get("validation_corr") or np.nan,
         }))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _fit_id(spec: Any) -> str:
+    """What identifies one fit: its fit fields (the two snapshots of a trajectory share them)."""
+    return json.dumps(spec.fit_spec(), sort_keys=True, default=str)
 
 
 def layer_medians(result: Any) -> pd.Series:

@@ -62,14 +62,14 @@ class Chapter:
 
 
 def list_chapters(root: Path | str | None = None) -> list[Chapter]:
-    """The chapters in _toc.yml order: every `file` entry below the root page that has a
+    """The chapters in _toc.yml order: the root page and every `file` entry below it that has a
     jupytext .py source (a plain .md entry is a static page, not executed)."""
     root = _root(root)
     toc = _read_yaml(root / TOC, "the table of contents")
     if not isinstance(toc, dict) or "root" not in toc:
         raise BnnlibError(f"{root / TOC} has no 'root:' entry; see jupyterbook.org's _toc.yml format")
     chapters, seen = [], set()
-    for entry in _toc_files(toc):
+    for entry in [str(toc["root"]), *_toc_files(toc)]:
         stem = Path(entry)
         if stem.suffix in (".py", ".ipynb", ".md"):
             stem = stem.with_suffix("")

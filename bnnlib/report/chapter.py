@@ -234,7 +234,7 @@ class ChapterRun:
         figure = plots.fit_traces(fits.trace_frame(fitted), diverged=diverged, title="Traces of the Bayesian fits")
         results.export_figure(self.out, "traces", figure)
         # the verdict first and few columns, so it stays inside the text column; fits.csv has them all
-        columns = {"verdict": "verdict", "guide_init": "start", "steps": "steps", "elbo_per_row_last": "ELBO/row",
+        columns = {"verdict": "verdict", "snapshot": "snapshot", "guide_init": "start", "steps": "steps", "elbo_per_row_last": "ELBO/row",
                    "scale_p50_last": "std p50", "scale_change_window": "std change",
                    "layers_at_prior": "at prior"}
         display(table[list(columns)].rename(columns=columns))

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bnnlib.evaluate.convergence import judge
+from bnnlib.evaluate.fits import snapshot_label
 from bnnlib.evaluate.predictive import draw_ranges
 from bnnlib.evaluate.study import range_spec
 from bnnlib.infra.cache import cache_key, canonical_json
@@ -34,7 +35,7 @@ RUNS_OF = "runs_of"
 """The parameter that marks a page reading the other chapters' runs (the runner executes it last)."""
 
 COLUMNS = ("chapter", "model", "method", "prior", "hypothesis", "hidden", "epochs", "steps", "draws", "seed",
-           "precision", "guide_init", "spec", "data_fingerprint", "device", "cache_key", "corr_mean",
+           "precision", "guide_init", "spec", "data_fingerprint", "device", "cache_key", "fit_key", "snapshot", "corr_mean",
            "corr_sharpe", "numerai_corr_mean", "numerai_corr_sharpe", "elbo_per_row_last", "verdict",
            "converged", "fit_seconds", "score_seconds", "cached", "created")
 
@@ -109,7 +110,8 @@ def run_rows(chapter: str, fitted: Mapping[str, Any], events: Iterable[Any], fin
             "hypothesis": spec.hypothesis, "hidden": "-".join(map(str, spec.hidden)) or "linear",
             "epochs": spec.epochs, "steps": _steps(result), "draws": spec.n_draws, "seed": spec.seed, "precision": spec.precision,
             "guide_init": spec.guide_init if spec.has_posterior else "", "spec": canonical_json(spec),
-            "data_fingerprint": fingerprint, "device": device, "cache_key": score_key,
+            "data_fingerprint": fingerprint, "device": device, "cache_key": score_key, "fit_key": fit_key,
+            "snapshot": snapshot_label(spec),
             "corr_mean": corr["mean"], "corr_sharpe": corr["sharpe"],
             "numerai_corr_mean": numerai["mean"], "numerai_corr_sharpe": numerai["sharpe"],
             "elbo_per_row_last": elbo, "verdict": verdict, "converged": converged,
@@ -152,7 +154,7 @@ def inputs_digest(results_root: Path | str, chapters: Sequence[str]) -> str:
 def collect(results_root: Path | str, chapters: Sequence[str]) -> pd.DataFrame:
     """Every chapter's runs in one table (chapter order), the registry; empty with `COLUMNS`
     when no chapter has written its runs yet."""
-    frames = [pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"cache_key": str,
+    frames = [pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"cache_key": str, "fit_key": str, "snapshot": str,
                                                                               "data_fingerprint": str})
               for path in runs_files(results_root, chapters)]
     frames = [frame for frame in frames if not frame.empty]

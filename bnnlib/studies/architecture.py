@@ -20,6 +20,7 @@ from bnnlib.errors import BnnlibError
 from bnnlib.evaluate.fits import LADDER_LABELS, diverging
 from bnnlib.evaluate.study import ModelSpec
 from bnnlib.models.priors import canonical_prior
+from bnnlib.models.network import TALK_HIDDEN
 from bnnlib.scoring.statistics import normal_fit, off_diagonal
 from bnnlib.studies.common import Claim, draw_scores
 from bnnlib.studies.common import bnn_spec, scaled_budget, training_fields
@@ -31,7 +32,9 @@ from bnnlib.studies.common import PRIORS, SOURCE, talk_frame, prior_label
 
 
 def depth_models(params: Mapping) -> list[ModelSpec]:
-    """The appendix: per depth, the baseline (`baseline_<depth>`) and a BNN per prior (`<prior>_<depth>`)."""
+    """The appendix: per depth, the baseline (`baseline_<depth>`) and a BNN per prior (`<prior>_<depth>`),
+    at snapshot A (the talk's procedure); the talk's depth is study 1's trajectory, the others are
+    fitted for the budget alone."""
     depths = [len(h) for h in params["architectures"]]
     if len(set(depths)) != len(depths):
         raise BnnlibError(f"architectures {params['architectures']} repeat a number of hidden layers; give one "
@@ -41,7 +44,9 @@ def depth_models(params: Mapping) -> list[ModelSpec]:
     for hidden in params["architectures"]:
         depth, common = len(hidden), dict(hidden=tuple(hidden), **training_fields(params))
         specs.append(ModelSpec(f"baseline_{depth}", method="baseline", lr=params["lr_baseline"], **common))
-        specs += [bnn_spec(f"{p}_{depth}", p, {**params, "hidden": hidden}) for p in priors]
+        shared = tuple(hidden) == TALK_HIDDEN  # study 1's network: its trajectory, read at A, is study 1's fit
+        specs += [bnn_spec(f"{p}_{depth}", p, {**params, "hidden": hidden}, **({} if shared else {"continue_steps": 0}))
+                  for p in priors]
     return specs
 
 
@@ -61,7 +66,8 @@ def exact_models(params: Mapping) -> list[ModelSpec]:
     priors = [canonical_prior(p) for p in params["priors"]]
     if [] not in [list(h) for h in params["architectures"]] or "normal" not in priors:
         return []
-    return [bnn_spec(EXACT_CHECK, "normal", {**params, "hidden": []}, **scaled_budget(params, EXACT_CHECK_BUDGET))]
+    return [bnn_spec(EXACT_CHECK, "normal", {**params, "hidden": []}, continue_steps=0,
+                     **scaled_budget(params, EXACT_CHECK_BUDGET))]
 
 
 def models(params: Mapping) -> list[ModelSpec]:

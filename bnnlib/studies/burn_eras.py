@@ -21,7 +21,7 @@ from bnnlib.models.priors import canonical_prior
 from bnnlib.evaluate.study import ModelSpec
 from bnnlib.scoring.statistics import auc_p_value, auc_p_value_from_counts, mann_whitney_auc
 from bnnlib.studies.common import Claim, need_results, check_kind
-from bnnlib.studies.common import bnn_spec
+from bnnlib.studies.common import snapshot_pair
 from bnnlib.studies.common import agreement
 from bnnlib.studies.common import PRIORS, talk_frame, prior_label, reversed_note
 
@@ -38,7 +38,7 @@ SIGNIFICANCE = 0.05
 
 def models(params: Mapping) -> list[ModelSpec]:
     """Study 2: study 1's BNNs (the same settings give the same cache entries)."""
-    return [bnn_spec(canonical_prior(p), canonical_prior(p), params) for p in params["priors"]]
+    return [spec for p in params["priors"] for spec in snapshot_pair(canonical_prior(p), canonical_prior(p), params)]
 
 
 # --------------------------------------------------------------------------- the talk's numbers

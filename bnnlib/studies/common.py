@@ -55,10 +55,38 @@ def guide_start(prior: str, params: Mapping, shrink: float = 1.0) -> dict:
 
 
 def bnn_spec(name: str, prior: str, params: Mapping, shrink: float = 1.0, **fields) -> ModelSpec:
-    """One BNN of a chapter: its prior, the chapter's training and the prior's guide start."""
+    """One BNN of a chapter: its prior, the chapter's training and the prior's guide start; a
+    trajectory (`models.bnn.TRAJECTORY`) continued up to the chapter's `continue_steps`, scored at
+    snapshot A unless `fields` say `snapshot="B"` (or `continue_steps=0`: the budget alone)."""
     settings = dict(method="bnn", prior=prior, hidden=tuple(params["hidden"]), lr=params["lr_bnn"],
-                    lr_final=params.get("lr_bnn_final", 1.0), draws=params["draws"], **training_fields(params), **guide_start(prior, params, shrink))
+                    lr_final=params.get("lr_bnn_final", 1.0), draws=params["draws"],
+                    continue_steps=int(params.get("continue_steps") or 0),
+                    **training_fields(params), **guide_start(prior, params, shrink))
     return ModelSpec(name, **{**settings, **fields})
+
+
+CONVERGED = "_converged"
+"""The suffix of a model scored at snapshot B (converged) of the trajectory whose snapshot A (the
+talk's procedure) has the bare name: `normal` and `normal_converged` are one fit."""
+
+
+def converged_name(name: str) -> str:
+    """The name of `name`'s snapshot B."""
+    return f"{name}{CONVERGED}"
+
+
+def snapshot_pair(name: str, prior: str, params: Mapping, **fields) -> list[ModelSpec]:
+    """A BNN at snapshot A under `name` and, where the chapter continues its fits
+    (`continue_steps` > 0), at snapshot B under `converged_name(name)`: one fit, two scorings."""
+    specs = [bnn_spec(name, prior, params, **fields)]
+    if specs[0].continue_steps:
+        specs.append(bnn_spec(converged_name(name), prior, params, snapshot="B", **fields))
+    return specs
+
+
+def snapshot_label(name: str) -> str:
+    """'B' for a model scored at snapshot B (`converged_name`), else 'A'."""
+    return "B" if name.endswith(CONVERGED) else "A"
 
 
 def scaled_budget(params: Mapping, factor: int) -> dict:
@@ -72,6 +100,13 @@ def scaled_budget(params: Mapping, factor: int) -> dict:
 
 
 SOURCE = "the talk (Numerai Meetup Japan 2021, real Numerai v3 data)"
+
+GLANCE_FILE = "glance.csv"
+"""A study's rows of the intro's "findings at a glance" (`bnnlib.studies.intro`), in its results folder."""
+
+GLANCE_COLUMNS = ("study", "finding", "talk", "A: the talk's procedure", "B: converged", "Laplace", "holds?")
+"""The glance table's columns: the talk's value, ours under the talk's procedure (snapshot A), at
+convergence (snapshot B) and with the Laplace posteriors, and whether the talk's finding holds."""
 PRIORS = ("flat", "normal", "laplace")
 PRIOR_LABELS = {"flat": "flat (talk: uniform)", "normal": "normal", "laplace": "Laplace"}
 

@@ -21,7 +21,7 @@ from bnnlib.models.bnn import DEFAULT_INIT_SCALE, initial_scale
 from bnnlib.models.precision import resolve_precision
 from bnnlib.models.priors import WIDE, canonical_prior
 from bnnlib.studies.common import Claim, check_kind, draw_scores, signal_ceiling, truth_signals
-from bnnlib.studies.common import bnn_spec, scaled_budget, training_fields, guide_start
+from bnnlib.studies.common import bnn_spec, training_fields, guide_start, converged_name, snapshot_pair
 from bnnlib.studies.common import agreement, best_among_converged
 from bnnlib.studies.common import MATCHED_CONTROL, PRIORS, talk_frame, prior_label, prior_labels
 
@@ -29,20 +29,19 @@ from bnnlib.studies.common import MATCHED_CONTROL, PRIORS, talk_frame, prior_lab
 # --------------------------------------------------------------------------- models
 
 
-INIT_CHECK_BUDGET = 2
-"""The init-invariance refits get this many times the chapter's optimiser steps. The question
-is whether both starts reach one optimum, so each fit must reach its own: from stds ten times
-smaller, the Normal BNN's layers were still growing (13% over the last fifth) at the talk's
-17,730 steps, and settled with twice as many (measured on the default data)."""
-
-
 def init_check_name(prior: str) -> str:
     """Study 1's refit of a prior's BNN from initial guide stds `init_shrink` times smaller."""
     return f"{canonical_prior(prior)}_small_init"
 
 
+INIT_CHECK_PRIOR = "normal"
+"""The prior whose BNN is refitted from a narrower start (init-invariance): one prior answers
+whether the start decides where the converged fit ends; each further one costs a whole trajectory."""
+
+
 PRECISION_CHECK = "normal_float32"
-"""Study 1's Normal-prior BNN fitted and scored in float32, beside the chapter's precision."""
+"""Study 1's Normal-prior BNN fitted and scored in float32 under the talk's procedure (snapshot A),
+beside the chapter's precision."""
 
 FROM_PRIOR = "normal_from_prior"
 """Study 1's Normal-prior BNN with its guide started at the prior (zero means, the prior's stds),
@@ -52,36 +51,42 @@ TALK_START = "normal_talk_start"
 """Study 1's Normal-prior BNN started where the talk's guide starts (He means, std 0.01), when the
 chapter's BNNs start at the prior: whether the talk's start reaches the same posterior."""
 
-START_CHECK_BUDGET = 3
-"""The Normal BNN from the talk's start gets this many times the chapter's optimiser steps. Its
-stds must grow from 0.01 to the posterior's ~0.1-0.2: at the talk's 17,730 steps its layers' stds
-were still moving (24% over the last fifth), with three times the steps they settle (5%)
-(measured on the default data)."""
+
+def check_snapshot(params: Mapping) -> str:
+    """The snapshot the start checks compare: B (converged) where the chapter continues its fits,
+    else A, the only one."""
+    return "B" if params.get("continue_steps") else "A"
 
 
 def start_comparison(params: Mapping) -> tuple[str, str]:
-    """Study 1's two Normal BNNs from the two starts: (the one started at the prior, the one
-    started at the talk's guide); one of them is the chapter's `normal`, the other a control."""
+    """Study 1's two Normal BNNs from the two starts, at `check_snapshot`: (the one started at the
+    prior, the one started at the talk's guide); one of them is the chapter's Normal BNN."""
+    chapter_normal = converged_name("normal") if check_snapshot(params) == "B" else "normal"
     if params.get("guide_init", "he") == "prior":
-        return "normal", TALK_START
-    return FROM_PRIOR, "normal"
+        return chapter_normal, TALK_START
+    return FROM_PRIOR, chapter_normal
+
+
+def init_pair(params: Mapping) -> tuple[str, str]:
+    """The init-invariance pair at `check_snapshot`: (the chapter's Normal BNN, its narrower refit)."""
+    chapter_normal = converged_name(INIT_CHECK_PRIOR) if check_snapshot(params) == "B" else INIT_CHECK_PRIOR
+    return chapter_normal, init_check_name(INIT_CHECK_PRIOR)
 
 
 WIDE_CONTROL = "wide"
 """Study 1's BNN under a proper Normal prior ten times wider than He's, beside the improper flat
-prior (`priors.WIDE`) and from the same start: as vague as the flat prior where the data decide,
-but with a posterior. It gets the chapter's budget: more steps do not settle it. From this start
-its layers' stds still moved 29% over the last fifth of the talk's 17,730 steps, and 10%, 12% and
-12% with three, four and five times the steps, while its ELBO per row moved less than 0.001; from
-the Normal prior's start (zero means, He's stds) 20% with twice the steps (measured on the default
-data). The ELBO is nearly flat along the stds of the weights the data barely use, so where they
-end is the optimiser's, which `wide_vs_flat` says."""
+prior (`priors.WIDE`), from the same start and under the same procedure (the talk's: snapshot A):
+as vague as the flat prior where the data decide, but with a posterior. Fitted once, to the
+talk's budget: under the talk's procedure its layers' stds still moved 29% over the last fifth of
+the 17,730 steps, and 10-12% with three to five times the steps, while its ELBO per row moved less
+than 0.001 (measured on the default data). The ELBO is nearly flat along the stds of the weights
+the data barely use, so where they end is the optimiser's, which `wide_vs_flat` says."""
 
 
 def controls(params: Mapping) -> set[str]:
     """Study 1's fits that are checks on the others, not the study's models (shown apart)."""
-    return {PRECISION_CHECK, WIDE_CONTROL, *start_comparison(params), *map(init_check_name, params["priors"])} - {
-        "normal"}
+    return {PRECISION_CHECK, WIDE_CONTROL, *start_comparison(params), *init_pair(params)} - {
+        "normal", converged_name("normal")}
 
 
 LAPLACE = {"laplace_approx_last_layer": "last_layer", "laplace_approx_all": "all"}
@@ -131,31 +136,32 @@ def laplace_note(table: pd.DataFrame, ours: pd.DataFrame, bnn_names: Sequence[st
 
 def models(params: Mapping) -> list[ModelSpec]:
     """Study 1: the baseline; the baseline with the BNN's optimiser settings (a matched-budget
-    control); one BNN per prior; each BNN again from initial guide stds `init_shrink` times
-    smaller (init-invariance); beside the flat prior, a wide proper prior; the Normal BNN from the
-    other start (`start_comparison`); the Normal BNN in float32 when the chapter runs in bf16 (the
-    precision check); and the baseline scored at its best epoch."""
+    control); one BNN per prior, each one trajectory scored at snapshot A (the talk's procedure)
+    and at snapshot B (converged); the Normal BNN again from initial guide stds `init_shrink`
+    times smaller (init-invariance) and from the other start (`start_comparison`), both at B;
+    beside the flat prior, a wide proper prior; the Normal BNN in float32 when the chapter runs in
+    bf16 (the precision check; these two at A only); the Laplace posteriors of the baseline
+    network; and the baseline scored at its best epoch."""
     training = training_fields(params)
     common = dict(hidden=tuple(params["hidden"]), **training)
     priors = [canonical_prior(p) for p in params["priors"]]
+    snapshot = check_snapshot(params)
     specs = [
         ModelSpec("baseline", method="baseline", lr=params["lr_baseline"], **common),
-        ModelSpec(MATCHED_CONTROL, method="baseline", lr=params["lr_bnn"], lr_final=params.get("lr_bnn_final", 1.0),
-                  **common),
-        *[bnn_spec(p, p, params) for p in priors],
-        *[bnn_spec(init_check_name(p), p, params, shrink=params.get("init_shrink", 10.0),
-               **scaled_budget(params, INIT_CHECK_BUDGET)) for p in priors],
+        ModelSpec(MATCHED_CONTROL, method="baseline", lr=params["lr_bnn"], **common),
+        *[spec for p in priors for spec in snapshot_pair(p, p, params)],
     ]
+    if INIT_CHECK_PRIOR in priors:
+        specs.append(bnn_spec(init_check_name(INIT_CHECK_PRIOR), INIT_CHECK_PRIOR, params,
+                              shrink=params.get("init_shrink", 10.0), snapshot=snapshot))
     if "flat" in priors:  # started as the flat prior is, so that only the prior differs
-        specs.append(bnn_spec(WIDE_CONTROL, "wide", params, **guide_start("flat", params)))
+        specs.append(bnn_spec(WIDE_CONTROL, "wide", params, continue_steps=0, **guide_start("flat", params)))
     if "normal" in priors:  # the Normal BNN from the start the chapter's BNNs do not use
-        if params.get("guide_init", "he") == "prior":
-            control, start, budget = TALK_START, "he", scaled_budget(params, START_CHECK_BUDGET)
-        else:
-            control, start, budget = FROM_PRIOR, "prior", {}
-        specs.append(bnn_spec(control, "normal", params, guide_init=start, init_scale=initial_scale(start, None), **budget))
+        control, start = (TALK_START, "he") if params.get("guide_init", "he") == "prior" else (FROM_PRIOR, "prior")
+        specs.append(bnn_spec(control, "normal", params, guide_init=start, init_scale=initial_scale(start, None),
+                              snapshot=snapshot))
     if resolve_precision(training["precision"]) != "float32" and "normal" in priors:
-        specs.append(bnn_spec(PRECISION_CHECK, "normal", params, precision="float32"))
+        specs.append(bnn_spec(PRECISION_CHECK, "normal", params, precision="float32", continue_steps=0))
     specs += [ModelSpec(name, method="laplace", laplace_subset=subset, lr=params["lr_baseline"], draws=params["draws"],
                         **common) for name, subset in LAPLACE.items()]
     specs.append(ModelSpec("baseline_best_epoch", method="baseline", lr=params["lr_baseline"], best_epoch=True,
@@ -263,9 +269,11 @@ def start_note(guide_init: str) -> dict:
     return {"start_note": note}
 
 
-def lr_schedule(lr_final: float, verdicts: Mapping[str, str] | None = None) -> dict:
+def lr_schedule(lr_final: float, verdicts: Mapping[str, str] | None = None, continue_steps: int = 0) -> dict:
     """How SVI's learning rates move over the steps (`schedule_note`), in words; with `verdicts`
     (fit name -> verdict of the fits that use the schedule), whether the fits settled with it."""
+    if continue_steps:
+        return _continuation_schedule(lr_final, verdicts, continue_steps)
     if lr_final >= 1:
         return {"schedule_note": "Its learning rates stay constant, as the talk's did."}
     if verdicts is None:
@@ -290,6 +298,25 @@ def lr_schedule(lr_final: float, verdicts: Mapping[str, str] | None = None) -> d
         "nearly flat (the output-layer stds of a network the prior pruned), so a fit that had reached its "
         f"optimum could not be told apart from one still on its way. {settled} Setting -p lr_bnn_final 1 restores "
         "the constant rate. The baseline_bnn_lr control below decays the same way.")}
+
+
+def _continuation_schedule(lr_final: float, verdicts: Mapping[str, str] | None, cap: int) -> dict:
+    """`lr_schedule` for trajectories: constant rates to A, a decaying continuation to B;
+    `verdicts` are those at B."""
+    note = (f"To snapshot A every learning rate stays constant, as the talk's did. The continuation to B then runs "
+            f"the guide's scales at their own rate, and decays both rates geometrically to {lr_final:g} of their "
+            f"start over its cap of {cap:,} steps: Adam at a constant rate never settles (its iterates wander "
+            "wherever the ELBO is nearly flat), so a fit that had reached its optimum could not be told from one "
+            "still on its way. The continuation stops at the first trace record where the verdict is no longer "
+            "*still moving*, after at least as many steps as the budget; B is the average of the iterates over the "
+            "last fifth of all the steps run.")
+    if verdicts:
+        unsettled = {n: v for n, v in verdicts.items() if v != "converged"}
+        note += (" Every fit here converged by B." if not unsettled else
+                 " Not converged at B: " + ", ".join(f"{n} ({v})" for n, v in unsettled.items())
+                 + ("; the cap was reached first, so more steps may settle it." if "still moving" in unsettled.values()
+                    else "."))
+    return {"schedule_note": note}
 
 
 def score_agreement(check: pd.DataFrame) -> dict:
@@ -335,6 +362,76 @@ def score_findings(ours: pd.DataFrame, bnn_names: Sequence[str], best_epoch: int
             "baseline_sharpe": ours.loc["baseline", "sharpe"], "control_corr": control_corr,
             "control_sharpe": ours.loc["baseline_bnn_lr", "sharpe"], "control_verdict": control,
             "best_epoch_note": epoch}
+
+
+HEADLINE_PRIORS = ("normal", "laplace")
+"""The BNNs of the talk's headline "a BNN ensemble scores above the baseline" as the book checks it
+at each snapshot: the proper priors (the flat prior's fit has no posterior to converge to)."""
+
+SNAPSHOT_WORDS = {"A": "Under the talk's procedure (snapshot A)", "B": "At convergence (snapshot B)"}
+
+
+def snapshot_name(prior: str, snapshot: str) -> str:
+    """The model scored at `snapshot` of a prior's trajectory in this chapter."""
+    return prior if snapshot == "A" else converged_name(prior)
+
+
+def above_baseline(ours: pd.DataFrame, verdicts: Mapping[str, str], snapshot: str,
+                   priors: Sequence[str] = HEADLINE_PRIORS) -> dict:
+    """Whether the talk's "a BNN ensemble scores above the baseline" holds at `snapshot` for the
+    Normal and Laplace BNNs (`ours`: corr per model, with row baseline), each with its verdict
+    (`verdicts`: model name -> verdict), and what the verdicts make of it (`above_a_note` /
+    `above_b_note`, `above_a_holds` / `above_b_holds`)."""
+    key = f"above_{snapshot.lower()}"
+    names = {p: snapshot_name(p, snapshot) for p in priors if snapshot_name(p, snapshot) in ours.index}
+    if not names:
+        return {f"{key}_note": f"{SNAPSHOT_WORDS[snapshot]}: this run has no Normal or Laplace BNN to compare.",
+                f"{key}_holds": "–"}
+    baseline = ours.loc["baseline", "corr"]
+    cells = ", ".join(f"{prior_label(p)} {ours.loc[n, 'corr']:.4f} ({verdicts.get(n, 'no verdict')})"
+                      for p, n in names.items())
+    above = [p for p, n in names.items() if ours.loc[n, "corr"] > baseline]
+    holds = "holds" if len(above) == len(names) else "does not hold" if not above else "holds in part"
+    every = "both" if len(names) == 2 else f"all {len(names)}"
+    which = ("" if len(names) == 1 else
+             f" (for {every if len(above) == len(names) else 'neither' if not above and len(names) == 2 else 'none' if not above else prior_labels(above) + ' only'})")
+    unsettled = [p for p, n in names.items() if verdicts.get(n) != "converged"]
+    if not unsettled:
+        qualifier = ("Both fits converged, so these are scores of posteriors." if len(names) > 1 else
+                     "The fit converged, so this is a posterior's score.")
+    else:
+        listed = ", ".join(f"{prior_label(p)} {verdicts.get(names[p], 'no verdict')}" for p in unsettled)
+        qualifier = (f"Not converged: {listed}. {'Its score is' if len(unsettled) == 1 else 'Their scores are'} those "
+                     "of the network where the optimiser stood, not of a posterior.")
+    return {f"{key}_note": (f"{SNAPSHOT_WORDS[snapshot]}, the ensembles score {cells} against the baseline's "
+                            f"{baseline:.4f}: the talk's finding that a BNN ensemble scores above the baseline "
+                            f"{holds}{which}. {qualifier}"),
+            f"{key}_holds": holds}
+
+
+def snapshot_table(ours: pd.DataFrame, fit_table: pd.DataFrame, priors: Sequence[str]) -> pd.DataFrame:
+    """Per prior with both snapshots: the ensemble's corr and Sharpe, the verdict and the steps at
+    A (the talk's procedure) and at B (converged), side by side."""
+    rows = {}
+    for p in priors:
+        a, b = p, converged_name(p)
+        if a not in ours.index or b not in ours.index:
+            continue
+        rows[p] = {"corr A": ours.loc[a, "corr"], "corr B": ours.loc[b, "corr"],
+                   "Sharpe A": ours.loc[a, "sharpe"], "Sharpe B": ours.loc[b, "sharpe"],
+                   "verdict A": fit_table.loc[a, "verdict"], "verdict B": fit_table.loc[b, "verdict"],
+                   "steps A": fit_table.loc[a, "steps"], "steps B": fit_table.loc[b, "steps"]}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("prior")
+
+
+def at_snapshot(table: pd.DataFrame, priors: Sequence[str], snapshot: str) -> pd.DataFrame:
+    """The rows of a per-model table the talk's claims read (baseline, the matched control, the
+    best-epoch reference, one row per prior), with each prior's row taken at `snapshot` and named
+    by the prior, so the talk's findings can be checked on it as on the talk's own table."""
+    names = {snapshot_name(p, snapshot): p for p in priors if snapshot_name(p, snapshot) in table.index}
+    keep = [n for n in ("baseline", MATCHED_CONTROL) if n in table.index] + list(names) + [
+        n for n in ("baseline_best_epoch",) if n in table.index]
+    return table.loc[keep].rename(index=names)
 
 
 def draw_agreement(check: pd.DataFrame) -> dict:
@@ -430,7 +527,14 @@ def init_invariance(check: pd.DataFrame, names: Sequence[str], tolerance: float 
             "init_mc_errors": ", ".join(f"{prior_label(p)} {check.loc[p, 'difference_in_mc_errors']:.1f}" for p in names)}
 
 
-def precision_note(check: pd.DataFrame | None, init_check: pd.DataFrame, fit_table: pd.DataFrame,
+def no_init_check() -> dict:
+    """The init-invariance glue keys when the run has no Normal prior to refit."""
+    return {"init_same": 0, "init_of": 0, "init_same_names": "none", "init_tolerance": 100 * STD_TOLERANCE,
+            "init_elbo_note": "", "init_apart_note": "This run has no Normal prior, so no refit from a narrower start.",
+            "init_mc_errors": "none"}
+
+
+def precision_note(check: pd.DataFrame | None, init_check: pd.DataFrame | None, fit_table: pd.DataFrame,
                    precision: str) -> dict:
     """bf16 against float32 for the Normal posterior, beside the difference two starting points
     make and the fits' times; or that the run used one precision throughout."""
@@ -440,10 +544,18 @@ def precision_note(check: pd.DataFrame | None, init_check: pd.DataFrame, fit_tab
     return {"precision_note": (
         f"In bf16 the Normal BNN's ensemble corr is {row['corr_second']:.4f} against {row['corr_first']:.4f} in "
         f"float32: a difference of {abs(row['corr_difference']):.5f}, {row['difference_in_mc_errors']:.2f} times "
-        "the Monte Carlo error of the draws; refitting from another initial std moved it by "
-        f"{abs(init_check.loc['normal', 'corr_difference']):.5f}. The layers' median guide std changed by at most "
-        f"{row['largest_std_change']:.1%}. Fits: {fit_table.loc[PRECISION_CHECK, 'fit_seconds']:.0f} s in float32 "
-        f"against {fit_table.loc['normal', 'fit_seconds']:.0f} s in bf16.")}
+        "the Monte Carlo error of the draws"
+        + ("" if init_check is None or "normal" not in init_check.index else
+           f"; refitting from another initial std moved the converged fit's by "
+           f"{abs(init_check.loc['normal', 'corr_difference']):.5f}") + ". The layers' median guide std changed by at most "
+        f"{row['largest_std_change']:.1%}. A step took {_ms_a_step(fit_table, PRECISION_CHECK):.1f} ms in float32 "
+        f"against {_ms_a_step(fit_table, 'normal'):.1f} ms in bf16.")}
+
+
+def _ms_a_step(fit_table: pd.DataFrame, name: str) -> float:
+    """A fit's milliseconds an optimiser step, from its row (a trajectory's A row records the
+    seconds and steps to A)."""
+    return 1000 * fit_table.loc[name, "fit_seconds"] / fit_table.loc[name, "steps"]
 
 
 def wide_vs_flat(fit_table: pd.DataFrame, fitted: Mapping, wide: str, flat: str = "flat") -> dict:
@@ -634,3 +746,99 @@ def draw_claims() -> list:
         Claim("the Normal prior's draws vary the most (largest std of per-draw corr)",
               lambda t: t.loc[ALL, "draw_corr_std"].idxmax() == "normal"),
     ]
+
+
+# --------------------------------------------------------------------------- the findings at a glance (the intro's table)
+
+
+def _cell(values: Mapping[str, float], baseline: float | None = None, verdict: str | None = None) -> str:
+    """A glance cell: named corrs (and the baseline's), with the fits' verdict where it is not
+    'converged'; '–' when there is nothing."""
+    if not values:
+        return "–"
+    text = ", ".join(f"{prior_label(n)} {v:.4f}" for n, v in values.items())
+    if baseline is not None:
+        text += f" vs baseline {baseline:.4f}"
+    return text + (f" ({verdict})" if verdict and verdict != "converged" else "")
+
+
+def _joint_verdict(verdicts: Sequence[str]) -> str:
+    """One word for several fits' verdicts: the shared one, else 'mixed verdicts'."""
+    distinct = list(dict.fromkeys(verdicts))
+    return distinct[0] if len(distinct) == 1 else "mixed verdicts" if distinct else ""
+
+
+def _holds(talk: bool | None, ours: Mapping[str, bool | None]) -> str:
+    """'holds' / 'differs' per column of ours where the talk's finding is known (e.g. 'holds at A,
+    differs at B')."""
+    if talk is None:
+        return "–"
+    parts = [f"{'holds' if held == talk else 'differs'} at {label}" for label, held in ours.items() if held is not None]
+    if parts and all(p.startswith("holds") for p in parts):
+        return "holds" if len(parts) == len(ours) else "; ".join(parts)
+    return "; ".join(parts) or "–"
+
+
+def glance(ours: pd.DataFrame, verdicts: Mapping[str, str], draws_a: pd.DataFrame, draws_b: pd.DataFrame | None,
+           laplace: pd.DataFrame, priors: Sequence[str]) -> pd.DataFrame:
+    """Study 1's rows of the intro's "findings at a glance": per talk finding, the talk's value,
+    ours under the talk's procedure (A), at convergence (B) and with the Laplace posteriors of the
+    baseline network, and whether the talk's finding holds on ours (`ours`: corr per model;
+    `draws_a`/`draws_b`: `draws_vs_ensemble` at A and B; `laplace`: `laplace_table`)."""
+    talk, talk_draw = talk_scores(), talk_draws()
+    proper = [p for p in HEADLINE_PRIORS if p in priors]
+    baseline = ours.loc["baseline", "corr"]
+    rows = []
+
+    def at(snapshot: str) -> dict[str, float]:
+        return {p: ours.loc[snapshot_name(p, snapshot), "corr"] for p in proper
+                if snapshot_name(p, snapshot) in ours.index}
+
+    def verdict(snapshot: str) -> str:
+        return _joint_verdict([verdicts.get(snapshot_name(p, snapshot), "") for p in proper
+                               if snapshot_name(p, snapshot) in ours.index])
+
+    a, b = at("A"), at("B")
+    approx = {n: row["corr"] for n, row in laplace.iterrows()}
+    rows.append({"finding": "a BNN ensemble's corr is above the baseline's",
+                 "talk": _cell({p: talk.loc[p, "corr"] for p in proper}, talk.loc["baseline", "corr"]),
+                 "A: the talk's procedure": _cell(a, baseline, verdict("A")),
+                 "B: converged": _cell(b, baseline, verdict("B")),
+                 "Laplace": _cell(approx, baseline),
+                 "holds?": _holds(all(talk.loc[p, "corr"] > talk.loc["baseline", "corr"] for p in proper) if proper else None,
+                                  {"A": all(v > baseline for v in a.values()) if a else None,
+                                   "B": all(v > baseline for v in b.values()) if b else None,
+                                   "Laplace": all(v > baseline for v in approx.values()) if approx else None})})
+    if {"normal", "laplace"} <= set(proper):
+        def order(values: dict) -> bool | None:
+            return values["laplace"] > values["normal"] if {"normal", "laplace"} <= set(values) else None
+        rows.append({"finding": "the Laplace prior's corr is above the Normal prior's",
+                     "talk": _cell({p: talk.loc[p, "corr"] for p in ("laplace", "normal")}),
+                     "A: the talk's procedure": _cell({p: a[p] for p in ("laplace", "normal") if p in a}, None, verdict("A")),
+                     "B: converged": _cell({p: b[p] for p in ("laplace", "normal") if p in b}, None, verdict("B")),
+                     "Laplace": "–",
+                     "holds?": _holds(order({p: talk.loc[p, "corr"] for p in proper}), {"A": order(a), "B": order(b)})})
+
+    def beats(table: pd.DataFrame | None) -> tuple[int, int] | None:
+        return None if table is None or table.empty else (int(table["ensemble_beats_draws_corr"].sum()), len(table))
+
+    counts = {"A": beats(draws_a), "B": beats(draws_b)}
+    talk_beats = int((talk_draw["ensemble_corr"] > talk_draw["draw_corr_mean"]).sum()), len(talk_draw)
+    rows.append({"finding": "every prior's ensemble corr is above the mean of its draws' corr",
+                 "talk": f"{talk_beats[0]} of {talk_beats[1]} priors",
+                 "A: the talk's procedure": "–" if counts["A"] is None else f"{counts['A'][0]} of {counts['A'][1]} priors",
+                 "B: converged": "–" if counts["B"] is None else f"{counts['B'][0]} of {counts['B'][1]} priors",
+                 "Laplace": "–",
+                 "holds?": _holds(talk_beats[0] == talk_beats[1],
+                                  {k: (None if v is None else v[0] == v[1]) for k, v in counts.items()})})
+    if "baseline_best_epoch" in ours.index:
+        best = ours.loc["baseline_best_epoch", "corr"]
+        rows.append({"finding": "the best-epoch baseline's corr is above the 30-epoch baseline's",
+                     "talk": _cell({"best epoch": talk.loc["baseline_best_epoch", "corr"]}, talk.loc["baseline", "corr"]),
+                     "A: the talk's procedure": _cell({"best epoch": best}, baseline),
+                     "B: converged": "–", "Laplace": "–",
+                     "holds?": _holds(bool(talk.loc["baseline_best_epoch", "corr"] > talk.loc["baseline", "corr"]),
+                                      {"A": bool(best > baseline)})})
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "study", "1: ensembles")
+    return frame

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 TABLE_COLUMNS = {"chapter": "chapter", "model": "model", "method": "method", "prior": "prior", "hidden": "hidden",
+                 "snapshot": "snapshot",
                  "precision": "precision", "corr_mean": "corr", "corr_sharpe": "Sharpe", "verdict": "verdict",
                  "fit_seconds": "fit s", "cached": "cached"}
 """The registry's columns the page shows, and their headers there."""
@@ -32,10 +33,19 @@ def distinct_fits(registry: pd.DataFrame) -> pd.DataFrame:
     return distinct.reset_index()
 
 
+def fit_seconds(distinct: pd.DataFrame) -> float:
+    """The fitting seconds of distinct fits: the two snapshots of a trajectory (one `fit_key`, two
+    scorings) were one fit, so its seconds count once."""
+    if distinct.empty:
+        return 0.0
+    key = distinct["fit_key"].fillna(distinct["cache_key"]) if "fit_key" in distinct else distinct["cache_key"]
+    return float(distinct.assign(_fit=key).drop_duplicates("_fit")["fit_seconds"].astype(float).sum())
+
+
 def fits_table(registry: pd.DataFrame) -> pd.DataFrame:
     """The page's table: one row per distinct fit (`distinct_fits`), the columns of
     `TABLE_COLUMNS` under their headers (the book's formatting layer prints the numbers)."""
-    return distinct_fits(registry)[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS)
+    return distinct_fits(registry).reindex(columns=list(TABLE_COLUMNS)).rename(columns=TABLE_COLUMNS)
 
 
 def summary(registry: pd.DataFrame) -> dict[str, Any]:
@@ -45,7 +55,7 @@ def summary(registry: pd.DataFrame) -> dict[str, Any]:
     distinct = distinct_fits(registry)
     bnn = distinct[distinct["method"] == "bnn"] if len(distinct) else distinct
     converged = bnn["converged"].map(lambda v: str(v).lower() == "true").sum() if len(bnn) else 0
-    seconds = float(distinct[["fit_seconds", "score_seconds"]].astype(float).sum().sum()) if len(distinct) else 0.0
+    seconds = fit_seconds(distinct) + (float(distinct["score_seconds"].astype(float).sum()) if len(distinct) else 0.0)
     shared = int((distinct["chapter"].str.contains(",")).sum()) if len(distinct) else 0
     return {"registry_models": int(len(distinct)),
             "registry_chapters": int(registry["chapter"].nunique()) if len(registry) else 0,

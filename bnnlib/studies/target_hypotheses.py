@@ -27,9 +27,12 @@ from bnnlib.studies.common import PRIORS, talk_frame, prior_label
 
 
 def models(params: Mapping) -> list[ModelSpec]:
-    """Study 3: H1-H4 under each prior, then study 1's one-target BNNs (named `single_<prior>`)."""
+    """Study 3: H1-H4 under each prior, then study 1's one-target BNNs (named `single_<prior>`), at
+    snapshot A (the talk's procedure); the one-target BNNs are study 1's trajectories, the others
+    are fitted for the budget alone."""
     priors = [canonical_prior(p) for p in params["priors"]]
-    return [bnn_spec(f"{h}_{p}", p, params, hypothesis=h) for h in [*params["hypotheses"], "single"] for p in priors]
+    return [bnn_spec(f"{h}_{p}", p, params, hypothesis=h, **({} if h == "single" else {"continue_steps": 0}))
+            for h in [*params["hypotheses"], "single"] for p in priors]
 
 
 def by_cell(specs: Sequence[ModelSpec], values: Mapping[str, Any]) -> dict[tuple[str, str], Any]:

@@ -25,7 +25,7 @@ from bnnlib.evaluate.study import ModelSpec
 from bnnlib.scoring.statistics import mann_whitney_auc
 from bnnlib.studies.common import signal_ceiling, truth_eras, truth_signals
 from bnnlib.studies.burn_eras import burn_eras
-from bnnlib.studies.common import MATCHED_CONTROL, REVERSED_AUC, bnn_spec, training_fields
+from bnnlib.studies.common import MATCHED_CONTROL, REVERSED_AUC, bnn_spec, snapshot_pair, training_fields
 
 # --------------------------------------------------------------------------- models
 
@@ -36,10 +36,10 @@ whose predictive variance splits into epistemic and aleatoric parts."""
 
 def point_name(params: Mapping) -> str:
     """The name of the chapter's point network, the same across the book for the same fit: study
-    1's `MATCHED_CONTROL` when it trains with SVI's lr and decay (the defaults), else its lr in its
-    name (never plain "baseline", which is study 1's lr-1e-2 network)."""
+    1's `MATCHED_CONTROL` when it trains as SVI does to snapshot A (SVI's lr, constant: the
+    defaults), else its lr in its name (never plain "baseline", which is study 1's lr-1e-2 network)."""
     lr, final = params["lr_baseline"], params.get("lr_baseline_final", 1.0)
-    if lr == params["lr_bnn"] and final == params.get("lr_bnn_final", 1.0):
+    if lr == params["lr_bnn"] and final == 1.0:
         return MATCHED_CONTROL
     return f"baseline_lr{lr:g}" + ("" if final == 1.0 else f"_to{final:g}")
 
@@ -61,13 +61,13 @@ def models(params: Mapping) -> list[ModelSpec]:
                   lr_final=params.get("lr_baseline_final", 1.0), **training)
     specs = [
         ModelSpec(point_name(params), method="baseline", **common),
-        *[bnn_spec(canonical_prior(p), canonical_prior(p), params) for p in params["priors"]],
+        *[spec for p in params["priors"] for spec in snapshot_pair(canonical_prior(p), canonical_prior(p), params)],
         ModelSpec("mc_dropout", method="dropout", dropout=params["dropout"], draws=params["draws"], **common),
         ModelSpec("deep_ensemble", method="ensemble", members=params["members"], **common),
     ]
     if params.get("hetero_prior"):
         prior = canonical_prior(params["hetero_prior"])
-        specs.append(bnn_spec(HETERO, prior, params, hypothesis="hetero"))
+        specs.append(bnn_spec(HETERO, prior, params, hypothesis="hetero", continue_steps=0))  # the talk's procedure
     if training["precision"] != "float32":
         specs.append(ModelSpec(precision_check_name(params), method="baseline", **{**common, "precision": "float32"}))
     return specs
@@ -529,11 +529,12 @@ def point_schedule(lr: float, lr_final: float, lr_bnn: float, lr_bnn_final: floa
     def schedule(rate: float, final: float) -> str:
         return f"lr {rate:g}, " + (f"decaying to {final:g} of it by the last step" if final < 1 else "constant")
 
-    same = lr == lr_bnn and lr_final == lr_bnn_final
+    same = lr == lr_bnn and lr_final == 1.0
     return {"point_lr_note": (
         f"Adam at {schedule(lr, lr_final)}: " + (
-            "SVI's optimiser, so the baseline is study 1's matched-budget control (baseline_bnn_lr)" if same else
-            f"not SVI's ({schedule(lr_bnn, lr_bnn_final)}), so the baseline is not study 1's matched-budget control"))}
+            "SVI's optimiser to snapshot A, so the baseline is study 1's matched-budget control (baseline_bnn_lr)"
+            if same else f"not SVI's to snapshot A ({schedule(lr_bnn, 1.0)}), so the baseline is not study 1's "
+            "matched-budget control"))}
 
 
 SEED_SPREAD_SHARE = 0.5

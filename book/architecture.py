@@ -91,25 +91,26 @@ glue_all({"exact_budget": study.EXACT_CHECK_BUDGET})
 # ## Fits
 
 # %%
-specs = study.depth_models(params)  # a baseline and a BNN per (depth, prior)
+specs = study.depth_models(params)  # a baseline and a BNN per (depth, prior), and the Laplace prior's at B
 fitted = chapter.fit(specs)
 
 # %% tags=["remove-cell"]
-by_key = {(len(s.hidden), s.prior or "baseline"): fitted[s.name] for s in specs}
+by_key = {(len(s.hidden), s.prior or "baseline"): fitted[s.name] for s in study.grid(specs)}  # snapshot A
 depths = list(dict.fromkeys(d for d, _ in by_key))
 
 # %% [markdown]
 # ## Did the fits converge?
 #
-# The `start` column says where each guide started. Under `guide_init: prior` the guides of the
-# networks with hidden layers start at their prior; two start where the talk's does (He-initialised
-# means, stds 0.01): the flat prior's, which has no std to start from, and the linear models' (0
-# hidden layers), whose every weight the data pin down, so that their posterior stds are about a
-# thousandth of the prior's, further than the budget's steps would shrink them.
+# Every guide starts where the talk's does (He-initialised means, stds 0.01; the `start` column),
+# and runs the talk's procedure to snapshot A; the Laplace prior's fits continue to snapshot B
+# (the `snapshot` column). Under `guide_init: prior` the guides of the networks with hidden layers
+# start at their prior instead, except the flat prior's, which has no std to start from, and the
+# linear models' (0 hidden layers), whose every weight the data pin down far below the prior's
+# stds.
 
 # %% tags=["remove-input"]
 fit_table = chapter.report_fits(fitted, figure_number=figures["figure_traces"])
-glue_all(common.convergence_note(fit_table, [s.name for s in specs if s.has_posterior],
+glue_all(common.convergence_note(fit_table, [s.name for s in study.grid(specs) if s.has_posterior],
                               "its spread, and the divergences below that involve it, describe where the optimiser "
                               "stopped, not a posterior."))
 
@@ -123,7 +124,7 @@ glue_all(common.convergence_note(fit_table, [s.name for s in specs if s.has_post
 # ## Validation corr (Sharpe) by depth
 #
 # Rows: the number of hidden layers; cells: "corr (Sharpe)" of the baseline network and of
-# each BNN's ensemble.
+# each BNN's ensemble after the talk's procedure (snapshot A).
 
 # %%
 corr = common.grid_table(by_key, "mean").rename_axis("hidden_layers")
@@ -156,6 +157,25 @@ check
 # {glue:text}`check_checkable` checkable ones hold in this run (those that differ:
 # {glue:text}`check_differ`). The depth with the best corr, per model: {glue:text}`depth_ours`;
 # in the talk: {glue:text}`depth_talk`.
+#
+# ## The Laplace prior at convergence (snapshot B)
+#
+# The talk's candidate prior's fit at every depth, continued from A until its verdict holds:
+
+# %% tags=["remove-input"]
+scores = common.score_table(fitted)
+converged = common.snapshots_table(scores["corr_mean"], scores["corr_sharpe"], fit_table,
+                                   study.converged_pairs(specs)).rename_axis("hidden_layers")
+results.write_csv(converged, out / "snapshots.csv")
+glue_all(study.converged_findings(converged))
+results.write_csv(pd.concat([common.claims_glance(  # this study's rows of the intro's findings at a glance
+    "4: architecture", check, None,
+    common.joint_verdict(fit_table["verdict"].reindex([s.name for s in study.grid(specs) if s.has_posterior]).dropna())),
+    study.laplace_glance(converged)]), out / common.GLANCE_FILE, index=False)
+converged
+
+# %% [markdown]
+# {glue:text}`converged_note`
 #
 # ## How far apart are the posteriors of different depths?
 #
@@ -268,12 +288,20 @@ else:
 # Bayesian linear model (the most any guide of it can reach), the ELBO of its mean-field
 # optimum, and the log-likelihood of the best constant prediction, which ignores the inputs and
 # pays no prior cost. Every fit's last ELBO per row is put on that scale, as its margin over the
-# constant, per row and in nats over all {glue:text}`train_rows:,` training rows.
+# constant, per row and in nats over all {glue:text}`train_rows:,` training rows, beside the log
+# evidences of study 1's Laplace posteriors of the trained baseline network (prior precision and
+# noise chosen by that evidence). An ELBO is a lower bound on its own model's log evidence. A
+# Laplace evidence far above the mean-field ELBOs of the same network says that this network,
+# with a prior the evidence chose, explains the data better than the mean-field posterior under
+# He's prior does; it does not by itself say how much of the gap is the mean-field family's and
+# how much the prior's, and the all-weights evidence is itself an approximation (Kronecker-factored
+# curvature).
 
 # %% tags=["remove-input"]
 if exact_specs:
     references = exact.posterior_elbo_references(linear_fit, x_train, y_train)
-    ladder = fits.elbo_ladder(references, fit_table, n_rows=len(y_train))
+    evidences = study.laplace_evidences(chapter.fit(study.laplace_models(params)))  # study 1's, from the cache
+    ladder = fits.elbo_ladder(references, fit_table, n_rows=len(y_train), evidences=evidences)
     results.write_csv(ladder, out / "elbo_ladder.csv")
     glue_all(study.data_worth(ladder, fit_table, len(y_train), convergence.ELBO_TOL,
                               linear_check=exact.exact_check_summary(at_budget)))

@@ -159,6 +159,13 @@ glue_md("roc_caption", "*Figure 3. ROC curves of the rule \"flag an era as burni
 
 # %% tags=["remove-input"]
 check = common.check_claims(study.talk_claims(), detection, talk_burn)
+at_b = common.rows_at(detection, params["priors"], "B")  # each prior's row at snapshot B
+check_b = common.check_claims(study.talk_claims(), at_b, talk_burn) if len(at_b) else None
+results.write_csv(common.claims_glance(  # this study's rows of the intro's findings at a glance
+    "2: burn eras", check, check_b,
+    common.joint_verdict(fit_table["verdict"].reindex(params["priors"]).dropna()),
+    common.joint_verdict(fit_table["verdict"].reindex([common.converged_name(p) for p in params["priors"]]).dropna())),
+    out / common.GLANCE_FILE, index=False)
 glue_all(study.talk_agreement(check))
 glue_all(study.detection_findings(detection, talk_burn, fit_table["verdict"].to_dict()))
 check

@@ -565,12 +565,12 @@ def test_point_precision_weighs_the_difference_against_the_seed_spread():
 
 
 def test_point_schedule_says_whether_the_baseline_is_the_matched_budget_control():
-    same = uncertainty.point_schedule(1e-3, 0.1, 1e-3, 0.1)["point_lr_note"]
-    assert same == ("Adam at lr 0.001, decaying to 0.1 of it by the last step: SVI's optimiser, so the baseline is "
-                    "study 1's matched-budget control (baseline_bnn_lr)")
-    other = uncertainty.point_schedule(1e-2, 1.0, 1e-3, 0.1)["point_lr_note"]
-    assert other == ("Adam at lr 0.01, constant: not SVI's (lr 0.001, decaying to 0.1 of it by the last step), so "
-                     "the baseline is not study 1's matched-budget control")
+    same = uncertainty.point_schedule(1e-3, 1.0, 1e-3, 0.1)["point_lr_note"]
+    assert same == ("Adam at lr 0.001, constant: SVI's optimiser to snapshot A, so the baseline is study 1's "
+                    "matched-budget control (baseline_bnn_lr)")
+    decaying = uncertainty.point_schedule(1e-3, 0.1, 1e-3, 0.1)["point_lr_note"]
+    assert decaying == ("Adam at lr 0.001, decaying to 0.1 of it by the last step: not SVI's to snapshot A (lr 0.001, "
+                        "constant), so the baseline is not study 1's matched-budget control")
 
 
 def test_study1_draws_says_whose_spreads_are_a_posteriors():
@@ -618,8 +618,9 @@ def test_the_burn_detection_findings_name_a_reversed_burn_detector():
 
 
 def test_the_uncertainty_chapters_point_network_has_one_name_across_the_book():
-    same = {"lr_baseline": 1e-3, "lr_baseline_final": 0.1, "lr_bnn": 1e-3, "lr_bnn_final": 0.1}
+    same = {"lr_baseline": 1e-3, "lr_baseline_final": 1.0, "lr_bnn": 1e-3, "lr_bnn_final": 0.1}
     assert uncertainty.point_name(same) == common.MATCHED_CONTROL == "baseline_bnn_lr"
+    assert uncertainty.point_name({**same, "lr_baseline_final": 0.1}) == "baseline_lr0.001_to0.1"  # not the control
     other = {**same, "lr_baseline": 1e-2, "lr_baseline_final": 1.0}
     assert uncertainty.point_name(other) == "baseline_lr0.01" != "baseline"
     assert uncertainty.precision_check_name(same) == "baseline_bnn_lr_float32"

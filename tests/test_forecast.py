@@ -18,7 +18,7 @@ from bnnlib.project.book import CHAPTER_MODELS
 from bnnlib.report.chapter import dataset_arguments
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"synthetic_profile": "tiny", "epochs": 1, "draws": 4, "batch_size": 512, "priors": ["laplace"]}
+TINY = {"synthetic_profile": "tiny", "epochs": 1, "draws": 4, "batch_size": 512, "priors": ["laplace"], "continue_steps": 200}
 
 
 def ensembles_plan(root: Path, **values) -> runner.Plan:

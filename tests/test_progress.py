@@ -68,6 +68,10 @@ def test_the_monitor_hands_events_on_and_beats_when_silent(tmp_path, capsys):
     quiet = progress.Monitor(path, progress.Console(), heartbeat=3600.0, terminal=False)
     quiet.poll()
     assert capsys.readouterr().out == ""  # something was printed less than an hour ago
+    silent = progress.Monitor(path, progress.Console(), heartbeat=0.0, terminal=False)
+    silent.status = None  # another monitor (the warm-up's) gives the heartbeat meanwhile
+    silent.poll()
+    assert capsys.readouterr().out == ""
 
 
 def test_a_fit_line_names_the_fit_its_chapters_seconds_and_verdict():
@@ -104,7 +108,7 @@ def test_the_warm_up_prints_a_line_per_fit_with_its_verdict(tmp_path, capsys):
     lines = [line for line in out.splitlines() if line.startswith("[warm-up] fit ")]
     assert len(lines) == len(jobs)
     assert any(line.startswith(f"[warm-up] fit 1/{len(jobs)} ") for line in lines)
-    normal = next(line for line in lines if " normal (burn_eras): " in line)
+    normal = next(line for line in lines if " normal, normal_converged (burn_eras): " in line)  # one trajectory
     assert normal.endswith(("converged", "still moving", "diverging"))
     assert "[warm-up] done in " in out
 

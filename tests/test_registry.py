@@ -25,7 +25,8 @@ from bnnlib.evaluate.study import ModelSpec, evaluate_models
 from test_cli import project  # noqa: F401  (the fixture: a copy of the book in tmp_path)
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["-p", "synthetic_profile", "tiny", "-p", "epochs", "1", "-p", "draws", "4", "-p", "batch_size", "512"]
+TINY_A = ["-p", "synthetic_profile", "tiny", "-p", "epochs", "1", "-p", "draws", "4", "-p", "batch_size", "512"]
+TINY = [*TINY_A, "-p", "continue_steps", "200"]  # a short continuation to snapshot B
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +152,9 @@ def test_a_chapter_logs_its_fits_to_mlflow_and_the_registry_page_gathers_them(pr
     then writes _build/results/registry.csv with the chapter's rows."""
     pytest.importorskip("mlflow")
     store = tmp_path / "mlruns"
-    argv = ["run", "burn_eras", "--profile", "quick", "--jobs", "1", "--device", "cpu", "--no-build", *TINY,
-            "-p", "priors", '["normal", "laplace"]', "--mlflow-uri", f"file:{store}"]
+    argv = ["run", "burn_eras", "--profile", "quick", "--jobs", "1", "--device", "cpu", "--no-build", *TINY_A,
+            "-p", "priors", '["normal", "laplace"]', "-p", "continue_steps", "0",  # snapshot A only: one run a fit
+            "--mlflow-uri", f"file:{store}"]
     assert cli.main(argv) == 0, capsys.readouterr().err
     runs_csv = pd.read_csv(project / "_build" / "results" / "burn_eras" / "runs.csv")
     assert runs_csv["model"].tolist() == ["normal", "laplace"]

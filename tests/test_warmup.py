@@ -28,6 +28,8 @@ def chapter_params(name: str, **values) -> dict:
     """The chapter's parameters as the runner injects them: its defaults, tiny data, short fits."""
     params = project.declared_parameters(jupytext.read(REPO / "book" / f"{name}.py"))
     params.update(synthetic_profile="tiny", epochs=1, draws=4, batch_size=512)
+    if "continue_steps" in params:  # a short continuation to snapshot B
+        params.update(continue_steps=200)
     params.update(values)
     return params
 
@@ -52,21 +54,24 @@ def test_plan_runs_each_shared_fit_once_longest_first(tmp_path, monkeypatch, nat
     by_names = {tuple(s.name for s in job.specs): job for job in jobs}
     # the talk's-depth baseline of the appendix is study 1's baseline: the same fit and score
     assert by_names[("baseline", "baseline_best_epoch")].chapters == ["ensembles", "architecture"]
-    assert by_names[("flat",)].chapters == ["ensembles", "burn_eras", "architecture"]
+    # one trajectory: snapshots A and B, and the appendix's talk-depth BNN at A, are one fit
+    assert by_names[("flat", "flat_converged")].chapters == ["ensembles", "burn_eras", "architecture"]
     assert ("baseline_1",) in by_names and ("flat_1",) in by_names
-    # study 1's twelve fits (baseline, its lr-1e-3 control, three BNNs, their small-init refits, the
-    # wide proper prior beside the flat one, the Normal BNN from the talk's start (the chapters'
-    # guides start at the prior), the Normal BNN in float32 when the run uses bf16, the baseline
-    # network's Laplace posteriors); depth 1's baseline and three BNNs
-    assert (ensembles.WIDE_CONTROL,) in by_names and (ensembles.TALK_START,) in by_names
+    # study 1's ten fits (baseline, its lr-1e-3 control, three BNN trajectories, the Normal BNN's
+    # narrower start and its start at the prior, the wide proper prior beside the flat one, the
+    # Normal BNN in float32 when the run uses bf16, the baseline network's Laplace posteriors);
+    # depth 1's baseline and three BNNs, and the Laplace prior's depth-1 trajectory with its B
+    assert (ensembles.WIDE_CONTROL,) in by_names and (ensembles.FROM_PRIOR,) in by_names
+    assert ("normal_small_init",) in by_names and ("laplace_1", "laplace_1_converged") in by_names
     assert (("normal_float32",) in by_names) is native_bf16
-    study1 = 12 if native_bf16 else 11
+    study1 = 10 if native_bf16 else 9
     laplace = [job for job in jobs if job.specs[0].method == "laplace"]
     assert [s.name for s in laplace[0].specs] == list(ensembles.LAPLACE)  # both subsets: one fit
+    assert laplace[0].chapters == ["ensembles", "architecture"]  # and the appendix's evidence ladder
     assert len(jobs) == study1 + 4
     costs = [job.cost for job in jobs]
     assert costs == sorted(costs, reverse=True)
-    assert by_names[("flat",)].cost > by_names[("flat_1",)].cost  # a deeper network costs more
+    assert by_names[("flat", "flat_converged")].cost > by_names[("flat_1",)].cost  # a trajectory of a deeper net
     assert all(Path(job.cache_dir).is_relative_to(tmp_path) for job in jobs)  # paths from the project
 
 
@@ -76,13 +81,13 @@ def test_after_the_warm_up_the_chapters_only_read_the_cache(tmp_path):
         ("target_hypotheses", chapter_params("target_hypotheses", priors=["laplace"], hypotheses=["h4"])),
     ]
     jobs = warmup.plan(chapters, tmp_path)
-    # the baseline, its lr-1e-3 control, the laplace BNN (both chapters), its small-init refit, H4,
-    # the baseline network's Laplace posteriors
-    assert len(jobs) == 6
+    # the baseline, its lr-1e-3 control, the laplace BNN trajectory (both chapters), H4's Laplace
+    # trajectory, the baseline network's Laplace posteriors (no Normal prior: no start checks)
+    assert len(jobs) == 5
     done = warmup.warm(jobs, workers=2)
     assert done.failed == {} and done.failed_chapters == set()
     assert warmup.plan(chapters, tmp_path) == []
-    assert len(warmup.plan(chapters, tmp_path, force=True)) == 6
+    assert len(warmup.plan(chapters, tmp_path, force=True)) == 5
     for name, params in chapters:
         params = warmup.absolute_paths(params, tmp_path)
         cache = Cache(params["cache_dir"])
@@ -127,11 +132,13 @@ def test_after_a_forced_warm_up_the_chapters_do_not_refit(tmp_path):
     assert warmed.key == plan.key  # force does not change what the chapter computes
 
 
-def test_the_bnns_and_their_matched_control_decay_their_lr_and_the_talks_baseline_does_not():
+def test_the_bnns_continuations_decay_their_lr_and_the_baselines_do_not():
+    """The BNNs' lr_final applies to their continuation to snapshot B; the baselines run as the
+    talk's did, and the matched control as SVI does to snapshot A: at a constant lr."""
     specs = {s.name: s for s in ensembles.models(chapter_params("ensembles", lr_bnn_final=0.1))}
-    assert {n for n, s in specs.items() if s.lr_final == 0.1} == {
-        n for n, s in specs.items() if s.method == "bnn"} | {"baseline_bnn_lr"}
+    assert {n for n, s in specs.items() if s.lr_final == 0.1} == {n for n, s in specs.items() if s.method == "bnn"}
     assert specs["baseline"].lr_final == specs["baseline_best_epoch"].lr_final == 1.0
+    assert specs["baseline_bnn_lr"].lr_final == 1.0 and specs["baseline_bnn_lr"].lr == specs["normal"].lr
     with pytest.raises(BnnlibError, match=r"lr_final must be in \(0, 1\]"):
         ModelSpec("too_fast", lr_final=2.0)
 

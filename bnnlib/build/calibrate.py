@@ -66,8 +66,8 @@ def _fit_seconds_per_mac(sample: Sample) -> float:
     x = torch.rand(rows, sample.n_inputs, generator=generator)
     y = torch.rand(rows, len(likelihood.targets), generator=generator)
 
-    def fit(steps: int) -> float:
-        short = dataclasses.replace(spec, steps=steps)
+    def fit(steps: int) -> float:  # the budget alone: a trajectory's continuation runs at least 2,000 steps
+        short = dataclasses.replace(spec, steps=steps, continue_steps=0, snapshot="A")
         return _timed(lambda: short.method_object.fit(short, x, y, arch, likelihood, lambda theta: 0.0, False, "cpu"))
 
     fit(1)  # first-call allocations

@@ -93,7 +93,7 @@ class Monitor:
         self.console, self.heartbeat = console, heartbeat
         self.terminal = stderr_is_terminal() if terminal is None else terminal
         self.handlers: list[Callable[[dict], None]] = []
-        self.status: Callable[[], str] = lambda: "working"
+        self.status: Callable[[], str] | None = lambda: "working"  # None: no heartbeat (another monitor reports)
         self.started = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,7 +125,8 @@ class Monitor:
         if self.console.bar is not None:
             with self.console.lock:  # its elapsed time and ETA move while a long fit runs
                 self.console.bar.refresh()
-        if time.monotonic() - self.console.last >= self.heartbeat and (self.console.bar is None or not self.terminal):
+        if self.status is not None and time.monotonic() - self.console.last >= self.heartbeat and (
+                self.console.bar is None or not self.terminal):
             self.console.line(f"[progress] {minutes(time.monotonic() - self.started)} since the start: {self.status()}")
 
     def _loop(self) -> None:

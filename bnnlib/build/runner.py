@@ -441,7 +441,7 @@ def _run_locked(plans: list[Plan], root: Path, force: bool, jobs: int, executor:
     with tempfile.TemporaryDirectory(prefix="bnnlib-progress-") as folder, \
             channel(Path(folder) / "progress.jsonl") as progress, Monitor(progress) as monitor:
         monitor.handlers.append(_chapter_fit_line)
-        monitor.status = lambda: "executing the chapters"
+        monitor.status = None  # the warm-up's own monitor gives its heartbeat; the chapters' comes after
         if (jobs > 1 or executor != "local") and stale:
             warmed = _warm_cache([p for p in plans if p.chapter.name in stale], root, jobs, force, executor, plan)
             plans = [next((w for w in warmed if w.chapter == p.chapter), p) for p in plans]

@@ -214,11 +214,17 @@ LADDER_LABELS = {"log_evidence": "linear model, log evidence (exact)",
 """The rows of an `elbo_ladder` that hold `bnnlib.evaluate.exact.elbo_references`, by its keys."""
 
 
-def elbo_ladder(references: Mapping[str, float], table: pd.DataFrame, n_rows: int) -> pd.DataFrame:
-    """The fits' last ELBO per row beside the exact yardsticks (`bnnlib.evaluate.exact.elbo_references`),
-    each as its margin over the best constant prediction, per row and in nats over all `n_rows`
-    training rows: how much a model's inputs are worth, on one scale with what the data holds."""
+def elbo_ladder(references: Mapping[str, float], table: pd.DataFrame, n_rows: int,
+                evidences: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """The fits' last ELBO per row beside the exact yardsticks (`bnnlib.evaluate.exact.elbo_references`)
+    and the Laplace posteriors' log evidences per row (`evidences`, by name), each as its margin
+    over the best constant prediction, per row and in nats over all `n_rows` training rows: how
+    much a model's inputs are worth, on one scale with what the data holds. An ELBO is a lower
+    bound on its own model's log evidence; a Laplace evidence is its model's (prior precision and
+    noise chosen by it) under a Gaussian approximation."""
     rows = [{"model": label, "elbo_per_row": references[key]} for key, label in LADDER_LABELS.items()]
+    rows += [{"model": f"{name} (Laplace, log evidence)", "elbo_per_row": value}
+             for name, value in (evidences or {}).items() if np.isfinite(value)]
     rows += [{"model": f"{name} (SVI, last record)", "elbo_per_row": value}
              for name, value in table["elbo_per_row_last"].items() if np.isfinite(value)]
     frame = pd.DataFrame(rows).set_index("model")

@@ -23,7 +23,8 @@ from bnnlib.models.priors import canonical_prior
 from bnnlib.models.network import TALK_HIDDEN
 from bnnlib.scoring.statistics import normal_fit, off_diagonal
 from bnnlib.studies.common import Claim, draw_scores
-from bnnlib.studies.common import bnn_spec, scaled_budget, training_fields
+from bnnlib.studies.common import CONVERGED_PRIOR, GLANCE_COLUMNS, bnn_spec, converged_name, joint_verdict
+from bnnlib.studies.common import laplace_specs, scaled_budget, training_fields
 from bnnlib.studies.common import agreement
 from bnnlib.studies.common import PRIORS, SOURCE, talk_frame, prior_label
 
@@ -33,21 +34,56 @@ from bnnlib.studies.common import PRIORS, SOURCE, talk_frame, prior_label
 
 def depth_models(params: Mapping) -> list[ModelSpec]:
     """The appendix: per depth, the baseline (`baseline_<depth>`) and a BNN per prior (`<prior>_<depth>`),
-    at snapshot A (the talk's procedure); the talk's depth is study 1's trajectory, the others are
-    fitted for the budget alone."""
+    at snapshot A (the talk's procedure); then, where the chapter continues its fits, the
+    `CONVERGED_PRIOR`'s BNN of each depth at snapshot B (`<prior>_<depth>_converged`). The talk's
+    depth is study 1's trajectories; at the other depths only the `CONVERGED_PRIOR`'s fit
+    continues, the rest are fitted for the budget alone."""
     depths = [len(h) for h in params["architectures"]]
     if len(set(depths)) != len(depths):
         raise BnnlibError(f"architectures {params['architectures']} repeat a number of hidden layers; give one "
                           "per depth, e.g. [[], [128], [128, 64], [128, 64, 64]]")
     priors = [canonical_prior(p) for p in params["priors"]]
-    specs = []
+    specs, converged = [], []
     for hidden in params["architectures"]:
         depth, common = len(hidden), dict(hidden=tuple(hidden), **training_fields(params))
         specs.append(ModelSpec(f"baseline_{depth}", method="baseline", lr=params["lr_baseline"], **common))
-        shared = tuple(hidden) == TALK_HIDDEN  # study 1's network: its trajectory, read at A, is study 1's fit
-        specs += [bnn_spec(f"{p}_{depth}", p, {**params, "hidden": hidden}, **({} if shared else {"continue_steps": 0}))
-                  for p in priors]
-    return specs
+        for p in priors:
+            continued = tuple(hidden) == TALK_HIDDEN or p == CONVERGED_PRIOR  # study 1's network is its trajectory
+            specs.append(bnn_spec(f"{p}_{depth}", p, {**params, "hidden": hidden},
+                                  **({} if continued else {"continue_steps": 0})))
+        if CONVERGED_PRIOR in priors and params.get("continue_steps"):
+            converged.append(bnn_spec(converged_name(f"{CONVERGED_PRIOR}_{depth}"), CONVERGED_PRIOR,
+                                      {**params, "hidden": hidden}, snapshot="B"))
+    return specs + converged
+
+
+def grid(specs: Sequence[ModelSpec]) -> list[ModelSpec]:
+    """The (depth, model) grid the talk's tables have: the models at snapshot A."""
+    return [s for s in specs if s.snapshot == "A" or not s.has_posterior]
+
+
+def converged_pairs(specs: Sequence[ModelSpec]) -> dict[int, tuple[str, str]]:
+    """Per depth with a snapshot B: (its model at A, at B)."""
+    names = {s.name for s in specs}
+    return {len(s.hidden): (s.name, converged_name(s.name)) for s in grid(specs) if converged_name(s.name) in names}
+
+
+def converged_findings(table: pd.DataFrame) -> dict:
+    """What continuing the `CONVERGED_PRIOR`'s fits to snapshot B changes across depths (`table`: a
+    `common.snapshots_table` per depth): the best depth at A and at B, and the verdicts at B
+    (`converged_note`)."""
+    if table.empty:
+        return {"converged_note": "This run continues no fit to snapshot B (continue_steps 0, or no "
+                                  f"{prior_label(CONVERGED_PRIOR)} prior)."}
+    best = {snapshot: table[f"corr {snapshot}"].idxmax() for snapshot in ("A", "B")}
+    unsettled = table.index[table["verdict B"] != "converged"].tolist()
+    verdict = ("Every fit converged by B, so its row is a posterior's." if not unsettled else
+               "Not converged at B: " + ", ".join(f"{d} hidden layers ({table.loc[d, 'verdict B']})" for d in unsettled) + "; "
+               "their B scores are where the optimiser stood when the continuation's cap was reached.")
+    return {"converged_note": (
+        f"Under the {prior_label(CONVERGED_PRIOR)} prior the best depth is {best['A']} hidden layers at A "
+        f"(corr {table.loc[best['A'], 'corr A']:.4f}) and {best['B']} at B (corr {table.loc[best['B'], 'corr B']:.4f}). "
+        + verdict)}
 
 
 EXACT_CHECK = "normal_linear_exact"
@@ -70,9 +106,23 @@ def exact_models(params: Mapping) -> list[ModelSpec]:
                      **scaled_budget(params, EXACT_CHECK_BUDGET))]
 
 
+def laplace_models(params: Mapping) -> list[ModelSpec]:
+    """The Laplace posteriors of the talk's network (study 1's, the same cache entries), whose log
+    evidences the ladder sets beside the ELBOs, when the chapter has the talk's depth."""
+    if list(TALK_HIDDEN) not in [list(h) for h in params["architectures"]]:
+        return []
+    return laplace_specs({**params, "hidden": list(TALK_HIDDEN)})
+
+
+def laplace_evidences(fitted: Mapping[str, Any]) -> dict[str, float]:
+    """Each Laplace posterior's log marginal likelihood per training row, by name."""
+    return {name: float(result.extras["log_marginal_likelihood_per_row"]) for name, result in fitted.items()}
+
+
 def models(params: Mapping) -> list[ModelSpec]:
-    """Every fit of the architecture appendix: the depth study's and the exact check's."""
-    return [*depth_models(params), *exact_models(params)]
+    """Every fit of the architecture appendix: the depth study's, the exact check's and the
+    Laplace posteriors for the evidence ladder."""
+    return [*depth_models(params), *exact_models(params), *laplace_models(params)]
 
 
 # --------------------------------------------------------------------------- tables
@@ -396,3 +446,26 @@ def divergence_claims() -> list:
         Claim("the distance from the linear model does not grow steadily with depth",
               lambda m: not (m.loc[0, 1] < m.loc[0, 2] < m.loc[0, 3])),
     ]
+
+
+def laplace_glance(table: pd.DataFrame) -> pd.DataFrame:
+    """The intro's glance row for the `CONVERGED_PRIOR`: the depth with the best corr in the talk,
+    at A and at B (`table`: `converged_findings`' table), and whether it is the talk's."""
+    talk = talk_corr()[CONVERGED_PRIOR]
+    best_talk = talk.idxmax()
+
+    def best(snapshot: str) -> tuple[Any, str]:
+        if table.empty:
+            return None, "–"
+        corr = table[f"corr {snapshot}"]
+        verdict = joint_verdict(table[f"verdict {snapshot}"])
+        return corr.idxmax(), f"{corr.idxmax()} hidden layers ({corr.max():.4f})" + (
+            f" ({verdict})" if verdict != "converged" else "")
+
+    (a, a_cell), (b, b_cell) = best("A"), best("B")
+    parts = [f"{'holds' if d == best_talk else 'differs'} at {label}" for label, d in (("A", a), ("B", b)) if d is not None]
+    return pd.DataFrame([{"study": "4: architecture",
+                          "finding": f"the best depth under the {prior_label(CONVERGED_PRIOR)} prior",
+                          "talk": f"{best_talk} hidden layers ({talk.max():.4f})", GLANCE_COLUMNS[3]: a_cell,
+                          GLANCE_COLUMNS[4]: b_cell, "Laplace": "–", "holds?": "; ".join(parts) or "–"}],
+                        columns=list(GLANCE_COLUMNS))

@@ -84,6 +84,38 @@ def snapshot_pair(name: str, prior: str, params: Mapping, **fields) -> list[Mode
     return specs
 
 
+LAPLACE = {"laplace_approx_last_layer": "last_layer", "laplace_approx_all": "all"}
+"""The Laplace posteriors of the baseline network (`bnnlib.evaluate.laplace`), by name: the last
+layer (exact given the hidden layers) and all weights (Kronecker-factored). Both come from one
+training of the baseline network and one pass over the training rows."""
+
+
+def laplace_specs(params: Mapping) -> list[ModelSpec]:
+    """The chapter's Laplace posteriors of its baseline network (lr `lr_baseline`), one per `LAPLACE`."""
+    return [ModelSpec(name, method="laplace", laplace_subset=subset, lr=params["lr_baseline"], draws=params["draws"],
+                      hidden=tuple(params["hidden"]), **training_fields(params)) for name, subset in LAPLACE.items()]
+
+
+CONVERGED_PRIOR = "laplace"
+"""The prior whose BNNs Studies 3 and 4 also continue to snapshot B: the talk's candidate prior.
+Their other priors' fits run the talk's procedure alone (snapshot A), each continuation costing
+about as much again as the budget."""
+
+
+def snapshots_table(corr: Mapping[str, float], sharpe: Mapping[str, float], fit_table: pd.DataFrame,
+                    pairs: Mapping[str, tuple[str, str]]) -> pd.DataFrame:
+    """Per label with both snapshots (`pairs`: label -> (model at A, model at B)): the ensemble's
+    corr and Sharpe, the verdict and the steps at A (the talk's procedure) and at B (converged)."""
+    rows = {}
+    for label, (a, b) in pairs.items():
+        if a not in fit_table.index or b not in fit_table.index:
+            continue
+        rows[label] = {"corr A": corr[a], "corr B": corr[b], "Sharpe A": sharpe[a], "Sharpe B": sharpe[b],
+                       "verdict A": fit_table.loc[a, "verdict"], "verdict B": fit_table.loc[b, "verdict"],
+                       "steps A": fit_table.loc[a, "steps"], "steps B": fit_table.loc[b, "steps"]}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def snapshot_label(name: str) -> str:
     """'B' for a model scored at snapshot B (`converged_name`), else 'A'."""
     return "B" if name.endswith(CONVERGED) else "A"
@@ -217,6 +249,43 @@ def check_claims(claims: Sequence[Claim], ours: pd.DataFrame, talk: pd.DataFrame
         agree = None if None in held else held[0] == held[1]
         rows.append({"finding": claim.text, "talk": held[0], "this run": held[1], "agree": agree})
     return pd.DataFrame(rows, columns=["finding", "talk", "this run", "agree"])
+
+
+def claims_glance(study: str, at_a: pd.DataFrame, at_b: pd.DataFrame | None = None, verdict_a: str = "",
+                  verdict_b: str = "") -> pd.DataFrame:
+    """A study's rows of the intro's findings at a glance from its `check_claims` tables at snapshot
+    A and (where it has one) B: per finding, whether it holds on the talk's table (yes/no), on ours
+    at A and at B, with the fits' joint verdict where it is not 'converged', and whether ours
+    agrees with the talk at each (`GLANCE_COLUMNS`)."""
+    def word(value, verdict: str) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        return ("yes" if value else "no") + (f" ({verdict})" if verdict and verdict != "converged" else "")
+
+    b_rows = {} if at_b is None else at_b.set_index("finding").to_dict("index")
+    rows = []
+    for _, row in at_a.iterrows():
+        b = b_rows.get(row["finding"], {})
+        agree = {"A": row["agree"], "B": b.get("agree")}
+        parts = [f"{'holds' if value else 'differs'} at {label}" for label, value in agree.items()
+                 if value is not None and not (isinstance(value, float) and math.isnan(value))]
+        rows.append({"study": study, "finding": row["finding"], "talk": word(row["talk"], ""),
+                     GLANCE_COLUMNS[3]: word(row["this run"], verdict_a),
+                     GLANCE_COLUMNS[4]: word(b.get("this run"), verdict_b), "Laplace": "–",
+                     "holds?": "; ".join(parts) or "–"})
+    return pd.DataFrame(rows, columns=list(GLANCE_COLUMNS))
+
+
+def joint_verdict(verdicts: Sequence[str]) -> str:
+    """One word for several fits' verdicts: the shared one, else 'mixed verdicts' ('' for none)."""
+    distinct = list(dict.fromkeys(v for v in verdicts if v))
+    return distinct[0] if len(distinct) == 1 else "mixed verdicts" if distinct else ""
+
+
+def rows_at(table: pd.DataFrame, priors: Sequence[str], snapshot: str) -> pd.DataFrame:
+    """The rows of a per-model table for `priors` at `snapshot` (B: `converged_name`), named by prior."""
+    names = {(p if snapshot == "A" else converged_name(p)): p for p in priors}
+    return table.loc[[n for n in names if n in table.index]].rename(index=names)
 
 
 def _try(test: Callable[[pd.DataFrame], bool | None], table: pd.DataFrame) -> bool | None:

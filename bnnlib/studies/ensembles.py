@@ -22,7 +22,8 @@ from bnnlib.models.precision import resolve_precision
 from bnnlib.models.priors import WIDE, canonical_prior
 from bnnlib.studies.common import Claim, check_kind, draw_scores, signal_ceiling, truth_signals
 from bnnlib.studies.common import bnn_spec, training_fields, guide_start, converged_name, snapshot_pair
-from bnnlib.studies.common import agreement, best_among_converged
+from bnnlib.studies.common import agreement, best_among_converged, snapshots_table
+from bnnlib.studies.common import LAPLACE, laplace_specs
 from bnnlib.studies.common import MATCHED_CONTROL, PRIORS, talk_frame, prior_label, prior_labels
 
 
@@ -87,12 +88,6 @@ def controls(params: Mapping) -> set[str]:
     """Study 1's fits that are checks on the others, not the study's models (shown apart)."""
     return {PRECISION_CHECK, WIDE_CONTROL, *start_comparison(params), *init_pair(params)} - {
         "normal", converged_name("normal")}
-
-
-LAPLACE = {"laplace_approx_last_layer": "last_layer", "laplace_approx_all": "all"}
-"""Study 1's Laplace posteriors of the baseline network (`bnnlib.evaluate.laplace`), by name: the
-last layer (exact given the hidden layers) and all weights (Kronecker-factored). Both come from one
-training of the baseline network and one pass over the training rows."""
 
 
 LAPLACE_HEADERS = {"log_marginal_likelihood": "log evidence (nats)", "log_marginal_likelihood_per_row": "per row",
@@ -162,8 +157,7 @@ def models(params: Mapping) -> list[ModelSpec]:
                               snapshot=snapshot))
     if resolve_precision(training["precision"]) != "float32" and "normal" in priors:
         specs.append(bnn_spec(PRECISION_CHECK, "normal", params, precision="float32", continue_steps=0))
-    specs += [ModelSpec(name, method="laplace", laplace_subset=subset, lr=params["lr_baseline"], draws=params["draws"],
-                        **common) for name, subset in LAPLACE.items()]
+    specs += laplace_specs(params)
     specs.append(ModelSpec("baseline_best_epoch", method="baseline", lr=params["lr_baseline"], best_epoch=True,
                            **common))
     return specs
@@ -412,16 +406,8 @@ def above_baseline(ours: pd.DataFrame, verdicts: Mapping[str, str], snapshot: st
 def snapshot_table(ours: pd.DataFrame, fit_table: pd.DataFrame, priors: Sequence[str]) -> pd.DataFrame:
     """Per prior with both snapshots: the ensemble's corr and Sharpe, the verdict and the steps at
     A (the talk's procedure) and at B (converged), side by side."""
-    rows = {}
-    for p in priors:
-        a, b = p, converged_name(p)
-        if a not in ours.index or b not in ours.index:
-            continue
-        rows[p] = {"corr A": ours.loc[a, "corr"], "corr B": ours.loc[b, "corr"],
-                   "Sharpe A": ours.loc[a, "sharpe"], "Sharpe B": ours.loc[b, "sharpe"],
-                   "verdict A": fit_table.loc[a, "verdict"], "verdict B": fit_table.loc[b, "verdict"],
-                   "steps A": fit_table.loc[a, "steps"], "steps B": fit_table.loc[b, "steps"]}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("prior")
+    pairs = {p: (p, converged_name(p)) for p in priors if p in ours.index and converged_name(p) in ours.index}
+    return snapshots_table(ours["corr"], ours["sharpe"], fit_table, pairs).rename_axis("prior")
 
 
 def at_snapshot(table: pd.DataFrame, priors: Sequence[str], snapshot: str) -> pd.DataFrame:

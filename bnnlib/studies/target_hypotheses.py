@@ -19,7 +19,7 @@ from bnnlib.models.priors import canonical_prior
 from bnnlib.evaluate.study import ModelSpec
 from bnnlib.scoring.statistics import normal_posterior
 from bnnlib.studies.common import Claim, check_claims
-from bnnlib.studies.common import bnn_spec
+from bnnlib.studies.common import CONVERGED_PRIOR, GLANCE_COLUMNS, bnn_spec, converged_name, joint_verdict
 from bnnlib.studies.common import agreement, best_among_converged
 from bnnlib.studies.common import PRIORS, talk_frame, prior_label
 
@@ -28,11 +28,30 @@ from bnnlib.studies.common import PRIORS, talk_frame, prior_label
 
 def models(params: Mapping) -> list[ModelSpec]:
     """Study 3: H1-H4 under each prior, then study 1's one-target BNNs (named `single_<prior>`), at
-    snapshot A (the talk's procedure); the one-target BNNs are study 1's trajectories, the others
-    are fitted for the budget alone."""
+    snapshot A (the talk's procedure); then, where the chapter continues its fits, the
+    `CONVERGED_PRIOR`'s BNNs at snapshot B (`<name>_converged`). The one-target BNNs are study 1's
+    trajectories; of the others only the `CONVERGED_PRIOR`'s continue, the rest are fitted for
+    the budget alone."""
     priors = [canonical_prior(p) for p in params["priors"]]
-    return [bnn_spec(f"{h}_{p}", p, params, hypothesis=h, **({} if h == "single" else {"continue_steps": 0}))
-            for h in [*params["hypotheses"], "single"] for p in priors]
+    hypotheses = [*params["hypotheses"], "single"]
+    specs = [bnn_spec(f"{h}_{p}", p, params, hypothesis=h,
+                      **({} if h == "single" or p == CONVERGED_PRIOR else {"continue_steps": 0}))
+             for h in hypotheses for p in priors]
+    if CONVERGED_PRIOR in priors and params.get("continue_steps"):
+        specs += [bnn_spec(converged_name(f"{h}_{CONVERGED_PRIOR}"), CONVERGED_PRIOR, params, hypothesis=h,
+                           snapshot="B") for h in hypotheses]
+    return specs
+
+
+def grid(specs: Sequence[ModelSpec]) -> list[ModelSpec]:
+    """The (hypothesis, prior) grid the talk's tables have: the models at snapshot A."""
+    return [s for s in specs if s.snapshot == "A"]
+
+
+def converged_pairs(specs: Sequence[ModelSpec]) -> dict[str, tuple[str, str]]:
+    """Per hypothesis with a snapshot B: (its model at A, at B)."""
+    names = {s.name for s in specs}
+    return {s.hypothesis: (s.name, converged_name(s.name)) for s in grid(specs) if converged_name(s.name) in names}
 
 
 def by_cell(specs: Sequence[ModelSpec], values: Mapping[str, Any]) -> dict[tuple[str, str], Any]:
@@ -42,7 +61,7 @@ def by_cell(specs: Sequence[ModelSpec], values: Mapping[str, Any]) -> dict[tuple
 
 def labels(specs: Sequence[ModelSpec]) -> dict[str, dict[str, str]]:
     """Each model's hypothesis and prior, the label columns of the exported score table."""
-    return {s.name: {"hypothesis": s.hypothesis, "prior": s.prior} for s in specs}
+    return {s.name: {"hypothesis": s.hypothesis, "prior": s.prior, "snapshot": s.snapshot} for s in specs}
 
 
 # --------------------------------------------------------------------------- the talk's numbers
@@ -200,3 +219,52 @@ def h4_beta(beta: pd.DataFrame, target_corr: float | None) -> dict:
                   else f"P(beta > 0) ranges from {low} to {high}")
     return {"beta_note": (f"{corr}Beta's 95% interval covers 0 for {covers} of {n} "
                           f"{'prior' if n == 1 else 'priors'}; {p_positive}. " + verdict + caveats)}
+
+
+# --------------------------------------------------------------------------- snapshot B
+
+
+def converged_findings(table: pd.DataFrame) -> dict:
+    """What continuing the `CONVERGED_PRIOR`'s fits to snapshot B changes (`table`: a
+    `common.snapshots_table` per hypothesis, with the one-target row `single`): the best hypothesis
+    at A and at B, whether the multi-target models still beat the one-target one, and the
+    verdicts at B (`converged_note`)."""
+    if table.empty:
+        return {"converged_note": "This run continues no fit to snapshot B (continue_steps 0, or no "
+                                  f"{prior_label(CONVERGED_PRIOR)} prior)."}
+    multi = [h for h in table.index if h != "single"]
+    parts = []
+    for snapshot in ("A", "B"):
+        corr = table[f"corr {snapshot}"]
+        best = corr[multi].idxmax() if multi else None
+        beats = [h for h in multi if "single" in corr.index and corr[h] > corr["single"]]
+        parts.append(f"at {snapshot} the best hypothesis is {best} (corr {corr[best]:.4f})"
+                     + (f", and {len(beats)} of {len(multi)} beat the one-target BNN ({corr['single']:.4f})"
+                        if "single" in corr.index else ""))
+    unsettled = table.index[table["verdict B"] != "converged"].tolist()
+    verdict = ("Every fit converged by B, so its row is a posterior's." if not unsettled else
+               "Not converged at B: " + ", ".join(f"{h} ({table.loc[h, 'verdict B']})" for h in unsettled) + "; "
+               "their B scores are where the optimiser stood when the continuation's cap was reached.")
+    return {"converged_note": f"Under the {prior_label(CONVERGED_PRIOR)} prior, " + "; ".join(parts) + ". " + verdict}
+
+
+def laplace_glance(table: pd.DataFrame) -> pd.DataFrame:
+    """The intro's glance row for the `CONVERGED_PRIOR`: the best multi-target hypothesis in the
+    talk, at A and at B (`table`: `converged_findings`' table), and whether it is the talk's."""
+    talk = talk_corr()[CONVERGED_PRIOR].drop("single")
+    best_talk = talk.idxmax()
+    multi = [h for h in table.index if h != "single"]
+
+    def best(snapshot: str) -> tuple[str, str]:
+        if not multi:
+            return "–", ""
+        corr = table.loc[multi, f"corr {snapshot}"]
+        verdict = joint_verdict(table.loc[multi, f"verdict {snapshot}"])
+        return corr.idxmax(), f"{corr.idxmax()} ({corr.max():.4f})" + (f" ({verdict})" if verdict != "converged" else "")
+
+    (a, a_cell), (b, b_cell) = best("A"), best("B")
+    parts = [f"{'holds' if h == best_talk else 'differs'} at {label}" for label, h in (("A", a), ("B", b)) if h != "–"]
+    return pd.DataFrame([{"study": "3: target hypotheses",
+                          "finding": f"the best multi-target hypothesis under the {prior_label(CONVERGED_PRIOR)} prior",
+                          "talk": f"{best_talk} ({talk.max():.4f})", GLANCE_COLUMNS[3]: a_cell, GLANCE_COLUMNS[4]: b_cell,
+                          "Laplace": "–", "holds?": "; ".join(parts) or "–"}], columns=list(GLANCE_COLUMNS))

@@ -54,7 +54,6 @@ continue_steps = 53190  # the cap of the continuation from A to B, in steps (0: 
 estimator = "output"  # the ELBO's gradient estimator: output | local | weights (Pyro's Trace_ELBO)
 guide_init = "he"  # where the guide starts: he (the talk's: He means, stds 0.01) | prior (zero means, the prior's stds)
 init_scale = None  # initial stds: a multiple of the prior's (prior; None: 1) or the std itself (he; None: 0.01)
-init_shrink = 10  # the init-invariance check refits the Normal BNN from initial stds this many times smaller
 precision = "auto"  # float32 | bf16 | auto (bf16 where the CPU has native bf16)
 draws = 1000  # posterior draws per prior
 seed = 0
@@ -112,18 +111,16 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # posterior or only the smaller step size? The best-epoch reference is the baseline scored at the
 # epoch with the highest validation corr: chosen on the validation eras, so it is a reference, not
 # one of the models. The checks that a result is a posterior (a narrower start, the prior's start,
-# bf16 against float32, a wide proper prior beside the flat one) are in the sections after the
-# results.
+# bf16 against float32, a wide proper prior beside the flat one) are in the appendix
+# {doc}`Are these posteriors? <diagnostics>`.
 
 # %%
-specs = study.models(params)  # the baseline, the BNNs at snapshots A and B, the controls
-fitted_all = chapter.fit(specs)  # fitted and scored, or from the cache
+specs = study.models(params)  # the baseline, its matched control, the BNNs at snapshots A and B, Laplace
+fitted = chapter.fit(specs)  # fitted and scored, or from the cache
 
 # %% tags=["remove-cell"]
 glue_all(study.start_note(params["guide_init"]))
 glue("estimator_note", ESTIMATORS[params["estimator"]])
-checks = study.controls(params)
-fitted = {name: r for name, r in fitted_all.items() if name not in checks}
 bnn_names = [name for name, r in fitted.items() if r.spec.has_posterior]
 names_a = [n for n in bnn_names if common.snapshot_label(n) == "A"]  # the talk's procedure
 names_b = [n for n in bnn_names if common.snapshot_label(n) == "B"]  # converged
@@ -134,11 +131,11 @@ names_b = [n for n in bnn_names if common.snapshot_label(n) == "B"]  # converged
 # A BNN's draws describe a posterior only if SVI reached the ELBO's maximum. Every fit records
 # its trace; the verdict is computed from it, at each snapshot. {glue:text}`schedule_note` The
 # ELBO's gradient is estimated with {glue:text}`estimator_note` (the `estimator` parameter). How
-# the verdict reads a trace is under the figure; the checks that these fits are posteriors close
-# this page.
+# the verdict reads a trace is under the figure; the checks that these fits are posteriors are in
+# the appendix {doc}`Are these posteriors? <diagnostics>`.
 
 # %% tags=["remove-input"]
-fit_table = chapter.report_fits(fitted_all, figure_number=1)
+fit_table = chapter.report_fits(fitted, figure_number=1)
 verdicts = fit_table["verdict"].to_dict()
 glue_all(common.convergence_note(fit_table, names_a, "its scores are those of where the optimiser stood after the "
                                                     "talk's budget, not of a posterior."))
@@ -327,96 +324,13 @@ laplace.rename(columns=study.LAPLACE_HEADERS)
 # The evidences are in nats over the training rows; each belongs to its own model (prior precision
 # and noise chosen by that evidence), so they are not a ranking of the BNNs' ELBOs.
 #
-# ## Checks on these posteriors
+# ## Are these posteriors?
 #
-# ### Is the spread the data's or the initialisation's?
-#
-# The Normal BNN refitted from guide stds {glue:text}`param_init_shrink` times smaller and
-# continued to its own convergence: if the spread of the draws is the posterior's, both fits end
-# with the same guide std in every layer and the same ensemble corr, up to the Monte Carlo error
-# of a finite number of draws (and the optimiser's own noise). Mean-field variational fits are
-# known to prune units and to underfit the data's signal {cite}`trippe2018,coker2022`, so this is
-# not a formality.
-
-# %% tags=["remove-input"]
-_, y_valid, valid_eras = dataset.arrays("validation", [dataset.roles.main])
-init_names = study.init_pair(params)
-init_check = fits.paired_comparison(fitted_all, {study.INIT_CHECK_PRIOR: init_names}, y_valid[:, 0],
-                                    valid_eras) if all(n in fitted_all for n in init_names) else None
-if init_check is not None:
-    results.write_csv(init_check, out / "init_invariance.csv")
-    glue_all(study.init_invariance(init_check, [study.INIT_CHECK_PRIOR], n_rows=len(dataset.train),
-                                   verdicts=fit_table["verdict"]))
-    display(init_check)
-else:
-    glue_all(study.no_init_check())
-
-# %% [markdown]
-# Every layer's median guide std agrees within {glue:text}`init_tolerance:.0f`% between the two
-# starting points for {glue:text}`init_same` of {glue:text}`init_of` priors
-# ({glue:text}`init_same_names`). {glue:text}`init_apart_note` The ensemble corrs differ by this many times their Monte
-# Carlo error: {glue:text}`init_mc_errors`. {glue:text}`init_elbo_note`
-#
-# ### bf16 against float32
-#
-# On CPUs with native bf16 instructions {cite}`kalamkar2019` the fits and the scoring run their
-# hidden layers' products in bf16 (parameters, likelihood and outputs stay float32). The Normal
-# BNN fitted and scored in float32 under the talk's procedure says what that changes at A, against
-# two yardsticks: the Monte Carlo error of the ensemble, and the difference between two fits of one
-# posterior from two starting points (the table above). The point networks train in bf16 too; the
-# uncertainty chapter retrains its baseline in float32 and measures the difference against the
-# spread over seeds, a network without draws having no Monte Carlo error.
-
-# %% tags=["remove-input"]
-precision_check = fits.paired_comparison(
-    fitted_all, {"bf16 vs float32": (study.PRECISION_CHECK, "normal")}, y_valid[:, 0], valid_eras
-) if study.PRECISION_CHECK in fitted_all else None
-glue_all(study.precision_note(precision_check, init_check, fit_table, params["precision"]))
-if precision_check is not None:
-    results.write_csv(precision_check, out / "precision_check.csv")
-    display(precision_check)
-
-# %% [markdown]
-# {glue:text}`precision_note`
-#
-# ### The flat prior and a wide proper prior
-#
-# The talk's *uniform* prior is improper: for a weight the data do not pin down, the posterior
-# does not exist, and the guide's entropy pushes its scale up for as long as the optimiser runs.
-# Beside it, the same network under a proper Normal prior {glue:text}`wide_factor:g` times wider
-# than He's: as vague as the flat prior wherever the data decide, but with a posterior, whose
-# scales stop at the prior's. Both fits run the talk's procedure (snapshot A), from He-initialised
-# means with {glue:text}`wide_start`. Both are in the verdicts table above.
-
-# %% tags=["remove-input"]
-glue_all(study.wide_vs_flat(fit_table, fitted_all, study.WIDE_CONTROL))
-glue_all(study.wide_start(fit_table))
-
-# %% [markdown]
-# {glue:text}`wide_note`
-#
-# ### The talk's start and the prior's
-#
-# The talk's guide starts at He-initialised means with stds of 0.01, far from the prior: the
-# weights the data cannot pay for must travel all the way back to it, slowly, under noisy
-# gradients. A guide started at the prior (zero means, the prior's stds) says at first only
-# what the prior says, and keeps only what the data pay for. The Normal BNN is fitted from both
-# starts, each continued to its own convergence (snapshot B). If both reach one posterior, the
-# start decides only how long the road is; the table compares their ends as the init-invariance
-# check does.
-
-# %% tags=["remove-input"]
-start_names = study.start_comparison(params)
-start_check = None
-if all(name in fitted_all for name in start_names):
-    start_check = fits.paired_comparison(fitted_all, {"normal": start_names}, y_valid[:, 0], valid_eras)
-    results.write_csv(start_check, out / "start_check.csv")
-    display(start_check)
-glue_all(study.from_prior(fit_table, fitted_all, *start_names, n_rows=len(dataset.train),
-                          pair=None if start_check is None else start_check.loc["normal"]))
-
-# %% [markdown]
-# {glue:text}`from_prior_note`
+# The checks that these fits are posteriors (the Normal BNN refitted from a narrower start and
+# from the prior, each continued to its own convergence; bf16 against float32; the flat prior
+# beside a wide proper one) are in the appendix {doc}`Are these posteriors? <diagnostics>`, which
+# reads the same fits from the cache. The exact answer for the linear model and the ladder of
+# ELBOs and evidences are in the {doc}`architecture appendix <architecture>`.
 #
 # ## Against the ground truth (synthetic data only)
 #

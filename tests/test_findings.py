@@ -11,7 +11,7 @@ import pytest
 from bnnlib.evaluate.convergence import DIVERGING
 from bnnlib.studies import common
 from bnnlib.studies import burn_eras, target_hypotheses, uncertainty
-from bnnlib.studies import architecture, ensembles
+from bnnlib.studies import architecture, diagnostics, ensembles
 from bnnlib.studies import data as data_study
 from bnnlib.errors import BnnlibError
 
@@ -83,7 +83,7 @@ def test_study1_best_bnn_is_picked_among_converged_fits_and_says_when_none_conve
 def test_init_invariance_counts_fits_within_the_tolerance():
     check = pd.DataFrame({"largest_std_change": [0.05, 0.3], "difference_in_mc_errors": [0.4, 2.5]},
                          index=["normal", "laplace"])
-    out = ensembles.init_invariance(check, ["normal", "laplace"])
+    out = diagnostics.init_invariance(check, ["normal", "laplace"])
     assert (out["init_same"], out["init_of"], out["init_same_names"]) == (1, 2, "normal")
     assert out["init_mc_errors"] == "normal 0.4, Laplace 2.5"
     assert "No pair that ends apart" in out["init_elbo_note"]
@@ -98,20 +98,20 @@ def test_init_invariance_says_which_start_reached_the_higher_elbo():
     check = check.assign(first=["normal", "laplace"], second=["normal_small", "laplace_small"],
                          corr_first=[0.01, -0.001], corr_second=[0.01, 0.0065])
     converged = {name: "converged" for name in ("normal", "normal_small", "laplace", "laplace_small")}
-    note = ensembles.init_invariance(check, ["normal", "laplace"], n_rows=1000, verdicts=converged)["init_elbo_note"]
+    note = diagnostics.init_invariance(check, ["normal", "laplace"], n_rows=1000, verdicts=converged)["init_elbo_note"]
     assert "two optima" in note and "layer4's median std 0.013 times" in note
     assert "0.00020 lower (0 nats" in note and "200 steps against 100" in note and "normal" not in note
     assert "corr is 0.0065 against -0.0010" in note
     still = {**converged, "laplace_small": "still moving"}
-    assert "No pair" in ensembles.init_invariance(check, ["normal", "laplace"], verdicts=still)["init_elbo_note"]
-    assert ensembles.init_invariance(check.iloc[:1], ["normal"])["init_elbo_note"].startswith("Both starts end at one")
-    apart = ensembles.init_invariance(check, ["normal", "laplace"], verdicts=converged)["init_apart_note"]
+    assert "No pair" in diagnostics.init_invariance(check, ["normal", "laplace"], verdicts=still)["init_elbo_note"]
+    assert diagnostics.init_invariance(check.iloc[:1], ["normal"])["init_elbo_note"].startswith("Both starts end at one")
+    apart = diagnostics.init_invariance(check, ["normal", "laplace"], verdicts=converged)["init_apart_note"]
     assert apart == ("For Laplace the two fits end apart, both converged: the spread of the draws is the "
                      "initialisation's, not the data's alone.")
-    apart = ensembles.init_invariance(check, ["normal", "laplace"], verdicts=still)["init_apart_note"]
+    apart = diagnostics.init_invariance(check, ["normal", "laplace"], verdicts=still)["init_apart_note"]
     assert apart.startswith("For Laplace the two fits end apart, but a fit did not converge") and "initialisation's" not in apart
-    assert ensembles.init_invariance(check.iloc[:1], ["normal"], verdicts=converged)["init_apart_note"] == ""
-    unsettled = ensembles.init_invariance(check.iloc[:1], ["normal"], verdicts={**converged, "normal": "still moving"})
+    assert diagnostics.init_invariance(check.iloc[:1], ["normal"], verdicts=converged)["init_apart_note"] == ""
+    unsettled = diagnostics.init_invariance(check.iloc[:1], ["normal"], verdicts={**converged, "normal": "still moving"})
     assert unsettled["init_elbo_note"] == ("Both starts end at the same guide stds for every prior, but for normal a fit did "
                                       "not converge, so the two ends are where the optimisers stopped, not one optimum.")
 
@@ -378,17 +378,17 @@ def test_wide_vs_flat_reports_both_fits_and_whether_either_is_a_posterior():
     table = pd.DataFrame({"verdict": ["diverging", "converged"], "steps": [600, 5000], "budget_steps": [1000, 5000],
                           "stopped_at_step": [600.0, None], "scale_p90_last": [3.2, 0.9]}, index=["flat", "wide"])
     fitted = {n: SimpleNamespace(summary=lambda v=v: {"mean": v}) for n, v in (("flat", 0.001), ("wide", 0.012))}
-    note = ensembles.wide_vs_flat(table, fitted, "wide")["wide_note"]
+    note = diagnostics.wide_vs_flat(table, fitted, "wide")["wide_note"]
     assert "is diverging (its loss stopped being finite at step 600 of its 1,000)" in note and "**" not in note
     assert "fit is converged after 5,000 steps" in note and "0.0120" in note and "a posterior's" in note
     table.loc["wide", "verdict"] = "still moving"
-    assert "Neither is a converged posterior" in ensembles.wide_vs_flat(table, fitted, "wide")["wide_note"]
+    assert "Neither is a converged posterior" in diagnostics.wide_vs_flat(table, fitted, "wide")["wide_note"]
     table["elbo_change_window"], table["scale_change_window"] = [np.nan, 0.0009], [np.nan, 0.29]
-    note = ensembles.wide_vs_flat(table, fitted, "wide")["wide_note"]
+    note = diagnostics.wide_vs_flat(table, fitted, "wide")["wide_note"]
     assert "has settled (it moved 0.0009" in note and "still moved 29%" in note and "Neither is" in note
     table.loc["wide", "elbo_change_window"] = 0.01
-    assert "has settled" not in ensembles.wide_vs_flat(table, fitted, "wide")["wide_note"]
-    assert "no flat prior" in ensembles.wide_vs_flat(table.drop("flat"), fitted, "wide")["wide_note"]
+    assert "has settled" not in diagnostics.wide_vs_flat(table, fitted, "wide")["wide_note"]
+    assert "no flat prior" in diagnostics.wide_vs_flat(table.drop("flat"), fitted, "wide")["wide_note"]
 
 
 def test_lr_schedule_says_whether_the_fits_settled_from_their_verdicts():
@@ -422,22 +422,22 @@ def _start_fitted():
 
 def test_from_prior_compares_the_two_starts_and_says_which_is_a_posterior():
     table, fitted = _start_table("converged", "still moving"), _start_fitted()
-    note = ensembles.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
+    note = diagnostics.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
     assert "fit is converged after 17,730 steps; from the talk's start, still moving after 53,190" in note
     assert "0.07840, is higher" in note and "3/3 (talk's start: 2/3)" in note and "**" not in note
     assert ("Only the fit from the prior is a posterior; the talk's start is still moving after 53,190 steps: still on "
             "its way, so its scores describe where the optimiser stopped.") in note
     table["verdict"] = "converged"
-    assert "Both converged; a higher ELBO" in ensembles.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
+    assert "Both converged; a higher ELBO" in diagnostics.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
     pair = pd.Series({"difference_in_mc_errors": 1.26, "largest_std_change": 0.04})
-    note = ensembles.from_prior(table, fitted, "normal", "normal_talk_start", pair)["from_prior_note"]
+    note = diagnostics.from_prior(table, fitted, "normal", "normal_talk_start", pair)["from_prior_note"]
     assert "1.3 times their Monte Carlo error apart" in note and "4%" in note and "to one posterior" in note
     pair["largest_std_change"] = 0.3
-    note = ensembles.from_prior(table, fitted, "normal", "normal_talk_start", pair)["from_prior_note"]
+    note = diagnostics.from_prior(table, fitted, "normal", "normal_talk_start", pair)["from_prior_note"]
     assert "to different ends" in note and "30%" in note
-    note = ensembles.from_prior(table, fitted, "normal", "normal_talk_start", pair, n_rows=1_000_000)["from_prior_note"]
+    note = diagnostics.from_prior(table, fitted, "normal", "normal_talk_start", pair, n_rows=1_000_000)["from_prior_note"]
     assert "The one from the prior's start has the higher ELBO, by 500 nats" in note and "the talk's is a local" in note
-    assert "no Normal prior" in ensembles.from_prior(table.drop("normal"), fitted, "normal", "normal_talk_start")["from_prior_note"]
+    assert "no Normal prior" in diagnostics.from_prior(table.drop("normal"), fitted, "normal", "normal_talk_start")["from_prior_note"]
 
 
 def test_from_prior_words_each_verdict_of_the_two_starts():
@@ -445,7 +445,7 @@ def test_from_prior_words_each_verdict_of_the_two_starts():
 
     def note(prior_verdict, talk_verdict):
         table = _start_table(prior_verdict, talk_verdict)
-        return ensembles.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
+        return diagnostics.from_prior(table, fitted, "normal", "normal_talk_start")["from_prior_note"]
 
     diverging = note("converged", "diverging")
     assert ("Only the fit from the prior is a posterior; the talk's start diverged after 53,190 steps: it is on its "
@@ -462,7 +462,7 @@ def test_from_prior_words_each_verdict_of_the_two_starts():
                            "diverged, which more steps do not mend.")
     assert "at this budget" not in broken
     table = _start_table("converged", "diverging").assign(elbo_per_row_last=[0.0784, np.nan])
-    assert "cannot be compared with the one from the talk's start (nan)" in ensembles.from_prior(
+    assert "cannot be compared with the one from the talk's start (nan)" in diagnostics.from_prior(
         table, fitted, "normal", "normal_talk_start")["from_prior_note"]
 
 

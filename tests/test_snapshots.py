@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bnnlib.evaluate import fits
-from bnnlib.studies import common, ensembles, intro
+from bnnlib.studies import common, diagnostics, ensembles, intro
 from bnnlib.studies import registry as registry_study
 
 PARAMS = dict(priors=["flat", "normal", "laplace"], hidden=[8], epochs=2, steps=None, batch_size=64, seed=0,
@@ -25,20 +25,28 @@ def test_study1_fits_each_prior_once_and_scores_it_at_both_snapshots():
         assert (a.snapshot, b.snapshot) == ("A", "B")
         assert a.fit_spec() == b.fit_spec() and a.score_spec() != b.score_spec()  # one fit, two scorings
         assert a.continue_steps == 500 and a.guide_init == "he" and a.init_scale == 0.01
-    # the controls: the narrower start and the prior's start at B, the wide prior and float32 only at A
-    assert specs["normal_small_init"].snapshot == "B" and specs[ensembles.FROM_PRIOR].snapshot == "B"
-    assert specs[ensembles.WIDE_CONTROL].continue_steps == 0
     assert specs["baseline_bnn_lr"].lr == 1e-3 and specs["baseline_bnn_lr"].lr_final == 1.0  # as SVI runs to A
-    assert "laplace_small_init" not in specs and ensembles.TALK_START not in specs
-    assert ensembles.init_pair(PARAMS) == ("normal_converged", "normal_small_init")
-    assert ensembles.start_comparison(PARAMS) == (ensembles.FROM_PRIOR, "normal_converged")
+    assert not set(specs) & diagnostics.controls(PARAMS)  # the checks are the appendix's
 
 
-def test_without_a_continuation_study1_has_snapshot_a_only():
-    specs = {s.name: s for s in ensembles.models({**PARAMS, "continue_steps": 0})}
+def test_the_appendix_reads_study1s_fits_and_checks_them_at_b():
+    study1 = {s.name: s for s in ensembles.models(PARAMS)}
+    specs = {s.name: s for s in diagnostics.models(PARAMS)}
+    assert all(specs[n] == study1[n] for n in specs if n in study1)  # the same cache entries
+    # the narrower start and the prior's start at B, the wide prior and float32 only at A
+    assert specs["normal_small_init"].snapshot == "B" and specs[diagnostics.FROM_PRIOR].snapshot == "B"
+    assert specs[diagnostics.WIDE_CONTROL].continue_steps == 0
+    assert "laplace_small_init" not in specs and diagnostics.TALK_START not in specs
+    assert diagnostics.init_pair(PARAMS) == ("normal_converged", "normal_small_init")
+    assert diagnostics.start_comparison(PARAMS) == (diagnostics.FROM_PRIOR, "normal_converged")
+
+
+def test_without_a_continuation_the_book_has_snapshot_a_only():
+    specs = {s.name: s for s in [*ensembles.models({**PARAMS, "continue_steps": 0}),
+                                 *diagnostics.models({**PARAMS, "continue_steps": 0})]}
     assert not any(name.endswith(common.CONVERGED) for name in specs)
     assert specs["normal_small_init"].snapshot == "A"
-    assert ensembles.init_pair({**PARAMS, "continue_steps": 0}) == ("normal", "normal_small_init")
+    assert diagnostics.init_pair({**PARAMS, "continue_steps": 0}) == ("normal", "normal_small_init")
 
 
 def _ours(a: dict, b: dict, baseline: float = 0.01) -> pd.DataFrame:
@@ -124,3 +132,23 @@ def test_a_trajectory_is_one_fit_in_the_registry_and_one_line_in_the_traces():
 @pytest.mark.parametrize("name, label", [("normal", "A"), ("normal_converged", "B")])
 def test_a_models_snapshot_is_read_from_its_name(name, label):
     assert common.snapshot_label(name) == label
+
+
+def test_a_fit_by_the_talks_procedure_alone_is_snapshot_a_of_the_trajectory(tmp_path):
+    """Studies 3 and 4 fit most BNNs for the talk's budget alone (`common.TALK_PROCEDURE`); their
+    numbers must be those a trajectory shows at A, or the tables would set two procedures side by
+    side under one label."""
+    from bnnlib.data.loader import load_synthetic
+    from bnnlib.evaluate.study import ModelSpec, evaluate_models
+    from bnnlib.infra.cache import Cache
+
+    dataset = load_synthetic("tiny", root=tmp_path / "data")
+    common_fields = dict(method="bnn", prior="laplace", hidden=(8,), epochs=1, batch_size=64, draws=10,
+                         scale_lr=1e-2, lr_final=0.1)
+    specs = [ModelSpec("trajectory_a", continue_steps=50, **common_fields),
+             ModelSpec("alone", **{**common_fields, **common.TALK_PROCEDURE})]
+    results = evaluate_models(specs, dataset, Cache(tmp_path / "cache"))
+    a, alone = results["trajectory_a"], results["alone"]
+    assert a.history["step"] == alone.history["step"] and a.history["elbo_per_row"] == alone.history["elbo_per_row"]
+    assert a.summary()["mean"] == alone.summary()["mean"]  # the same guide, the same draws, the same scores
+    assert list(fits.fits_table(results)["snapshot"]) == ["A", "A"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from bnnlib.studies import ensembles
+from bnnlib.studies import diagnostics, ensembles
 from bnnlib.project.book import CHAPTER_MODELS
 
 from bnnlib.build import runner, warmup
@@ -49,19 +49,21 @@ def test_plan_runs_each_shared_fit_once_longest_first(tmp_path, monkeypatch, nat
         ("ensembles", chapter_params("ensembles")),
         ("burn_eras", chapter_params("burn_eras")),  # study 1's BNNs again
         ("architecture", chapter_params("architecture", architectures=[[8], [128, 64, 64]])),
+        ("diagnostics", chapter_params("diagnostics")),  # study 1's BNNs again, and the controls
     ]
     jobs = warmup.plan(chapters, tmp_path)
     by_names = {tuple(s.name for s in job.specs): job for job in jobs}
     # the talk's-depth baseline of the appendix is study 1's baseline: the same fit and score
     assert by_names[("baseline", "baseline_best_epoch")].chapters == ["ensembles", "architecture"]
     # one trajectory: snapshots A and B, and the appendix's talk-depth BNN at A, are one fit
-    assert by_names[("flat", "flat_converged")].chapters == ["ensembles", "burn_eras", "architecture"]
+    assert by_names[("flat", "flat_converged")].chapters == ["ensembles", "burn_eras", "architecture", "diagnostics"]
     assert ("baseline_1",) in by_names and ("flat_1",) in by_names
-    # study 1's ten fits (baseline, its lr-1e-3 control, three BNN trajectories, the Normal BNN's
-    # narrower start and its start at the prior, the wide proper prior beside the flat one, the
-    # Normal BNN in float32 when the run uses bf16, the baseline network's Laplace posteriors);
+    # study 1's six fits and the appendix's controls (baseline, its lr-1e-3 control, three BNN
+    # trajectories, the baseline network's Laplace posteriors; the Normal BNN's narrower start and
+    # its start at the prior, the wide proper prior beside the flat one, the Normal BNN in float32
+    # when the run uses bf16);
     # depth 1's baseline and three BNNs, and the Laplace prior's depth-1 trajectory with its B
-    assert (ensembles.WIDE_CONTROL,) in by_names and (ensembles.FROM_PRIOR,) in by_names
+    assert (diagnostics.WIDE_CONTROL,) in by_names and (diagnostics.FROM_PRIOR,) in by_names
     assert ("normal_small_init",) in by_names and ("laplace_1", "laplace_1_converged") in by_names
     assert (("normal_float32",) in by_names) is native_bf16
     study1 = 10 if native_bf16 else 9

@@ -83,9 +83,15 @@ def constant_predictors(results: Mapping[str, Any], tolerance: float = CONSTANT)
 
 
 def snapshot_label(spec: Any) -> str:
-    """A fit's snapshot as the fits table names it: A or B of a trajectory, '' for a fit without
-    a continuation (its end is its only snapshot)."""
-    return spec.snapshot if spec.continue_steps else ""
+    """A fit's snapshot as the fits table names it: A or B of a trajectory; A for a BNN fitted by
+    the talk's procedure alone (constant lr, one lr for means and scales, the last iterate: what a
+    trajectory's A is); '' for any other fit without a continuation (its end is its only snapshot,
+    e.g. a decaying lr with the iterates averaged)."""
+    if spec.continue_steps:
+        return spec.snapshot
+    talk = (getattr(spec, "lr_final", 1.0) == 1.0 and getattr(spec, "scale_lr", None) is None
+            and getattr(spec, "average", 0.2) == 0.0)
+    return "A" if getattr(spec, "has_posterior", True) and talk else ""
 
 
 def fits_table(results: Mapping[str, Any], n_inputs: int | None = None) -> pd.DataFrame:

@@ -34,7 +34,7 @@ from bnnlib.evaluate.predictive import DropoutDraws, ThetaDraws
 POINT_HYPOTHESES = ("single", "hetero")
 """The likelihoods a point network (baseline, dropout, ensemble) trains with: MSE, or the
 heteroscedastic Gaussian NLL; the multi-target hypotheses are the BNN's."""
-GUIDE_FIELDS = ("init_scale", "scale_lr", "estimator", "guide_init", "continue_steps", "snapshot")
+GUIDE_FIELDS = ("init_scale", "scale_lr", "estimator", "guide_init", "continue_steps", "snapshot", "average")
 """The BNN guide's settings: a point network has no guide, so they are reset to their defaults
 there and do not split its cache entries."""
 
@@ -226,7 +226,7 @@ class BNN(Method):
     the one drawn and scored, so it keys the scores, not the fit: A and B come from one fit."""
 
     name = "bnn"
-    fit_fields = ("prior", "init_scale", "scale_lr", "estimator", "guide_init", "continue_steps")
+    fit_fields = ("prior", "init_scale", "scale_lr", "estimator", "guide_init", "continue_steps", "average")
     score_fields = ("snapshot",)
     default_lr = 1e-3
     has_posterior = True
@@ -252,7 +252,7 @@ class BNN(Method):
         config = SVIConfig(spec.epochs, spec.batch_size, spec.learning_rate, spec.init_scale, None, spec.seed,
                            steps=spec.steps, precision=spec.precision, scale_lr=spec.scale_lr,
                            estimator=spec.estimator, guide_init=spec.guide_init, lr_final_ratio=spec.lr_final,
-                           continue_steps=spec.continue_steps)
+                           continue_steps=spec.continue_steps, average=spec.average)
         post = fit_bnn(x, y, arch, likelihood, spec.prior, config, progress, evaluate=validation_corr, device=device,
                        stop=stop_continuation)
         stored_fit = {"loc": post.loc, "scale": post.scale, "sigma": post.sigma, "history": post.history}

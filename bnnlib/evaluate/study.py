@@ -63,6 +63,7 @@ class ModelSpec:
     laplace_subset: str = "last_layer"  # laplace: the weights its posterior covers (last_layer | all)
     continue_steps: int = 0  # bnn: > 0 makes the fit a trajectory (models.bnn.TRAJECTORY), continued up to this many steps
     snapshot: str = "A"  # bnn: which snapshot of a trajectory is drawn and scored: A (the budget's end) | B (converged)
+    average: float = 0.2  # bnn without a continuation: the posterior is the mean of the iterates over this last share (0: the last)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -73,6 +74,8 @@ class ModelSpec:
                 raise BnnlibError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not 0 < self.lr_final <= 1:
             raise BnnlibError(f"lr_final must be in (0, 1] (1: a constant lr), got {self.lr_final!r}")
+        if not 0 <= self.average < 1:
+            raise BnnlibError(f"average must be in [0, 1) (0: the last iterate), got {self.average!r}")
         if int(self.continue_steps) != self.continue_steps or self.continue_steps < 0:
             raise BnnlibError(f"continue_steps must be a whole number of steps, 0 or more, got {self.continue_steps!r}")
         if self.steps is not None and (int(self.steps) != self.steps or self.steps < 1):

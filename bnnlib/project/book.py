@@ -25,7 +25,7 @@ import yaml
 
 from bnnlib.errors import BnnlibError, unknown_name
 from bnnlib.evaluate.study import ModelSpec
-from bnnlib.studies import architecture, burn_eras, ensembles, target_hypotheses, uncertainty
+from bnnlib.studies import architecture, burn_eras, diagnostics, ensembles, target_hypotheses, uncertainty
 
 TOC = "_toc.yml"
 PARAMS_DIR = Path("book") / "params"
@@ -245,6 +245,7 @@ CHAPTER_MODELS: dict[str, Callable[[Mapping], list[ModelSpec]]] = {
     "burn_eras": burn_eras.models,
     "target_hypotheses": target_hypotheses.models,
     "architecture": architecture.models,
+    "diagnostics": diagnostics.models,
     "uncertainty": uncertainty.models,
 }
 """Chapter name -> its study module's `models(params)`: the specs a chapter builds and shows,

@@ -23,7 +23,7 @@ from bnnlib.models.priors import canonical_prior
 from bnnlib.models.network import TALK_HIDDEN
 from bnnlib.scoring.statistics import normal_fit, off_diagonal
 from bnnlib.studies.common import Claim, draw_scores
-from bnnlib.studies.common import CONVERGED_PRIOR, GLANCE_COLUMNS, bnn_spec, converged_name, joint_verdict
+from bnnlib.studies.common import CONVERGED_PRIOR, GLANCE_COLUMNS, TALK_PROCEDURE, bnn_spec, converged_name, joint_verdict
 from bnnlib.studies.common import laplace_specs, scaled_budget, training_fields
 from bnnlib.studies.common import agreement
 from bnnlib.studies.common import PRIORS, SOURCE, talk_frame, prior_label
@@ -50,7 +50,7 @@ def depth_models(params: Mapping) -> list[ModelSpec]:
         for p in priors:
             continued = tuple(hidden) == TALK_HIDDEN or p == CONVERGED_PRIOR  # study 1's network is its trajectory
             specs.append(bnn_spec(f"{p}_{depth}", p, {**params, "hidden": hidden},
-                                  **({} if continued else {"continue_steps": 0})))
+                                  **({} if continued else TALK_PROCEDURE)))
         if CONVERGED_PRIOR in priors and params.get("continue_steps"):
             converged.append(bnn_spec(converged_name(f"{CONVERGED_PRIOR}_{depth}"), CONVERGED_PRIOR,
                                       {**params, "hidden": hidden}, snapshot="B"))

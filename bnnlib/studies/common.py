@@ -65,6 +65,11 @@ def bnn_spec(name: str, prior: str, params: Mapping, shrink: float = 1.0, **fiel
     return ModelSpec(name, **{**settings, **fields})
 
 
+TALK_PROCEDURE = dict(continue_steps=0, lr_final=1.0, scale_lr=None, average=0.0)
+"""A BNN fitted by the talk's procedure alone (a fit at snapshot A that is not continued): every
+parameter at the constant lr, the last iterate kept; the same numbers, bit for bit, as snapshot A
+of a trajectory with the same settings (`models.bnn.TRAJECTORY`, tests/test_trajectory.py)."""
+
 CONVERGED = "_converged"
 """The suffix of a model scored at snapshot B (converged) of the trajectory whose snapshot A (the
 talk's procedure) has the bare name: `normal` and `normal_converged` are one fit."""

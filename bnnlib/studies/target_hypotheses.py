@@ -19,7 +19,7 @@ from bnnlib.models.priors import canonical_prior
 from bnnlib.evaluate.study import ModelSpec
 from bnnlib.scoring.statistics import normal_posterior
 from bnnlib.studies.common import Claim, check_claims
-from bnnlib.studies.common import CONVERGED_PRIOR, GLANCE_COLUMNS, bnn_spec, converged_name, joint_verdict
+from bnnlib.studies.common import CONVERGED_PRIOR, GLANCE_COLUMNS, TALK_PROCEDURE, bnn_spec, converged_name, joint_verdict
 from bnnlib.studies.common import agreement, best_among_converged
 from bnnlib.studies.common import PRIORS, talk_frame, prior_label
 
@@ -35,7 +35,7 @@ def models(params: Mapping) -> list[ModelSpec]:
     priors = [canonical_prior(p) for p in params["priors"]]
     hypotheses = [*params["hypotheses"], "single"]
     specs = [bnn_spec(f"{h}_{p}", p, params, hypothesis=h,
-                      **({} if h == "single" or p == CONVERGED_PRIOR else {"continue_steps": 0}))
+                      **({} if h == "single" or p == CONVERGED_PRIOR else TALK_PROCEDURE))
              for h in hypotheses for p in priors]
     if CONVERGED_PRIOR in priors and params.get("continue_steps"):
         specs += [bnn_spec(converged_name(f"{h}_{CONVERGED_PRIOR}"), CONVERGED_PRIOR, params, hypothesis=h,

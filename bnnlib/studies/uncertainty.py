@@ -25,7 +25,7 @@ from bnnlib.evaluate.study import ModelSpec
 from bnnlib.scoring.statistics import mann_whitney_auc
 from bnnlib.studies.common import signal_ceiling, truth_eras, truth_signals
 from bnnlib.studies.burn_eras import burn_eras
-from bnnlib.studies.common import MATCHED_CONTROL, REVERSED_AUC, bnn_spec, snapshot_pair, training_fields
+from bnnlib.studies.common import MATCHED_CONTROL, REVERSED_AUC, TALK_PROCEDURE, bnn_spec, snapshot_pair, training_fields
 
 # --------------------------------------------------------------------------- models
 
@@ -67,7 +67,7 @@ def models(params: Mapping) -> list[ModelSpec]:
     ]
     if params.get("hetero_prior"):
         prior = canonical_prior(params["hetero_prior"])
-        specs.append(bnn_spec(HETERO, prior, params, hypothesis="hetero", continue_steps=0))  # the talk's procedure
+        specs.append(bnn_spec(HETERO, prior, params, hypothesis="hetero", **TALK_PROCEDURE))
     if training["precision"] != "float32":
         specs.append(ModelSpec(precision_check_name(params), method="baseline", **{**common, "precision": "float32"}))
     return specs

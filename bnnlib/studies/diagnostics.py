@@ -1,0 +1,312 @@
+"""The appendix "Are these posteriors?" (`book/diagnostics.py`): the checks that study 1's fits
+are posteriors, gathered out of the studies that use them.
+
+Study 1's BNNs (the same cache entries) and the controls beside them: the Normal BNN from a
+narrower start and from the prior (does the start decide where the converged fit ends?), a wide
+proper prior beside the improper flat one, and the Normal BNN in float32 beside bf16. Each check's
+table, its named threshold and its sentence are here; the exact linear check and the ELBO /
+evidence ladder are the architecture appendix's (they need its linear fits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from bnnlib.evaluate.convergence import ELBO_TOL
+from bnnlib.evaluate.study import ModelSpec
+from bnnlib.models.bnn import initial_scale
+from bnnlib.models.precision import resolve_precision
+from bnnlib.models.priors import WIDE, canonical_prior
+from bnnlib.studies.common import TALK_PROCEDURE, bnn_spec, converged_name, guide_start, snapshot_pair, training_fields
+from bnnlib.studies.common import prior_label, prior_labels
+
+
+# --------------------------------------------------------------------------- models
+
+
+def init_check_name(prior: str) -> str:
+    """Study 1's refit of a prior's BNN from initial guide stds `init_shrink` times smaller."""
+    return f"{canonical_prior(prior)}_small_init"
+
+
+INIT_CHECK_PRIOR = "normal"
+"""The prior whose BNN is refitted from a narrower start (init-invariance): one prior answers
+whether the start decides where the converged fit ends; each further one costs a whole trajectory."""
+
+
+PRECISION_CHECK = "normal_float32"
+"""Study 1's Normal-prior BNN fitted and scored in float32 under the talk's procedure (snapshot A),
+beside the chapter's precision."""
+
+FROM_PRIOR = "normal_from_prior"
+"""Study 1's Normal-prior BNN with its guide started at the prior (zero means, the prior's stds),
+when the chapter's BNNs start where the talk's do (`guide_init: he`)."""
+
+TALK_START = "normal_talk_start"
+"""Study 1's Normal-prior BNN started where the talk's guide starts (He means, std 0.01), when the
+chapter's BNNs start at the prior: whether the talk's start reaches the same posterior."""
+
+
+def check_snapshot(params: Mapping) -> str:
+    """The snapshot the start checks compare: B (converged) where the chapter continues its fits,
+    else A, the only one."""
+    return "B" if params.get("continue_steps") else "A"
+
+
+def start_comparison(params: Mapping) -> tuple[str, str]:
+    """Study 1's two Normal BNNs from the two starts, at `check_snapshot`: (the one started at the
+    prior, the one started at the talk's guide); one of them is the chapter's Normal BNN."""
+    chapter_normal = converged_name("normal") if check_snapshot(params) == "B" else "normal"
+    if params.get("guide_init", "he") == "prior":
+        return chapter_normal, TALK_START
+    return FROM_PRIOR, chapter_normal
+
+
+def init_pair(params: Mapping) -> tuple[str, str]:
+    """The init-invariance pair at `check_snapshot`: (the chapter's Normal BNN, its narrower refit)."""
+    chapter_normal = converged_name(INIT_CHECK_PRIOR) if check_snapshot(params) == "B" else INIT_CHECK_PRIOR
+    return chapter_normal, init_check_name(INIT_CHECK_PRIOR)
+
+
+WIDE_CONTROL = "wide"
+"""Study 1's BNN under a proper Normal prior ten times wider than He's, beside the improper flat
+prior (`priors.WIDE`), from the same start and under the same procedure (the talk's: snapshot A):
+as vague as the flat prior where the data decide, but with a posterior. Fitted once, to the
+talk's budget: under the talk's procedure its layers' stds still moved 29% over the last fifth of
+the 17,730 steps, and 10-12% with three to five times the steps, while its ELBO per row moved less
+than 0.001 (measured on the default data). The ELBO is nearly flat along the stds of the weights
+the data barely use, so where they end is the optimiser's, which `wide_vs_flat` says."""
+
+
+def controls(params: Mapping) -> set[str]:
+    """The appendix's fits that are checks on study 1's, not study 1's own."""
+    return {PRECISION_CHECK, WIDE_CONTROL, *start_comparison(params), *init_pair(params)} - {
+        "normal", converged_name("normal")}
+
+
+def models(params: Mapping) -> list[ModelSpec]:
+    """The appendix: study 1's BNN trajectories (snapshots A and B, the same fits); the Normal BNN
+    again from initial guide stds `init_shrink` times smaller (init-invariance) and from the other
+    start (`start_comparison`), both at `check_snapshot`; beside the flat prior, a wide proper
+    prior; and the Normal BNN in float32 when the chapter runs in bf16 (these two at A only)."""
+    training = training_fields(params)
+    priors = [canonical_prior(p) for p in params["priors"]]
+    snapshot = check_snapshot(params)
+    specs = [spec for p in priors for spec in snapshot_pair(p, p, params)]
+    if INIT_CHECK_PRIOR in priors:
+        specs.append(bnn_spec(init_check_name(INIT_CHECK_PRIOR), INIT_CHECK_PRIOR, params,
+                              shrink=params.get("init_shrink", 10.0), snapshot=snapshot))
+    if "flat" in priors:  # started as the flat prior is, so that only the prior differs
+        specs.append(bnn_spec(WIDE_CONTROL, "wide", params, **TALK_PROCEDURE, **guide_start("flat", params)))
+    if "normal" in priors:  # the Normal BNN from the start the chapter's BNNs do not use
+        control, start = (TALK_START, "he") if params.get("guide_init", "he") == "prior" else (FROM_PRIOR, "prior")
+        specs.append(bnn_spec(control, "normal", params, guide_init=start, init_scale=initial_scale(start, None),
+                              snapshot=snapshot))
+    if resolve_precision(training["precision"]) != "float32" and "normal" in priors:
+        specs.append(bnn_spec(PRECISION_CHECK, "normal", params, precision="float32", **TALK_PROCEDURE))
+    return specs
+
+
+# --------------------------------------------------------------------------- findings (glue values)
+
+
+ELBO_DECIMALS = 5
+"""ELBOs per row are compared, and printed, to this many decimals: two that read alike there are
+called equal, and the ELBO then does not say which of two fits is the better optimum."""
+
+STD_TOLERANCE = 0.1
+"""Two fits end at one optimum when every layer's median guide std agrees within this share: the
+same 10% by which a converged fit's stds may still move over its last fifth
+(`convergence.SCALE_TOL`), so a smaller difference cannot be told from one fit's own wandering."""
+
+
+def init_invariance(check: pd.DataFrame, names: Sequence[str], tolerance: float = STD_TOLERANCE,
+                    n_rows: int | None = None, verdicts: Mapping[str, str] | None = None) -> dict:
+    """Which fits end at the same guide stds from two starting points, how far apart their
+    ensembles' corrs are in Monte Carlo errors (a `fits.paired_comparison` table), and, where
+    two converged fits (`verdicts`: fit name -> verdict) end apart, which reached the higher
+    ELBO (`elbo_note`; in nats over the `n_rows` training rows when given): two ends are two
+    optima, and only the higher one is the mean-field posterior."""
+    same = [p for p in names if check.loc[p, "largest_std_change"] <= tolerance]
+    apart = [p for p in names if p not in same]
+    unsettled = [] if verdicts is None else [
+        p for p in names if any(verdicts.get(check.loc[p, k]) != "converged" for k in ("first", "second"))]
+    parts = []
+    for p in apart:
+        row = check.loc[p]
+        if "elbo_per_row_first" not in row or not np.isfinite(row["elbo_per_row_first"] - row["elbo_per_row_second"]):
+            continue
+        if p in unsettled:
+            continue
+        gap = row["elbo_per_row_first"] - row["elbo_per_row_second"]
+        nats = f" ({abs(gap) * n_rows:,.0f} nats over the training rows)" if n_rows else ""
+        layer = max((c for c in row.index if c.startswith("std_ratio_")), key=lambda c: abs(np.log(row[c])))
+        level = (f"equal to {ELBO_DECIMALS} decimals" if f"{abs(gap):.{ELBO_DECIMALS}f}" == f"{0:.{ELBO_DECIMALS}f}"
+                 else f"{abs(gap):.{ELBO_DECIMALS}f} {'lower' if gap > 0 else 'higher'}{nats}")
+        parts.append(
+            f"{prior_label(p)}: the smaller start ends with {layer.removeprefix('std_ratio_')}'s median std "
+            f"{row[layer]:.3g} times the first fit's, at an ELBO per row {level}, after "
+            f"{row['steps_second']:,.0f} steps against "
+            f"{row['steps_first']:,.0f}; its ensemble's corr is {row['corr_second']:.4f} against {row['corr_first']:.4f}")
+    if not apart and not unsettled:
+        note = "Both starts end at one optimum for every prior."
+    elif not apart:
+        note = (f"Both starts end at the same guide stds for every prior, but for {prior_labels(unsettled)} a fit "
+                "did not converge, so the two ends are where the optimisers stopped, not one optimum.")
+    elif parts:
+        note = ("Where both fits converged and ended apart, they found two optima of the mean-field ELBO, and only "
+                "the higher one is the variational posterior, whichever of the two predicts better: " + "; ".join(parts) + ".")
+    else:
+        note = ("No pair that ends apart has two converged fits with an ELBO to say which optimum is the better "
+                "one.")
+    apart_settled = [p for p in apart if p not in unsettled]
+    apart_unsettled = [p for p in apart if p in unsettled]
+    apart_note = ""
+    if apart_settled:
+        apart_note += (f"For {prior_labels(apart_settled)} the two fits end apart"
+                       + (", both converged" if verdicts is not None else "")
+                       + ": the spread of the draws is the initialisation's, not the data's alone.")
+    if apart_unsettled:
+        apart_note += (f" For {prior_labels(apart_unsettled)} the two fits end apart, but a fit did not converge, so "
+                       "the difference is where the optimisers stopped and says nothing yet about the posterior.")
+    return {"init_same": int(len(same)), "init_of": int(len(names)), "init_same_names": prior_labels(same),
+            "init_tolerance": 100 * tolerance, "init_elbo_note": note, "init_apart_note": apart_note.strip(),
+            "init_mc_errors": ", ".join(f"{prior_label(p)} {check.loc[p, 'difference_in_mc_errors']:.1f}" for p in names)}
+
+
+def no_init_check() -> dict:
+    """The init-invariance glue keys when the run has no Normal prior to refit."""
+    return {"init_same": 0, "init_of": 0, "init_same_names": "none", "init_tolerance": 100 * STD_TOLERANCE,
+            "init_elbo_note": "", "init_apart_note": "This run has no Normal prior, so no refit from a narrower start.",
+            "init_mc_errors": "none"}
+
+
+def precision_note(check: pd.DataFrame | None, init_check: pd.DataFrame | None, fit_table: pd.DataFrame,
+                   precision: str) -> dict:
+    """bf16 against float32 for the Normal posterior, beside the difference two starting points
+    make and the fits' times; or that the run used one precision throughout."""
+    if check is None:
+        return {"precision_note": f"This run uses precision {precision} throughout; there is nothing to compare."}
+    row = check.iloc[0]
+    return {"precision_note": (
+        f"In bf16 the Normal BNN's ensemble corr is {row['corr_second']:.4f} against {row['corr_first']:.4f} in "
+        f"float32: a difference of {abs(row['corr_difference']):.5f}, {row['difference_in_mc_errors']:.2f} times "
+        "the Monte Carlo error of the draws"
+        + ("" if init_check is None or "normal" not in init_check.index else
+           f"; refitting from another initial std moved the converged fit's by "
+           f"{abs(init_check.loc['normal', 'corr_difference']):.5f}") + ". The layers' median guide std changed by at most "
+        f"{row['largest_std_change']:.1%}. A step took {_ms_a_step(fit_table, PRECISION_CHECK):.1f} ms in float32 "
+        f"against {_ms_a_step(fit_table, 'normal'):.1f} ms in bf16.")}
+
+
+def _ms_a_step(fit_table: pd.DataFrame, name: str) -> float:
+    """A fit's milliseconds an optimiser step, from its row (a trajectory's A row records the
+    seconds and steps to A)."""
+    return 1000 * fit_table.loc[name, "fit_seconds"] / fit_table.loc[name, "steps"]
+
+
+def wide_vs_flat(fit_table: pd.DataFrame, fitted: Mapping, wide: str, flat: str = "flat") -> dict:
+    """The flat prior's fit beside the wide proper prior's: verdicts, where the flat fit stopped,
+    the largest guide stds and the ensembles' corr (`wide_note`; says so when either is absent)."""
+    if wide not in fit_table.index or flat not in fit_table.index:
+        return {"wide_factor": WIDE, "wide_note": "This run has no flat prior, so no wide prior beside it."}
+    f, w = fit_table.loc[flat], fit_table.loc[wide]
+    stopped = f.get("stopped_at_step")
+    where = (f" (its loss stopped being finite at step {int(stopped):,} of its {int(f.budget_steps):,})"
+             if stopped is not None and pd.notna(stopped) else "")
+    corr = {name: fitted[name].summary()["mean"] for name in (flat, wide)}
+    return {"wide_factor": WIDE, "wide_note": (
+        f"Under the flat prior the fit is {f.verdict}{where}; its guide's 90th-percentile std ended at "
+        f"{f.scale_p90_last:.3g}, its ensemble's validation corr is {corr[flat]:.4f}. Under the wide prior the "
+        f"fit is {w.verdict} after {int(w.steps):,} steps: 90th-percentile std {w.scale_p90_last:.3g}, ensemble "
+        f"corr {corr[wide]:.4f}. "
+        + ("The wide prior's fit converged, so its numbers are a posterior's, which the flat prior's cannot be."
+           if w.verdict == "converged" else _wide_unsettled(w)))}
+
+
+def _wide_unsettled(w: pd.Series) -> str:
+    """Why the wide prior's fit is not a posterior yet, from its verdict's window."""
+    flat_elbo = ""
+    if pd.notna(w.get("elbo_change_window")) and abs(w.elbo_change_window) <= ELBO_TOL:
+        flat_elbo = (f"Its ELBO per row has settled (it moved {abs(w.elbo_change_window):.4f} over the last fifth of "
+                     f"the steps) while a layer's stds still moved {w.scale_change_window:.0%}: the ELBO is nearly "
+                     "flat along the stds of the weights the data barely use, so where they stop is the optimiser's "
+                     "doing, bounded by the prior where the flat prior's are not. ")
+    return flat_elbo + "Neither is a converged posterior, so neither ensemble's corr is a property of a posterior."
+
+
+def wide_start(fit_table: pd.DataFrame) -> dict:
+    """Where the wide prior's guide started (`wide_start`), or that this run has no wide prior."""
+    return {"wide_start": f"stds {fit_table.loc[WIDE_CONTROL, 'init_scale']:g}"
+            if WIDE_CONTROL in fit_table.index else "no wide prior in this run"}
+
+
+def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, talk_start: str,
+               pair: pd.Series | None = None, tolerance: float = STD_TOLERANCE, n_rows: int | None = None) -> dict:
+    """The Normal BNN from the prior beside the same model from the talk's start: verdicts and
+    steps, last ELBO per row (higher is closer to the optimum), hidden layers at the prior, the
+    posterior-mean network's corr and the ensembles' corr, and whether both reach one posterior
+    (`from_prior_note`). `pair` is the two fits' row of a `fits.paired_comparison` (first: the
+    prior's start): with it, the corrs' distance in Monte Carlo errors and the largest change of a
+    layer's median std, which decide "one posterior" when both converged (within `tolerance`);
+    where they end apart, the ELBO gap in nats over the `n_rows` training rows when given."""
+    if started_at_prior not in fit_table.index or talk_start not in fit_table.index:
+        return {"from_prior_note": "This run has no Normal prior, so there is no second start to compare."}
+    a, b = fit_table.loc[started_at_prior], fit_table.loc[talk_start]
+    corr = {name: fitted[name].summary()["mean"] for name in (started_at_prior, talk_start)}
+    finite = np.isfinite(a.elbo_per_row_last) and np.isfinite(b.elbo_per_row_last)
+    prior_higher = finite and a.elbo_per_row_last > b.elbo_per_row_last
+    if not finite:
+        compared = "cannot be compared with the one"
+    elif f"{a.elbo_per_row_last:.{ELBO_DECIMALS}f}" == f"{b.elbo_per_row_last:.{ELBO_DECIMALS}f}":
+        compared = f"equal, to {ELBO_DECIMALS} decimals, to the one"
+    else:
+        compared = f"{'higher' if prior_higher else 'lower'} than the one"
+    apart = ""
+    if pair is not None:
+        apart = (f", {pair['difference_in_mc_errors']:.1f} times their Monte Carlo error apart; the largest change "
+                 f"of a layer's median std between the two is {pair['largest_std_change']:.0%}")
+
+    def unsettled(row: pd.Series) -> str:
+        """Where a fit that did not converge is, by its verdict."""
+        if row.verdict == "diverging":
+            return (f"diverged after {int(row.steps):,} steps: it is on its way to no posterior, and more steps "
+                    "do not mend that, so its scores describe where the optimiser stopped")
+        return (f"is {row.verdict} after {int(row.steps):,} steps: still on its way, so its scores describe where "
+                "the optimiser stopped")
+
+    if a.verdict == "converged" and b.verdict != "converged":
+        ending = f"Only the fit from the prior is a posterior; the talk's start {unsettled(b)}."
+    elif b.verdict == "converged" and a.verdict != "converged":
+        ending = f"Only the fit from the talk's start is a posterior; the prior's start {unsettled(a)}."
+    elif a.verdict == "converged" and pair is None:
+        ending = "Both converged; a higher ELBO marks the better of the two optima the starts reached."
+    elif a.verdict == "converged" and pair["largest_std_change"] <= tolerance:
+        ending = (f"Both converged, to one posterior (every layer's median std within {tolerance:.0%}): the talk's "
+                  "start is not a different model, only a longer road to the same one.")
+    elif a.verdict == "converged" and compared.startswith("equal"):
+        ending = (f"Both converged, but to different ends: two optima of the mean-field ELBO, at ELBOs equal to "
+                  f"{ELBO_DECIMALS} decimals, so the ELBO does not say which is the better variational posterior.")
+    elif a.verdict == "converged":
+        gap = abs(a.elbo_per_row_last - b.elbo_per_row_last)
+        nats = f", by {gap * n_rows:,.0f} nats over the training rows" if n_rows else ""
+        better, other = ("the prior's start", "the talk's") if prior_higher else ("the talk's start", "the prior's")
+        ending = (f"Both converged, but to different ends: two optima of the mean-field ELBO. The one from {better} "
+                  f"has the higher ELBO{nats}, so it is the better variational posterior of the two; the one from "
+                  f"{other} is a local optimum, whichever of the two predicts better.")
+    else:
+        diverged = [name for name, row in (("the fit from the prior", a), ("the fit from the talk's start", b))
+                    if row.verdict == "diverging"]
+        ending = "Neither fit converged, so neither end is a posterior"
+        ending += (f"; {' and '.join(diverged)} diverged, which more steps do not mend." if diverged else
+                   ", and which end is the posterior stays open at this budget.")
+    return {"from_prior_note": (
+        f"Started at the prior, the fit is {a.verdict} after {int(a.steps):,} steps; from the talk's start, "
+        f"{b.verdict} after {int(b.steps):,}. Its last ELBO per row, {a.elbo_per_row_last:.{ELBO_DECIMALS}f}, is "
+        f"{compared} from the talk's start ({b.elbo_per_row_last:.{ELBO_DECIMALS}f}); hidden layers at their prior: "
+        f"{a.layers_at_prior or 'n/a'} (talk's start: {b.layers_at_prior or 'n/a'}); the posterior-mean network's "
+        f"validation corr {a.mean_net_corr_last:.4f} (talk's start: {b.mean_net_corr_last:.4f}); the ensemble's corr "
+        f"{corr[started_at_prior]:.4f} (talk's start: {corr[talk_start]:.4f}){apart}. {ending}")}

@@ -46,7 +46,7 @@ glance = study.collect_glance(page.results_root, chapters)
 glue_all(study.glance_summary(glance))
 
 # %% tags=["remove-input"]
-glance.set_index(["study", "finding"])
+study.glance_view(glance)
 
 # %% [markdown]
 # Of the {glue:text}`glance_findings` findings, {glue:text}`glance_holds_a` hold under the talk's

@@ -152,3 +152,24 @@ def test_a_fit_by_the_talks_procedure_alone_is_snapshot_a_of_the_trajectory(tmp_
     assert a.history["step"] == alone.history["step"] and a.history["elbo_per_row"] == alone.history["elbo_per_row"]
     assert a.summary()["mean"] == alone.summary()["mean"]  # the same guide, the same draws, the same scores
     assert list(fits.fits_table(results)["snapshot"]) == ["A", "A"]
+
+
+def test_a_studys_claims_become_glance_rows_with_their_verdicts():
+    at_a = pd.DataFrame({"finding": ["x", "y"], "talk": [True, True], "this run": [True, None], "agree": [True, None]})
+    at_b = pd.DataFrame({"finding": ["x", "y"], "talk": [True, True], "this run": [False, True], "agree": [False, True]})
+    rows = common.claims_glance("2: burn eras", at_a, at_b, "still moving", "converged").set_index("finding")
+    assert list(rows.columns) == [c for c in common.GLANCE_COLUMNS if c != "finding"]
+    assert rows.loc["x", "A: the talk's procedure"] == "yes (still moving)" and rows.loc["x", "B: converged"] == "no"
+    assert rows.loc["x", "holds?"] == "holds at A; differs at B"
+    assert rows.loc["y", "A: the talk's procedure"] == "–" and rows.loc["y", "holds?"] == "holds at B"
+    assert common.claims_glance("s", at_a)["B: converged"].tolist() == ["–", "–"]
+    assert common.joint_verdict(["converged", "converged"]) == "converged"
+    assert common.joint_verdict(["converged", "diverging"]) == "mixed verdicts" and common.joint_verdict([]) == ""
+
+
+def test_the_trace_of_a_trajectory_marks_its_snapshot_a():
+    specs = {s.name: s for s in ensembles.models(PARAMS) if s.name == "normal_converged"}
+    history = {"step": [10, 20, 30, 40], "elbo_per_row": [-1.0, -0.5, -0.4, -0.4], "snapshot_a_records": 2,
+               "scale_quantiles": {"layer_0": [[0.1, 0.2, 0.3]] * 4}}
+    frame = fits.trace_frame({n: SimpleNamespace(spec=s, history=history) for n, s in specs.items()})
+    assert set(frame["snapshot_a_step"]) == {20.0}

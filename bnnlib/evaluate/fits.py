@@ -142,8 +142,15 @@ def trace_frame(results: Mapping[str, Any]) -> pd.DataFrame:
             "scale_median": np.median(np.stack([q[:, 1] for q in layers]), axis=0),
             "scale_p90_max": np.max(np.stack([q[:, 2] for q in layers]), axis=0),
             "mean_net_corr": h.get("validation_corr") or np.nan,
+            "snapshot_a_step": _snapshot_a_step(h) if snapshot_label(result.spec) == "B" else np.nan,
         }))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _snapshot_a_step(history: dict) -> float:
+    """The step of a trajectory's snapshot A (its last record at A), or NaN."""
+    records = history.get("snapshot_a_records")
+    return float(history["step"][records - 1]) if records else np.nan
 
 
 def _fit_id(spec: Any) -> str:

@@ -302,7 +302,9 @@ def fits_caption(table: pd.DataFrame, figure_number: int) -> str:
             f"Verdicts ({counts}), {convergence.CRITERION}. *At prior* counts the hidden layers whose median "
             f"guide std is within {fits.AT_PRIOR:.0%} of the std the guide takes where the data say nothing (the "
             "prior's std; for the Laplace prior, its KL-closest Normal's): the data did not move them. A fit that did not converge reports where the optimiser "
-            "stopped, not a posterior: its draws' spread and anything computed from it are marked below." + stops)
+            "stopped, not a posterior: its draws' spread and anything computed from it are marked below." + stops
+            + (" A dotted grey line marks snapshot A, the end of the talk's budget; a trajectory's trace goes on to B "
+               "under its `_converged` name." if "snapshot" in table and (table["snapshot"] == "B").any() else ""))
 
 
 def open_chapter(name: str, namespace: dict, *, fits_models: bool = True) -> ChapterRun:

@@ -264,6 +264,12 @@ def fit_traces(traces: pd.DataFrame, *, title: str, diverged: Sequence[str] = ()
         axes[1].plot(t["step"], t["scale_median"], color=colors[model], lw=1.2, ls=dashes)
         axes[1].plot(t["step"], t["scale_p90_max"], color=colors[model], lw=0.9, ls=":")
         axes[2].plot(t["step"], t["mean_net_corr"], color=colors[model], lw=1.2, ls=dashes)
+    marks = sorted(traces["snapshot_a_step"].dropna().unique()) if "snapshot_a_step" in traces else []
+    for step in marks:  # where the talk's budget ends and the trajectories continue to B
+        for ax in axes:
+            ax.axvline(step, color="0.5", lw=0.8, ls=":", zorder=0)
+        axes[0].annotate("A", (step, 1.0), xycoords=("data", "axes fraction"), xytext=(2, -10),
+                         textcoords="offset points", fontsize=8, color="0.4")
     kept = traces[~traces["model"].isin(list(diverged))]
     if not kept.empty and len(kept) < len(traces):
         for ax, names in zip(axes, columns):

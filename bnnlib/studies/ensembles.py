@@ -227,7 +227,7 @@ def _continuation_schedule(lr_final: float, verdicts: Mapping[str, str] | None, 
             f"start over its cap of {cap:,} steps: Adam at a constant rate never settles (its iterates wander "
             "wherever the ELBO is nearly flat), so a fit that had reached its optimum could not be told from one "
             "still on its way. The continuation stops at the first trace record where the verdict is no longer "
-            "*still moving*, after at least as many steps as the budget; B is the average of the iterates over the "
+            "'still moving', after at least as many steps as the budget; B is the average of the iterates over the "
             "last fifth of all the steps run.")
     if verdicts:
         unsettled = {n: v for n, v in verdicts.items() if v != "converged"}
@@ -282,6 +282,9 @@ def score_findings(ours: pd.DataFrame, bnn_names: Sequence[str], best_epoch: int
             "control_sharpe": ours.loc["baseline_bnn_lr", "sharpe"], "control_verdict": control,
             "best_epoch_note": epoch}
 
+
+LAPLACE_LABELS = {"laplace_approx_last_layer": "last layer", "laplace_approx_all": "all weights"}
+"""How the glance table names the Laplace posteriors (of the baseline network's last layer, of all its weights)."""
 
 HEADLINE_PRIORS = ("normal", "laplace")
 """The BNNs of the talk's headline "a BNN ensemble scores above the baseline" as the book checks it
@@ -511,7 +514,7 @@ def glance(ours: pd.DataFrame, verdicts: Mapping[str, str], draws_a: pd.DataFram
                                if snapshot_name(p, snapshot) in ours.index])
 
     a, b = at("A"), at("B")
-    approx = {n: row["corr"] for n, row in laplace.iterrows()}
+    approx = {LAPLACE_LABELS.get(n, n): row["corr"] for n, row in laplace.iterrows()}
     rows.append({"finding": "a BNN ensemble's corr is above the baseline's",
                  "talk": _cell({p: talk.loc[p, "corr"] for p in proper}, talk.loc["baseline", "corr"]),
                  "A: the talk's procedure": _cell(a, baseline, verdict("A")),

@@ -39,3 +39,10 @@ def glance_summary(table: pd.DataFrame) -> dict:
     return {"glance_findings": int(len(table)), "glance_holds_a": count("A", GLANCE_COLUMNS[3]),
             "glance_holds_b": count("B", GLANCE_COLUMNS[4]),
             "glance_studies": int(table["study"].nunique()) if len(table) else 0}
+
+
+def glance_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The table as the intro shows it: one row per finding under its study, the verdict on it
+    ("holds?") first, then the talk's value and ours at A, at B and with Laplace."""
+    columns = [GLANCE_COLUMNS[-1], *GLANCE_COLUMNS[2:-1]]
+    return table.set_index(["study", "finding"])[columns]

@@ -91,7 +91,7 @@ glue_all({"exact_budget": study.EXACT_CHECK_BUDGET})
 # ## Fits
 
 # %%
-specs = study.depth_models(params)  # a baseline and a BNN per (depth, prior), and the Laplace prior's at B
+specs = study.depth_models(params)  # baselines and BNNs per depth
 fitted = chapter.fit(specs)
 
 # %% tags=["remove-cell"]

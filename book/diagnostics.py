@@ -81,7 +81,7 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # holds) and the controls below.
 
 # %%
-specs = study.models(params)  # study 1's BNN trajectories and the controls beside them
+specs = study.models(params)  # study 1's BNN trajectories and the controls
 fitted = chapter.fit(specs)
 
 # %% tags=["remove-input"]

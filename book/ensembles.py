@@ -115,7 +115,7 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # {doc}`Are these posteriors? <diagnostics>`.
 
 # %%
-specs = study.models(params)  # the baseline, its matched control, the BNNs at snapshots A and B, Laplace
+specs = study.models(params)  # baselines, BNNs at snapshots A and B, Laplace
 fitted = chapter.fit(specs)  # fitted and scored, or from the cache
 
 # %% tags=["remove-cell"]
@@ -163,7 +163,7 @@ laplace_names = [n for n in study.LAPLACE if n in fitted]
 # %%
 scores = common.score_table(fitted)
 ours = scores[list(columns)].rename(columns=columns)
-ours_a = study.at_snapshot(ours, params["priors"], "A")  # the rows the talk's table has, at snapshot A
+ours_a = study.at_snapshot(ours, params["priors"], "A")  # as the talk ran them
 common.side_by_side(ours_a, study.talk_scores(), ours_label=chapter.ours_label)
 
 # %% [markdown]

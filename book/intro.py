@@ -182,3 +182,16 @@ study.glance_view(glance)
 # The parameter names of a chapter are in its first code cell; the profiles in `book/params/`
 # (`quick`, `default`, `numerai`) show the values this book was built with.
 
+# %% [markdown]
+# This page gathers the findings at a glance from the chapters' results; after rerunning a
+# chapter, this command refreshes it:
+#
+# ```{glue:md} rerun
+# :format: myst
+# ```
+
+# %% tags=["remove-cell"]
+page.close()
+
+# %% [markdown]
+# {glue:text}`provenance`

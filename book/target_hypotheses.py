@@ -96,7 +96,7 @@ target_corr
 study.hypotheses_table(params["hypotheses"])
 
 # %%
-specs = study.models(params)  # a BNN per (hypothesis, prior), and the Laplace prior's at snapshot B
+specs = study.models(params)  # a BNN per (hypothesis, prior); Laplace at B
 fitted = chapter.fit(specs)
 
 # %% tags=["remove-cell"]

@@ -173,3 +173,13 @@ def test_the_trace_of_a_trajectory_marks_its_snapshot_a():
                "scale_quantiles": {"layer_0": [[0.1, 0.2, 0.3]] * 4}}
     frame = fits.trace_frame({n: SimpleNamespace(spec=s, history=history) for n, s in specs.items()})
     assert set(frame["snapshot_a_step"]) == {20.0}
+
+
+def test_the_laplace_note_says_when_the_sampled_all_weights_predictive_loses_the_signal():
+    ours = pd.DataFrame({"corr": {"baseline": 0.0172}})
+    table = pd.DataFrame({"corr": [0.0172, 0.0042], "sharpe": [0.6, 0.15]},
+                         index=["laplace_approx_last_layer", "laplace_approx_all"])
+    note = ensembles.laplace_note(table, ours, [], {})["laplace_note"]
+    assert "linearised (GLM) predictive" in note and "not above the baseline" in note
+    fine = ensembles.laplace_note(table.assign(corr=[0.0172, 0.016]), ours, [], {})["laplace_note"]
+    assert "GLM" not in fine

@@ -22,7 +22,7 @@ from bnnlib.models.priors import canonical_prior
 from bnnlib.studies.common import Claim, check_kind, draw_scores, signal_ceiling, truth_signals
 from bnnlib.studies.common import training_fields, converged_name, snapshot_pair
 from bnnlib.studies.common import agreement, best_among_converged, snapshots_table
-from bnnlib.studies.common import LAPLACE, laplace_specs
+from bnnlib.studies.common import LAPLACE, joint_verdict, laplace_specs, rows_at
 from bnnlib.studies.common import MATCHED_CONTROL, PRIORS, talk_frame, prior_label, prior_labels
 
 
@@ -355,10 +355,9 @@ def at_snapshot(table: pd.DataFrame, priors: Sequence[str], snapshot: str) -> pd
     """The rows of a per-model table the talk's claims read (baseline, the matched control, the
     best-epoch reference, one row per prior), with each prior's row taken at `snapshot` and named
     by the prior, so the talk's findings can be checked on it as on the talk's own table."""
-    names = {snapshot_name(p, snapshot): p for p in priors if snapshot_name(p, snapshot) in table.index}
-    keep = [n for n in ("baseline", MATCHED_CONTROL) if n in table.index] + list(names) + [
-        n for n in ("baseline_best_epoch",) if n in table.index]
-    return table.loc[keep].rename(index=names)
+    head = [n for n in ("baseline", MATCHED_CONTROL) if n in table.index]
+    tail = [n for n in ("baseline_best_epoch",) if n in table.index]
+    return pd.concat([table.loc[head], rows_at(table, priors, snapshot), table.loc[tail]])
 
 
 def draw_agreement(check: pd.DataFrame) -> dict:
@@ -490,12 +489,6 @@ def _cell(values: Mapping[str, float], baseline: float | None = None, verdict: s
     return text + (f" ({verdict})" if verdict and verdict != "converged" else "")
 
 
-def _joint_verdict(verdicts: Sequence[str]) -> str:
-    """One word for several fits' verdicts: the shared one, else 'mixed verdicts'."""
-    distinct = list(dict.fromkeys(verdicts))
-    return distinct[0] if len(distinct) == 1 else "mixed verdicts" if distinct else ""
-
-
 def _holds(talk: bool | None, ours: Mapping[str, bool | None]) -> str:
     """'holds' / 'differs' per column of ours where the talk's finding is known (e.g. 'holds at A,
     differs at B')."""
@@ -523,7 +516,7 @@ def glance(ours: pd.DataFrame, verdicts: Mapping[str, str], draws_a: pd.DataFram
                 if snapshot_name(p, snapshot) in ours.index}
 
     def verdict(snapshot: str) -> str:
-        return _joint_verdict([verdicts.get(snapshot_name(p, snapshot), "") for p in proper
+        return joint_verdict([verdicts.get(snapshot_name(p, snapshot), "") for p in proper
                                if snapshot_name(p, snapshot) in ours.index])
 
     a, b = at("A"), at("B")

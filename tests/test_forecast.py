@@ -92,3 +92,17 @@ def test_the_command_line_has_dry_run_and_prints_the_engine_hash(capsys):
     from bnnlib.infra.cache import engine_hash
 
     assert capsys.readouterr().out.strip() == engine_hash()
+
+
+def test_the_plan_gives_the_most_a_build_can_cost_when_trajectories_may_run_longer(tmp_path):
+    """A trajectory is priced where it first asks the verdict (its floor); when its cap lies
+    beyond, the plan also gives the most the build can cost, every trajectory at its cap."""
+    capped = forecast.forecast(runner._chapter_values([ensembles_plan(tmp_path, continue_steps=5000)]), tmp_path,
+                               False, 2, "local", ["ensembles"], [])
+    assert capped.upper.cpu > capped.estimate.cpu > 0
+    line = next(line for line in capped.lines if line.startswith("[plan] estimate: "))
+    assert "at most" in line and "to its cap" in line
+    floor = forecast.forecast(runner._chapter_values([ensembles_plan(tmp_path)]), tmp_path, False, 2, "local",
+                              ["ensembles"], [])  # continue_steps 200: the floor is the cap
+    assert floor.upper.cpu == pytest.approx(floor.estimate.cpu)
+    assert "at most" not in next(line for line in floor.lines if line.startswith("[plan] estimate: "))

@@ -140,3 +140,24 @@ def test_the_plan_counts_a_trajectorys_continuation_at_its_cap(tmp_path):
     trajectory = ModelSpec("n", prior="normal", hidden=(8,), epochs=2, batch_size=64, continue_steps=90)
     budget = step_plan(len(dataset.train), 64, 2).total_steps
     assert training_cost(trajectory, dataset)[0] / training_cost(base, dataset)[0] == pytest.approx((budget + 90) / budget)
+
+
+def test_the_plan_expects_a_trajectory_to_stop_at_its_floor_and_bounds_it_by_its_cap(tmp_path):
+    """The estimate prices a trajectory at its floor (the budget again, at least
+    `SVIConfig.min_continue_steps`, at most the cap: where `fit_bnn` first asks the verdict)
+    and gives the cap as the most it can cost."""
+    from bnnlib.build.warmup import continuation_floor, planned_steps, training_cost
+    from bnnlib.models.training import step_plan
+
+    dataset = load_synthetic("tiny", root=tmp_path / "data")
+    budget = step_plan(len(dataset.train), 64, 2).total_steps
+    for cap in (90, 5000, 100_000):
+        spec = ModelSpec("n", prior="normal", hidden=(8,), epochs=2, batch_size=64, continue_steps=cap)
+        floor = min(cap, max(budget, SVIConfig.min_continue_steps))
+        assert continuation_floor(budget, spec) == floor
+        assert planned_steps(spec, dataset, at_cap=False)[1] == budget + floor
+        assert planned_steps(spec, dataset, at_cap=True)[1] == budget + cap
+        ratio = training_cost(spec, dataset, at_cap=False)[0] / training_cost(spec, dataset, at_cap=True)[0]
+        assert ratio == pytest.approx((budget + floor) / (budget + cap))
+    point = ModelSpec("b", method="baseline", hidden=(8,), epochs=2, batch_size=64)
+    assert planned_steps(point, dataset, at_cap=False)[1] == planned_steps(point, dataset)[1] == budget

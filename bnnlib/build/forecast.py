@@ -27,10 +27,11 @@ LISTED = 12
 class Forecast:
     survey: warmup.Survey
     rates: Rates | None
-    estimate: Estimate | None
+    estimate: Estimate | None  # every BNN trajectory stopping at its floor: the expected cost
     workers: int
     warm_up: bool
     lines: list[str]
+    upper: Estimate | None = None  # every trajectory running to its cap: the most the build can cost
 
 
 def warm_up_workers(jobs: Sequence[warmup.Job], workers: int) -> int:
@@ -51,10 +52,11 @@ def forecast(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool, j
                for j in sorted(survey.jobs, key=lambda j: j.fit_macs, reverse=True)]
     rates = measure_rates(samples) if survey.jobs else None
     costs = [j.fit_cost() for j in survey.jobs]
-    priced = (estimate(costs, rates, workers, len(executing), warm_up=warm_up, html=html, pages=pages)
-              if rates is not None else None)
-    lines = plan_lines(survey, priced, rates, workers, warm_up, executor, executing, kept, html)
-    return Forecast(survey, rates, priced, workers, warm_up, lines)
+    capped = [j.fit_cost(at_cap=True) for j in survey.jobs]
+    priced, upper = ((estimate(c, rates, workers, len(executing), warm_up=warm_up, html=html, pages=pages)
+                      for c in (costs, capped)) if rates is not None else (None, None))
+    lines = plan_lines(survey, priced, rates, workers, warm_up, executor, executing, kept, html, upper)
+    return Forecast(survey, rates, priced, workers, warm_up, lines, upper)
 
 
 def _names(items: Sequence[str]) -> str:
@@ -63,9 +65,12 @@ def _names(items: Sequence[str]) -> str:
 
 
 def plan_lines(survey: warmup.Survey, priced: Estimate | None, rates: Rates | None, workers: int, warm_up: bool,
-               executor: str, executing: Sequence[str], kept: Sequence[str], html: bool) -> list[str]:
+               executor: str, executing: Sequence[str], kept: Sequence[str], html: bool,
+               upper: Estimate | None = None) -> list[str]:
     """The plan as printed: chapters, fits and scorings to compute and found in the cache, and the
-    estimate in CPU and wall minutes."""
+    estimate in CPU and wall minutes: with every BNN trajectory stopping at the first verdict
+    after its floor, and (`upper`, when it differs) the most the build can cost, every trajectory
+    running to its cap."""
     if not executing:
         return [f"[plan] nothing to execute: every chapter is as its last run left it ({len(kept)})"]
     lines = [f"[plan] chapters to execute: {_names(list(executing))}"
@@ -86,7 +91,9 @@ def plan_lines(survey: warmup.Survey, priced: Estimate | None, rates: Rates | No
              f"a warm-up on {workers} {'Dask ' if choice.kind == 'dask' else ''}"
              f"worker{'s' if workers != 1 else ''}" + (f" at {choice.address}" if choice.address else ""))
     lines.append(f"[plan] estimate: {minutes(priced.cpu)} of CPU (fits {minutes(priced.fit_cpu)}, scoring "
-                 f"{minutes(priced.score_cpu)}); {minutes(priced.wall)} of wall time with {where}")
+                 f"{minutes(priced.score_cpu)}); {minutes(priced.wall)} of wall time with {where}"
+                 + (f"; at most {minutes(upper.wall)} ({minutes(upper.cpu)} of CPU) if every trajectory runs "
+                    "to its cap without converging" if upper is not None and upper.cpu > priced.cpu * 1.001 else ""))
     start = f" (starting the workers {minutes(rates.worker_start)})" if rates.worker_start else ""
     parts = [f"warm-up fits {minutes(priced.warmup_fits)}{start}", f"draws {minutes(priced.warmup_ranges)}"] \
         if warm_up else []

@@ -39,6 +39,7 @@ from bnnlib.data import Dataset, open_dataset
 from bnnlib.errors import BnnlibError
 from bnnlib.infra.cluster import DaskExecutor, WorkerLost, parse_executor
 from bnnlib.infra.executor import ProcessExecutor
+from bnnlib.models.bnn import SVIConfig
 from bnnlib.models.device import resolve_device
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture
@@ -64,6 +65,7 @@ class Job:
     fitted: bool = False  # its fit is in the cache: only scoring is left
     fit_macs: float = 0.0  # the cost model's multiply-adds of its training steps (0 when fitted)
     trace_macs: float = 0.0  # ... of its trace records (forward passes over the validation rows)
+    cap_macs: tuple[float, float] | None = None  # (fit, trace) with every trajectory run to its cap; None: the same
     n_inputs: int = 0  # the data's features (for timing its network, `bnnlib.build.calibrate`)
     n_validation: int = 0  # the data's validation rows
 
@@ -79,11 +81,13 @@ class Job:
         """Its models' ranges of draws, the warm-up's second step's units."""
         return [(spec, draws) for spec in self.specs for draws in draw_ranges(spec.n_draws)]
 
-    def fit_cost(self) -> FitCost:
-        """What the cost model prices (`bnnlib.build.estimate`)."""
+    def fit_cost(self, at_cap: bool = False) -> FitCost:
+        """What the cost model prices (`bnnlib.build.estimate`): a trajectory stopping at its
+        floor (the expected case), or with `at_cap` running to its cap (the most it can cost)."""
         ranges = tuple((b - a) * self.macs.get(spec.name, 0.0) for spec, (a, b) in self.ranges())
-        return FitCost(self.label, tuple(self.chapters), fit_kind(self.specs[0].method), self.fit_macs,
-                       self.trace_macs, ranges, tuple(s.name for s in self.specs))
+        fit, trace = self.cap_macs if at_cap and self.cap_macs is not None else (self.fit_macs, self.trace_macs)
+        return FitCost(self.label, tuple(self.chapters), fit_kind(self.specs[0].method), fit, trace, ranges,
+                       tuple(s.name for s in self.specs))
 
 
 @dataclass
@@ -131,26 +135,38 @@ def estimated_cost(spec: ModelSpec, dataset: Dataset) -> float:
     """Multiply-adds of the fit and of scoring the draws: only their order matters (scheduling)."""
     # forward and backward over every network's training rows (its budget: steps, else epochs), per
     # validation row's cost
-    steps = planned_steps(spec, dataset)[1]
+    steps = planned_steps(spec, dataset, at_cap=False)[1]
     train = 3 * steps * spec.batch_size * spec.method_object.networks(spec)
     return scoring_cost(spec, dataset) * (train / len(dataset.validation) + spec.n_draws)
 
 
-def planned_steps(spec: ModelSpec, dataset: Dataset):
-    """The fit's step plan (its budget) and the most optimiser steps it can take: the budget, plus
-    a BNN trajectory's continuation at its cap (it stops earlier once converged)."""
+def planned_steps(spec: ModelSpec, dataset: Dataset, at_cap: bool = True):
+    """The fit's step plan (its budget) and the optimiser steps it takes: the budget, plus for a
+    BNN trajectory its continuation, at its cap (`at_cap`: the most it can take) or at its floor
+    (the fewest: a trajectory stops at the first verdict after it, where the default book's
+    Normal trajectories stopped; Laplace ones ran about a quarter longer)."""
     plan = step_plan(len(dataset.train), spec.batch_size, spec.epochs, spec.steps)
-    return plan, plan.total_steps + (spec.continue_steps if spec.has_posterior else 0)
+    if not (spec.has_posterior and spec.continue_steps):
+        return plan, plan.total_steps
+    return plan, plan.total_steps + (spec.continue_steps if at_cap else continuation_floor(plan.total_steps, spec))
 
 
-def training_cost(spec: ModelSpec, dataset: Dataset) -> tuple[float, float]:
+def continuation_floor(budget: int, spec: ModelSpec) -> int:
+    """The steps a trajectory's continuation runs at least: the budget's, and at least
+    `SVIConfig.min_continue_steps`, but no more than its cap (`bnnlib.models.bnn.TRAJECTORY`;
+    `fit_bnn` applies the same rule)."""
+    return min(spec.continue_steps, max(budget, SVIConfig.min_continue_steps))
+
+
+def training_cost(spec: ModelSpec, dataset: Dataset, at_cap: bool = True) -> tuple[float, float]:
     """The cost model's multiply-adds of the spec's fit: its training steps (`step_plan`: the
     budget in steps, else epochs of the training rows; for a BNN trajectory, plus its
-    continuation's cap: the estimate is then an upper bound, since it stops once converged), and its trace records (a forward pass
-    over the validation rows each, for a method that records a trace)."""
+    continuation at its cap, or with `at_cap` False at its floor: `planned_steps`), and its
+    trace records (a forward pass over the validation rows each, for a method that records a
+    trace)."""
     likelihood = get_likelihood(spec.hypothesis)
     macs = Architecture(len(dataset.features), spec.hidden, likelihood.n_outputs).macs_per_row
-    steps, total = planned_steps(spec, dataset)
+    steps, total = planned_steps(spec, dataset, at_cap)
     method = spec.method_object
     train = training_macs(total, spec.batch_size, macs, method.networks(spec))
     traces = method.has_posterior or getattr(method, "traces", False)
@@ -201,9 +217,10 @@ def survey(chapters: Sequence[tuple[str, Mapping]], root: Path, force: bool = Fa
             job = jobs.get(job_key)
             if job is None:
                 fitted = not force and is_fitted(spec, dataset.fingerprint, cache, device)
-                train, trace = (0.0, 0.0) if fitted else training_cost(spec, dataset)
+                train, trace = (0.0, 0.0) if fitted else training_cost(spec, dataset, at_cap=False)
+                cap = None if fitted else training_cost(spec, dataset, at_cap=True)
                 job = jobs[job_key] = Job(data, dataset.fingerprint, str(cache.root), [], device=device,
-                                          fitted=fitted, fit_macs=train, trace_macs=trace,
+                                          fitted=fitted, fit_macs=train, trace_macs=trace, cap_macs=cap,
                                           n_inputs=len(dataset.features), n_validation=len(dataset.validation))
             if all(s.score_spec() != spec.score_spec() for s in job.specs):
                 job.specs.append(spec)

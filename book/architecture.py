@@ -63,14 +63,12 @@ from IPython.display import display
 from bnnlib.studies import common
 from bnnlib.studies import architecture as study
 
-from bnnlib.evaluate import convergence, exact, fits
 from bnnlib.scoring import statistics
 
 from bnnlib.report import plots, tables
 
 from bnnlib.infra import results
 from bnnlib.models.priors import canonical_prior
-from bnnlib.evaluate.study import fitted_posterior
 
 chapter = open_chapter("architecture", globals())
 params, dataset, out = chapter.params, chapter.dataset, chapter.out
@@ -78,10 +76,9 @@ prior_names = [canonical_prior(p) for p in params["priors"]]
 divergence_prior = canonical_prior(params["divergence_prior"])
 glue_all({"architectures": "; ".join(study.depth_label(h) for h in params["architectures"]),
           "divergence_prior": common.prior_label(divergence_prior)})
-figures = {"figure_traces": 1, "figure_corr": 2, "figure_normal_fits": 3, "figure_js": 4,
-           "figure_exact": 5}  # the page's figure numbers
+figures = {"figure_traces": 1, "figure_corr": 2, "figure_normal_fits": 3,
+           "figure_js": 4}  # the page's figure numbers
 glue_all(figures)
-glue_all({"exact_budget": study.EXACT_CHECK_BUDGET})
 
 # %% [markdown]
 # {glue:text}`data_note` Architectures: {glue:text}`architectures`. {glue:text}`param_epochs`
@@ -248,75 +245,12 @@ check_div
 # {glue:text}`div_findings` findings on this matrix, {glue:text}`div_agreed` of
 # {glue:text}`div_checkable` checkable ones hold in this run.
 #
-# ## SVI against the exact posterior (the linear model)
+# ## Exact yardsticks
 #
-# Without a hidden layer, with the Normal prior and Gaussian noise, the posterior is Normal in
-# closed form, and so is the best mean-field approximation to it: its means are the exact
-# posterior means and its variances 1 / the diagonal of the posterior precision (below the exact
-# marginal variances where features correlate). SVI's fit of the linear model is checked against
-# both, given the noise scale SVI learned. The check is of the optimiser's answer, so its fit
-# gets {glue:text}`exact_budget` times the chapter's steps (`architecture.EXACT_CHECK_BUDGET`); the depth study's linear
-# fit, at the chapter's budget, is measured too.
-
-# %% tags=["remove-input"]
-linear_normal = [s for s in specs if s.has_posterior and s.prior == "normal" and not s.hidden]
-exact_specs = study.exact_models(params)
-x_train, y_train, _ = dataset.arrays("train", [dataset.roles.main])
-if not exact_specs:
-    glue_all({"exact_note": study.NO_EXACT})
-else:
-    exact_fit = fitted_posterior(exact_specs[0], dataset, chapter.cache, chapter.device)
-    exact_table = exact.exact_check(exact_fit, x_train, y_train, dataset.features)
-    linear_fit = fitted_posterior(linear_normal[0], dataset, chapter.cache, chapter.device)
-    at_budget = exact.exact_check(linear_fit, x_train, y_train, dataset.features)
-    results.write_csv(exact_table, out / "exact_check.csv", index=False)
-    glue_all(study.exact_note(exact_table, exact.exact_check_summary(exact_table),
-                              at_budget=exact.exact_check_summary(at_budget),
-                              steps=(exact_fit.history["step"][-1], fit_table.loc[linear_normal[0].name, "steps"]),
-                              figure=figures["figure_exact"],
-                              at_budget_verdict=fit_table.loc[linear_normal[0].name, "verdict"]))
-    figure = plots.exact_check_figure(exact_table, title="Linear model, Normal prior: SVI against the exact answers")
-    results.export_figure(out, "exact_check", figure)
-    display(figure)
-
-# %% [markdown]
-# {glue:text}`exact_note`
-#
-# ## What the data can pay for
-#
-# The same closed forms give exact yardsticks for the ELBO itself: the log evidence of the
-# Bayesian linear model (the most any guide of it can reach), the ELBO of its mean-field
-# optimum, and the log-likelihood of the best constant prediction, which ignores the inputs and
-# pays no prior cost. Every fit's last ELBO per row is put on that scale, as its margin over the
-# constant, per row and in nats over all {glue:text}`train_rows:,` training rows, beside the log
-# evidences of study 1's Laplace posteriors of the trained baseline network (prior precision and
-# noise chosen by that evidence). An ELBO is a lower bound on its own model's log evidence. A
-# Laplace evidence far above the mean-field ELBOs of the same network says that this network,
-# with a prior the evidence chose, explains the data better than the mean-field posterior under
-# He's prior does; it does not by itself say how much of the gap is the mean-field family's and
-# how much the prior's, and the all-weights evidence is itself an approximation (Kronecker-factored
-# curvature).
-
-# %% tags=["remove-input"]
-if exact_specs:
-    references = exact.posterior_elbo_references(linear_fit, x_train, y_train)
-    evidences = study.laplace_evidences(chapter.fit(study.laplace_models(params)))  # study 1's, from the cache
-    ladder = fits.elbo_ladder(references, fit_table, n_rows=len(y_train), evidences=evidences)
-    results.write_csv(ladder, out / "elbo_ladder.csv")
-    glue_all(study.data_worth(ladder, fit_table, len(y_train), convergence.ELBO_TOL,
-                              linear_check=exact.exact_check_summary(at_budget)))
-    headers = {"elbo_per_row": "ELBO per row", "over_constant_per_row": "over the constant, per row",
-               "over_constant_nats": "over the constant, nats in all"}
-    display(ladder.rename(columns=headers))
-else:
-    glue_all({"worth_note": study.NO_EXACT})
-
-# %% [markdown]
-# A hidden layer of the talk's network has thousands of weights, and a mean-field guide pays a
-# KL for every weight it pins, so where the data hold little, mean-field VI prunes: it sets the
-# weights the data do not need back to their prior {cite}`trippe2018,coker2022`.
-#
-# {glue:text}`worth_note`
+# How SVI's linear model compares with the exact posterior, and what the data can pay for in nats
+# (every fit's ELBO beside the linear model's exact evidence and the Laplace posteriors' log
+# evidences), are in the appendix {doc}`Are these posteriors? <diagnostics>`, for Study 1's
+# network. Every depth's last ELBO per row is in the verdicts table above.
 #
 # (rerun-architecture)=
 # ## Rerun this page

@@ -48,6 +48,7 @@ guide_init = "he"  # where the guide starts: he (the talk's: He means, stds 0.01
 init_scale = None  # initial stds: a multiple of the prior's (prior; None: 1) or the std itself (he; None: 0.01)
 precision = "auto"  # float32 | bf16 | auto (bf16 where the CPU has native bf16)
 draws = 1000  # posterior draws per prior
+lr_baseline = 1e-2  # the baseline network's lr (the talk's): its Laplace posteriors' evidences join the ladder
 init_shrink = 10  # the init-invariance check refits the Normal BNN from initial stds this many times smaller
 seed = 0
 force = False  # refit even if cached
@@ -64,7 +65,9 @@ from IPython.display import display
 
 from bnnlib.studies import diagnostics as study
 
-from bnnlib.evaluate import fits
+from bnnlib.evaluate import convergence, exact, fits
+from bnnlib.evaluate.study import fitted_posterior
+from bnnlib.report import plots
 
 from bnnlib.infra import results
 
@@ -181,6 +184,75 @@ glue_all(study.from_prior(fit_table, fitted, *start_names, n_rows=len(dataset.tr
 # %% [markdown]
 # {glue:text}`from_prior_note`
 #
+# ## SVI against the exact posterior (the linear model)
+#
+# Without a hidden layer, with the Normal prior and Gaussian noise, the posterior is Normal in
+# closed form, and so is the best mean-field approximation to it: its means are the exact
+# posterior means and its variances 1 / the diagonal of the posterior precision (below the exact
+# marginal variances where features correlate). SVI's fit of the linear model is checked against
+# both, given the noise scale SVI learned. The check is of the optimiser's answer, so its fit
+# gets {glue:text}`exact_budget` times the chapter's steps (`diagnostics.EXACT_CHECK_BUDGET`); the
+# linear fit under the talk's procedure (the architecture appendix's depth 0) is measured too.
+
+# %% tags=["remove-input"]
+exact_specs = study.exact_models(params)
+x_train, y_train, _ = dataset.arrays("train", [dataset.roles.main])
+glue_all({"exact_budget": study.EXACT_CHECK_BUDGET})
+if not exact_specs:
+    glue_all({"exact_note": study.NO_EXACT})
+else:
+    exact_fit, linear_fit = (fitted_posterior(s, dataset, chapter.cache, chapter.device) for s in exact_specs)
+    exact_table = exact.exact_check(exact_fit, x_train, y_train, dataset.features)
+    at_budget = exact.exact_check(linear_fit, x_train, y_train, dataset.features)
+    results.write_csv(exact_table, out / "exact_check.csv", index=False)
+    glue_all(study.exact_note(exact_table, exact.exact_check_summary(exact_table),
+                              at_budget=exact.exact_check_summary(at_budget),
+                              steps=(exact_fit.history["step"][-1], fit_table.loc[study.LINEAR_AT_BUDGET, "steps"]),
+                              figure=2, at_budget_verdict=fit_table.loc[study.LINEAR_AT_BUDGET, "verdict"]))
+    figure = plots.exact_check_figure(exact_table, title="Linear model, Normal prior: SVI against the exact answers")
+    results.export_figure(out, "exact_check", figure)
+    display(figure)
+
+# %% [markdown]
+# {glue:text}`exact_note`
+#
+# ## What the data can pay for
+#
+# The same closed forms give exact yardsticks for the ELBO itself: the log evidence of the
+# Bayesian linear model (the most any guide of it can reach), the ELBO of its mean-field
+# optimum, and the log-likelihood of the best constant prediction, which ignores the inputs and
+# pays no prior cost. Every fit's last ELBO per row is put on that scale, as its margin over the
+# constant, per row and in nats over all {glue:text}`train_rows:,` training rows, beside the log
+# evidences of study 1's Laplace posteriors of the trained baseline network (prior precision and
+# noise chosen by that evidence). An ELBO is a lower bound on its own model's log evidence. A
+# Laplace evidence far above the mean-field ELBOs of the same network says that this network,
+# with a prior the evidence chose, explains the data better than the mean-field posterior under
+# He's prior does; it does not by itself say how much of the gap is the mean-field family's and
+# how much the prior's, and the all-weights evidence is itself an approximation (Kronecker-factored
+# curvature).
+
+# %% tags=["remove-input"]
+if exact_specs:
+    references = exact.posterior_elbo_references(linear_fit, x_train, y_train)
+    evidences = study.laplace_evidences({n: fitted[n] for n in (s.name for s in study.laplace_models(params))
+                                         if n in fitted})
+    ladder = fits.elbo_ladder(references, fit_table, n_rows=len(y_train), evidences=evidences)
+    results.write_csv(ladder, out / "elbo_ladder.csv")
+    glue_all(study.data_worth(ladder, fit_table, len(y_train), convergence.ELBO_TOL,
+                              linear_check=exact.exact_check_summary(at_budget)))
+    headers = {"elbo_per_row": "ELBO per row", "over_constant_per_row": "over the constant, per row",
+               "over_constant_nats": "over the constant, nats in all"}
+    display(ladder.rename(columns=headers))
+else:
+    glue_all({"worth_note": study.NO_EXACT})
+
+# %% [markdown]
+# A hidden layer of the talk's network has thousands of weights, and a mean-field guide pays a
+# KL for every weight it pins, so where the data hold little, mean-field VI prunes: it sets the
+# weights the data do not need back to their prior {cite}`trippe2018,coker2022`.
+#
+# {glue:text}`worth_note`
+#
 # (rerun-diagnostics)=
 # ## Rerun this page
 #
@@ -199,7 +271,8 @@ glue_all(study.from_prior(fit_table, fitted, *start_names, n_rows=len(dataset.tr
 # ## Exported results and provenance
 #
 # The fits' verdicts (`fits.csv`) and each check's table (`init_invariance.csv`,
-# `precision_check.csv`, `start_check.csv`) are written under the appendix's results folder.
+# `precision_check.csv`, `start_check.csv`, `exact_check.csv`, `elbo_ladder.csv`) are written
+# under the appendix's results folder.
 
 # %% tags=["remove-cell"]
 chapter.close(fitted)

@@ -204,38 +204,38 @@ def test_study3_best_cell_is_picked_among_converged_fits():
 
 def test_exact_check_marks_errors_outside_the_tolerance():
     table = pd.DataFrame({"meanfield_std": [0.5, 1.0], "exact_std": [1.0, 1.0]})
-    inside = architecture.exact_note(table, {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.2},
+    inside = diagnostics.exact_note(table, {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.2},
                                   figure=7)["exact_note"]
     assert inside.startswith("Figure 7 shows one point per parameter") and "Figure 5" not in inside
     assert "(within the 0.1 we ask for)" in inside and "(outside 10%)" in inside and "50% to 100%" in inside
     assert "steps" not in inside
-    assert architecture.exact_note(table, {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.2}, figure="3b"
+    assert diagnostics.exact_note(table, {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.2}, figure="3b"
                                 )["exact_note"].startswith("Figure 3b shows")
     worst = {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.07}
-    drifting = architecture.exact_note(table, worst, at_budget={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.07},
+    drifting = diagnostics.exact_note(table, worst, at_budget={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.07},
                                     steps=(35460, 17730), figure=5, at_budget_verdict="converged")["exact_note"]
     assert "This fit took 35,460 steps" in drifting and "chapter's 17,730" in drifting
     assert "0.170 exact posterior stds from the exact mean (outside 0.1)" in drifting
     assert ("with 2 times the steps the worst mean came to 0.050, so at the chapter's budget its means were still "
             "drifting from their start, more slowly than its convergence verdict (converged) can see.") in drifting
-    seen = architecture.exact_note(table, worst, at_budget={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.07},
+    seen = diagnostics.exact_note(table, worst, at_budget={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.07},
                                 steps=(35460, 17730), figure=5, at_budget_verdict="still moving")["exact_note"]
     assert "still drifting from their start, as its verdict (still moving) says." in seen and "can see" not in seen
-    stuck = architecture.exact_note(table, {"max_mean_error_in_std": 0.3, "max_std_ratio_error": 0.07},
+    stuck = diagnostics.exact_note(table, {"max_mean_error_in_std": 0.3, "max_std_ratio_error": 0.07},
                                  at_budget={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.07},
                                  steps=(35460, 17730), figure=5)["exact_note"]
     assert "it came no closer (0.300)" in stuck and "drifting" not in stuck
-    settled = architecture.exact_note(table, worst, at_budget=worst, steps=(35460, 17730), figure=5)["exact_note"]
+    settled = diagnostics.exact_note(table, worst, at_budget=worst, steps=(35460, 17730), figure=5)["exact_note"]
     assert "(within 0.1)" in settled and "drifting" not in settled
 
 
 def test_exact_check_reads_equal_std_ratios_as_one_value():
     worst = {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.02}
     table = pd.DataFrame({"meanfield_std": [0.8, 0.8], "exact_std": [1.0, 1.0]})
-    note = architecture.exact_note(table, worst, figure=5)["exact_note"]
+    note = diagnostics.exact_note(table, worst, figure=5)["exact_note"]
     assert "The mean-field stds are 80% of the exact marginal stds: what the mean-field family itself gives up" in note
     table = pd.DataFrame({"meanfield_std": [1.0, 0.999], "exact_std": [1.0, 1.0]})
-    note = architecture.exact_note(table, worst, figure=5)["exact_note"]
+    note = diagnostics.exact_note(table, worst, figure=5)["exact_note"]
     assert "are 100% of the exact marginal stds: here the mean-field family gives up less than half a percent" in note
 
 
@@ -288,7 +288,7 @@ def _worth_fits(linear: float | list, deep: list) -> pd.DataFrame:
 
 def test_data_worth_states_the_margins_and_the_deep_fits_below_the_constant():
     fits = _worth_fits(0.10001 - 50e-6, [0.1 - 400e-6, 0.1001])  # 50 nats below the optimum; 400 below the constant
-    note = architecture.data_worth(_ladder(), fits, n_rows=1_000_000, elbo_tolerance=0.002)["worth_note"]
+    note = diagnostics.data_worth(_ladder(), fits, n_rows=1_000_000, elbo_tolerance=0.002)["worth_note"]
     assert "Over all 1,000,000 training rows, the inputs are worth 30.0 nats to the exact linear model" in note
     assert "and 10.0 nats to its mean-field optimum." in note
     assert "The linear Normal fit records 50 nats below the mean-field optimum: what the live iterate gives up" in note
@@ -303,7 +303,7 @@ def test_data_worth_states_the_margins_and_the_deep_fits_below_the_constant():
 
 def test_data_worth_words_the_linear_gap_from_its_sign():
     def note(linear, deep=(0.1001,), **kwargs):
-        return architecture.data_worth(_ladder(), _worth_fits(linear, list(deep)), 1_000_000, 0.002, **kwargs)["worth_note"]
+        return diagnostics.data_worth(_ladder(), _worth_fits(linear, list(deep)), 1_000_000, 0.002, **kwargs)["worth_note"]
 
     below = note([0.10001 - 20e-6, 0.10001 - 50e-6])
     assert "The linear Normal fits record 20 to 50 nats below the mean-field optimum" in below
@@ -316,27 +316,27 @@ def test_data_worth_words_the_linear_gap_from_its_sign():
 
 def test_data_worth_says_whether_the_linear_fit_is_at_the_optimum():
     fits = _worth_fits(0.10001 - 50e-6, [0.1001])
-    close = architecture.data_worth(_ladder(), fits, 1_000_000, 0.002,
+    close = diagnostics.data_worth(_ladder(), fits, 1_000_000, 0.002,
                                 linear_check={"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.03})["worth_note"]
     assert ("whose averaged posterior lies close to the exact optimum (the check above: worst mean 0.050 exact "
             "posterior stds, worst std 3.0% from it), records 50 nats below the mean-field optimum: what Adam's "
             "jitter costs.") in close
-    far = architecture.data_worth(_ladder(), fits, 1_000_000, 0.002,
+    far = diagnostics.data_worth(_ladder(), fits, 1_000_000, 0.002,
                               linear_check={"max_mean_error_in_std": 0.17, "max_std_ratio_error": 0.03})["worth_note"]
     assert "whose averaged posterior is not yet at the exact optimum" in far
     assert "Adam's jitter and the distance still to go together." in far
     check = {"max_mean_error_in_std": 0.05, "max_std_ratio_error": 0.03}
-    within = architecture.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, [0.1 - 20e-6]), 1_000_000, 0.002,
+    within = diagnostics.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, [0.1 - 20e-6]), 1_000_000, 0.002,
                                  linear_check=check)["worth_note"]
     assert "(50 nats): within what Adam's jitter costs, so these records do not show" in within
-    within = architecture.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, [0.1 - 20e-6]), 1_000_000, 0.002,
+    within = diagnostics.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, [0.1 - 20e-6]), 1_000_000, 0.002,
                                  linear_check={**check, "max_mean_error_in_std": 0.5})["worth_note"]
     assert "within a shortfall that is partly the linear fit's distance still to go, not jitter alone" in within
 
 
 def test_data_worth_weighs_the_deep_deficits_against_the_linear_shortfall():
     def note(deep):
-        return architecture.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, deep), 1_000_000, 0.002)["worth_note"]
+        return diagnostics.data_worth(_ladder(), _worth_fits(0.10001 - 50e-6, deep), 1_000_000, 0.002)["worth_note"]
 
     within = note([0.1 - 20e-6, 0.1 - 40e-6])
     assert ("2 of the 2 deep fits under a proper prior end below the best constant prediction, by 20 to 40 nats, none "
@@ -348,19 +348,19 @@ def test_data_worth_weighs_the_deep_deficits_against_the_linear_shortfall():
     assert "normal_1 by no more than it: within what the live optimiser's ELBO gives up." in mixed
     none = note([0.1001])
     assert "None of the 1 deep fits under a proper prior ends below the best constant prediction." in none
-    no_linear = architecture.data_worth(_ladder(), _worth_fits([], [0.1 - 400e-6]), 1_000_000, 0.002)["worth_note"]
+    no_linear = diagnostics.data_worth(_ladder(), _worth_fits([], [0.1 - 400e-6]), 1_000_000, 0.002)["worth_note"]
     assert "The linear Normal" not in no_linear and "shortfall" not in no_linear
     assert "by 400 nats: as their last records stand, their guides pay more" in no_linear
 
 
 def test_data_worth_says_what_the_elbo_tolerance_can_tell_from_their_ratio():
     fits = _worth_fits(0.10001 - 50e-6, [0.1001])
-    small = architecture.data_worth(_ladder(evidence=30.0), fits, 1_000_000, 0.00001)["worth_note"]
+    small = diagnostics.data_worth(_ladder(evidence=30.0), fits, 1_000_000, 0.00001)["worth_note"]
     assert "is 0.33 times the linear model's whole margin per row" in small  # 1e-5 / 3e-5
     assert "the whole margin is larger than the tolerance" in small and "cannot tell" not in small
-    large = architecture.data_worth(_ladder(evidence=30.0), fits, 1_000_000, 0.002)["worth_note"]
+    large = diagnostics.data_worth(_ladder(evidence=30.0), fits, 1_000_000, 0.002)["worth_note"]
     assert "cannot tell" in large and "the whole margin is larger" not in large
-    nothing = architecture.data_worth(_ladder(evidence=-5.0, meanfield=-8.0), fits, 1_000_000, 0.002)["worth_note"]
+    nothing = diagnostics.data_worth(_ladder(evidence=-5.0, meanfield=-8.0), fits, 1_000_000, 0.002)["worth_note"]
     assert ("the inputs are worth nothing to the exact linear model, which ends 5.0 nats below the best constant "
             "prediction, and nothing to its mean-field optimum, which ends 8.0 nats below") in nothing
     assert "The linear model has no margin over the best constant prediction here" in nothing
@@ -634,7 +634,7 @@ def test_the_start_note_names_every_guide_that_does_not_start_at_its_prior():
 def test_data_worth_names_a_diverged_deep_fit_instead_of_measuring_its_deficit():
     fits = _worth_fits(0.10001 - 50e-6, [0.1 - 400e-6, -2.3e13]).assign(verdict="still moving")
     fits.loc["normal_2", "verdict"] = DIVERGING
-    note = architecture.data_worth(_ladder(), fits, n_rows=1_000_000, elbo_tolerance=0.002)["worth_note"]
+    note = diagnostics.data_worth(_ladder(), fits, n_rows=1_000_000, elbo_tolerance=0.002)["worth_note"]
     assert "1 of the 1 deep fits under a proper prior end below" in note
     assert "normal_2 diverged (its ELBO ran away), so it is not counted here." in note
     assert not re.search(r"\d{1,3}(,\d{3}){4,} nats", note)  # no run-away number of nats

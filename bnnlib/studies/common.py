@@ -465,3 +465,9 @@ def constant_predictors(names: Sequence[str]) -> dict:
         f"{CONSTANT:g} (a point network whose ReLUs died in training, or a posterior pruned to its prior): "
         f"{'its' if len(names) == 1 else 'their'} corr and Sharpe above are an artefact of how ties are ranked, "
         "not a score, and a comparison with a constant shows nothing.")}
+
+
+def span(low: float, high: float, fmt: str) -> str:
+    """'X to Y' in the format `fmt`, or one value where both read the same at that precision."""
+    first, last = format(low, fmt), format(high, fmt)
+    return first if first == last else f"{first} to {last}"

@@ -4,23 +4,27 @@ are posteriors, gathered out of the studies that use them.
 Study 1's BNNs (the same cache entries) and the controls beside them: the Normal BNN from a
 narrower start and from the prior (does the start decide where the converged fit ends?), a wide
 proper prior beside the improper flat one, and the Normal BNN in float32 beside bf16. Each check's
-table, its named threshold and its sentence are here; the exact linear check and the ELBO /
-evidence ladder are the architecture appendix's (they need its linear fits).
+table, its named threshold and its sentence are here, and so are the linear model's check against
+the exact posterior and the ELBO / evidence ladder (the closed forms' yardsticks, the Laplace
+posteriors' log evidences and every fit's ELBO on one scale).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bnnlib.evaluate.convergence import ELBO_TOL
+from bnnlib.evaluate.fits import LADDER_LABELS, diverging
 from bnnlib.evaluate.study import ModelSpec
 from bnnlib.models.bnn import initial_scale
 from bnnlib.models.precision import resolve_precision
 from bnnlib.models.priors import WIDE, canonical_prior
 from bnnlib.studies.common import TALK_PROCEDURE, bnn_spec, converged_name, guide_start, snapshot_pair, training_fields
+from bnnlib.studies.common import laplace_specs, scaled_budget, span
 from bnnlib.studies.common import prior_label, prior_labels
 
 
@@ -87,11 +91,49 @@ def controls(params: Mapping) -> set[str]:
         "normal", converged_name("normal")}
 
 
+EXACT_CHECK = "normal_linear_exact"
+"""The linear Normal-prior BNN fitted for the check against the exact posterior."""
+
+EXACT_CHECK_BUDGET = 2
+"""The appendix checks SVI against the exact posterior on the linear Normal BNN fitted with this
+many times the chapter's steps: at the talk's 17,730 steps its worst posterior mean was still
+0.17 exact posterior stds from the exact one (its means still drifting from their He start,
+below what the convergence verdict sees), at twice the steps 0.065 (measured on the default data)."""
+
+LINEAR_AT_BUDGET = "normal_0"
+"""The linear Normal-prior BNN under the talk's procedure: the architecture appendix's depth-0
+Normal fit (the same spec, so the same cache entry), which says how far the chapter's budget gets."""
+
+
+def exact_models(params: Mapping) -> list[ModelSpec]:
+    """The linear Normal-prior BNN for the check against the exact posterior, fitted with
+    `EXACT_CHECK_BUDGET` times the chapter's steps, and at its budget under the talk's procedure
+    (`LINEAR_AT_BUDGET`); none when the chapter has no Normal prior."""
+    if "normal" not in [canonical_prior(p) for p in params["priors"]]:
+        return []
+    linear = {**params, "hidden": []}
+    return [bnn_spec(EXACT_CHECK, "normal", linear, continue_steps=0, **scaled_budget(params, EXACT_CHECK_BUDGET)),
+            bnn_spec(LINEAR_AT_BUDGET, "normal", linear, **TALK_PROCEDURE)]
+
+
+def laplace_models(params: Mapping) -> list[ModelSpec]:
+    """The Laplace posteriors of the chapter's network (study 1's, the same cache entries), whose
+    log evidences the ladder sets beside the ELBOs."""
+    return laplace_specs(params)
+
+
+def laplace_evidences(fitted: Mapping[str, Any]) -> dict[str, float]:
+    """Each Laplace posterior's log marginal likelihood per training row, by name."""
+    return {name: float(result.extras["log_marginal_likelihood_per_row"]) for name, result in fitted.items()}
+
+
 def models(params: Mapping) -> list[ModelSpec]:
     """The appendix: study 1's BNN trajectories (snapshots A and B, the same fits); the Normal BNN
     again from initial guide stds `init_shrink` times smaller (init-invariance) and from the other
     start (`start_comparison`), both at `check_snapshot`; beside the flat prior, a wide proper
-    prior; and the Normal BNN in float32 when the chapter runs in bf16 (these two at A only)."""
+    prior; the Normal BNN in float32 when the chapter runs in bf16 (these two at A only); the linear
+    Normal BNN for the exact check (`exact_models`) and the Laplace posteriors of the chapter's
+    network, whose evidences the ELBO ladder sets beside the ELBOs (`laplace_models`)."""
     training = training_fields(params)
     priors = [canonical_prior(p) for p in params["priors"]]
     snapshot = check_snapshot(params)
@@ -107,7 +149,7 @@ def models(params: Mapping) -> list[ModelSpec]:
                               snapshot=snapshot))
     if resolve_precision(training["precision"]) != "float32" and "normal" in priors:
         specs.append(bnn_spec(PRECISION_CHECK, "normal", params, precision="float32", **TALK_PROCEDURE))
-    return specs
+    return specs + exact_models(params) + laplace_models(params)
 
 
 # --------------------------------------------------------------------------- findings (glue values)
@@ -310,3 +352,171 @@ def from_prior(fit_table: pd.DataFrame, fitted: Mapping, started_at_prior: str, 
         f"{a.layers_at_prior or 'n/a'} (talk's start: {b.layers_at_prior or 'n/a'}); the posterior-mean network's "
         f"validation corr {a.mean_net_corr_last:.4f} (talk's start: {b.mean_net_corr_last:.4f}); the ensemble's corr "
         f"{corr[started_at_prior]:.4f} (talk's start: {corr[talk_start]:.4f}){apart}. {ending}")}
+
+
+# --------------------------------------------------------------------------- the exact check and the ELBO ladder
+
+
+NO_EXACT = "This run has no linear model with the Normal prior, so there is no exact check."
+"""`exact_note` and `worth_note` when the run has no linear Normal-prior model to check."""
+
+EXACT_TOLERANCE = 0.1
+"""SVI's answer is close enough to the exact one when its worst mean is within this many exact
+posterior stds of the exact mean and its worst std within this share of the mean-field optimum: a
+tenth of a posterior std, small beside the spread of the draws themselves."""
+
+
+def exact_note(table: pd.DataFrame, worst: Mapping[str, float], tolerance: float = EXACT_TOLERANCE,
+               at_budget: Mapping[str, float] | None = None, steps: tuple[int, int] | None = None,
+               figure: int | str | None = None, at_budget_verdict: str | None = None) -> dict:
+    """How far SVI's linear model is from the exact posterior mean and the mean-field optimum,
+    each against the tolerance we ask for, and what the mean-field family itself gives up, as
+    the section's `exact_note` (describing the chapter's figure number `figure`); with
+    `at_budget` (the worst errors of the same model fitted with the chapter's budget, whose
+    convergence verdict is `at_budget_verdict`) and `steps` (this fit's and that one's), how far
+    the chapter's budget gets."""
+    ratio = table["meanfield_std"] / table["exact_std"]
+    mean_error, std_error = worst["max_mean_error_in_std"], worst["max_std_ratio_error"]
+    budget = ""
+    if at_budget is not None and steps is not None:
+        budget_mean = at_budget["max_mean_error_in_std"]
+        budget = (f" This fit took {steps[0]:,.0f} steps. The linear fit under the talk's procedure, at the chapter's "
+                  f"{steps[1]:,.0f}, ends with its worst mean {budget_mean:.3f} exact posterior stds from the exact "
+                  f"mean ({'within' if budget_mean <= tolerance else 'outside'} {tolerance:g}) and its worst std "
+                  f"{at_budget['max_std_ratio_error']:.1%} from the optimum")
+        if budget_mean <= tolerance:
+            budget += "."
+        elif budget_mean > mean_error:
+            seen = ("more slowly than its convergence verdict (converged) can see" if at_budget_verdict == "converged"
+                    else f"as its verdict ({at_budget_verdict}) says" if at_budget_verdict else "")
+            budget += (f": with {steps[0] / steps[1]:.3g} times the steps the worst mean came to {mean_error:.3f}, "
+                       "so at the chapter's budget its means were still drifting from their start"
+                       + (f", {seen}." if seen else "."))
+        else:
+            budget += (f": with {steps[0] / steps[1]:.3g} times the steps it came no closer ({mean_error:.3f}), so "
+                       "the chapter's budget is not what keeps it from the exact mean.")
+    low, high = f"{ratio.min():.0%}", f"{ratio.max():.0%}"
+    if low == high == "100%":
+        family = ("The mean-field stds are 100% of the exact marginal stds: here the mean-field family gives up "
+                  "less than half a percent of them.")
+    else:
+        family = (f"The mean-field stds are {span(ratio.min(), ratio.max(), '.0%')} of the exact marginal stds: what "
+                  "the mean-field family itself gives up, whatever the optimiser does.")
+    shows = "The figure" if figure is None else f"Figure {figure}"
+    return {"exact_note": (
+        f"{shows} shows one point per parameter of the linear BNN: SVI's mean against the exact posterior mean "
+        "(left); SVI's std against the mean-field optimum (dots) and the exact marginal std (crosses; right). "
+        f"The worst parameter's SVI mean is {mean_error:.3f} exact posterior stds from the exact mean "
+        f"({'within' if mean_error <= tolerance else 'outside'} the {tolerance:g} we ask for), and the worst SVI std "
+        f"is {std_error:.1%} from the mean-field optimum ({'within' if std_error <= tolerance else 'outside'} "
+        f"{tolerance:.0%}). " + family + budget)}
+
+
+def _nats_over(nats: float, what: str) -> str:
+    """'worth 30.0 nats to X', or how far below the constant X ends."""
+    if nats > 0:
+        return f"worth {nats:.1f} nats to {what}"
+    return f"worth nothing to {what}, which ends {-nats:.1f} nats below the best constant prediction"
+
+
+def data_worth(ladder: pd.DataFrame, fit_table: pd.DataFrame, n_rows: int, elbo_tolerance: float,
+               linear_check: Mapping[str, float] | None = None, tolerance: float = EXACT_TOLERANCE) -> dict:
+    """What the inputs are worth in nats (an `elbo_ladder`), which deep fits under a proper prior
+    end below the best constant prediction, and how the convergence criterion's ELBO tolerance
+    compares with the linear model's whole margin (`worth_note`).
+
+    The linear Normal-prior fits' last records are set against the exact mean-field optimum (the
+    ladder's reference is that model's): below it, their shortfall is what the live optimiser's
+    ELBO costs, and the deep fits' deficits are weighed against it. `linear_check` (the worst
+    errors of the linear fit under the talk's procedure against the exact answers, `exact.exact_check_summary`)
+    says whether its averaged posterior is at the optimum (within `tolerance`), so that the
+    shortfall is Adam's jitter, not a distance still to go."""
+    evidence = ladder.loc[LADDER_LABELS["log_evidence"], "over_constant_nats"]
+    meanfield = ladder.loc[LADDER_LABELS["meanfield_elbo"], "over_constant_nats"]
+    constant = ladder.loc[LADDER_LABELS["constant_loglik"], "elbo_per_row"]
+    proper = fit_table[fit_table["prior"].isin(["normal", "laplace"])]
+    deep = proper[proper["hidden"] != "linear"]
+    diverged = diverging(deep)
+    deep = deep.drop(index=diverged)  # a run-away ELBO is no deficit: it is named, not measured
+    linear = fit_table[(fit_table["prior"] == "normal") & (fit_table["hidden"] == "linear")]
+    below = (deep["elbo_per_row_last"] - constant)[lambda m: m < 0] * n_rows
+    at_prior = "; ".join(f"{name}: {row.layers_at_prior}" for name, row in deep.iterrows() if row.layers_at_prior)
+    jitter, shortfall = "", None
+    gaps = ((ladder.loc[LADDER_LABELS["meanfield_elbo"], "elbo_per_row"] - linear["elbo_per_row_last"]) * n_rows
+            ).dropna()
+    one = len(gaps) == 1
+    lin = "the linear fit's" if one else "the linear fits' largest"
+    if not gaps.empty:  # the live optimiser's ELBO, beside the exact optimum of the same model
+        at_optimum = None
+        jitter = (" The SVI rows are each fit's last trace record, the live optimiser's ELBO, not that of its "
+                  f"averaged posterior. The linear Normal {'fit' if one else 'fits'}")
+        if linear_check is not None:
+            mean_error, std_error = linear_check["max_mean_error_in_std"], linear_check["max_std_ratio_error"]
+            at_optimum = mean_error <= tolerance and std_error <= tolerance
+            jitter += (f", whose averaged posterior {'lies close to' if at_optimum else 'is not yet at'} the exact "
+                       f"optimum (the check above: worst mean {mean_error:.3f} exact posterior stds, worst std "
+                       f"{std_error:.1%} from it),")
+        records = "records" if one else "record"
+        if (gaps > 0).all():
+            shortfall = float(gaps.max())
+            within_words = ("within what Adam's jitter costs" if at_optimum else
+                            "within a shortfall that is partly the linear fit's distance still to go, not jitter "
+                            "alone" if at_optimum is False else
+                            "within what the live optimiser's ELBO gives up")
+            cost = ("what Adam's jitter costs" if at_optimum else
+                    "Adam's jitter and the distance still to go together" if at_optimum is False else
+                    "what the live iterate gives up against the optimum")
+            jitter += f" {records} {span(gaps.min(), gaps.max(), ',.0f')} nats below the mean-field optimum: {cost}."
+        elif (gaps < 0).all():
+            jitter += (f" {records} {span(-gaps.max(), -gaps.min(), ',.0f')} nats above the mean-field optimum, so the "
+                       "last records show no cost of Adam's jitter at this size.")
+        else:
+            jitter += (f" record from {-gaps.min():,.0f} nats above the mean-field optimum to {gaps.max():,.0f} below "
+                       "it: on both sides of it, so the records show no consistent cost of Adam's jitter.")
+    if deep.empty:
+        deep_note = ("This run has no deep fit under a proper prior" + (" that did not diverge." if diverged else "."))
+    elif below.empty:
+        deep_note = f"None of the {len(deep)} deep fits under a proper prior ends below the best constant prediction."
+    else:
+        deficits = -below
+        deep_note = (f"{len(below)} of the {len(deep)} deep fits under a proper prior end below the best constant "
+                     f"prediction, by {span(deficits.min(), deficits.max(), ',.0f')} nats")
+        if shortfall is None:
+            deep_note += (": as their last records stand, their guides pay more in prior cost and prediction noise "
+                          "than their inputs return.")
+        else:
+            beyond = deficits[deficits > shortfall]
+            if len(beyond) == len(deficits):
+                deep_note += (f", {'more' if len(deficits) == 1 else 'each more'} than {lin} shortfall "
+                              f"({shortfall:,.0f} nats): beyond that, their guides pay more in prior cost and "
+                              "prediction noise than their inputs return.")
+            elif beyond.empty:
+                deep_note += (f", {'no more' if len(deficits) == 1 else 'none more'} than {lin} shortfall "
+                              f"({shortfall:,.0f} nats): {within_words}, so these records do not show that their "
+                              "guides pay more than their inputs return.")
+            else:
+                within = [n for n in deficits.index if n not in beyond.index]
+                deep_note += (f"; {', '.join(beyond.index)} by more than {lin} shortfall ({shortfall:,.0f} nats): "
+                              "beyond that, their guides pay more in prior cost and prediction noise than their "
+                              f"inputs return; {', '.join(within)} by no more than it: {within_words}.")
+    if diverged:
+        deep_note += (f" {', '.join(diverged)} diverged (its ELBO ran away), so it is not counted here."
+                      if len(diverged) == 1 else f" {', '.join(diverged)} diverged (their ELBOs ran away), so they "
+                      "are not counted here.")
+    if evidence > 0:
+        ratio = elbo_tolerance / (evidence / n_rows)
+        scale = (f"The convergence criterion's ELBO tolerance ({elbo_tolerance:g} nats per row) is "
+                 + (f"{ratio:,.0f}" if ratio >= 1.5 else f"{ratio:.2g}") + " times the linear model's whole margin "
+                 f"per row ({evidence / n_rows:.6f}): ")
+        scale += ("on data this noisy the ELBO alone cannot tell a network that uses its inputs from one that does "
+                  "not; the guide's scales and the posterior-mean network's corr can." if ratio >= 1 else
+                  "the whole margin is larger than the tolerance, so the criterion's ELBO test sees a fit still "
+                  "moving by what the inputs are worth.")
+    else:
+        scale = ("The linear model has no margin over the best constant prediction here, so no ELBO tolerance can "
+                 "tell a network that uses its inputs from one that does not.")
+    return {"worth_note": (
+        f"Over all {n_rows:,} training rows, the inputs are {_nats_over(evidence, 'the exact linear model')}"
+        + (f" ({evidence / n_rows:.6f} per row)" if evidence > 0 else "")
+        + f", and {_nats_over(meanfield, 'its mean-field optimum').removeprefix('worth ')}.{jitter} {deep_note} "
+        f"Hidden layers at their prior: {at_prior or 'none'}. {scale}")}

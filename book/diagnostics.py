@@ -81,10 +81,10 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # ## Every fit's trace and verdict
 #
 # Study 1's BNNs at both snapshots (A: the talk's procedure; B: continued until the verdict
-# holds) and the controls below.
+# holds), the controls below, and the linear fits of the exact check.
 
 # %%
-specs = study.models(params)  # study 1's BNN trajectories and the controls
+specs = study.models(params)  # study 1's trajectories, the controls, the linear fits
 fitted = chapter.fit(specs)
 
 # %% tags=["remove-input"]

@@ -1,4 +1,4 @@
-"""The `bnnlib` command line: data, book, run, bench, cache-key.
+"""The `bnnlib` command line: data, book, run, bench, cache-key, compare.
 
 Each subcommand parses its arguments and calls one function of the package; the heavy modules
 are imported only when their command runs, so `bnnlib --help` stays fast. A `BnnlibError` is
@@ -91,6 +91,17 @@ def _cache_key(args: argparse.Namespace) -> None:
     print(engine_hash())
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from bnnlib.build.compare import compare_results
+
+    differences = compare_results(args.before, args.after, args.ignore or ())
+    for difference in differences:
+        print(difference)
+    print(f"[compare] {len(differences)} difference{'s' if len(differences) != 1 else ''} between {args.before} "
+          f"and {args.after}" + ("" if differences else ": the same results"))
+    return 1 if differences else 0
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="default", help="a profile in book/params/ (quick, default, numerai, numerai-v5)")
     parser.add_argument("--data-dir", default=None, help="folder of real Numerai files (numerai profile)")
@@ -158,6 +169,14 @@ def make_parser() -> argparse.ArgumentParser:
     key = commands.add_parser("cache-key", help="print the hash of the engine's code, which keys every cached fit "
                                                 "(e.g. a CI cache key: it changes only when a fit's numbers could)")
     key.set_defaults(func=_cache_key)
+
+    compare = commands.add_parser("compare", help="compare two builds' exported results (every CSV under two "
+                                                  "_build/results folders, timings and cache keys left out); "
+                                                  "exit status 1 when they differ")
+    compare.add_argument("before", help="the first build's results folder, e.g. ../old/_build/results")
+    compare.add_argument("after", help="the second build's results folder")
+    compare.add_argument("--ignore", action="append", metavar="COLUMN", help="also leave out this column")
+    compare.set_defaults(func=_compare)
     return parser
 
 
@@ -169,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         with handle_signals():
-            args.func(args)
+            status = args.func(args)
     except BnnlibError as error:
         print(f"bnnlib: error: {error}", file=sys.stderr)
         return 2
@@ -184,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bnnlib: {'terminated' if status == 143 else 'interrupted'}; partial files removed, "
               "processes stopped", file=sys.stderr)
         return status
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

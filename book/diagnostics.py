@@ -234,8 +234,7 @@ else:
 # %% tags=["remove-input"]
 if exact_specs:
     references = exact.posterior_elbo_references(linear_fit, x_train, y_train)
-    evidences = study.laplace_evidences({n: fitted[n] for n in (s.name for s in study.laplace_models(params))
-                                         if n in fitted})
+    evidences = study.laplace_evidences(fitted, params)
     ladder = fits.elbo_ladder(references, fit_table, n_rows=len(y_train), evidences=evidences)
     results.write_csv(ladder, out / "elbo_ladder.csv")
     glue_all(study.data_worth(ladder, fit_table, len(y_train), convergence.ELBO_TOL,

@@ -122,9 +122,11 @@ def laplace_models(params: Mapping) -> list[ModelSpec]:
     return laplace_specs(params)
 
 
-def laplace_evidences(fitted: Mapping[str, Any]) -> dict[str, float]:
-    """Each Laplace posterior's log marginal likelihood per training row, by name."""
-    return {name: float(result.extras["log_marginal_likelihood_per_row"]) for name, result in fitted.items()}
+def laplace_evidences(fitted: Mapping[str, Any], params: Mapping) -> dict[str, float]:
+    """Each of `laplace_models`' posteriors' log marginal likelihood per training row, by name,
+    for those in `fitted` (the chapter's scored models)."""
+    names = [s.name for s in laplace_models(params)]
+    return {name: float(fitted[name].extras["log_marginal_likelihood_per_row"]) for name in names if name in fitted}
 
 
 def models(params: Mapping) -> list[ModelSpec]:

@@ -73,6 +73,8 @@ def test_elbo_ladder_puts_every_fit_on_the_constants_scale():
     assert ladder.loc["best constant prediction (exact)", "over_constant_nats"] == 0.0
     assert ladder.loc["linear model, log evidence (exact)", "over_constant_nats"] == pytest.approx(0.2)
     assert ladder.loc["normal (SVI, last record)", "over_constant_per_row"] == pytest.approx(0.07 - 0.0788)
+    assert ladder.loc["normal (SVI, last record)", "verdict"] == table.loc["normal", "verdict"]
+    assert ladder.loc["best constant prediction (exact)", "verdict"] == "–"
 
 
 def test_a_laplace_layer_is_at_its_prior_at_the_kl_closest_normal_std():

@@ -234,13 +234,16 @@ def elbo_ladder(references: Mapping[str, float], table: pd.DataFrame, n_rows: in
     over the best constant prediction, per row and in nats over all `n_rows` training rows: how
     much a model's inputs are worth, on one scale with what the data holds. An ELBO is a lower
     bound on its own model's log evidence; a Laplace evidence is its model's (prior precision and
-    noise chosen by it) under a Gaussian approximation."""
+    noise chosen by it) under a Gaussian approximation. Each SVI row carries its fit's verdict
+    (the table's `verdict`), so that no ELBO is read without it."""
     rows = [{"model": label, "elbo_per_row": references[key]} for key, label in LADDER_LABELS.items()]
     rows += [{"model": f"{name} (Laplace, log evidence)", "elbo_per_row": value}
              for name, value in (evidences or {}).items() if np.isfinite(value)]
-    rows += [{"model": f"{name} (SVI, last record)", "elbo_per_row": value}
+    verdicts = table["verdict"] if "verdict" in table else pd.Series(dtype=object)
+    rows += [{"model": f"{name} (SVI, last record)", "elbo_per_row": value, "verdict": verdicts.get(name, "–")}
              for name, value in table["elbo_per_row_last"].items() if np.isfinite(value)]
     frame = pd.DataFrame(rows).set_index("model")
     frame["over_constant_per_row"] = frame["elbo_per_row"] - references["constant_loglik"]
     frame["over_constant_nats"] = frame["over_constant_per_row"] * n_rows
-    return frame
+    frame["verdict"] = frame["verdict"].fillna("–")  # the yardsticks and evidences are not fits
+    return frame[["elbo_per_row", "over_constant_per_row", "over_constant_nats", "verdict"]]

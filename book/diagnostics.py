@@ -84,7 +84,7 @@ params, dataset, out = chapter.params, chapter.dataset, chapter.out
 # holds), the controls below, and the linear fits of the exact check.
 
 # %%
-specs = study.models(params)  # study 1's trajectories, the controls, the linear fits
+specs = study.models(params)  # study 1's fits, the controls, the linear fits
 fitted = chapter.fit(specs)
 
 # %% tags=["remove-input"]

@@ -69,8 +69,10 @@ def test_plan_runs_each_shared_fit_once_longest_first(tmp_path, monkeypatch, nat
     study1 = 10 if native_bf16 else 9
     laplace = [job for job in jobs if job.specs[0].method == "laplace"]
     assert [s.name for s in laplace[0].specs] == list(ensembles.LAPLACE)  # both subsets: one fit
-    assert laplace[0].chapters == ["ensembles", "architecture"]  # and the appendix's evidence ladder
-    assert len(jobs) == study1 + 4
+    assert laplace[0].chapters == ["ensembles", "diagnostics"]  # and the diagnostics appendix's evidence ladder
+    # the diagnostics appendix's linear fits: the exact check's and the talk's procedure's
+    assert (diagnostics.EXACT_CHECK,) in by_names and (diagnostics.LINEAR_AT_BUDGET,) in by_names
+    assert len(jobs) == study1 + 4 + 2
     costs = [job.cost for job in jobs]
     assert costs == sorted(costs, reverse=True)
     assert by_names[("flat", "flat_converged")].cost > by_names[("flat_1",)].cost  # a trajectory of a deeper net

@@ -88,8 +88,12 @@ def test_after_the_warm_up_the_chapters_only_read_the_cache(tmp_path):
     # the baseline, its lr-1e-3 control, the laplace BNN trajectory (both chapters), H4's Laplace
     # trajectory, the baseline network's Laplace posteriors (no Normal prior: no start checks)
     assert len(jobs) == 5
+    ranges = [(job, spec, draws) for job in jobs for spec, draws in job.ranges()]
+    assert not any(warmup.range_is_cached(*r) for r in ranges)
     done = warmup.warm(jobs, workers=2)
     assert done.failed == {} and done.failed_chapters == set()
+    # a resumed build's progress counts only what is left: every range is now found in the cache
+    assert all(warmup.range_is_cached(*r) for r in ranges)
     assert warmup.plan(chapters, tmp_path) == []
     assert len(warmup.plan(chapters, tmp_path, force=True)) == 5
     for name, params in chapters:

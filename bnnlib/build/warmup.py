@@ -40,11 +40,12 @@ from bnnlib.errors import BnnlibError
 from bnnlib.infra.cluster import DaskExecutor, WorkerLost, parse_executor
 from bnnlib.infra.executor import ProcessExecutor
 from bnnlib.models.bnn import SVIConfig
-from bnnlib.models.device import resolve_device
+from bnnlib.models.device import device_environment, resolve_device
 from bnnlib.models.likelihoods import get_likelihood
 from bnnlib.models.network import Architecture
 from bnnlib.evaluate.predictive import draw_ranges
-from bnnlib.evaluate.study import ModelSpec, evaluate_model, fit_model, is_fitted, is_scored, score_range
+from bnnlib.evaluate.study import (ModelSpec, evaluate_model, fit_model, is_fitted, is_scored, range_spec,
+                                   score_range)
 
 PATH_PARAMETERS = ("data_dir", "data_root", "cache_dir")
 """Parameters that are paths, relative to the project folder the chapters run in."""
@@ -272,6 +273,13 @@ def _run_job(item: tuple) -> str | None:
     return error
 
 
+def range_is_cached(job: Job, spec: ModelSpec, draws: tuple[int, int]) -> bool:
+    """Whether this range of the model's draws is scored in the job's cache already (as seen from
+    here): a build that resumes counts only the ranges it has left in its progress and pace."""
+    return Cache(job.cache_dir).contains("score_range", range_spec(spec, draws), job.fingerprint,
+                                         device_environment(job.device))
+
+
 def _run_range(item: tuple) -> str | None:
     """Score one range of one model's draws from its cached fit (the second step); emit a
     "range" progress event."""
@@ -331,8 +339,11 @@ def _warm(jobs: list[Job], workers: int, force: bool, executor: str, rates: Rate
     print(f"[warm-up] {_count(len(fits), 'fit')} to run and {_count(sum(len(j.specs) for j in jobs), 'model')} to "
           f"score for {_count(len(chapters), 'chapter')}, {where}, longest first", flush=True)
     costs = [j.fit_cost() for j in jobs]
-    fit_weight = [c.fit_seconds(rates) if rates else c.fit_macs + c.trace_macs for c in costs]
-    ranges = sorted(((job, spec, draws, weight) for job, cost in zip(jobs, costs)
+    # work found in the cache weighs nothing: the bar's share and its pace count only what runs here
+    fit_weight = [0.0 if j.fitted and not force else c.fit_seconds(rates) if rates else c.fit_macs + c.trace_macs
+                  for j, c in zip(jobs, costs)]
+    ranges = sorted(((job, spec, draws, 0.0 if not force and range_is_cached(job, spec, draws) else weight)
+                     for job, cost in zip(jobs, costs)
                      for (spec, draws), weight in zip(job.ranges(), cost.range_seconds(rates) if rates
                                                       else cost.range_macs)),
                     key=lambda r: r[3], reverse=True)

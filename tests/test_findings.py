@@ -26,10 +26,15 @@ def test_convergence_names_converged_fits_and_explains_the_flat_prior():
     table = pd.DataFrame({"verdict": ["converged", "still moving", "diverging"]}, index=["normal", "flat", "laplace"])
     out = common.convergence_note(table, ["normal", "flat", "laplace"], "not a posterior.")
     assert out["converged"] == "normal"
-    assert "flat (talk: uniform) fit is still moving (the improper flat prior" in out["unconverged_note"]
-    assert "The Laplace fit is diverging; not a posterior." in out["unconverged_note"]
+    assert "The flat (talk: uniform) fit is still moving (the improper flat prior" in out["unconverged_note"]
+    assert "; the Laplace fit is diverging. For each of these fits: not a posterior." in out["unconverged_note"]
     everything = common.convergence_note(table.assign(verdict="converged"), ["normal", "flat"], "x")
     assert everything["unconverged_note"] == "Every fit converged."
+    # fits with one verdict share one clause, and the consequence is said once
+    moving = common.convergence_note(table.assign(verdict="still moving"), ["normal", "laplace"], "its scores are x.")
+    assert moving["unconverged_note"] == "The normal and Laplace fits are still moving. For each of these fits: its scores are x."
+    one = common.convergence_note(table, ["laplace"], "its scores are x.")
+    assert one["unconverged_note"] == "The Laplace fit is diverging; its scores are x."
 
 
 def _ours(bnn: float, control: float) -> pd.DataFrame:

@@ -78,10 +78,10 @@ def converged_findings(table: pd.DataFrame) -> dict:
     best = {snapshot: table[f"corr {snapshot}"].idxmax() for snapshot in ("A", "B")}
     unsettled = table.index[table["verdict B"] != "converged"].tolist()
     verdict = ("Every fit converged by B, so its row is a posterior's." if not unsettled else
-               "Not converged at B: " + ", ".join(f"{d} hidden layers ({table.loc[d, 'verdict B']})" for d in unsettled) + "; "
+               "Not converged at B: " + ", ".join(f"{layers(d)} ({table.loc[d, 'verdict B']})" for d in unsettled) + "; "
                "their B scores are where the optimiser stood when the continuation's cap was reached.")
     return {"converged_note": (
-        f"Under the {prior_label(CONVERGED_PRIOR)} prior the best depth is {best['A']} hidden layers at A "
+        f"Under the {prior_label(CONVERGED_PRIOR)} prior the best depth is {layers(best['A'])} at A "
         f"(corr {table.loc[best['A'], 'corr A']:.4f}) and {best['B']} at B (corr {table.loc[best['B'], 'corr B']:.4f}). "
         + verdict)}
 
@@ -92,6 +92,11 @@ def models(params: Mapping) -> list[ModelSpec]:
 
 
 # --------------------------------------------------------------------------- tables
+
+
+def layers(depth: int) -> str:
+    """'1 hidden layer', '3 hidden layers': a depth in words."""
+    return f"{int(depth)} hidden layer{'' if int(depth) == 1 else 's'}"
 
 
 def depth_label(hidden: Sequence[int]) -> str:
@@ -254,13 +259,13 @@ def laplace_glance(table: pd.DataFrame) -> pd.DataFrame:
             return None, "–"
         corr = table[f"corr {snapshot}"]
         verdict = joint_verdict(table[f"verdict {snapshot}"])
-        return corr.idxmax(), f"{corr.idxmax()} hidden layers ({corr.max():.4f})" + (
+        return corr.idxmax(), f"{layers(corr.idxmax())} ({corr.max():.4f})" + (
             f" ({verdict})" if verdict != "converged" else "")
 
     (a, a_cell), (b, b_cell) = best("A"), best("B")
     parts = [f"{'holds' if d == best_talk else 'differs'} at {label}" for label, d in (("A", a), ("B", b)) if d is not None]
     return pd.DataFrame([{"study": "4: architecture",
                           "finding": f"the best depth under the {prior_label(CONVERGED_PRIOR)} prior",
-                          "talk": f"{best_talk} hidden layers ({talk.max():.4f})", GLANCE_COLUMNS[3]: a_cell,
+                          "talk": f"{layers(best_talk)} ({talk.max():.4f})", GLANCE_COLUMNS[3]: a_cell,
                           GLANCE_COLUMNS[4]: b_cell, "Laplace": "–", "holds?": "; ".join(parts) or "–"}],
                         columns=list(GLANCE_COLUMNS))

@@ -47,7 +47,7 @@ def guide_start(prior: str, params: Mapping, shrink: float = 1.0) -> dict:
     0.01) instead: the improper flat prior's, which has no std to start from, and the linear
     model's (no hidden layer), whose every weight the data pin down: its posterior stds are ~1/1000
     of the prior's, further than the talk's budget of steps shrinks them from the prior (measured
-    on the default data: 42% above the exact mean-field optimum after 17,730 steps, 7% from 0.01)."""
+    on the talk-sized data: 42% above the exact mean-field optimum after 17,730 steps, 7% from 0.01)."""
     chosen = params.get("guide_init", "he")
     start = chosen if has_std(prior) and len(params["hidden"]) > 0 else "he"
     scale = initial_scale(start, params.get("init_scale") if start == chosen else None)
@@ -384,10 +384,24 @@ def agreement(check: pd.DataFrame) -> dict:
 
 
 def unconverged_note(verdicts: Mapping[str, str], consequence: str) -> str:
-    """One sentence per fit that did not converge: its verdict and what it means for the
-    numbers computed from it (empty when every fit converged)."""
-    return "".join(f"The {prior_label(name)} fit is {verdict}{FLAT_NOTE if name == 'flat' else ''}; {consequence} "
-                   for name, verdict in verdicts.items() if verdict != "converged").strip()
+    """The fits that did not converge, one clause per verdict, and once what that means for the
+    numbers computed from them (`consequence`, said of one fit); empty when every fit converged."""
+    groups: dict[str, list[str]] = {}
+    for name, verdict in verdicts.items():
+        if verdict != "converged":
+            groups.setdefault(verdict, []).append(name)
+    if not groups:
+        return ""
+    clauses = [f"{and_list([prior_label(n) for n in names])} {'fit is' if len(names) == 1 else 'fits are'} {verdict}"
+               + (FLAT_NOTE if "flat" in names else "") for verdict, names in groups.items()]
+    several = sum(len(names) for names in groups.values()) > 1
+    return f"The {'; the '.join(clauses)}{'. For each of these fits: ' if several else '; '}{consequence}".strip()
+
+
+def and_list(words: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def convergence_note(fit_table: pd.DataFrame, names: Sequence[str], consequence: str) -> dict:

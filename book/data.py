@@ -33,7 +33,7 @@
 
 # %% tags=["parameters", "remove-cell"]
 data_source = "synthetic"  # synthetic | numerai
-synthetic_profile = "default"  # synthetic data: tiny | quick | default | talk
+synthetic_profile = "default"  # synthetic data: tiny | quick | default
 data_dir = None  # real data: the folder holding Numerai's files
 feature_set = "small"  # the NN Starter's 38 features
 main_target = "target_nomi_20"

@@ -95,11 +95,9 @@ study.glance_view(glance)
 # epoch, and that each BNN's trace records for the network at its posterior mean, is shown, never
 # used to stop, select or tune; the convergence verdicts read the ELBO and the guide's scales.
 #
-# A posterior drawn from is only a posterior if the fit converged. The default dataset is the
-# talk's world with a quarter of its training rows (0.60M of v3's 2.42M), so that the whole book
-# builds in under an hour on two cores: 30 epochs are ~4,400 optimiser steps, not the talk's
-# ~17,700 (`bnnlib book --profile talk` builds it at the talk's size, in about three hours).
-# Each Bayesian fit is one trajectory with two snapshots. **A** is the talk's procedure as
+# A posterior drawn from is only a posterior if the fit converged. The default dataset has the
+# size of the talk's training data (2.42M rows), so 30 epochs are the talk's ~17,700 optimiser
+# steps. Each Bayesian fit is one trajectory with two snapshots. **A** is the talk's procedure as
 # the talk ran it (He-initialised means, stds 0.01, a constant learning rate of 1e-3, 30 epochs at
 # batch 4096, the last iterate). **B** is the same fit continued from A, with decaying learning
 # rates (the guide's scales at a larger one than its means), until its convergence verdict holds,

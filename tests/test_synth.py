@@ -39,10 +39,10 @@ def tiny() -> synth.SyntheticData:
 
 
 DEFAULT = synth.PROFILES["default"]
-# The statistical tests run on a copy of the default profile with 250 instead of ~1,050 rows per
-# training era (143k training rows instead of 0.60M; validation unchanged): the same seed, eras
+# The statistical tests run on a copy of the default profile with 250 instead of ~4,200 rows per
+# training era (143k training rows instead of 2.41M; validation unchanged): the same seed, eras
 # and knobs, hence the same hidden world and era path (test_reduced_copy_shares_the_world_and_path),
-# generated in about a second instead of ~5 s and 0.5 GB.
+# generated in about a second instead of ~20 s and 2 GB.
 REDUCED = dataclasses.replace(DEFAULT, name="default-reduced", train_rows=250)
 
 
@@ -218,29 +218,16 @@ def test_cli_synth(tmp_path, capsys):
 # --------------------------------------------------------------------------- the default profile and its reduced copy
 
 
-def test_talk_profile_has_numerai_v3_sizes():
+def test_default_profile_has_numerai_v3_sizes():
     """Sizes from the profile and from the generator's own era sizes (no rows are generated)."""
-    talk = synth.PROFILES["talk"]
-    assert (talk.train_eras, talk.validation_eras, talk.unresolved_eras) == (574, 105, 4)
-    rows_rng = np.random.default_rng(np.random.SeedSequence(talk.seed).spawn(3)[2])  # as in generate
-    train, valid = synth._era_sizes(talk, rows_rng)
+    assert (DEFAULT.train_eras, DEFAULT.validation_eras, DEFAULT.unresolved_eras) == (574, 105, 4)
+    rows_rng = np.random.default_rng(np.random.SeedSequence(DEFAULT.seed).spawn(3)[2])  # as in generate
+    train, valid = synth._era_sizes(DEFAULT, rows_rng)
     assert (len(train), len(valid)) == (574, 105)
     assert 2_380_000 <= train.sum() <= 2_440_000  # v3: about 2.41M training rows
     assert 17_400 <= 30 * np.ceil(train.sum() / 4096) <= 18_000  # the talk's ~17,700 steps: 30 epochs, batch 4096
-    assert train[:50].mean() < 0.85 * talk.train_rows and train[-50:].mean() > 1.15 * talk.train_rows
+    assert train[:50].mean() < 0.85 * DEFAULT.train_rows and train[-50:].mean() > 1.15 * DEFAULT.train_rows
     assert ((valid >= 1400) & (valid <= 1600)).all()
-
-
-def test_default_profile_is_the_talks_world_with_a_quarter_of_the_training_rows():
-    """The book's data: the same seed, eras, validation rows and knobs as `talk` (so the same
-    hidden world), 4x fewer training rows, so the talk's 30 epochs are a quarter of its steps."""
-    talk = synth.PROFILES["talk"]
-    assert dataclasses.replace(DEFAULT, name="talk", train_rows=talk.train_rows) == talk
-    assert DEFAULT.train_rows * 4 == talk.train_rows
-    rows_rng = np.random.default_rng(np.random.SeedSequence(DEFAULT.seed).spawn(3)[2])  # as in generate
-    train, valid = synth._era_sizes(DEFAULT, rows_rng)
-    assert 595_000 <= train.sum() <= 610_000 and ((valid >= 1400) & (valid <= 1600)).all()
-    assert 4_350 <= 30 * np.ceil(train.sum() / 4096) <= 4_500  # ~4,400 steps: 30 epochs, batch 4096
 
 
 def test_reduced_copy_shares_the_world_and_path():
@@ -356,5 +343,5 @@ def test_a_concept_shift_flips_weights_leaves_the_features_and_changes_nothing_e
     assert changes["concept_drift"].equals(concept[eras["data_type"] == "validation"][calm].set_axis(
         validation.loc[calm, "era"].astype(str)).rename("concept_drift"))
     assert len(changes["covariate_shift"]) == len(validation) > len(changes["concept_drift"])
-    assert {"quick-drift", "default-drift", "talk-drift"} <= set(PROFILES)
+    assert {"quick-drift", "default-drift"} <= set(PROFILES)
     assert PROFILES["default-drift"].train_rows == PROFILES["default"].train_rows

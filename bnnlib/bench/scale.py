@@ -236,13 +236,13 @@ def run_v5(out: Path, draws: int = 1000, seed: int = 0, keep_data: bool = False)
                               f"({rows:,} of {n_valid:,} rows), time extrapolated by rows")
             rates[f"scoring_{precision}"] = flops / seconds
     best = {kind: max(precisions, key=lambda p: rates[f"{kind}_{p}"]) for kind in ("train", "scoring")}
-    workloads = {}
-    for name in ("default", "talk"):  # the book's synthetic data, and the talk's size (v3)
-        synthetic = PROFILES[name]
-        rows = synthetic.train_eras * synthetic.train_rows
-        valid = (synthetic.validation_eras - synthetic.unresolved_eras) * synthetic.validation_rows
-        workloads[name] = book_workload(name, rows, valid, synthetic.n_small)
-    workloads["numerai-v5"] = book_workload("numerai-v5", n_train, n_valid, x.shape[1])
+    synthetic = PROFILES["default"]
+    default_rows = synthetic.train_eras * synthetic.train_rows
+    default_valid = (synthetic.validation_eras - synthetic.unresolved_eras) * synthetic.validation_rows
+    workloads = {
+        "default": book_workload("default", default_rows, default_valid, synthetic.n_small),
+        "numerai-v5": book_workload("numerai-v5", n_train, n_valid, x.shape[1]),
+    }
     workers = (1, 4, 16, 64)
     projections = {name: projection(work, rates[f"train_{best['train']}"], rates[f"scoring_{best['scoring']}"],
                                     workers)

@@ -1,19 +1,16 @@
 """Named sizes and settings of the synthetic Numerai-like dataset.
 
-`talk` is sized like Numerai's v3 data that the study we reproduce used: 574 training eras of
-about 4,200 rows (2.41M rows; era sizes ramp up over time), so the talk's 30 epochs at batch 4096
-are its ~17,700 optimiser steps, and 105 validation eras of about 1,500 rows, so the per-era
-corr of a simple model has Numerai's spread (its sampling std is about 1 / sqrt(rows per era)).
-Its `signal_corr` is set so that a linear model fit on all those rows scores Numerai's 0.01-0.02
-on validation (about 0.015 on average over seeds; 105 eras of 1,500 rows leave a sampling std of
+`default` is the book's dataset, sized like Numerai's v3 data that the study we reproduce used:
+574 training eras of about 4,200 rows (2.41M rows; era sizes ramp up over time), so an epoch
+and a batch size mean what they meant in the talk (30 epochs at batch 4096 are its ~17,700
+optimiser steps), and 105 validation eras of about 1,500 rows, so the per-era corr of a simple
+model has Numerai's spread (its sampling std is about 1 / sqrt(rows per era)). Its
+`signal_corr` is set so that a linear model fit on all those rows scores Numerai's 0.01-0.02 on
+validation (about 0.015 on average over seeds; 105 eras of 1,500 rows leave a sampling std of
 about 0.003 on that mean). Fit on fewer rows, the same signal scores less: the weights are
-noisier (at 144k rows, about two thirds as much).
-
-`default`, the book's dataset, is the same world (seed, eras, validation rows) with a quarter of
-the training rows per era (about 1,050: 0.60M rows), so that the whole book fits its budget of 45
-minutes on two cores: the talk's 30 epochs at batch 4096 are then ~4,400 steps. `quick` is for
-testing the book, `tiny` for unit tests; they share the other statistical settings and are far
-too small for the facts that need many rows (bnnlib.data.facts).
+noisier (at 144k rows, about two thirds as much). `quick` is for testing the book, `tiny` for
+unit tests; they share the other statistical settings and are far too small for the facts that
+need many rows (bnnlib.data.facts).
 """
 
 from __future__ import annotations
@@ -117,11 +114,10 @@ PROFILES: dict[str, SynthProfile] = {
                          gap_eras=2, unresolved_eras=2),
     "quick": SynthProfile("quick", train_eras=60, train_rows=200, validation_eras=30, validation_rows=300,
                           gap_eras=10, unresolved_eras=4),
-    "talk": SynthProfile("talk", train_eras=574, train_rows=4200, validation_eras=105,
-                         validation_rows=1500, gap_eras=30, unresolved_eras=4, signal_corr=0.027),
+    "default": SynthProfile("default", train_eras=574, train_rows=4200, validation_eras=105,
+                            validation_rows=1500, gap_eras=30, unresolved_eras=4, signal_corr=0.027),
 }
-PROFILES["default"] = dataclasses.replace(PROFILES["talk"], name="default", train_rows=1050)
-for _name in ("quick", "default", "talk"):  # the same data with eras of concept drift alone planted beside the shifts
+for _name in ("quick", "default"):  # the same data with eras of concept drift alone planted beside the shifts
     PROFILES[f"{_name}-drift"] = dataclasses.replace(PROFILES[_name], name=f"{_name}-drift", concept_shift_rate=0.08)
 
 

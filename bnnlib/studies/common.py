@@ -47,7 +47,7 @@ def guide_start(prior: str, params: Mapping, shrink: float = 1.0) -> dict:
     0.01) instead: the improper flat prior's, which has no std to start from, and the linear
     model's (no hidden layer), whose every weight the data pin down: its posterior stds are ~1/1000
     of the prior's, further than the talk's budget of steps shrinks them from the prior (measured
-    on the talk-sized data: 42% above the exact mean-field optimum after 17,730 steps, 7% from 0.01)."""
+    on the default data: 42% above the exact mean-field optimum after 17,730 steps, 7% from 0.01)."""
     chosen = params.get("guide_init", "he")
     start = chosen if has_std(prior) and len(params["hidden"]) > 0 else "he"
     scale = initial_scale(start, params.get("init_scale") if start == chosen else None)

@@ -81,7 +81,7 @@ prior (`priors.WIDE`), from the same start and under the same procedure (the tal
 as vague as the flat prior where the data decide, but with a posterior. Fitted once, to the
 talk's budget: under the talk's procedure its layers' stds still moved 29% over the last fifth of
 the 17,730 steps, and 10-12% with three to five times the steps, while its ELBO per row moved less
-than 0.001 (measured on the talk-sized data). The ELBO is nearly flat along the stds of the weights
+than 0.001 (measured on the default data). The ELBO is nearly flat along the stds of the weights
 the data barely use, so where they end is the optimiser's, which `wide_vs_flat` says."""
 
 
@@ -98,7 +98,7 @@ EXACT_CHECK_BUDGET = 2
 """The appendix checks SVI against the exact posterior on the linear Normal BNN fitted with this
 many times the chapter's steps: at the talk's 17,730 steps its worst posterior mean was still
 0.17 exact posterior stds from the exact one (its means still drifting from their He start,
-below what the convergence verdict sees), at twice the steps 0.065 (measured on the talk-sized data)."""
+below what the convergence verdict sees), at twice the steps 0.065 (measured on the default data)."""
 
 LINEAR_AT_BUDGET = "normal_0"
 """The linear Normal-prior BNN under the talk's procedure: the architecture appendix's depth-0

@@ -658,3 +658,15 @@ def test_the_laplace_note_compares_with_the_baseline_and_only_converged_bnns():
     none = ensembles.laplace_note(table, ours, ["normal"], {"normal": "still moving"})["laplace_note"]
     assert "No mean-field BNN converged here" in none
     assert ensembles.laplace_note(table.iloc[0:0], ours, [], {}) == {"laplace_note": "This run fits no Laplace posterior."}
+
+
+def test_the_depth_findings_say_one_hidden_layer_in_the_singular():
+    table = pd.DataFrame({"corr A": [0.010, 0.020, 0.015], "corr B": [0.012, 0.011, 0.013],
+                          "verdict A": ["still moving"] * 3, "verdict B": ["converged", "still moving", "converged"]},
+                         index=pd.Index([1, 2, 3], name="depth"))
+    note = architecture.converged_findings(table)["converged_note"]
+    assert "the best depth is 2 hidden layers at A" in note and "and 3 at B" in note
+    assert "Not converged at B: 2 hidden layers (still moving)" in note
+    row = architecture.laplace_glance(table.rename({2: 1, 1: 2}))
+    assert row.loc[0, "A: the talk's procedure"].startswith("1 hidden layer (0.0200)")
+    assert "1 hidden layers" not in " ".join(row.astype(str).values.ravel())

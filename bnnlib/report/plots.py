@@ -67,7 +67,13 @@ def grouped_bar_panels(tables: Mapping[str, pd.DataFrame], *, title: str, ylabel
         ax.set_title(name or title)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        ax.legend(fontsize="small")
+    columns = [list(t.columns) for t in tables.values()]
+    if all(c == columns[0] for c in columns):  # one legend under the panels: inside one it hides bars
+        figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=min(len(columns[0]), 4),
+                      frameon=False, fontsize="small")
+    else:
+        for ax in axes:
+            ax.legend(fontsize="small")
     if len(tables) > 1 or next(iter(tables)):
         figure.suptitle(title)
     return figure
@@ -98,7 +104,9 @@ def ours_vs_talk_bars(ours: pd.DataFrame, talk: pd.DataFrame, columns: Mapping[s
         ax.set_xlabel(str(ours.index.name or "model"))
         ax.set_ylabel(label)
         ax.set_title(label)
-        ax.legend(fontsize="small")
+    # one legend for both panels, under them: inside a panel it hides the tallest bars
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, frameon=False,
+                  fontsize="small")
     figure.suptitle(title)
     return figure
 

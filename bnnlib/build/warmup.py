@@ -340,8 +340,8 @@ def _warm(jobs: list[Job], workers: int, force: bool, executor: str, rates: Rate
           f"score for {_count(len(chapters), 'chapter')}, {where}, longest first", flush=True)
     costs = [j.fit_cost() for j in jobs]
     # work found in the cache weighs nothing: the bar's share and its pace count only what runs here
-    fit_weight = [0.0 if j.fitted and not force else c.fit_seconds(rates) if rates else c.fit_macs + c.trace_macs
-                  for j, c in zip(jobs, costs)]
+    fit_weight = [c.fit_seconds(rates) if rates else c.fit_macs + c.trace_macs for c in costs]
+    fit_weight = [0.0 if job.fitted and not force else weight for job, weight in zip(jobs, fit_weight)]
     ranges = sorted(((job, spec, draws, 0.0 if not force and range_is_cached(job, spec, draws) else weight)
                      for job, cost in zip(jobs, costs)
                      for (spec, draws), weight in zip(job.ranges(), cost.range_seconds(rates) if rates

@@ -46,6 +46,13 @@ def _figure(n_panels: int = 1, width: float = 5.0, height: float = 3.6, share_y:
     return figure, list(axes)
 
 
+def legend_below(figure: Figure, ax, ncol: int, fontsize="small") -> None:
+    """One legend for all panels, from `ax`'s labelled artists, under the panels: inside a panel
+    it hides the tallest bars or the ends of the traces."""
+    figure.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=ncol, frameon=False,
+                  fontsize=fontsize)
+
+
 def grouped_bar_panels(tables: Mapping[str, pd.DataFrame], *, title: str, ylabel: str, xlabel: str,
                        colors: Sequence[str] | None = None) -> Figure:
     """One panel of grouped bars per table ({panel title: table}), on a shared y axis, e.g.
@@ -68,9 +75,8 @@ def grouped_bar_panels(tables: Mapping[str, pd.DataFrame], *, title: str, ylabel
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
     columns = [list(t.columns) for t in tables.values()]
-    if all(c == columns[0] for c in columns):  # one legend under the panels: inside one it hides bars
-        figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=min(len(columns[0]), 4),
-                      frameon=False, fontsize="small")
+    if all(c == columns[0] for c in columns):
+        legend_below(figure, axes[0], ncol=min(len(columns[0]), 4))
     else:
         for ax in axes:
             ax.legend(fontsize="small")
@@ -104,9 +110,7 @@ def ours_vs_talk_bars(ours: pd.DataFrame, talk: pd.DataFrame, columns: Mapping[s
         ax.set_xlabel(str(ours.index.name or "model"))
         ax.set_ylabel(label)
         ax.set_title(label)
-    # one legend for both panels, under them: inside a panel it hides the tallest bars
-    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2, frameon=False,
-                  fontsize="small")
+    legend_below(figure, axes[0], ncol=2)
     figure.suptitle(title)
     return figure
 
@@ -299,8 +303,7 @@ def fit_traces(traces: pd.DataFrame, *, title: str, diverged: Sequence[str] = ()
     for model in models:
         label = f"{model} (diverged: off the scale)" if model in diverged and len(kept) < len(traces) else model
         axes[2].plot([], [], color=colors[model], lw=1.5, ls="--" if model in diverged else "-", label=label)
-    figure.legend(*axes[2].get_legend_handles_labels(), loc="outside lower center",
-                  ncol=min(len(models), 4), frameon=False, fontsize=9)
+    legend_below(figure, axes[2], ncol=min(len(models), 4), fontsize=9)
     figure.suptitle(title)
     return figure
 
